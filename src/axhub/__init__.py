@@ -1,0 +1,3 @@
+"""AX Hub: an open, self-hostable manufacturing AI platform."""
+
+__version__ = "0.1.0"

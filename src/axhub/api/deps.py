@@ -1,0 +1,225 @@
+"""Request dependencies: who is calling (session cookie or API key), what they may do, and the
+organisation-scoped data access (:class:`~axhub.store.scoped.OrgScope`) built from that.
+
+Routes never filter by organisation themselves: they receive an ``OrgScope`` whose org comes
+from the authenticated principal, so another company's ids simply are not found (404).
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from axhub.api.errors import ApiError
+from axhub.api.security import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    SessionSigner,
+    key_prefix,
+    keys_match,
+)
+from axhub.core.domain import Role
+from axhub.core.settings import Settings
+from axhub.core.timeutil import utcnow
+from axhub.store import accounts_repo
+from axhub.store.blobs import BlobStore
+from axhub.store.db import Database
+from axhub.store.scoped import OrgScope
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+KEY_SCOPES = ("read", "write", "ingest", "admin")
+
+
+class Need(StrEnum):
+    """What a route requires of the caller."""
+
+    READ = "read"  # any member; keys with 'read'
+    WRITE = "write"  # engineer or admin; keys with 'write'
+    INGEST = "ingest"  # engineer or admin; keys with 'ingest' or 'write'
+    ADMIN = "admin"  # organisation admin; keys with 'admin'
+    OPERATOR = "operator"  # the data center's platform operator
+
+
+_ROLES: dict[Need, frozenset[str]] = {
+    Need.READ: frozenset({Role.ADMIN, Role.ENGINEER, Role.VIEWER, Role.OPERATOR}),
+    Need.WRITE: frozenset({Role.ADMIN, Role.ENGINEER, Role.OPERATOR}),
+    Need.INGEST: frozenset({Role.ADMIN, Role.ENGINEER, Role.OPERATOR}),
+    Need.ADMIN: frozenset({Role.ADMIN, Role.OPERATOR}),
+    Need.OPERATOR: frozenset({Role.OPERATOR}),
+}
+_KEY_SCOPES: dict[Need, frozenset[str]] = {
+    Need.READ: frozenset({"read"}),
+    Need.WRITE: frozenset({"write"}),
+    Need.INGEST: frozenset({"ingest", "write"}),
+    Need.ADMIN: frozenset({"admin"}),
+    Need.OPERATOR: frozenset({"admin"}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    org_id: str
+    role: str
+    via: str  # 'session' or 'key'
+    user_id: str | None = None
+    key_id: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    csrf: str | None = None
+
+    def allows(self, need: Need) -> bool:
+        if self.role not in _ROLES[need]:
+            return False
+        return self.via == "session" or bool(self.scopes & _KEY_SCOPES[need])
+
+    @property
+    def actor(self) -> str:
+        return self.user_id or f"key:{self.key_id}"
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    signer: SessionSigner
+    secure_cookies: bool = True
+    max_upload_bytes: int = 50 * 1024 * 1024
+    executor: Any = None  # LocalExecutor | RayExecutor | None (jobs wait for an outside worker)
+    queue: Any = None
+    # API keys checked recently: hash lookups are cheap, but a DB round trip per request is not
+    # free under load. Revoking a key takes effect within KEY_CACHE_S.
+    key_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+    key_cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    KEY_CACHE_S: float = 5.0
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.axhub
+
+
+def _from_key(state: AppState, key: str) -> Principal:
+    now = time.monotonic()
+    cached = state.key_cache.get(key)
+    if cached is not None and now - cached[0] < state.KEY_CACHE_S:
+        return cached[1]
+    prefix = key_prefix(key)
+    if prefix is None:
+        raise ApiError(401, "unauthorized", "malformed API key", hint="keys look like axk_xxxxxxxx_...")
+    with state.db.session() as s:
+        for row in accounts_repo.keys_by_prefix(s, prefix):
+            if keys_match(key, row.key_hash):
+                principal = Principal(
+                    org_id=row.org_id,
+                    role=row.role,
+                    via="key",
+                    user_id=row.user_id,
+                    key_id=row.id,
+                    scopes=frozenset(row.scopes),
+                )
+                stamp = utcnow()
+                if row.last_used_at is None or stamp - row.last_used_at > timedelta(minutes=1):
+                    row.last_used_at = stamp
+                with state.key_cache_lock:
+                    if len(state.key_cache) > 10_000:
+                        state.key_cache.clear()
+                    state.key_cache[key] = (now, principal)
+                return principal
+    raise ApiError(
+        401, "unauthorized", "unknown or revoked API key", hint="create a new key with 'axhub keys create'"
+    )
+
+
+def _from_session(state: AppState, request: Request, cookie: str) -> Principal:
+    data = state.signer.read(cookie)
+    if data is None:
+        raise ApiError(401, "unauthorized", "session expired or invalid", hint="sign in again")
+    with state.db.session() as s:
+        user = accounts_repo.user_by_id(s, str(data["uid"]))
+        if user is None or not user.is_active:
+            raise ApiError(401, "unauthorized", "session expired or invalid", hint="sign in again")
+        principal = Principal(
+            org_id=user.org_id, role=user.role, via="session", user_id=user.id, csrf=str(data["csrf"])
+        )
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not hmac.compare_digest(sent, principal.csrf or ""):
+            raise ApiError(
+                403,
+                "csrf_failed",
+                "missing or wrong CSRF token",
+                hint=f"send the axhub_csrf cookie's value in the {CSRF_HEADER} header",
+            )
+    return principal
+
+
+def authenticate(request: Request) -> Principal:
+    state = app_state(request)
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "use 'Authorization: Bearer axk_...'")
+        return _from_key(state, token.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return _from_session(state, request, cookie)
+    raise ApiError(401, "unauthorized", "sign in or send an API key", hint="Authorization: Bearer axk_...")
+
+
+@functools.cache
+def require(need: Need) -> Callable[[Request], Principal]:
+    def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        if not principal.allows(need):
+            what = "API key's scopes" if principal.via == "key" else f"role '{principal.role}'"
+            raise ApiError(
+                403,
+                "forbidden",
+                f"your {what} do not allow this ({need.value} needed)",
+                hint="ask an administrator of your organisation",
+            )
+        request.state.principal = principal
+        return principal
+
+    dependency.__name__ = f"require_{need.value}"
+    return dependency
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with app_state(request).db.session() as session:
+        yield session
+
+
+@functools.cache
+def scope_for(need: Need) -> Callable[..., OrgScope]:
+    def dependency(
+        principal: Principal = Depends(require(need)),
+        session: Session = Depends(_session),
+    ) -> OrgScope:
+        return OrgScope(session, principal.org_id)
+
+    dependency.__name__ = f"scope_{need.value}"
+    return dependency
+
+
+State = Annotated[AppState, Depends(app_state)]
+Reader = Annotated[Principal, Depends(require(Need.READ))]
+Writer = Annotated[Principal, Depends(require(Need.WRITE))]
+Ingester = Annotated[Principal, Depends(require(Need.INGEST))]
+Admin = Annotated[Principal, Depends(require(Need.ADMIN))]
+Operator = Annotated[Principal, Depends(require(Need.OPERATOR))]
+ReadScope = Annotated[OrgScope, Depends(scope_for(Need.READ))]
+WriteScope = Annotated[OrgScope, Depends(scope_for(Need.WRITE))]
+IngestScope = Annotated[OrgScope, Depends(scope_for(Need.INGEST))]
+AdminScope = Annotated[OrgScope, Depends(scope_for(Need.ADMIN))]
+DbSession = Annotated[Session, Depends(_session)]

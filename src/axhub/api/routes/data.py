@@ -1,0 +1,190 @@
+"""Uploads (CSV, Parquet, images) and datasets (immutable, versioned selections to train on)."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+
+from axhub.api.deps import IngestScope, ReadScope, State, WriteScope
+from axhub.api.errors import ERROR_RESPONSES, ApiError
+from axhub.api.routes._util import page_of
+from axhub.api.schemas.common import Deleted, Page, Paging, paging
+from axhub.api.schemas.work import DatasetCreate, DatasetOut, RejectOut, UploadOut
+from axhub.core.errors import InputProblem, InputValidationError
+from axhub.core.timeutil import utcnow
+from axhub.jobs.data import check_dataset_spec
+from axhub.store.models import DatasetRow, IngestRunRow
+from axhub.store.scoped import OrgScope
+
+uploads = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
+datasets = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+
+TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+MAX_REJECTS_SHOWN = 200
+
+
+def _suffix(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot >= 0 else ""
+
+
+def new_dataset(scope: OrgScope, name: str, kind: str, spec: dict[str, Any]) -> DatasetRow:
+    """The next version of dataset ``name`` (datasets are never edited, only re-versioned)."""
+    latest = scope.list(DatasetRow, name=name, order_by=DatasetRow.version.desc(), limit=1)
+    version = latest[0].version + 1 if latest else 1
+    return scope.add(DatasetRow(name=name, version=version, kind=kind, spec=spec))
+
+
+def _record_upload(
+    scope: OrgScope, sha: str, filename: str, rows: int = 0, rejected: int = 0
+) -> IngestRunRow:
+    # Blobs are content-addressed and shared; this row is what makes an upload *this*
+    # organisation's, so a dataset can only point at content its own organisation uploaded.
+    return scope.add(
+        IngestRunRow(
+            source=f"upload:{sha}:{filename}", rows_read=rows, rows_rejected=rejected, finished_at=utcnow()
+        )
+    )
+
+
+def _owns_upload(scope: OrgScope, sha: str) -> bool:
+    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.like(f"upload:{sha}:%")).limit(1)
+    return scope.session.scalars(stmt).first() is not None
+
+
+def _read_table(raw: bytes, fmt: str, filename: str) -> Any:
+    import pandas as pd
+
+    try:
+        if fmt == "csv":
+            return pd.read_csv(io.BytesIO(raw))
+        return pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:  # pandas/pyarrow raise many types for a broken file
+        raise InputValidationError(
+            InputProblem(filename, None, None, f"not a readable {fmt.upper()} file: {exc}"),
+            hint="check the file opens in a spreadsheet or with pandas",
+        ) from exc
+
+
+def _row_problems(frame: Any, filename: str) -> list[InputProblem]:
+    """Rows the ingestion layer would reject: empty rows and unparseable numbers in numeric-looking
+    columns (a column is numeric-looking when most of its values parse)."""
+    import pandas as pd
+
+    problems: list[InputProblem] = []
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series):
+            continue
+        parsed = pd.to_numeric(series, errors="coerce")
+        if parsed.notna().mean() < 0.8:
+            continue  # a text column (ids, labels, timestamps)
+        for row in series.index[parsed.isna() & series.notna()]:
+            problems.append(
+                InputProblem(filename, int(row) + 2, str(column), f"not a number: {series[row]!r}")
+            )
+    return problems
+
+
+@uploads.post("", operation_id="create_upload", response_model=UploadOut, status_code=201)
+def create_upload(
+    scope: IngestScope,
+    state: State,
+    file: Annotated[UploadFile, File(description="CSV, Parquet or an image (PNG, JPEG, BMP, TIFF)")],
+    dataset_name: Annotated[str | None, Form(max_length=200)] = None,
+    kind: Annotated[Literal["auto", "table", "image"], Form()] = "auto",
+) -> UploadOut:
+    """Upload a table or an image. Tables are checked row by row (rejected rows are listed with
+    row and field) and, with ``dataset_name``, become the next version of that dataset."""
+    filename = (file.filename or "upload").rsplit("/", 1)[-1][:200]
+    suffix = _suffix(filename)
+    if kind == "auto":
+        kind = "table" if suffix in TABLE_SUFFIXES else "image" if suffix in IMAGE_SUFFIXES else "auto"
+    if kind == "auto":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"cannot tell what {filename!r} is",
+            hint="upload .csv, .parquet or an image, or set kind",
+        )
+    raw = file.file.read(state.max_upload_bytes + 1)
+    if len(raw) > state.max_upload_bytes:
+        raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
+    if kind == "image":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(raw)) as image:
+                image.load()
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise InputValidationError(
+                InputProblem(filename, None, None, f"not a readable image: {exc}"), hint="upload PNG or JPEG"
+            ) from exc
+        sha = state.blobs.put(raw)
+        run = _record_upload(scope, sha, filename, rows=1)
+        return UploadOut(
+            kind="image", filename=filename, bytes=len(raw), sha256=sha, rows_read=1, ingest_run_id=run.id
+        )
+
+    fmt = TABLE_SUFFIXES.get(suffix, "csv")
+    frame = _read_table(raw, fmt, filename)
+    problems = _row_problems(frame, filename)
+    sha = state.blobs.put(raw)
+    rejected_rows = len({p.row for p in problems})
+    run = _record_upload(scope, sha, filename, rows=len(frame), rejected=rejected_rows)
+    dataset = None
+    if dataset_name:
+        spec = {
+            "source": "upload",
+            "blob_sha256": sha,
+            "format": fmt,
+            "filename": filename,
+            "rows": len(frame),
+            "columns": [str(c) for c in frame.columns],
+        }
+        dataset = DatasetOut.model_validate(new_dataset(scope, dataset_name, "table", spec))
+    return UploadOut(
+        kind="table",
+        filename=filename,
+        bytes=len(raw),
+        sha256=sha,
+        rows_read=len(frame),
+        rows_rejected=rejected_rows,
+        ingest_run_id=run.id,
+        rejects=[
+            RejectOut(file=p.file, row=p.row, field=p.field, problem=p.problem)
+            for p in problems[:MAX_REJECTS_SHOWN]
+        ],
+        dataset=dataset,
+    )
+
+
+@datasets.get("", operation_id="list_datasets", response_model=Page[DatasetOut])
+def list_datasets(
+    scope: ReadScope, pg: Annotated[Paging, Depends(paging)], name: str | None = None
+) -> Page[DatasetOut]:
+    return page_of(scope, DatasetRow, DatasetOut, pg, order_by=DatasetRow.created_at.desc(), name=name)
+
+
+@datasets.post("", operation_id="create_dataset", response_model=DatasetOut, status_code=201)
+def create_dataset(body: DatasetCreate, scope: WriteScope) -> DatasetOut:
+    """Define a dataset (a new version when the name exists)."""
+    check_dataset_spec(body.spec)
+    if body.spec["source"] == "upload" and not _owns_upload(scope, str(body.spec["blob_sha256"])):
+        raise ApiError(404, "not_found", "no upload with that sha256", hint="upload the file first")
+    return DatasetOut.model_validate(new_dataset(scope, body.name, body.kind, dict(body.spec)))
+
+
+@datasets.get("/{dataset_id}", operation_id="get_dataset", response_model=DatasetOut)
+def get_dataset(dataset_id: str, scope: ReadScope) -> DatasetOut:
+    return DatasetOut.model_validate(scope.get(DatasetRow, dataset_id))
+
+
+@datasets.delete("/{dataset_id}", operation_id="delete_dataset", response_model=Deleted)
+def delete_dataset(dataset_id: str, scope: WriteScope) -> Deleted:
+    row = scope.get(DatasetRow, dataset_id)
+    scope.delete(row)
+    return Deleted(id=dataset_id)

@@ -1,0 +1,73 @@
+"""Users of your organisation (administrators manage them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from axhub.api.deps import Admin, AdminScope
+from axhub.api.errors import ERROR_RESPONSES
+from axhub.api.routes._util import page_of
+from axhub.api.schemas.accounts import UserCreate, UserOut, UserUpdate
+from axhub.api.schemas.common import Deleted, Page, Paging, paging
+from axhub.api.security import hash_password
+from axhub.core.errors import ConflictError
+from axhub.store import accounts_repo
+from axhub.store.models import UserRow
+
+router = APIRouter(prefix="/users", tags=["users"], responses=ERROR_RESPONSES)
+
+
+@router.get("", operation_id="list_users", response_model=Page[UserOut])
+def list_users(scope: AdminScope, pg: Annotated[Paging, Depends(paging)]) -> Page[UserOut]:
+    return page_of(scope, UserRow, UserOut, pg, order_by=UserRow.created_at)
+
+
+@router.post("", operation_id="create_user", response_model=UserOut, status_code=201)
+def create_user(body: UserCreate, scope: AdminScope) -> UserOut:
+    if accounts_repo.user_by_email(scope.session, body.email) is not None:
+        raise ConflictError(f"a user with e-mail {body.email} already exists")
+    row = scope.add(
+        UserRow(
+            email=body.email.lower(),
+            name=body.name,
+            password_hash=hash_password(body.password),
+            role=body.role,
+            locale=body.locale,
+        )
+    )
+    return UserOut.model_validate(row)
+
+
+@router.get("/{user_id}", operation_id="get_user", response_model=UserOut)
+def get_user(user_id: str, scope: AdminScope) -> UserOut:
+    return UserOut.model_validate(scope.get(UserRow, user_id))
+
+
+@router.patch("/{user_id}", operation_id="update_user", response_model=UserOut)
+def update_user(user_id: str, body: UserUpdate, scope: AdminScope, principal: Admin) -> UserOut:
+    row = scope.get(UserRow, user_id)
+    data = body.model_dump(exclude_unset=True)
+    if row.id == principal.user_id and (
+        data.get("role", row.role) != row.role or data.get("is_active") is False
+    ):
+        raise ConflictError("you cannot demote or deactivate yourself", hint="ask another administrator")
+    if "password" in data:
+        password = data.pop("password")
+        if password is not None:
+            row.password_hash = hash_password(password)
+    for key, value in data.items():
+        if value is not None:
+            setattr(row, key, value)
+    scope.session.flush()
+    return UserOut.model_validate(row)
+
+
+@router.delete("/{user_id}", operation_id="delete_user", response_model=Deleted)
+def delete_user(user_id: str, scope: AdminScope, principal: Admin) -> Deleted:
+    row = scope.get(UserRow, user_id)
+    if row.id == principal.user_id:
+        raise ConflictError("you cannot delete yourself", hint="ask another administrator")
+    scope.delete(row)
+    return Deleted(id=user_id)

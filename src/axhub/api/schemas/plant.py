@@ -1,0 +1,120 @@
+"""Sites, assets, signals and readings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from axhub.api.schemas.common import In, Out
+
+AssetKindName = Literal["line", "cnc", "pump", "turbine", "compressor", "camera", "other"]
+Slug = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SiteOut(Out):
+    id: str
+    name: str
+    timezone: str
+    created_at: datetime
+
+
+class SiteCreate(In):
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = Field(default="Asia/Seoul", max_length=64)
+
+
+class SiteUpdate(In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64)
+
+
+class AssetOut(Out):
+    id: str
+    site_id: str
+    parent_id: str | None
+    name: str
+    slug: str
+    kind: str
+    description: str
+    created_at: datetime
+
+
+class AssetCreate(In):
+    site_id: str = Field(max_length=40)
+    name: str = Field(min_length=1, max_length=200)
+    slug: str | None = Slug
+    kind: AssetKindName = "other"
+    parent_id: str | None = Field(default=None, max_length=40)
+    description: str = Field(default="", max_length=4000)
+
+
+class AssetUpdate(In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: AssetKindName | None = None
+    parent_id: str | None = Field(default=None, max_length=40)
+    description: str | None = Field(default=None, max_length=4000)
+
+
+class SignalOut(Out):
+    id: str
+    asset_id: str
+    name: str
+    unit: str
+    dtype: str
+    source_address: str | None
+    description: str
+    low_limit: float | None
+    high_limit: float | None
+
+
+class SignalCreate(In):
+    asset_id: str = Field(max_length=40)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    unit: str = Field(default="", max_length=40)
+    dtype: Literal["float", "int", "bool"] = "float"
+    source_address: str | None = Field(default=None, max_length=500)
+    description: str = Field(default="", max_length=4000)
+    low_limit: float | None = None
+    high_limit: float | None = None
+
+
+class SignalUpdate(In):
+    unit: str | None = Field(default=None, max_length=40)
+    source_address: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=4000)
+    low_limit: float | None = None
+    high_limit: float | None = None
+
+
+class SeriesOut(Out):
+    signal: str
+    unit: str = ""
+    times: list[datetime]
+    values: list[float | None]
+
+
+class ReadingsOut(Out):
+    asset_id: str
+    start: datetime
+    end: datetime
+    interval: str | None
+    agg: str
+    series: list[SeriesOut]
+
+
+class ReadingIn(In):
+    time: datetime
+    signal: str = Field(min_length=1, max_length=200)
+    value: float
+    quality: int = Field(default=0, ge=0, le=2)
+
+
+class ReadingsIn(In):
+    readings: list[ReadingIn] = Field(min_length=1, max_length=100_000)
+
+
+class WriteOut(Out):
+    written: int
+    details: dict[str, Any] = Field(default_factory=dict)

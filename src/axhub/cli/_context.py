@@ -1,0 +1,43 @@
+"""What every command needs: settings, a migrated database, the org and a console."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from axhub.core.errors import AxHubError
+from axhub.core.settings import Settings, get_settings
+from axhub.store.db import Database
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def open_database(settings: Settings | None = None) -> Database:
+    """The metadata database, created and migrated on first use."""
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    db = Database(settings.database_url)
+    db.migrate()
+    return db
+
+
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Show AX Hub errors as one red line with the hint, not a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except AxHubError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(code=1) from exc
+
+    return wrapper

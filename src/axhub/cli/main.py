@@ -1,0 +1,37 @@
+"""Entry point of the ``axhub`` command: finds every command module in this package."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+import axhub.cli as cli_package
+
+app = typer.Typer(
+    name="axhub",
+    help="AX Hub — manufacturing AI platform. / 제조 AI 플랫폼.\n\n"
+    "Start with 'axhub demo' to see a whole plant simulated, stored, learned and scored.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _register_commands() -> None:
+    # Command modules keep heavy imports (torch, FastAPI) inside their functions so that
+    # `axhub --help` stays fast.
+    for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
+        if info.name in {"main"} or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"axhub.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(app)
+
+
+_register_commands()
+
+if __name__ == "__main__":
+    app()

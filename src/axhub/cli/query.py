@@ -1,0 +1,59 @@
+"""``axhub query ASSET``: read stored readings, optionally resampled, to the screen or a CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from axhub.cli._context import console, friendly_errors, open_database
+
+
+def register(app: typer.Typer) -> None:
+    app.command("query")(query_command)
+
+
+@friendly_errors
+def query_command(
+    asset: str = typer.Argument(..., help="Machine to read. / 설비 이름."),
+    signals: str | None = typer.Option(None, "--signals", help="Comma-separated signals (default all)."),
+    start: str | None = typer.Option(None, "--start", help="From (ISO time; UTC unless an offset is given)."),
+    end: str | None = typer.Option(None, "--end", help="Until, exclusive (ISO time)."),
+    every: str | None = typer.Option(None, "--every", help="Resample, e.g. 10s, 1min, 1h. / 집계 간격."),
+    agg: str = typer.Option("mean", "--agg", help="mean | min | max | last (with --every)."),
+    wide: bool = typer.Option(False, "--wide", help="One column per signal. / 신호별 열."),
+    org: str | None = typer.Option(None, "--org", help="Organisation (default: settings). / 조직."),
+    csv: Path | None = typer.Option(None, "--csv", help="Write the result to this CSV file."),
+    limit: int = typer.Option(20, "--limit", help="Rows shown on screen."),
+) -> None:
+    """Show the readings of one machine in a time window. / 설비 데이터 조회."""
+    from axhub.core.errors import NotFoundError
+    from axhub.core.settings import get_settings
+    from axhub.store.platform import org_by_slug
+    from axhub.store.timeseries import TimeSeriesStore
+
+    settings = get_settings()
+    org_slug = org or settings.default_org
+    db = open_database(settings)
+    with db.session() as session:
+        try:
+            org_id = org_by_slug(session, org_slug).id
+        except NotFoundError:
+            org_id = org_slug  # a store filled without metadata (e.g. by a script)
+    if agg not in {"mean", "min", "max", "last"}:
+        raise typer.BadParameter("use mean, min, max or last", param_hint="--agg")
+    store = TimeSeriesStore(settings.timeseries_root)
+    names = [s.strip() for s in signals.split(",") if s.strip()] if signals else None
+    call = store.query_wide if wide else store.query
+    frame = call(org_id, asset, names, start, end, every, agg)  # type: ignore[arg-type]
+    if csv is not None:
+        frame.to_csv(csv, index=False)
+        console.print(f"{len(frame):,} rows written to {csv}")
+        return
+    if frame.empty:
+        known = store.list_signals(org_id, asset)
+        console.print(f"no readings for '{asset}' in this window (stored signals: {known})")
+        return
+    console.print(frame.head(limit).to_string(index=False))
+    if len(frame) > limit:
+        console.print(f"... {len(frame) - limit:,} more rows (use --csv to save all)")

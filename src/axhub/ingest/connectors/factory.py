@@ -1,0 +1,38 @@
+"""Sources for the connections named in a mapping file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from axhub.ingest.connectors.base import Source
+from axhub.ingest.tag_mapping import ConnectorConfig
+
+Protocol = Literal["mqtt", "opcua", "modbus"]
+
+
+def build_source(config: ConnectorConfig, protocol: Protocol, *, client_id: str | None = None) -> Source:
+    """The source for one protocol of the mapping (imports only that protocol's library)."""
+    if protocol == "mqtt" and config.mqtt is not None:
+        from axhub.ingest.connectors.mqtt import MqttSource
+
+        return MqttSource(config.mqtt, client_id=client_id)
+    if protocol == "opcua" and config.opcua is not None:
+        from axhub.ingest.connectors.opcua import OpcUaSource
+
+        return OpcUaSource(config.opcua)
+    if protocol == "modbus" and config.modbus is not None:
+        from axhub.ingest.connectors.modbus import ModbusSource
+
+        return ModbusSource(config.modbus)
+    raise ValueError(f"the mapping file has no '{protocol}' section")
+
+
+def configured_protocols(config: ConnectorConfig) -> list[Protocol]:
+    out: list[Protocol] = []
+    if config.mqtt is not None:
+        out.append("mqtt")
+    if config.opcua is not None:
+        out.append("opcua")
+    if config.modbus is not None:
+        out.append("modbus")
+    return out

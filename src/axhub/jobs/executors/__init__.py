@@ -1,0 +1,1 @@
+"""Executors pull leased jobs from the queue and run them: in-process pool or Ray."""

@@ -1,0 +1,80 @@
+"""The embedded executor: a pool of worker threads in this process, polling the queue.
+
+``notify()`` wakes idle workers at once (the API calls it after a submit), so a job starts
+within milliseconds instead of one poll interval later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+
+from axhub.core.settings import Settings
+from axhub.jobs.queue import JobQueue
+from axhub.jobs.runner import run_leased_job
+
+log = logging.getLogger(__name__)
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        queue: JobQueue,
+        settings: Settings,
+        *,
+        workers: int = 2,
+        poll_interval: float = 0.5,
+        resource_classes: tuple[str, ...] = ("cpu", "gpu"),
+        name: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.settings = settings
+        self.workers = workers
+        self.poll_interval = poll_interval
+        self.resource_classes = resource_classes
+        self.name = name or f"local-{os.getpid()}"
+        self.outcomes: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> LocalExecutor:
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._loop, args=(f"{self.name}-{i}",), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.notify()
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+        self._threads.clear()
+
+    def __enter__(self) -> LocalExecutor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _loop(self, worker_id: str) -> None:
+        while not self._stop.is_set():
+            try:
+                lease = self.queue.lease(worker_id, self.resource_classes)
+            except Exception:
+                log.exception("leasing a job failed; retrying")
+                lease = None
+            if lease is None:
+                with self._wake:
+                    if not self._stop.is_set():
+                        self._wake.wait(self.poll_interval)
+                continue
+            outcome = run_leased_job(self.queue, lease, self.settings)
+            self.outcomes[outcome] += 1

@@ -1,0 +1,1 @@
+"""Bearing fault diagnosis from vibration: order-normalised features + a tree ensemble."""

@@ -1,0 +1,287 @@
+"""What the RUL estimators share: per-regime standardisation, windows, targets, conformal
+intervals, the scoring pipeline and the evaluation.
+
+Subclasses set ``name``, build their graph in ``fit`` and implement ``_run_graph`` (the Python
+twin of the ONNX graph, which Python scoring also runs through onnxruntime, so hub and edge give
+the same numbers). The graph maps windows to ``rul`` and adds the interval bounds:
+``lower = max(rul + lo_offset, 0)``, ``upper = rul + hi_offset``, with separate offsets for
+units predicted below / above ``0.8 * cap`` (healthy-looking units have wider upper bounds).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx
+import pandas as pd
+from onnx import helper
+
+from axhub.core.errors import InputProblem, InputValidationError
+from axhub.ml.base import ExampleData, SensorEstimator
+from axhub.ml.rul.regimes import RegimeNormalizer
+from axhub.ml.rul.synthetic import synthetic_fleet, truncate_fleet
+from axhub.ml.rul.target import phm08_score, rmse
+from axhub.registry.bundle import group_slices
+from axhub.registry.export import const
+
+
+class RulWindowEstimator(SensorEstimator):
+    """Base of the window-based RUL models (not registered itself: no ``name``)."""
+
+    family: ClassVar[str] = "rul"
+    input_kind: ClassVar[str] = "sequence"
+    #: Scale applied to the age column in the row step (trees need none, networks do).
+    age_scale: ClassVar[float] = 1.0
+    flatten_windows: ClassVar[bool] = True
+
+    regime_columns: list[str] | None
+    age_column: str | None
+    target: str | None
+    window: int
+    cap: float
+    coverage: float
+    interval_horizon: float | None
+    max_regimes: int
+    seed: int
+
+    @classmethod
+    def example_data(cls, seed: int = 0) -> ExampleData:
+        train = synthetic_fleet(n_units=12, seed=seed, min_life=60, max_life=100)
+        test, _ = truncate_fleet(synthetic_fleet(n_units=4, seed=seed + 100, min_life=60, max_life=100), seed)
+        return ExampleData(train=train, test=test)
+
+    def reserved_columns(self) -> set[str]:
+        return super().reserved_columns() | set(self.regime_columns or [])
+
+    def _horizon(self) -> float:
+        return float(self.interval_horizon) if self.interval_horizon else 1.5 * float(self.cap)
+
+    # ------------------------------------------------------------------ normalisation
+    def _extra_columns_from(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {c: data[c].to_numpy(dtype=np.float64) for c in self.regime_columns or []}
+
+    def _check_regime_columns(self, data: pd.DataFrame, where: str) -> None:
+        missing = [c for c in self.regime_columns or [] if c not in data.columns]
+        if missing:
+            raise InputValidationError(
+                [InputProblem(where, None, c, "operating-setting column missing") for c in missing],
+                hint="the model normalises sensors per operating regime; give the setting columns",
+            )
+        for c in self.regime_columns or []:
+            values = data[c].to_numpy(dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                raise InputValidationError(InputProblem(where, int(bad[0]), c, "value is NaN or infinite"))
+
+    def _fit_normalisation(self, data: pd.DataFrame, x: np.ndarray) -> None:
+        """Regimes, per-regime mean/scale, constant sensors, and which inputs are sensors/age."""
+        names = self.feature_names_in_
+        age_idx = names.index(self.age_column) if self.age_column in names else None
+        if self.regime_columns:
+            self._check_regime_columns(data, "training data")
+            settings = data[list(self.regime_columns)].to_numpy(dtype=np.float64)
+            regimes = RegimeNormalizer(max_regimes=int(self.max_regimes), seed=int(self.seed)).fit(
+                settings, x, list(names)
+            )
+            centroids = regimes.centers_ * regimes.setting_scale_ + regimes.setting_mean_
+            # the same nearest-centroid rule as the bundle's regime_standardize step
+            d = ((settings[:, None, :] - centroids[None]) ** 2).sum(axis=2)
+            regime = d.argmin(axis=1)
+        else:
+            centroids = np.zeros((1, 0))
+            regime = np.zeros(len(x), dtype=np.int64)
+        k = len(centroids)
+        mean = np.zeros((k, len(names)))
+        scale = np.ones((k, len(names)))
+        main = int(np.bincount(regime, minlength=k).argmax())
+        constant: list[str] = []
+        for j, name in enumerate(names):
+            values = x[regime == main, j]
+            if len(np.unique(values)) < 3 or values.std() <= 1e-12 * max(1.0, abs(values.mean())):
+                constant.append(name)
+            if j == age_idx:
+                scale[:, j] = self.age_scale  # the age is a count of cycles, not a regime effect
+                continue
+            for r in range(k):
+                block = x[regime == r, j]
+                if len(block):
+                    mean[r, j] = block.mean()
+                    std = block.std()
+                    scale[r, j] = std if std > 1e-12 * max(1.0, abs(mean[r, j])) else 1.0
+        self.centroids_ = centroids
+        self.regime_mean_, self.regime_scale_ = mean, scale
+        self.constant_columns_ = constant
+        self.age_idx_ = -1 if age_idx is None or names[age_idx] in constant else age_idx
+        self.sensor_idx_ = [j for j, n in enumerate(names) if j != age_idx and n not in constant]
+
+    def _row_step(self) -> dict[str, Any]:
+        if self.regime_columns:
+            return {
+                "op": "regime_standardize",
+                "regime_columns": list(self.regime_columns),
+                "centroids": self.centroids_.tolist(),
+                "mean": self.regime_mean_.tolist(),
+                "scale": self.regime_scale_.tolist(),
+            }
+        return {
+            "op": "standardize",
+            "mean": self.regime_mean_[0].tolist(),
+            "scale": self.regime_scale_[0].tolist(),
+        }
+
+    def _true_rul(self, data: pd.DataFrame, slices: list[np.ndarray]) -> np.ndarray:
+        """Target column if given, else run-to-failure: the last row of each unit is failure."""
+        if self.target and self.target in data.columns:
+            return data[self.target].to_numpy(dtype=np.float64)
+        true = np.empty(len(data))
+        for rows in slices:
+            true[rows] = np.arange(len(rows) - 1, -1, -1, dtype=np.float64)
+        return true
+
+    # ------------------------------------------------------------------ intervals
+    def _conformal_offsets(self, predicted: np.ndarray, true: np.ndarray) -> None:
+        """Split-conformal offsets from held-out predictions, in two bins of the prediction."""
+        near = true <= self._horizon()
+        self.bin_edge_ = 0.8 * float(self.cap)
+        alpha = 1.0 - float(self.coverage)
+        offsets = np.zeros((2, 2))
+        for b, in_bin in enumerate([predicted < self.bin_edge_, predicted >= self.bin_edge_]):
+            resid = (true - predicted)[near & in_bin]
+            if len(resid) < 10:
+                resid = (true - predicted)[near]
+            n = len(resid)
+            lo = np.quantile(resid, max(0.0, np.floor((n + 1) * alpha / 2) / n))
+            hi = np.quantile(resid, min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n))
+            offsets[b] = [lo, hi]
+        self.interval_offsets_ = offsets
+        self.calibration_rmse_ = rmse(predicted[near], np.minimum(true[near], float(self.cap)))
+
+    def _interval_tail(self, rul_name: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+        lo, hi = self.interval_offsets_[:, 0], self.interval_offsets_[:, 1]
+        inits = [
+            const("rul_flat_shape", [-1], np.int64),
+            const("bin_edge", float(self.bin_edge_)),
+            const("lo_low", float(lo[0])),
+            const("lo_high", float(lo[1])),
+            const("hi_low", float(hi[0])),
+            const("hi_high", float(hi[1])),
+            const("zero_floor", 0.0),
+        ]
+        nodes = [
+            helper.make_node("Reshape", [rul_name, "rul_flat_shape"], ["rul"]),
+            helper.make_node("Less", ["rul", "bin_edge"], ["is_low"]),
+            helper.make_node("Where", ["is_low", "lo_low", "lo_high"], ["lo_off"]),
+            helper.make_node("Where", ["is_low", "hi_low", "hi_high"], ["hi_off"]),
+            helper.make_node("Add", ["rul", "lo_off"], ["lower_raw"]),
+            helper.make_node("Max", ["lower_raw", "zero_floor"], ["rul_lower"]),
+            helper.make_node("Add", ["rul", "hi_off"], ["rul_upper"]),
+        ]
+        return nodes, inits
+
+    @staticmethod
+    def _rul_outputs() -> list[onnx.ValueInfoProto]:
+        return [
+            helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["N"])
+            for n in ("rul", "rul_lower", "rul_upper")
+        ]
+
+    # ------------------------------------------------------------------ scoring
+    @abstractmethod
+    def _run_graph(self, graph_input: np.ndarray) -> dict[str, np.ndarray]:
+        """``{"prediction", "lower", "upper"}`` for a batch of graph inputs (windows)."""
+
+    def _session_for(self, model_bytes: bytes) -> Any:
+        import onnxruntime as ort
+
+        if getattr(self, "_session", None) is None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            self._session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        return self._session
+
+    def _outputs(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        self._check_regime_columns(data, "input")
+        return self._run_pipeline(data, self._run_graph)
+
+    def predict(self, data: pd.DataFrame) -> np.ndarray:
+        """Predicted (capped) RUL in cycles, one per row."""
+        return np.asarray(self._outputs(data)["prediction"], dtype=np.float64)
+
+    def score(self, data: pd.DataFrame) -> np.ndarray:
+        """Same as :meth:`predict`: the remaining useful life in cycles."""
+        return self.predict(data)
+
+    def predict_interval(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prediction, lower, upper) per row; the interval aims at ``coverage`` of the true RUL."""
+        out = self._outputs(data)
+        return (
+            np.asarray(out["prediction"], dtype=np.float64),
+            np.asarray(out["lower"], dtype=np.float64),
+            np.asarray(out["upper"], dtype=np.float64),
+        )
+
+    def evaluate(self, data: pd.DataFrame) -> dict[str, float]:
+        """RMSE against the capped target on every row, the standard last-cycle RMSE and PHM08
+        score per unit, and interval coverage of the true RUL within the interval horizon.
+        Truth: the ``target`` column, else run-to-failure (each unit's last row is failure)."""
+        pred, lower, upper = self.predict_interval(data)
+        slices = group_slices(self._groups(data), len(data))
+        true = self._true_rul(data, slices)
+        last = np.asarray([rows[-1] for rows in slices])
+        near = true <= self._horizon()
+        inside = (true >= lower) & (true <= upper)
+        return {
+            "rmse_capped": rmse(pred, np.minimum(true, float(self.cap))),
+            "rmse_last": rmse(pred[last], true[last]),
+            "phm08_last": phm08_score(pred[last], true[last]),
+            "coverage": float(inside[near].mean()) if near.any() else float("nan"),
+            "interval_width": float(np.mean(upper[near] - lower[near])) if near.any() else float("nan"),
+        }
+
+    def preprocessing(self) -> dict[str, Any]:
+        self._check_fitted()
+        window = {"op": "window", "length": int(self.window), "stride": 1, "flatten": self.flatten_windows}
+        return {
+            "columns": list(self.feature_names_in_),
+            "group_column": self.group_column,
+            "steps": [self._row_step(), window],
+            "in_graph": self._in_graph_doc(),
+            "graph_input": "input",
+            "outputs": {"prediction": "rul", "lower": "rul_lower", "upper": "rul_upper"},
+            "post": [{"op": "align", "mode": "end"}],
+        }
+
+    def _in_graph_doc(self) -> str:
+        return "RUL model and conformal interval offsets"
+
+    # ------------------------------------------------------------------ state
+    def _base_state(self) -> dict[str, Any]:
+        return {
+            "feature_names_in": list(self.feature_names_in_),
+            "constant_columns": list(self.constant_columns_),
+            "centroids": self.centroids_,
+            "regime_mean": self.regime_mean_,
+            "regime_scale": self.regime_scale_,
+            "age_idx": int(self.age_idx_),
+            "sensor_idx": list(self.sensor_idx_),
+            "interval_offsets": self.interval_offsets_,
+            "bin_edge": float(self.bin_edge_),
+            "calibration_rmse": float(self.calibration_rmse_),
+        }
+
+    def _set_base_state(self, state: dict[str, Any]) -> None:
+        self.feature_names_in_ = list(state["feature_names_in"])
+        self.constant_columns_ = list(state["constant_columns"])
+        self.centroids_ = np.asarray(state["centroids"], dtype=np.float64)
+        self.regime_mean_ = np.asarray(state["regime_mean"], dtype=np.float64)
+        self.regime_scale_ = np.asarray(state["regime_scale"], dtype=np.float64)
+        self.age_idx_ = int(state["age_idx"])
+        self.sensor_idx_ = [int(j) for j in state["sensor_idx"]]
+        self.interval_offsets_ = np.asarray(state["interval_offsets"], dtype=np.float64)
+        self.bin_edge_ = float(state["bin_edge"])
+        self.calibration_rmse_ = float(state["calibration_rmse"])
+        self._session = None
+        self.fitted_ = True

@@ -1,0 +1,575 @@
+"""Model bundles: write, read, verify and run them without the training code.
+
+A bundle is a directory (optionally zipped) holding
+
+``model.onnx``
+    the model graph (one float32 input called ``input`` unless ``graph_input`` says otherwise);
+``preprocessing.json``
+    how raw signals become the graph input and how graph outputs become results
+    (see :data:`PREPROCESSING_FORMAT` below);
+``manifest.json``
+    family, name, version, params, metrics, creation time, input/output spec, the sha256 of every
+    other file and, optionally, an HMAC-SHA256 signature made with a hub key;
+``state/``
+    optional files the Python estimator needs to reload itself (``.npy`` / ``.json`` only).
+
+This module imports only the standard library, numpy and (lazily, in :class:`BundleRunner`)
+onnxruntime: the edge agent uses it, and the edge installs neither torch, scikit-learn, pandas nor
+``axhub.ml``. Nothing here unpickles anything (``np.load(allow_pickle=False)`` only).
+
+Preprocessing format (``axhub-preprocessing/1``)
+-----------------------------------------------
+``columns``
+    input signal names, in graph order. Rows are given in time order.
+``group_column``
+    optional column splitting rows into independent series (e.g. a unit id); windows and
+    smoothing never cross a group boundary, outputs keep the input row order.
+``steps``
+    numpy operations applied before the graph, in order:
+
+    * ``{"op": "standardize", "mean": [F], "scale": [F]}`` -> ``(x - mean) / scale``
+    * ``{"op": "regime_standardize", "regime_columns": [R], "centroids": [[K x R]],
+      "mean": [[K x F]], "scale": [[K x F]], "settings_mean": [R], "settings_scale": [R]}`` (the
+      last two optional: centroids are then in standardised settings units) -> each row is
+      standardised with the statistics
+      of its nearest operating-regime centroid (the regime columns are read from the input
+      too, they need not be model inputs)
+    * ``{"op": "window", "length": L, "stride": 1, "flatten": false}`` -> sliding windows
+      ``(n_windows, L, F)`` (or ``(n_windows, L*F)`` when flattened), per group, ending at
+      rows ``L-1, L-1+stride, ...``
+``in_graph``
+    documentation only: the preprocessing that is already inside ``model.onnx``.
+``graph_input``
+    the graph's input name (default ``"input"``).
+``outputs``
+    result name -> graph output name, e.g. ``{"score": "score", "contributions": "contrib"}``.
+    Conventional result names: ``score`` (anomaly: higher = more anomalous), ``prediction``
+    (regression value or class index), ``probabilities``, ``contributions`` (per-signal).
+``post``
+    numpy operations on the outputs, in order:
+
+    * ``{"op": "smooth", "length": k, "method": "mean" | "median", "outputs": ["score"]}``
+      trailing (causal) rolling statistic per group, ``min_periods=1``
+    * ``{"op": "align", "mode": "end"}`` -> per-window outputs become per-row outputs: row ``i``
+      takes the window that ends at it, the first ``L-1`` rows of a group take the first window
+      (only valid with ``stride == 1``)
+``threshold``
+    optional; ``is_anomaly = score > threshold`` is added to the results.
+``classes``
+    optional; when given, ``prediction`` (a class index) is mapped to these labels as ``label``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axhub.core.errors import AxHubError, InputProblem, InputValidationError
+
+BUNDLE_FORMAT = "axhub-bundle/1"
+PREPROCESSING_FORMAT = "axhub-preprocessing/1"
+MODEL_FILE = "model.onnx"
+PREPROCESSING_FILE = "preprocessing.json"
+MANIFEST_FILE = "manifest.json"
+STATE_DIR = "state"
+
+_SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+class BundleError(AxHubError):
+    """A bundle is malformed, incomplete, tampered with or unsigned."""
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def _check_relative_name(name: str) -> None:
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(f"unsafe file name in bundle: {name!r}", hint="use plain relative names")
+    for part in parts:
+        if not set(part) <= _SAFE_NAME_CHARS:
+            raise BundleError(
+                f"unsafe file name in bundle: {name!r}", hint="use letters, digits, '.', '_' and '-'"
+            )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _canonical(manifest: Mapping[str, Any]) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def sign_manifest(manifest: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of the manifest (without its signature) with the hub key, hex encoded."""
+    return hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_bundle(
+    directory: str | Path,
+    *,
+    onnx_model: bytes | str | Path,
+    preprocessing: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    files: Mapping[str, bytes] | None = None,
+    key: bytes | None = None,
+    overwrite: bool = False,
+    make_zip: bool = False,
+) -> Path:
+    """Write a bundle directory and return its path (the ``.zip`` path when ``make_zip``).
+
+    ``manifest`` gives at least ``family`` and ``name``; ``version``, ``params``, ``metrics``,
+    ``inputs``, ``outputs`` are recommended. ``files`` are extra files (e.g. ``state/x.npy``).
+    The file hashes, format, and creation time are filled in here.
+    """
+    directory = Path(directory)
+    for required in ("family", "name"):
+        if not manifest.get(required):
+            raise BundleError(f"manifest needs '{required}'")
+    if directory.exists():
+        if not overwrite and any(directory.iterdir()):
+            raise BundleError(
+                f"bundle directory {directory} exists and is not empty", hint="pass overwrite=True"
+            )
+        if overwrite:
+            shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    model_bytes = Path(onnx_model).read_bytes() if isinstance(onnx_model, str | Path) else onnx_model
+    (directory / MODEL_FILE).write_bytes(model_bytes)
+    prep = {"format": PREPROCESSING_FORMAT, **_to_jsonable(dict(preprocessing))}
+    (directory / PREPROCESSING_FILE).write_text(json.dumps(prep, indent=1))
+    for name, payload in (files or {}).items():
+        _check_relative_name(name)
+        if name in (MODEL_FILE, PREPROCESSING_FILE, MANIFEST_FILE):
+            raise BundleError(f"extra file {name!r} would overwrite a bundle file")
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(payload)
+
+    hashes = {
+        p.relative_to(directory).as_posix(): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    full: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "version": "1",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "params": {},
+        "metrics": {},
+        "inputs": {"columns": prep.get("columns", []), "group_column": prep.get("group_column")},
+        "outputs": sorted(prep.get("outputs", {})),
+        **_to_jsonable(dict(manifest)),
+        "files": hashes,
+    }
+    full.pop("signature", None)
+    if key is not None:
+        full["signature"] = sign_manifest(full, key)
+    (directory / MANIFEST_FILE).write_text(json.dumps(full, indent=1, sort_keys=True))
+    if make_zip:
+        return zip_bundle(directory)
+    return directory
+
+
+def zip_bundle(directory: str | Path, zip_path: str | Path | None = None) -> Path:
+    """Zip a bundle directory (files at the archive root); returns the zip path."""
+    directory = Path(directory)
+    zip_path = Path(zip_path) if zip_path else directory.with_suffix(".zip")
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(directory).as_posix())
+    return zip_path
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and verifying
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bundle:
+    """A verified bundle on disk."""
+
+    path: Path
+    manifest: dict[str, Any]
+    preprocessing: dict[str, Any]
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def family(self) -> str:
+        return str(self.manifest["family"])
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    def state_files(self) -> dict[str, Path]:
+        """``state/`` files by name (relative to ``state/``)."""
+        root = self.path / STATE_DIR
+        if not root.is_dir():
+            return {}
+        return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+    def load_array(self, name: str) -> np.ndarray:
+        """A ``state/<name>.npy`` array, never unpickled."""
+        _check_relative_name(name)
+        return np.load(self.path / STATE_DIR / f"{name}.npy", allow_pickle=False)
+
+
+def _extract_zip(zip_path: Path) -> tempfile.TemporaryDirectory[str]:
+    tmp = tempfile.TemporaryDirectory(prefix="axhub-bundle-")
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            _check_relative_name(info.filename)
+            target = Path(tmp.name) / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return tmp
+
+
+def verify_bundle(
+    path: str | Path, *, key: bytes | None = None, require_signature: bool = False
+) -> list[str]:
+    """Every problem found in a bundle directory (empty when it is intact)."""
+    path = Path(path)
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        return [f"{path}: no {MANIFEST_FILE}"]
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        return [f"{manifest_path}: unreadable ({exc})"]
+    problems: list[str] = []
+    hashes = manifest.get("files")
+    if not isinstance(hashes, dict):
+        return [f"{manifest_path}: no file hashes"]
+    for required in (MODEL_FILE, PREPROCESSING_FILE):
+        if required not in hashes:
+            problems.append(f"{manifest_path}: {required} is not listed")
+    for name, expected in hashes.items():
+        try:
+            _check_relative_name(name)
+        except BundleError as exc:
+            problems.append(str(exc))
+            continue
+        file_path = path / name
+        if not file_path.is_file():
+            problems.append(f"{file_path}: missing")
+        elif sha256_file(file_path) != expected:
+            problems.append(f"{file_path}: sha256 differs from the manifest (file changed)")
+    listed = set(hashes)
+    for extra in sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()):
+        if extra != MANIFEST_FILE and extra not in listed:
+            problems.append(f"{path / extra}: not listed in the manifest")
+    signature = manifest.get("signature")
+    if key is not None and signature is not None:
+        if not hmac.compare_digest(str(signature), sign_manifest(manifest, key)):
+            problems.append(f"{manifest_path}: signature does not match the hub key")
+    elif require_signature and signature is None:
+        problems.append(f"{manifest_path}: bundle is not signed")
+    elif require_signature and key is None:
+        problems.append(f"{manifest_path}: a key is needed to check the signature")
+    return problems
+
+
+def read_bundle(path: str | Path, *, key: bytes | None = None, require_signature: bool = False) -> Bundle:
+    """Open a bundle directory or ``.zip``, refusing it when any file fails verification.
+
+    With ``key`` a present signature must match; with ``require_signature`` it must be present.
+    """
+    path = Path(path)
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if path.is_file() and zipfile.is_zipfile(path):
+        tmp = _extract_zip(path)
+        root = Path(tmp.name)
+    elif path.is_dir():
+        root = path
+    else:
+        raise BundleError(f"no bundle at {path}", hint="give a bundle directory or its .zip")
+    problems = verify_bundle(root, key=key, require_signature=require_signature)
+    if problems:
+        raise BundleError(
+            f"bundle {path} failed verification: " + "; ".join(problems),
+            hint="do not load it; re-export the model from the hub",
+        )
+    manifest = json.loads((root / MANIFEST_FILE).read_text())
+    preprocessing = json.loads((root / PREPROCESSING_FILE).read_text())
+    return Bundle(path=root, manifest=manifest, preprocessing=preprocessing, _tmp=tmp)
+
+
+# --------------------------------------------------------------------------------------------
+# The numpy half of preprocessing: shared by BundleRunner and the Python estimators so both
+# compute the same thing.
+# --------------------------------------------------------------------------------------------
+
+
+def group_slices(groups: np.ndarray | None, n_rows: int) -> list[np.ndarray]:
+    """Row indices of each group, groups in order of first appearance, rows in input order."""
+    if groups is None:
+        return [np.arange(n_rows)]
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    return [np.flatnonzero(inverse == g) for g in order]
+
+
+def sliding_windows(x: np.ndarray, length: int, stride: int = 1) -> np.ndarray:
+    """``(n_windows, length, F)`` view-copy of a ``(n, F)`` array; windows end at rows length-1+k*stride."""
+    if x.shape[0] < length:
+        raise InputValidationError(
+            InputProblem("input", None, None, f"{x.shape[0]} rows but the model needs windows of {length}"),
+            hint=f"give at least {length} consecutive rows per series",
+        )
+    windows = np.lib.stride_tricks.sliding_window_view(x, length, axis=0)  # (n-L+1, F, L)
+    return np.ascontiguousarray(np.swapaxes(windows, 1, 2)[::stride])
+
+
+def rolling(values: np.ndarray, length: int, method: str = "mean") -> np.ndarray:
+    """Trailing rolling mean/median along axis 0 with ``min_periods=1`` (causal, streaming-safe)."""
+    if length <= 1:
+        return values
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    if method == "mean":
+        csum = np.cumsum(values, axis=0)
+        n = values.shape[0]
+        idx = np.arange(n)
+        start = idx - length
+        totals = csum.copy()
+        totals[length:] = csum[length:] - csum[start[length:]]
+        counts = np.minimum(idx + 1, length).reshape((-1,) + (1,) * (values.ndim - 1))
+        return totals / counts
+    if method == "median":
+        for i in range(values.shape[0]):
+            out[i] = np.median(values[max(0, i - length + 1) : i + 1], axis=0)
+        return out
+    raise BundleError(f"unknown smoothing method {method!r}")
+
+
+def _nearest_regime(settings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    d = ((settings[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return np.argmin(d, axis=1)
+
+
+def apply_row_steps(
+    x: np.ndarray, steps: list[dict[str, Any]], extra: Mapping[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """Row-wise steps (standardize, regime_standardize) on a ``(n, F)`` float array."""
+    for step in steps:
+        op = step["op"]
+        if op == "standardize":
+            x = (x - np.asarray(step["mean"])) / np.asarray(step["scale"])
+        elif op == "regime_standardize":
+            if extra is None:
+                raise BundleError("regime_standardize needs the regime columns")
+            settings = np.column_stack(
+                [np.asarray(extra[c], dtype=np.float64) for c in step["regime_columns"]]
+            )
+            if "settings_mean" in step:  # centroids live in standardised settings space
+                settings = (settings - np.asarray(step["settings_mean"])) / np.asarray(step["settings_scale"])
+            regime = _nearest_regime(settings, np.asarray(step["centroids"], dtype=np.float64))
+            x = (x - np.asarray(step["mean"])[regime]) / np.asarray(step["scale"])[regime]
+        elif op == "window":
+            continue
+        else:
+            raise BundleError(f"unknown preprocessing step {op!r}", hint="update axhub on this machine")
+    return x
+
+
+def window_step(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    found = [s for s in steps if s["op"] == "window"]
+    return found[-1] if found else None
+
+
+def make_graph_input(
+    x: np.ndarray, steps: list[dict[str, Any]], groups: np.ndarray | None = None
+) -> tuple[np.ndarray, list[tuple[np.ndarray, int]]]:
+    """Windows (or rows) for the graph plus, per group, (row indices, number of graph items)."""
+    window = window_step(steps)
+    parts: list[np.ndarray] = []
+    layout: list[tuple[np.ndarray, int]] = []
+    for rows in group_slices(groups, x.shape[0]):
+        xs = x[rows]
+        if window is not None:
+            w = sliding_windows(xs, int(window["length"]), int(window.get("stride", 1)))
+            if window.get("flatten"):
+                w = w.reshape(w.shape[0], -1)
+            parts.append(w)
+            layout.append((rows, w.shape[0]))
+        else:
+            parts.append(xs)
+            layout.append((rows, xs.shape[0]))
+    return np.concatenate(parts, axis=0), layout
+
+
+def apply_post(
+    outputs: dict[str, np.ndarray],
+    post: list[dict[str, Any]],
+    layout: list[tuple[np.ndarray, int]],
+    n_rows: int,
+) -> dict[str, np.ndarray]:
+    """Smoothing and alignment per group; results keep the input row order when aligned."""
+    result: dict[str, np.ndarray] = {}
+    for name, values in outputs.items():
+        pieces: list[np.ndarray] = []
+        per_row = True
+        offset = 0
+        for rows, count in layout:
+            part = values[offset : offset + count]
+            offset += count
+            for step in post:
+                if step["op"] == "smooth" and name in step.get("outputs", ["score"]):
+                    part = rolling(part, int(step["length"]), step.get("method", "mean"))
+                elif step["op"] == "align":
+                    pad = len(rows) - part.shape[0]
+                    if pad > 0:
+                        part = np.concatenate([np.repeat(part[:1], pad, axis=0), part], axis=0)
+            per_row = per_row and part.shape[0] == len(rows)
+            pieces.append(part)
+        stacked = np.concatenate(pieces, axis=0)
+        if per_row and len(layout) > 1:
+            # back to the caller's row order (groups may interleave)
+            out = np.empty_like(stacked)
+            out[np.concatenate([rows for rows, _ in layout])] = stacked
+            stacked = out
+        result[name] = stacked
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+class BundleRunner:
+    """Runs a bundle with onnxruntime + numpy only.
+
+    ``run(data)`` takes a mapping of column name -> 1-D values (a ``dict`` of arrays or a pandas
+    DataFrame; for ``tensor`` bundles a ready numpy array) and returns ``score``/``prediction``/
+    ``contributions``/... as numpy arrays, plus ``is_anomaly`` when the bundle has a threshold.
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        *,
+        key: bytes | None = None,
+        require_signature: bool = False,
+        threads: int = 1,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.bundle = (
+            bundle
+            if isinstance(bundle, Bundle)
+            else read_bundle(bundle, key=key, require_signature=require_signature)
+        )
+        prep = self.bundle.preprocessing
+        self.columns: list[str] = list(prep.get("columns", []))
+        self.group_column: str | None = prep.get("group_column")
+        self.steps: list[dict[str, Any]] = list(prep.get("steps", []))
+        self.post: list[dict[str, Any]] = list(prep.get("post", []))
+        self.outputs: dict[str, str] = dict(prep.get("outputs", {"score": "score"}))
+        self.threshold: float | None = prep.get("threshold")
+        self.classes: list[Any] | None = prep.get("classes")
+        self.input_name: str = prep.get("graph_input", "input")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(self.bundle.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    @property
+    def min_rows(self) -> int:
+        window = window_step(self.steps)
+        return int(window["length"]) if window else 1
+
+    def _matrix(self, data: Any) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        missing = [c for c in self.columns if c not in data]
+        if missing:
+            raise InputValidationError(
+                [InputProblem("input", None, c, "column missing") for c in missing],
+                hint=f"the model needs columns {self.columns}",
+            )
+        x = np.column_stack([np.asarray(data[c], dtype=np.float64) for c in self.columns])
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise InputValidationError(
+                InputProblem("input", int(row), self.columns[col], "value is NaN or infinite"),
+                hint="fill or drop missing readings before scoring",
+            )
+        groups = np.asarray(data[self.group_column]) if self.group_column else None
+        extra: dict[str, np.ndarray] = {}
+        for step in self.steps:
+            for col in step.get("regime_columns", []):
+                extra[col] = np.asarray(data[col], dtype=np.float64)
+        return x, groups, extra
+
+    def run(self, data: Any) -> dict[str, np.ndarray]:
+        if not self.columns:  # tensor bundle: the caller gives the graph input itself
+            feeds = np.asarray(data, dtype=np.float32)
+            raw = self.session.run(list(self.outputs.values()), {self.input_name: feeds})
+            results = {name: np.asarray(v) for name, v in zip(self.outputs, raw, strict=True)}
+            return self._finish(results)
+        x, groups, extra = self._matrix(data)
+        x = apply_row_steps(x, self.steps, extra)
+        graph_in, layout = make_graph_input(x, self.steps, groups)
+        raw = self.session.run(list(self.outputs.values()), {self.input_name: graph_in.astype(np.float32)})
+        outputs = {name: np.asarray(v) for name, v in zip(self.outputs, raw, strict=True)}
+        outputs = {
+            k: (v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 and k != "contributions" else v)
+            for k, v in outputs.items()
+        }
+        return self._finish(apply_post(outputs, self.post, layout, x.shape[0]))
+
+    def _finish(self, results: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.threshold is not None and "score" in results:
+            results["is_anomaly"] = results["score"] > float(self.threshold)
+        if self.classes is not None and "prediction" in results:
+            labels = np.asarray(self.classes)
+            results["label"] = labels[results["prediction"].astype(np.int64)]
+        return results

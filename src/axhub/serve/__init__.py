@@ -1,0 +1,1 @@
+"""Live scoring: the streaming scorer and alert rules."""

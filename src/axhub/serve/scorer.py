@@ -1,0 +1,241 @@
+"""Streaming scorer: applies a deployed model bundle to live readings, window by window.
+
+Readings arrive in long form (one row per asset, signal, time), often split across
+messages. The scorer assembles, per asset, complete rows (every model input present at a
+timestamp), keeps the last ``context`` rows so windowed models see their history, runs
+the bundle (onnxruntime) on new rows and raises a model alert when the score passes the
+bundle's threshold. The explanation names the top contributing signals and how far off
+each was: its z-score against the normal-data statistics stored in the bundle (or, without
+them, its share of the model's contributions), plus score / threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from axhub.core.domain import Severity
+from axhub.serve.alerts import AlertEvent, AlertManager
+
+log = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    """What the scorer needs from ``axhub.registry.bundle.BundleRunner``."""
+
+    columns: list[str]
+    threshold: float | None
+    steps: list[dict[str, Any]]
+
+    @property
+    def min_rows(self) -> int: ...
+
+    def run(self, data: Any) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class ScoreStats:
+    rows_scored: int = 0
+    anomalous_rows: int = 0
+    alerts: int = 0
+    runs: int = 0
+    seconds: float = 0.0
+    dropped_incomplete: int = 0
+
+
+@dataclass
+class _AssetState:
+    pending: dict[int, dict[str, float]] = field(default_factory=dict)
+    context: np.ndarray | None = None  # last rows already scored (for windows)
+    last_ts: int = -1
+
+
+def _standardize_stats(steps: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
+    for step in steps:
+        if step.get("op") == "standardize":
+            return np.asarray(step["mean"], float), np.asarray(step["scale"], float)
+    return None
+
+
+class StreamingScorer:
+    """Scores one asset's live readings with one model bundle."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        asset: str,
+        alerts: AlertManager,
+        *,
+        model_name: str = "model",
+        threshold: float | None = None,
+        top_k: int = 3,
+        severity: Severity = Severity.WARNING,
+        max_pending_rows: int = 10_000,
+        on_alert: Callable[[AlertEvent], None] | None = None,
+        on_scores: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.asset = asset
+        self.alerts = alerts
+        self.model_name = model_name
+        self.threshold = threshold if threshold is not None else runner.threshold
+        if self.threshold is None:
+            raise ValueError("the bundle has no threshold; give one to the scorer")
+        self.top_k = top_k
+        self.severity = severity
+        self.columns = list(runner.columns)
+        self.context_rows = max(runner.min_rows - 1, 0)
+        self.max_pending_rows = max_pending_rows
+        # Normal-data statistics for z-scores: a preprocessing step, or noted as done in-graph.
+        bundle = getattr(runner, "bundle", None)
+        in_graph = list(getattr(bundle, "preprocessing", {}).get("in_graph", [])) if bundle else []
+        self.stats_normal = _standardize_stats(list(runner.steps) + in_graph)
+        self.on_alert = on_alert
+        self.on_scores = on_scores  # (ts_us, score) of every scored row, e.g. for a live chart
+        self.stats = ScoreStats()
+        self._state = _AssetState()
+
+    # -- assembling rows -------------------------------------------------------------------
+    def _collect(self, batch: pa.Table) -> None:
+        part = batch.filter(pc.equal(batch["asset"], self.asset))
+        if part.num_rows == 0:
+            return
+        part = part.filter(pc.is_in(part["signal"], pa.array(self.columns)))
+        part = part.filter(pc.is_valid(part["value"]))
+        pending = self._state.pending
+        ts = part["ts"].cast(pa.int64()).to_numpy()
+        for t, s, v in zip(ts.tolist(), part["signal"].to_pylist(), part["value"].to_pylist(), strict=True):
+            if t <= self._state.last_ts:
+                continue  # already scored (a redelivery) or too late
+            pending.setdefault(t, {})[s] = v
+
+    def _complete_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        pending = self._state.pending
+        n_cols = len(self.columns)
+        done = sorted(t for t, row in pending.items() if len(row) == n_cols)
+        if not done:
+            return np.empty(0, np.int64), np.empty((0, n_cols))
+        # Rows still incomplete but older than the newest complete one will never be scored
+        # in order; drop them (a signal missing at that instant).
+        newest = done[-1]
+        stale = [t for t in pending if t < newest and len(pending[t]) < n_cols]
+        for t in stale:
+            del pending[t]
+        self.stats.dropped_incomplete += len(stale)
+        matrix = np.array([[pending[t][c] for c in self.columns] for t in done], dtype=np.float64)
+        for t in done:
+            del pending[t]
+        if len(pending) > self.max_pending_rows:  # a signal stopped coming: do not grow forever
+            for t in sorted(pending)[: len(pending) - self.max_pending_rows]:
+                del pending[t]
+        return np.asarray(done, np.int64), matrix
+
+    # -- scoring ---------------------------------------------------------------------------
+    def explain(self, row: np.ndarray, contributions: np.ndarray | None) -> list[dict[str, Any]]:
+        """Top signals of one row: z-score vs normal data (if known) and share of contributions."""
+        z = None
+        if self.stats_normal is not None:
+            mean, scale = self.stats_normal
+            z = (row - mean) / np.where(scale == 0, 1.0, scale)
+        if contributions is not None and contributions.shape[-1] == len(self.columns):
+            weight = np.abs(contributions)
+        elif z is not None:
+            weight = np.abs(z)
+        else:
+            return []
+        total = float(weight.sum()) or 1.0
+        out = []
+        for j in np.argsort(-weight)[: self.top_k]:
+            item: dict[str, Any] = {
+                "signal": self.columns[j],
+                "value": float(row[j]),
+                "share": round(float(weight[j]) / total, 4),
+            }
+            if z is not None:
+                item["z"] = round(float(z[j]), 3)
+                item["normal_mean"] = float(self.stats_normal[0][j])  # type: ignore[index]
+            out.append(item)
+        return out
+
+    def process(self, batch: pa.Table) -> list[AlertEvent]:
+        """Score the complete new rows in ``batch``; returns the alert events raised."""
+        self._collect(batch)
+        stamps, rows = self._complete_rows()
+        if not len(stamps):
+            return []
+        started = time.perf_counter()
+        state = self._state
+        context = state.context if state.context is not None else np.empty((0, len(self.columns)))
+        data = np.vstack([context, rows])
+        if len(data) < self.runner.min_rows:
+            state.context = data[-self.context_rows :] if self.context_rows else None
+            return []
+        results = self.runner.run({c: data[:, j] for j, c in enumerate(self.columns)})
+        scores = np.asarray(results["score"], dtype=np.float64)[-len(rows) :]
+        contributions = results.get("contributions")
+        if contributions is not None:
+            contributions = np.asarray(contributions)[-len(rows) :]
+        state.context = data[-self.context_rows :] if self.context_rows else None
+        state.last_ts = int(stamps[-1])
+        self.stats.runs += 1
+        if self.on_scores is not None:
+            self.on_scores(stamps, scores)
+        self.stats.rows_scored += len(rows)
+        events = []
+        assert self.threshold is not None
+        over = np.flatnonzero(scores > self.threshold)
+        if len(over):
+            # One event per batch and model: the worst row speaks for the others (count), so
+            # an anomaly episode costs one alert write per store flush, not one per reading.
+            i = int(over[np.argmax(scores[over])])
+            contrib = contributions[i] if contributions is not None else None
+            explanation = self.explain(rows[i], contrib)
+            top = ", ".join(
+                f"{e['signal']} (z {e['z']:+.1f})" if "z" in e else e["signal"] for e in explanation
+            )
+            event = AlertEvent(
+                asset=self.asset,
+                ts=datetime.fromtimestamp(int(stamps[over[0]]) / 1e6, UTC),
+                severity=self.severity,
+                kind="model",
+                source=self.model_name,
+                title=f"{self.model_name}: anomaly score {scores[i]:.3g} "
+                f"({scores[i] / self.threshold:.1f}x threshold); top signals: {top}",
+                explanation=explanation,
+                score=float(scores[i]),
+                threshold=float(self.threshold),
+                rows=len(over),
+            )
+            self.alerts.raise_alert(event)
+            if self.on_alert is not None:
+                self.on_alert(event)
+            events.append(event)
+        self.stats.anomalous_rows += len(over)
+        self.stats.alerts += len(events)
+        self.stats.seconds += time.perf_counter() - started
+        return events
+
+
+class LiveScoring:
+    """Everything scored after each store write: model scorers and threshold rules."""
+
+    def __init__(self, scorers: list[StreamingScorer], rules: Any = None) -> None:
+        self.scorers = scorers
+        self.rules = rules
+
+    def __call__(self, batch: pa.Table) -> None:
+        for scorer in self.scorers:
+            try:
+                scorer.process(batch)
+            except Exception:  # one broken model must not stop the others
+                log.exception("scoring %s with %s failed", scorer.asset, scorer.model_name)
+        if self.rules is not None:
+            self.rules.process(batch)

@@ -1,0 +1,1 @@
+"""Storage layer: metadata database (``db``/``models``/``scoped``), time series, blobs."""

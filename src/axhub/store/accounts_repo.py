@@ -1,0 +1,30 @@
+"""Look-ups that happen *before* an organisation is known: signing in and checking API keys.
+
+These are the only reads of users and keys not scoped by an organisation; they return the row
+whose organisation then scopes everything else the request does.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from axhub.store.models import ApiKeyRow, OrganizationRow, UserRow
+
+
+def user_by_email(session: Session, email: str) -> UserRow | None:
+    return session.scalars(select(UserRow).where(UserRow.email == email.strip().lower())).first()
+
+
+def user_by_id(session: Session, user_id: str) -> UserRow | None:
+    return session.get(UserRow, user_id)
+
+
+def keys_by_prefix(session: Session, prefix: str) -> list[ApiKeyRow]:
+    return list(
+        session.scalars(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix, ApiKeyRow.revoked_at.is_(None)))
+    )
+
+
+def org_by_id(session: Session, org_id: str) -> OrganizationRow | None:
+    return session.get(OrganizationRow, org_id)

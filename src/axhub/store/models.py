@@ -1,0 +1,315 @@
+"""Metadata tables (SQLAlchemy 2). Every tenant-owned row carries ``org_id``.
+
+Schema changes go through Alembic (``store/migrations``); ``tests/test_store_db.py`` checks
+that the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from axhub.core.ids import new_id
+from axhub.core.timeutil import utcnow
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a time zone first")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+def _id(prefix: str) -> Any:
+    return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
+
+
+def _org_fk() -> Any:
+    return mapped_column(String(40), ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+
+
+class OrganizationRow(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = _id("org")
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    # Quotas for shared compute: how many jobs may run at once, which resource class.
+    max_concurrent_jobs: Mapped[int] = mapped_column(Integer, default=2)
+    compute_class: Mapped[str] = mapped_column(String(20), default="cpu")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = _id("user")
+    org_id: Mapped[str] = _org_fk()
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    locale: Mapped[str] = mapped_column(String(10), default="ko")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = _id("key")
+    org_id: Mapped[str] = _org_fk()
+    user_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    # The first characters of the key, shown to people so they can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(255))
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    role: Mapped[str] = mapped_column(String(20), default="viewer")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SiteRow(Base):
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[str] = _id("site")
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AssetRow(Base):
+    __tablename__ = "assets"
+    __table_args__ = (UniqueConstraint("org_id", "slug"),)
+    id: Mapped[str] = _id("asset")
+    org_id: Mapped[str] = _org_fk()
+    site_id: Mapped[str] = mapped_column(String(40), ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("assets.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    # The asset's key in the time-series store and in mapping files (path-safe).
+    slug: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20), default="other")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+    __table_args__ = (UniqueConstraint("asset_id", "name"),)
+    id: Mapped[str] = _id("sig")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(40), default="")
+    dtype: Mapped[str] = mapped_column(String(20), default="float")
+    source_address: Mapped[str | None] = mapped_column(String(500), default=None)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Normal operating limits for threshold rules (optional).
+    low_limit: Mapped[float | None] = mapped_column(Float, default=None)
+    high_limit: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class DatasetRow(Base):
+    """An immutable, versioned selection of readings, records or images."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("org_id", "name", "version"),)
+    id: Mapped[str] = _id("ds")
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    kind: Mapped[str] = mapped_column(String(20), default="readings")
+    # What the dataset selects (assets, signals, time range, labels, blob manifest...).
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IngestRunRow(Base):
+    __tablename__ = "ingest_runs"
+    id: Mapped[str] = _id("ing")
+    org_id: Mapped[str] = _org_fk()
+    source: Mapped[str] = mapped_column(String(500))
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    points_written: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rejects_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class JobRow(Base):
+    """A unit of work on shared compute; leased by a worker, retried if the lease expires."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_priority", "state", "priority", "created_at"),)
+    id: Mapped[str] = _id("job")
+    org_id: Mapped[str] = _org_fk()
+    kind: Mapped[str] = mapped_column(String(40))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    resource_class: Mapped[str] = mapped_column(String(20), default="cpu")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    submitted_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class JobLogRow(Base):
+    __tablename__ = "job_logs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = _org_fk()
+    job_id: Mapped[str] = mapped_column(String(40), ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    message: Mapped[str] = mapped_column(Text)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("org_id", "name", "version"),)
+    id: Mapped[str] = _id("mv")
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    family: Mapped[str] = mapped_column(String(40))
+    estimator: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dataset_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    dataset_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    code_version: Mapped[str] = mapped_column(String(100), default="")
+    stage: Mapped[str] = mapped_column(String(20), default="candidate")
+    # Content hash of the bundle archive in the blob store.
+    bundle_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelShareRow(Base):
+    """Permission for another organisation to use a model version (never its data)."""
+
+    __tablename__ = "model_shares"
+    __table_args__ = (UniqueConstraint("model_version_id", "grantee_org_id"),)
+    id: Mapped[str] = _id("share")
+    org_id: Mapped[str] = _org_fk()
+    model_version_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    grantee_org_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+    id: Mapped[str] = _id("dep")
+    org_id: Mapped[str] = _org_fk()
+    model_version_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    asset_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(20), default="hub")
+    edge_device_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_org_time", "org_id", "ts"),)
+    id: Mapped[str] = _id("alert")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), index=True)
+    ts: Mapped[datetime] = mapped_column()
+    severity: Mapped[str] = mapped_column(String(20), default="warning")
+    # 'model' (anomaly score over threshold) or 'rule' (limit, rate of change).
+    kind: Mapped[str] = mapped_column(String(20), default="model")
+    source: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str] = mapped_column(String(500))
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+    threshold: Mapped[float | None] = mapped_column(Float, default=None)
+    # Top contributing signals and how far off, e.g. [{"signal": "vibration_rms", "z": 6.2}].
+    explanation: Mapped[list[Any]] = mapped_column(default=list)
+    # Alerts with the same key within the de-duplication window are merged (count += 1).
+    dedup_key: Mapped[str] = mapped_column(String(300), default="", index=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EdgeDeviceRow(Base):
+    __tablename__ = "edge_devices"
+    id: Mapped[str] = _id("edge")
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(255))
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    deployed_bundle_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Tables whose rows belong to one organisation; the scoped data-access layer refuses others.
+TENANT_TABLES: tuple[type[Base], ...] = (
+    UserRow,
+    ApiKeyRow,
+    SiteRow,
+    AssetRow,
+    SignalRow,
+    DatasetRow,
+    IngestRunRow,
+    JobRow,
+    JobLogRow,
+    ModelVersionRow,
+    ModelShareRow,
+    DeploymentRow,
+    AlertRow,
+    EdgeDeviceRow,
+)

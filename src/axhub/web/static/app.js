@@ -1,0 +1,128 @@
+// AX Hub dashboard: shared helpers (locale formatting, API calls with CSRF, live events).
+// Plain browser JavaScript, no build step; page scripts use window.AX.
+(function () {
+  "use strict";
+  const config = JSON.parse(document.getElementById("axhub-config").textContent);
+  const locale = config.locale === "ko" ? "ko-KR" : "en-GB";
+
+  function t(key, values) {
+    let text = config.texts["js." + key] || key;
+    for (const [k, v] of Object.entries(values || {})) text = text.split("{" + k + "}").join(String(v));
+    return text;
+  }
+
+  function fmtDate(value, tz, style) {
+    const d = value instanceof Date ? value : new Date(value);
+    if (isNaN(d)) return String(value);
+    const opts = { timeZone: tz || config.tz || "UTC" };
+    if (style === "date") Object.assign(opts, { dateStyle: "medium" });
+    else if (style === "time") Object.assign(opts, { timeStyle: "short" });
+    else Object.assign(opts, { dateStyle: "medium", timeStyle: "short" });
+    try { return new Intl.DateTimeFormat(locale, opts).format(d); }
+    catch (e) { return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" }).format(d) + " UTC"; }
+  }
+
+  // Plotly draws time strings as wall-clock values: give it the site's local time, so the axis
+  // agrees with the tables (stored UTC, shown in the site's time zone).
+  const wallFormats = {};
+  function wall(value, tz) {
+    const zone = tz || config.tz || "UTC";
+    const f = wallFormats[zone] || (wallFormats[zone] = new Intl.DateTimeFormat("en-CA", {
+      timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      second: "2-digit", hourCycle: "h23" }));
+    const p = {};
+    for (const part of f.formatToParts(new Date(value))) p[part.type] = part.value;
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+  }
+
+  function fmtNum(value, digits, unit) {
+    const n = Number(value);
+    if (!isFinite(n)) return "—";
+    const d = digits === undefined ? 2 : Number(digits);
+    const s = new Intl.NumberFormat(locale, { maximumFractionDigits: d, minimumFractionDigits: 0 }).format(n);
+    return unit ? s + "\u202f" + unit : s;
+  }
+
+  function fmtPct(value) {
+    return new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 }).format(Number(value));
+  }
+
+  function localise(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach((el) => {
+      el.textContent = fmtDate(el.getAttribute("datetime"), el.dataset.tz, el.dataset.style);
+      el.title = el.getAttribute("datetime");
+    });
+    (root || document).querySelectorAll("[data-num]").forEach((el) => {
+      el.textContent = fmtNum(el.dataset.num, el.dataset.digits, el.dataset.unit);
+    });
+    (root || document).querySelectorAll("[data-pct]").forEach((el) => { el.textContent = fmtPct(el.dataset.pct); });
+  }
+
+  function csrf() {
+    const m = document.cookie.match(/(?:^|;\s*)axhub_csrf=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  class ApiProblem extends Error {
+    constructor(status, body) {
+      const err = (body && body.error) || {};
+      super(err.message || "HTTP " + status);
+      this.status = status; this.code = err.code; this.hint = err.hint; this.details = err.details;
+    }
+  }
+
+  // One place for every call the pages make: same-origin cookies plus the CSRF header.
+  async function api(method, path, body) {
+    const url = path.startsWith("/api/") || path.startsWith("/web/") ? path : config.api + path;
+    const init = { method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf(), Accept: "application/json" } };
+    if (body instanceof FormData) init.body = body;
+    else if (body !== undefined) { init.body = JSON.stringify(body); init.headers["Content-Type"] = "application/json"; }
+    const res = await fetch(url, init);
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+    if (!res.ok) throw new ApiProblem(res.status, data);
+    return data;
+  }
+
+  let toastTimer = null;
+  function toast(message, action) {
+    const el = document.getElementById("toast");
+    if (!el) return;
+    el.textContent = message;
+    if (action) {
+      const b = document.createElement("button");
+      b.className = "btn small"; b.type = "button"; b.textContent = action.label; b.onclick = action.run;
+      el.append(" ", b);
+    }
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.hidden = true; }, action ? 15000 : 5000);
+  }
+
+  function toastReload() { toast(t("reload") + "?", { label: t("reload"), run: () => location.reload() }); }
+
+  // Live updates: one EventSource per page; events are re-dispatched as DOM events
+  // ("axhub:alert", "axhub:job") so each page script listens only for what it shows.
+  function connectLive() {
+    const indicator = document.getElementById("live-indicator");
+    if (!indicator || !window.EventSource) return;
+    const set = (state) => { indicator.dataset.state = state; indicator.textContent = t(state === "live" ? "live" : state === "offline" ? "offline" : "connecting"); };
+    const source = new EventSource("/web/api/events");
+    source.addEventListener("open", () => set("live"));
+    source.addEventListener("error", () => set("offline"));
+    source.addEventListener("hello", () => set("live"));
+    for (const kind of ["alert", "job"]) {
+      source.addEventListener(kind, (ev) => {
+        let data = null;
+        try { data = JSON.parse(ev.data); } catch (e) { return; }
+        if (kind === "alert") toast(t("new_alert", { title: data.title || "" }));
+        document.dispatchEvent(new CustomEvent("axhub:" + kind, { detail: data }));
+      });
+    }
+    window.addEventListener("beforeunload", () => source.close());
+  }
+
+  window.AX = { config, locale, t, wall, fmtDate, fmtNum, fmtPct, localise, api, toast, toastReload, csrf };
+  document.addEventListener("DOMContentLoaded", () => { localise(document); connectLive(); });
+})();

@@ -1,0 +1,197 @@
+"""What each page shows, read through the caller's ``OrgScope`` (never across organisations).
+
+Functions here return plain dicts and rows for the templates; they hold no HTTP knowledge, so
+they are easy to test and reuse (the CLI or a report could call them too).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import desc
+
+from axhub.store.models import (
+    AlertRow,
+    ApiKeyRow,
+    AssetRow,
+    DeploymentRow,
+    JobLogRow,
+    JobRow,
+    ModelVersionRow,
+    SignalRow,
+    SiteRow,
+    UserRow,
+)
+from axhub.store.scoped import OrgScope
+
+_SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+
+
+@dataclass
+class AssetCard:
+    asset: AssetRow
+    status: str  # ok | info | warning | critical
+    open_alerts: int
+    signals: int
+
+
+@dataclass
+class SiteBlock:
+    site: SiteRow
+    assets: list[AssetCard] = field(default_factory=list)
+
+
+def open_alerts_by_asset(scope: OrgScope) -> dict[str, list[AlertRow]]:
+    found: dict[str, list[AlertRow]] = defaultdict(list)
+    for alert in scope.list(AlertRow, acknowledged_at=None, order_by=desc(AlertRow.ts)):
+        found[alert.asset_id].append(alert)
+    return found
+
+
+def status_of(alerts: list[AlertRow]) -> str:
+    if not alerts:
+        return "ok"
+    return max((a.severity for a in alerts), key=lambda s: _SEVERITY_RANK.get(s, 0))
+
+
+def plant_overview(scope: OrgScope) -> dict[str, Any]:
+    open_by_asset = open_alerts_by_asset(scope)
+    signal_counts = Counter(s.asset_id for s in scope.list(SignalRow))
+    sites = {s.id: SiteBlock(site=s) for s in scope.list(SiteRow, order_by=SiteRow.name)}
+    for asset in scope.list(AssetRow, order_by=AssetRow.name):
+        alerts = open_by_asset.get(asset.id, [])
+        card = AssetCard(asset, status_of(alerts), len(alerts), signal_counts.get(asset.id, 0))
+        if asset.site_id in sites:
+            sites[asset.site_id].assets.append(card)
+    cards = [c for block in sites.values() for c in block.assets]
+    open_alerts = sorted(
+        (a for alerts in open_by_asset.values() for a in alerts), key=lambda a: a.ts, reverse=True
+    )
+    return {
+        "sites": list(sites.values()),
+        "counts": {
+            "assets": len(cards),
+            "running_ok": sum(1 for c in cards if c.status == "ok"),
+            "open_alerts": len(open_alerts),
+            "critical": sum(1 for a in open_alerts if a.severity == "critical"),
+        },
+        "open_alerts": open_alerts[:8],
+        "asset_names": {c.asset.id: c.asset.name for c in cards},
+        "asset_slugs": {c.asset.id: c.asset.slug for c in cards},
+    }
+
+
+def asset_detail(scope: OrgScope, slug: str) -> dict[str, Any]:
+    asset = scope.asset_by_slug(slug)
+    site = scope.get(SiteRow, asset.site_id)
+    signals = list(scope.list(SignalRow, asset_id=asset.id, order_by=SignalRow.name))
+    alerts = list(scope.list(AlertRow, asset_id=asset.id, order_by=desc(AlertRow.ts), limit=200))
+    deployments = scope.list(DeploymentRow, asset_id=asset.id, active=True)
+    models = [scope.get(ModelVersionRow, d.model_version_id) for d in deployments]
+    rul_models = [m for m in models if m.family == "rul"]
+    return {
+        "asset": asset,
+        "site": site,
+        "signals": signals,
+        "alerts": alerts,
+        "open_alerts": [a for a in alerts if a.acknowledged_at is None],
+        "status": status_of([a for a in alerts if a.acknowledged_at is None]),
+        "models": models,
+        "rul_models": rul_models,
+        # The newest RUL estimate a deployed model wrote into its metrics, if any.
+        "rul": next((m.metrics.get("latest_rul") for m in rul_models if m.metrics.get("latest_rul")), None),
+        "tool_wear": next(
+            (m.metrics.get("latest_tool_wear") for m in models if m.metrics.get("latest_tool_wear")), None
+        ),
+    }
+
+
+def alert_list(
+    scope: OrgScope, *, state: str = "open", severity: str = "", asset_slug: str = "", limit: int = 200
+) -> dict[str, Any]:
+    assets = {a.id: a for a in scope.list(AssetRow)}
+    stmt = scope.select(AlertRow).order_by(desc(AlertRow.ts))
+    if state == "open":
+        stmt = stmt.where(AlertRow.acknowledged_at.is_(None))
+    elif state == "acknowledged":
+        stmt = stmt.where(AlertRow.acknowledged_at.is_not(None))
+    if severity:
+        stmt = stmt.where(AlertRow.severity == severity)
+    if asset_slug:
+        match = [a.id for a in assets.values() if a.slug == asset_slug]
+        stmt = stmt.where(AlertRow.asset_id.in_(match))
+    alerts = list(scope.session.scalars(stmt.limit(limit)))
+    users = {u.id: u for u in scope.list(UserRow)}
+    sites = {s.id: s for s in scope.list(SiteRow)}
+    return {"alerts": alerts, "assets": assets, "users": users, "sites": sites}
+
+
+def model_list(scope: OrgScope) -> dict[str, Any]:
+    versions = list(scope.list(ModelVersionRow, order_by=desc(ModelVersionRow.created_at)))
+    by_name: dict[str, list[ModelVersionRow]] = defaultdict(list)
+    for v in versions:
+        by_name[v.name].append(v)
+    metric_names = sorted(
+        {k for v in versions for k, val in v.metrics.items() if isinstance(val, int | float)}
+    )
+    return {"by_name": dict(by_name), "versions": versions, "metric_names": metric_names}
+
+
+def job_list(scope: OrgScope, limit: int = 100) -> dict[str, Any]:
+    jobs = list(scope.list(JobRow, order_by=desc(JobRow.created_at), limit=limit))
+    counts = Counter(j.state for j in jobs)
+    return {"jobs": jobs, "counts": counts}
+
+
+def job_logs(scope: OrgScope, job_id: str, after: int = 0) -> list[JobLogRow]:
+    scope.get(JobRow, job_id)  # 404 for another organisation's job
+    stmt = scope.select(JobLogRow).where(JobLogRow.job_id == job_id, JobLogRow.id > after)
+    return list(scope.session.scalars(stmt.order_by(JobLogRow.id).limit(500)))
+
+
+def admin_view(scope: OrgScope) -> dict[str, Any]:
+    return {
+        "users": list(scope.list(UserRow, order_by=UserRow.email)),
+        "keys": list(scope.list(ApiKeyRow, order_by=desc(ApiKeyRow.created_at))),
+        "running_jobs": scope.count(JobRow, state="running"),
+        "queued_jobs": scope.count(JobRow, state="queued"),
+    }
+
+
+def recent_window(
+    alerts: list[AlertRow], default_end: datetime, hours: float = 24.0
+) -> tuple[datetime, datetime]:
+    """The chart's first window: the day around the newest alert, else the last day."""
+    end = alerts[0].ts + timedelta(hours=hours / 4) if alerts else default_end
+    return end - timedelta(hours=hours), end
+
+
+def inspection_view(scope: OrgScope) -> dict[str, Any]:
+    """Image datasets and the results vision jobs wrote (per-part verdicts, heatmaps).
+
+    A finished vision scoring job stores ``result["parts"]``: one entry per part with
+    ``part_id``, ``time``, ``defect`` (bool), ``score`` and optionally ``image_sha256`` /
+    ``heatmap_sha256`` (blobs). Without such jobs the page explains how to get there.
+    """
+    from axhub.store.models import DatasetRow
+
+    datasets = list(scope.list(DatasetRow, kind="images", order_by=desc(DatasetRow.created_at)))
+    jobs = scope.list(JobRow, state="succeeded", order_by=desc(JobRow.finished_at), limit=50)
+    parts: list[dict[str, Any]] = []
+    for job in jobs:
+        found = job.result.get("parts") if isinstance(job.result, dict) else None
+        if isinstance(found, list):
+            parts.extend(p for p in found if isinstance(p, dict))
+    parts = parts[:60]
+    defects = sum(1 for p in parts if p.get("defect"))
+    vision_models = [m for m in scope.list(ModelVersionRow, family="vision")]
+    return {
+        "datasets": datasets,
+        "parts": parts,
+        "defect_rate": (defects / len(parts)) if parts else None,
+        "defects": defects,
+        "vision_models": vision_models,
+    }

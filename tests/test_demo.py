@@ -1,0 +1,95 @@
+"""The demo end to end: simulate, ingest CSV exports, train, score, alert, register, log in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from axhub.cli import demo as demo_cli
+from axhub.cli.main import app as cli_app
+from axhub.core.settings import Settings
+from axhub.sim import simulate_plant
+from axhub.store.db import Database
+from axhub.store.models import AlertRow, DeploymentRow, ModelVersionRow, OrganizationRow
+
+DAYS, SEED = 0.5, 3
+
+
+def _counts(settings: Settings) -> dict[str, int]:
+    db = Database(settings.database_url)
+    with db.session() as s:
+        org = s.scalars(select(OrganizationRow).where(OrganizationRow.slug == settings.default_org)).one()
+        alerts = s.scalars(select(AlertRow).where(AlertRow.org_id == org.id)).all()
+        production = s.scalars(
+            select(ModelVersionRow).where(ModelVersionRow.org_id == org.id, ModelVersionRow.stage == "production")
+        ).all()
+        active = s.scalars(
+            select(DeploymentRow).where(DeploymentRow.org_id == org.id, DeploymentRow.active.is_(True))
+        ).all()
+        explained = all(a.explanation and a.explanation[0]["signal"] for a in alerts)
+        out = {"alerts": len(alerts), "production": len(production), "deployed": len(active)}
+        out["explained"] = int(explained)
+    db.dispose()
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo-home")
+
+
+def test_demo_runs_end_to_end_and_finds_injected_faults(demo_home: Path) -> None:
+    settings = Settings(home=demo_home)
+    result = demo_cli.run_demo(settings, days=DAYS, seed=SEED)
+
+    plant = simulate_plant(days=DAYS, seed=SEED)
+    assert result.points_stored == plant.n_points  # every simulated reading, stored once
+    assert result.bytes_on_disk / result.points_stored < 4
+    assert len(result.detections) == len(plant.assets)
+    faults = sum(demo_cli.figures(d).faults for d in result.detections)
+    caught = sum(demo_cli.figures(d).faults_caught for d in result.detections)
+    assert faults > 0 and caught >= faults // 2, (caught, faults)
+    assert result.plot is not None and result.plot.stat().st_size > 10_000
+    counts = _counts(settings)
+    assert counts["alerts"] == result.alerts_created > 0
+    assert counts["explained"] == 1  # each alert names the signals behind it
+    assert counts["production"] == counts["deployed"] == len(plant.assets)
+
+
+def test_demo_rerun_is_idempotent_and_login_works(demo_home: Path) -> None:
+    settings = Settings(home=demo_home)
+    before = _counts(settings)
+    result = demo_cli.run_demo(settings, days=DAYS, seed=SEED)
+    assert result.points_stored == simulate_plant(days=DAYS, seed=SEED).n_points  # no duplicates
+    after = _counts(settings)
+    assert after["alerts"] == before["alerts"]  # replaced, not piled up
+    assert after["deployed"] == before["deployed"]  # one active deployment per asset
+
+    from axhub.api.main import create_app
+
+    with TestClient(create_app(settings, executor="none", secure_cookies=False)) as client:
+        login = client.post(
+            "/api/v1/auth/login", json={"email": demo_cli.DEMO_EMAIL, "password": demo_cli.DEMO_PASSWORD}
+        )
+        assert login.status_code == 200, login.text
+        page = client.get("/")
+        assert page.status_code == 200 and "/login" not in str(page.url)
+        for asset in simulate_plant(days=DAYS, seed=SEED).assets:  # the plant overview lists them all
+            assert asset in page.text
+
+
+def test_demo_command_prints_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AXHUB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "160")
+    demo_cli.get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(cli_app, ["demo", "--days", str(DAYS), "--seed", str(SEED), "--no-serve"])
+    finally:
+        demo_cli.get_settings.cache_clear()
+    assert out.exit_code == 0, out.output
+    assert "precision" in out.output and "points stored" in out.output
+    assert (tmp_path / "home" / "demo" / "detections.png").exists()

@@ -1,0 +1,184 @@
+"""Vision models on tiny synthetic part images (sim/images.py): behaviour, export, offline backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from axhub.ml.base import Estimator  # noqa: E402
+from axhub.ml.vision.base import graph_input  # noqa: E402
+from axhub.ml.vision.classifier import DefectClassifier  # noqa: E402
+from axhub.ml.vision.patchcore import PatchCore, greedy_coreset  # noqa: E402
+from axhub.registry.bundle import BundleRunner  # noqa: E402
+from axhub.sim.images import make_part_image, make_part_images  # noqa: E402
+
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def parts() -> dict[str, list]:
+    return {
+        "train": make_part_images(14, 0, seed=1, size=SIZE),
+        "test": make_part_images(6, 6, seed=2, size=SIZE),
+    }
+
+
+@pytest.fixture(scope="module")
+def patchcore(parts: dict[str, list]) -> PatchCore:
+    torch.set_num_threads(1)
+    return PatchCore(input_size=SIZE, bank_size=400, calibration_fraction=0.25).fit(
+        [p.image for p in parts["train"]]
+    )
+
+
+def test_sim_is_seeded_and_masks_mark_defects() -> None:
+    a, b = make_part_image(5, size=64, defect="crack"), make_part_image(5, size=64, defect="crack")
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+    assert a.mask.sum() > 0
+    assert not make_part_image(5, size=64).mask.any()
+    assert not np.array_equal(make_part_image(6, size=64).image, make_part_image(7, size=64).image)
+
+
+def test_defective_parts_score_higher(patchcore: PatchCore, parts: dict[str, list]) -> None:
+    test = parts["test"]
+    scores = patchcore.score([p.image for p in test])
+    good = scores[[p.defect is None for p in test]]
+    bad = scores[[p.defect is not None for p in test]]
+    assert bad.mean() > good.mean()
+    # nearly every defective part above every good one (AUROC ≥ 0.9)
+    auroc = (bad[:, None] > good[None, :]).mean()
+    assert auroc >= 0.9, (good, bad)
+
+
+def test_heatmap_peaks_inside_the_defect(patchcore: PatchCore, parts: dict[str, list]) -> None:
+    from scipy.ndimage import binary_dilation
+
+    defective = [p for p in parts["test"] if p.defect is not None]
+    heatmaps = patchcore.explain([p.image for p in defective])
+    assert heatmaps.shape == (len(defective), SIZE, SIZE)
+    hits = 0
+    for part, heat in zip(defective, heatmaps, strict=True):
+        near = binary_dilation(part.mask, iterations=SIZE // 16)  # one patch of tolerance
+        hits += bool(near[np.unravel_index(np.argmax(heat), heat.shape)])
+    assert hits >= len(defective) - 1
+
+
+def test_threshold_comes_from_held_out_good_images(parts: dict[str, list]) -> None:
+    good = parts["train"][:8]
+    bad = [p for p in parts["test"] if p.defect is not None]
+    frame = pd.DataFrame(
+        {"image": [p.image for p in good + bad], "label": ["good"] * len(good) + ["scratch"] * len(bad)}
+    )
+    model = PatchCore(input_size=64, bank_size=100, calibration_fraction=0.25).fit(frame)
+    # defects were dropped: 6 good images in the bank, 2 held out for the threshold
+    assert model.n_train_images_ == 6 and model.calibration_scores_ is not None
+    assert len(model.calibration_scores_) == 2
+    assert model.threshold_ == pytest.approx(np.quantile(model.calibration_scores_, 0.99))
+
+
+def test_save_load_round_trip_and_onnx_parity(
+    patchcore: PatchCore, parts: dict[str, list], tmp_path: Path
+) -> None:
+    images = [p.image for p in parts["test"][4:8]]
+    patchcore.save(tmp_path / "b")
+    loaded = Estimator.load(tmp_path / "b")
+    assert isinstance(loaded, PatchCore)
+    assert loaded.threshold_ == patchcore.threshold_
+    np.testing.assert_allclose(loaded.score(images), patchcore.score(images), rtol=1e-5)
+    result = BundleRunner(tmp_path / "b").run(graph_input(images))
+    np.testing.assert_allclose(result["score"], patchcore.score(images), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(result["heatmap"], patchcore.explain(images), rtol=1e-3, atol=1e-2)
+    assert list(result["is_anomaly"]) == list(patchcore.predict(images))
+
+
+def test_grayscale_colour_and_other_sizes(patchcore: PatchCore, tmp_path: Path) -> None:
+    from axhub.ml.vision.onnx_export import image_input, ort_session
+
+    gray = make_part_image(99, size=SIZE, defect="hole").image
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    np.testing.assert_allclose(patchcore.score([gray]), patchcore.score([rgb]), rtol=1e-5)
+    colour = make_part_image(98, size=130, channels=3).image  # another size, colour
+    heat = patchcore.explain([colour])
+    assert heat.shape == (1, 130, 130)
+    session = ort_session(patchcore.export_onnx(tmp_path / "m.onnx"))
+    for img in (gray, colour):
+        score, heatmap = session.run(None, {"image": image_input(img)})  # type: ignore[attr-defined]
+        assert heatmap.shape[1:] == img.shape[:2]
+        np.testing.assert_allclose(score, patchcore.score([img]), rtol=1e-4, atol=1e-3)
+
+
+def test_bad_input_is_refused_clearly(patchcore: PatchCore) -> None:
+    from axhub.core.errors import InputValidationError
+
+    with pytest.raises(InputValidationError, match="image"):
+        patchcore.score(pd.DataFrame({"picture": [1]}))
+    with pytest.raises(InputValidationError, match="NaN"):
+        patchcore.score([np.full((32, 32), np.nan, dtype=np.float32)])
+
+
+def test_coreset_covers_the_points() -> None:
+    gen = torch.Generator().manual_seed(0)
+    clusters = torch.cat([torch.randn(200, 8, generator=gen) * 0.05 + c for c in (0.0, 5.0, -5.0)])
+    chosen = greedy_coreset(clusters, 3, projection=0, seed=1)
+    centres = sorted(round(float(clusters[i].mean())) for i in chosen)
+    assert centres == [-5, 0, 5]  # k-centre picks one point from each cluster
+
+
+def test_backbone_loads_with_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import torch.hub
+    import torch.utils.model_zoo
+
+    from axhub.ml.vision.backbone import LiteFeatures
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a download path was taken")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.utils.model_zoo, "load_url", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    feats = LiteFeatures(64, [3, 5])
+    out = feats(torch.full((1, 1, 64, 64), 100.0))
+    assert [o.shape[1] for o in out] == [40, 112]
+    # pretrained, not random: the stem's batch-norm statistics are the trained ones
+    assert not torch.allclose(feats.stem[1].running_var, torch.ones_like(feats.stem[1].running_var))
+
+
+def test_classifier_learns_and_calibrates(tmp_path: Path) -> None:
+    data = DefectClassifier.example_data(seed=3)
+    model = DefectClassifier(input_size=64, max_iter=100, validation_fraction=0.25).fit(data.train)
+    proba = model.predict_proba(data.test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.calibration_["temperature"] > 0
+    assert model.evaluate(data.test)["accuracy"] >= 5 / 6
+    model.save(tmp_path / "c")
+    result = BundleRunner(tmp_path / "c").run(graph_input(data.test))
+    np.testing.assert_allclose(result["probabilities"], proba, atol=1e-4)
+    assert list(result["label"]) == list(model.predict(data.test))
+
+
+def test_int8_quantisation_and_decision(patchcore: PatchCore, parts: dict[str, list], tmp_path: Path) -> None:
+    from axhub.ml.vision.onnx_export import image_input, ort_session
+    from axhub.ml.vision.quantize import int8_decision, quantize_int8
+
+    fp32 = patchcore.export_onnx(tmp_path / "fp32.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "int8.onnx", [p.image for p in parts["train"][:4]])
+    test = parts["test"]
+    y = np.array([p.defect is not None for p in test])
+    scores = []
+    for path in (fp32, int8):
+        session = ort_session(path)
+        scores.append(np.array([session.run(["score"], {"image": image_input(p.image)})[0][0] for p in test]))  # type: ignore[attr-defined]
+    decision = int8_decision(scores[0], scores[1], y)
+    assert decision["basis"] == "validation AUROC"
+    assert decision["keep"] == (decision["auroc_fp32"] - decision["auroc_int8"] <= 0.005)
+    # scores in reverse order (good and defective swapped) are refused
+    assert not int8_decision(scores[0], scores[0][::-1].copy(), y)["keep"]

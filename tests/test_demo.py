@@ -25,7 +25,9 @@ def _counts(settings: Settings) -> dict[str, int]:
         org = s.scalars(select(OrganizationRow).where(OrganizationRow.slug == settings.default_org)).one()
         alerts = s.scalars(select(AlertRow).where(AlertRow.org_id == org.id)).all()
         production = s.scalars(
-            select(ModelVersionRow).where(ModelVersionRow.org_id == org.id, ModelVersionRow.stage == "production")
+            select(ModelVersionRow).where(
+                ModelVersionRow.org_id == org.id, ModelVersionRow.stage == "production"
+            )
         ).all()
         active = s.scalars(
             select(DeploymentRow).where(DeploymentRow.org_id == org.id, DeploymentRow.active.is_(True))
@@ -58,6 +60,37 @@ def test_demo_runs_end_to_end_and_finds_injected_faults(demo_home: Path) -> None
     assert counts["alerts"] == result.alerts_created > 0
     assert counts["explained"] == 1  # each alert names the signals behind it
     assert counts["production"] == counts["deployed"] == len(plant.assets)
+
+
+def test_deployed_demo_models_score_replayed_readings(demo_home: Path) -> None:
+    """The models the demo deployed become live scorers that raise explained alerts."""
+    import pandas as pd
+
+    from axhub.core.readings import make_batch
+    from axhub.serve.alerts import AlertManager, MemoryAlertSink
+    from axhub.serve.deployed import deployed_scorers
+    from axhub.serve.scorer import LiveScoring
+    from axhub.store.timeseries import TimeSeriesStore
+
+    settings = Settings(home=demo_home)
+    plant = simulate_plant(days=DAYS, seed=SEED)
+    db = Database(settings.database_url)
+    with db.session() as s:
+        org = s.scalars(select(OrganizationRow).where(OrganizationRow.slug == settings.default_org)).one()
+        org_id = org.id
+    sink = MemoryAlertSink()
+    scorers = deployed_scorers(db, settings, org_id, AlertManager(sink))
+    assert sorted(sc.asset for sc in scorers) == sorted(plant.assets)
+    live = LiveScoring(scorers)
+    store = TimeSeriesStore(settings.timeseries_root)
+    for asset in plant.assets:  # replay the scored period as the 10 s means the models learned on
+        frame = store.query(org_id, asset, start=plant.normal_end, end=plant.end, interval="10s")
+        ts = pd.DatetimeIndex(frame["ts"]).as_unit("us").asi8
+        live(make_batch(asset, frame["signal"].to_numpy(), ts, frame["value"].to_numpy(dtype=float)))
+    assert sum(sc.stats.rows_scored for sc in scorers) > 0
+    assert sum(sc.stats.anomalous_rows for sc in scorers) > 0
+    assert sink.alerts and all(a.event.explanation for a in sink.alerts.values())
+    db.dispose()
 
 
 def test_demo_rerun_is_idempotent_and_login_works(demo_home: Path) -> None:

@@ -29,6 +29,15 @@ def open_database(settings: Settings | None = None) -> Database:
     return db
 
 
+def org_id_for(db: Database, slug: str) -> str:
+    """The id of organisation ``slug`` (created when new): the time-series store is keyed by
+    organisation id, never by the slug people type, so every path agrees on one key."""
+    from axhub.store.platform import ensure_org
+
+    with db.session() as session:
+        return ensure_org(session, slug, slug).id
+
+
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Show AX Hub errors as one red line with the hint, not a traceback."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from axhub.cli._context import console, friendly_errors
+from axhub.cli._context import console, friendly_errors, open_database, org_id_for
 
 
 def _preview(protocol: str, config: Path, seconds: float, store: bool) -> None:
@@ -31,7 +31,7 @@ def _preview(protocol: str, config: Path, seconds: float, store: bool) -> None:
         worker = IngestWorker(
             source,
             TimeSeriesStore(settings.timeseries_root),
-            mapping.org or settings.default_org,
+            org_id_for(open_database(settings), mapping.org or settings.default_org),
             DeadLetterStore(settings.home / "deadletter"),
         )
         stop = threading.Event()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from axhub.cli._context import console, friendly_errors, open_database
+from axhub.cli._context import console, friendly_errors, open_database, org_id_for
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +58,6 @@ def ingest_command(
     from axhub.core.settings import get_settings
     from axhub.ingest.file_mapping import FileMapping
     from axhub.ingest.files import ingest_file
-    from axhub.store.platform import ensure_org
     from axhub.store.scoped import OrgScope
     from axhub.store.timeseries import TimeSeriesStore
 
@@ -75,8 +74,7 @@ def ingest_command(
     )
     db = open_database(settings)
     org_slug = org or settings.default_org
-    with db.session() as session:
-        org_id = ensure_org(session, org_slug, org_slug).id
+    org_id = org_id_for(db, org_slug)
     store = TimeSeriesStore(settings.timeseries_root)
     report = ingest_file(
         file,

@@ -6,12 +6,13 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from axhub.cli._context import console, friendly_errors
+from axhub.cli._context import console, friendly_errors, open_database, org_id_for
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -20,6 +21,17 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def _serialised(func: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One protocol's worker at a time: scorers keep per-asset state between batches."""
+    lock = threading.Lock()
+
+    def call(batch: Any) -> None:
+        with lock:
+            func(batch)
+
+    return call
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +68,9 @@ def register(app: typer.Typer) -> None:
         from axhub.ingest.deadletter import DeadLetterStore
         from axhub.ingest.tag_mapping import load_mapping
         from axhub.ingest.worker import IngestWorker
+        from axhub.serve.alerts import AlertManager, DbAlertSink
+        from axhub.serve.deployed import deployed_scorers
+        from axhub.serve.scorer import LiveScoring
         from axhub.store.timeseries import TimeSeriesStore
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -63,7 +78,12 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         settings.ensure_dirs()
         org_name = org or mapping.org or settings.default_org
+        db = open_database(settings)
+        org_id = org_id_for(db, org_name)
         store = TimeSeriesStore(settings.timeseries_root)
+        # The organisation's deployed models score every batch right after it is stored.
+        scorers = deployed_scorers(db, settings, org_id, AlertManager(DbAlertSink(db, org_id)))
+        on_written = _serialised(LiveScoring(scorers)) if scorers else None
         deadletters = DeadLetterStore(settings.home / "deadletter")
         protocols = [p for p in configured_protocols(mapping) if not only or p in only]
         if not protocols:
@@ -75,14 +95,21 @@ def register(app: typer.Typer) -> None:
         for protocol in protocols:
             source = build_source(mapping, protocol, client_id=client_id)
             worker = IngestWorker(
-                source, store, org_name, deadletters, flush_rows=flush_rows, flush_interval_s=flush_ms / 1000
+                source,
+                store,
+                org_id,
+                deadletters,
+                flush_rows=flush_rows,
+                flush_interval_s=flush_ms / 1000,
+                on_written=on_written,
             )
             workers.append(worker)
             thread = threading.Thread(target=worker.run, args=(stop,), name=f"ingest-{protocol}")
             thread.start()
             threads.append(thread)
         console.print(
-            f"[green]ingesting[/] {', '.join(protocols)} → org '{org_name}' ({settings.timeseries_root})"
+            f"[green]ingesting[/] {', '.join(protocols)} → org '{org_name}' ({settings.timeseries_root}); "
+            f"live scoring with {len(scorers)} deployed model(s)"
         )
         last = time.monotonic()
         last_written = 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
+from pydantic import ValidationError
 
 from axhub.api.deps import IngestScope, ReadScope, State, WriteScope
 from axhub.api.errors import ERROR_RESPONSES, ApiError
@@ -14,8 +17,10 @@ from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.work import DatasetCreate, DatasetOut, RejectOut, UploadOut
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.core.timeutil import utcnow
+from axhub.ingest.file_mapping import ColumnMap, FileMapping
+from axhub.ingest.files import IngestReport, ingest_file
 from axhub.jobs.data import check_dataset_spec
-from axhub.store.models import DatasetRow, IngestRunRow
+from axhub.store.models import DatasetRow, IngestRunRow, SiteRow
 from axhub.store.scoped import OrgScope
 
 uploads = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
@@ -89,6 +94,46 @@ def _row_problems(frame: Any, filename: str) -> list[InputProblem]:
     return problems
 
 
+def _store_readings(
+    scope: OrgScope,
+    state: Any,
+    raw: bytes,
+    filename: str,
+    asset: str,
+    time_column: str | None,
+    timezone: str | None,
+    signals: str | None,
+) -> IngestReport:
+    """Ingest an uploaded table into this organisation's time-series store, as ``axhub ingest``
+    would: same parsing, same validation, same idempotent writes."""
+    from axhub.store.timeseries import TimeSeriesStore
+
+    row = scope.asset_by_slug(asset)  # only this organisation's assets
+    picked = [c.strip() for c in (signals or "").split(",") if c.strip()]
+    try:
+        mapping = FileMapping(
+            layout="wide",
+            asset=row.slug,
+            time_column=time_column or None,
+            timezone=timezone or scope.get(SiteRow, row.site_id).timezone,
+            columns={c: ColumnMap() for c in picked},
+            only_mapped=bool(picked),
+        )
+    except ValidationError as exc:
+        raise InputValidationError(
+            [InputProblem(filename, None, ".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+        ) from exc
+    store = TimeSeriesStore(state.settings.timeseries_root)
+    with tempfile.TemporaryDirectory(prefix="axhub-upload-") as tmp:
+        path = Path(tmp) / filename
+        path.write_bytes(raw)
+        report = ingest_file(
+            path, store=store, org=scope.org_id, mapping=mapping, rejects_path=Path(tmp) / "rejects.csv"
+        )
+    scope.register_signals([(s.asset, s.signal, s.unit or "") for s in report.signals])
+    return report
+
+
 @uploads.post("", operation_id="create_upload", response_model=UploadOut, status_code=201)
 def create_upload(
     scope: IngestScope,
@@ -96,9 +141,17 @@ def create_upload(
     file: Annotated[UploadFile, File(description="CSV, Parquet or an image (PNG, JPEG, BMP, TIFF)")],
     dataset_name: Annotated[str | None, Form(max_length=200)] = None,
     kind: Annotated[Literal["auto", "table", "image"], Form()] = "auto",
+    asset: Annotated[str | None, Form(max_length=100, description="Store the readings on this asset")] = None,
+    time_column: Annotated[str | None, Form(max_length=200)] = None,
+    timezone: Annotated[str | None, Form(max_length=64, description="Zone of naive times")] = None,
+    signals: Annotated[
+        str | None, Form(max_length=10_000, description="Comma-separated columns to store (default all)")
+    ] = None,
 ) -> UploadOut:
     """Upload a table or an image. Tables are checked row by row (rejected rows are listed with
-    row and field) and, with ``dataset_name``, become the next version of that dataset."""
+    row and field) and, with ``dataset_name``, become the next version of that dataset. With
+    ``asset``, a table's readings are also stored in the time-series store (wide layout: a time
+    column and one column per signal); good rows land, bad rows come back as rejects."""
     filename = (file.filename or "upload").rsplit("/", 1)[-1][:200]
     suffix = _suffix(filename)
     if kind == "auto":
@@ -131,10 +184,17 @@ def create_upload(
 
     fmt = TABLE_SUFFIXES.get(suffix, "csv")
     frame = _read_table(raw, fmt, filename)
-    problems = _row_problems(frame, filename)
     sha = state.blobs.put(raw)
-    rejected_rows = len({p.row for p in problems})
+    points_written = 0
+    if asset:
+        report = _store_readings(scope, state, raw, filename, asset, time_column, timezone, signals)
+        problems = [InputProblem(filename, p.row, p.field, p.problem) for p in report.first_rejects]
+        rejected_rows, points_written = report.rows_rejected, report.points_written
+    else:
+        problems = _row_problems(frame, filename)
+        rejected_rows = len({p.row for p in problems})
     run = _record_upload(scope, sha, filename, rows=len(frame), rejected=rejected_rows)
+    run.points_written = points_written
     dataset = None
     if dataset_name:
         spec = {
@@ -153,6 +213,7 @@ def create_upload(
         sha256=sha,
         rows_read=len(frame),
         rows_rejected=rejected_rows,
+        points_written=points_written,
         ingest_run_id=run.id,
         rejects=[
             RejectOut(file=p.file, row=p.row, field=p.field, problem=p.problem)

@@ -60,7 +60,7 @@
     out.replaceChildren();
     if (!ok) { out.append(el("p", { class: "error", role: "alert" }, AX.t("upload_failed", { msg: res.message }))); }
     const rows = ok ? res.rejects || [] : res.details || [];
-    if (ok) out.append(el("p", { class: "ok" }, AX.t("upload_ok", { good: AX.fmtNum(res.rows_read - res.rows_rejected, 0), rows: AX.fmtNum(res.rows_read, 0), dataset: res.dataset ? res.dataset.name + " v" + res.dataset.version : "" })));
+    if (ok) out.append(el("p", { class: "ok" }, AX.t("upload_ok", { good: AX.fmtNum(res.rows_read - res.rows_rejected, 0), rows: AX.fmtNum(res.rows_read, 0), points: AX.fmtNum(res.points_written || 0, 0), dataset: res.dataset ? res.dataset.name + " v" + res.dataset.version : "" })));
     if (Array.isArray(rows) && rows.length) {
       out.append(el("p", { class: "warn", role: "alert" }, AX.t("upload_rejected", { n: rows.length })));
       const table = el("table", { class: "table compact row-errors" });
@@ -90,11 +90,18 @@
       ev.preventDefault();
       if (!file.files.length) return;
       // The API checks every row and keeps the file as the next version of a dataset named
-      // after the machine; the mapping chosen here travels in the dataset's name and columns.
+      // after the machine.
       const fd = new FormData();
       fd.append("file", file.files[0]);
       fd.append("kind", "table");
       fd.append("dataset_name", document.getElementById("map-asset").value + "-upload");
+      // The readings themselves go into the store on the chosen machine, with the chosen
+      // time column, zone and signal columns.
+      fd.append("asset", document.getElementById("map-asset").value);
+      fd.append("time_column", document.getElementById("map-time").value);
+      fd.append("timezone", document.getElementById("map-tz").value);
+      const picked = [...document.querySelectorAll("#map-signals input:checked")].map((i) => i.value);
+      if (picked.length) fd.append("signals", picked.join(","));
       const btn = document.getElementById("upload-btn");
       btn.disabled = true; btn.textContent = AX.t("uploading");
       try { showResult(await AX.api("POST", "/uploads", fd), true); }

@@ -27,9 +27,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from axhub.bench._broker import MosquittoBroker, mosquitto_binary
 from axhub.core.readings import make_batch
+from axhub.core.settings import Settings
 from axhub.ingest.connectors.base import Delivery, Source
 from axhub.ingest.deadletter import DeadLetterStore
 from axhub.ingest.worker import IngestWorker, validate_batch
+from axhub.store.db import Database
+from axhub.store.platform import org_by_slug
 from axhub.store.timeseries import TimeSeriesStore
 
 T0_MS = 1_735_689_600_000  # 2025-01-01 UTC
@@ -151,6 +154,23 @@ class Worker:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(20)
 
+    def close(self) -> None:
+        """Never leave a worker behind, whatever the test's outcome."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def org_id(self, slug: str) -> str:
+        """The store is keyed by organisation id; the worker created ``slug`` in its database."""
+        db = Database(Settings(home=self.home).database_url)
+        try:
+            with db.session() as session:
+                org = org_by_slug(session, slug)
+                assert org is not None, f"the worker did not create organisation {slug}"
+                return org.id
+        finally:
+            db.dispose()
+
 
 class Publisher(threading.Thread):
     """A gateway: publishes batches of readings at a steady pace, QoS 1, riding out outages."""
@@ -214,7 +234,7 @@ def stored(store: TimeSeriesStore, org: str) -> dict[tuple[str, str, int], float
 @pytest.mark.mqtt
 @pytest.mark.slow
 def test_sigkill_worker_and_restart_broker_mid_stream_lose_nothing(
-    broker: MosquittoBroker, tmp_path: Path
+    broker: MosquittoBroker, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     prefix = f"rel{uuid.uuid4().hex[:6]}"
     config = tmp_path / "mapping.yaml"
@@ -236,6 +256,7 @@ def test_sigkill_worker_and_restart_broker_mid_stream_lose_nothing(
     )
     home = tmp_path / "home"
     worker = Worker(config, home)
+    request.addfinalizer(worker.close)
 
     def connects() -> int:
         return worker.log.read_text().count("MQTT connected") if worker.log.exists() else 0
@@ -245,6 +266,7 @@ def test_sigkill_worker_and_restart_broker_mid_stream_lose_nothing(
     publisher = Publisher(broker.port, prefix, messages=240, per_message=50, pace_s=0.01)
     # The worker's session must exist before publishing, or the broker keeps nothing for it.
     assert wait_for(lambda: connects() == 1)
+    acme = worker.org_id("acme")
     publisher.start()
     publisher.allow(80)
     assert wait_for(lambda: publisher.published >= 60)
@@ -254,17 +276,17 @@ def test_sigkill_worker_and_restart_broker_mid_stream_lose_nothing(
     assert wait_for(lambda: connects() == 2)
     assert "session present: True" in worker.log.read_text()
     publisher.allow(200)
-    assert wait_for(lambda: publisher.published >= 150 and store.count("acme") > 120 * 50)
+    assert wait_for(lambda: publisher.published >= 150 and store.count(acme) > 120 * 50)
     broker.restart()  # the broker goes away and comes back (persistence on)
     assert wait_for(lambda: connects() == 3)  # the worker reconnected by itself
     publisher.allow(240)
     publisher.join(60)
     publisher.finish()
     expected = publisher.sent
-    assert wait_for(lambda: store.count("acme") >= len(expected), timeout=40), worker.log.read_text()[-3000:]
+    assert wait_for(lambda: store.count(acme) >= len(expected), timeout=40), worker.log.read_text()[-3000:]
     time.sleep(0.5)  # anything late (a redelivery) would show up now
     assert worker.stop() == 0
-    got = stored(store, "acme")
+    got = stored(store, acme)
     assert len(got) == len(expected) == 240 * 50
     assert got.keys() == expected.keys()
     # The store keeps values as float32 (its documented precision); compare at that precision.

@@ -125,7 +125,8 @@ def markdown_section(result: BenchResult) -> str:
     if result.notes:
         lines += [""] + [f"- {n}" for n in result.notes]
     if result.plots:
-        lines += [""] + [f"![{Path(p).stem}]({p})" for p in result.plots]
+        # Links are relative to docs/benchmarks.md, whichever way the benchmark named the plot.
+        lines += [""] + [f"![{Path(p).stem}]({p.removeprefix('docs/')})" for p in result.plots]
     return "\n".join(lines) + "\n"
 
 

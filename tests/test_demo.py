@@ -60,6 +60,9 @@ def test_demo_runs_end_to_end_and_finds_injected_faults(demo_home: Path) -> None
     assert counts["alerts"] == result.alerts_created > 0
     assert counts["explained"] == 1  # each alert names the signals behind it
     assert counts["production"] == counts["deployed"] == len(plant.assets)
+    ins = result.inspection
+    assert ins is not None and ins.parts == 12 and ins.defects_true == 4
+    assert ins.defects_caught >= 3 and ins.false_alarms <= 2, ins  # learned from good parts only
 
 
 def test_deployed_demo_models_score_replayed_readings(demo_home: Path) -> None:
@@ -113,6 +116,10 @@ def test_demo_rerun_is_idempotent_and_login_works(demo_home: Path) -> None:
         assert page.status_code == 200 and "/login" not in str(page.url)
         for asset in simulate_plant(days=DAYS, seed=SEED).assets:  # the plant overview lists them all
             assert asset in page.text
+        inspection = client.get("/inspection")
+        assert inspection.text.count('class="card part ') == 12  # the demo's inspected parts
+        heat = inspection.text.split('class="heat" src="')[1].split('"')[0]
+        assert client.get(heat).headers["content-type"] == "image/png"  # heatmaps are served
 
 
 def test_demo_command_prints_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from axhub.cli._context import console, friendly_errors, open_database
+from axhub.cli._demo_inspection import InspectionSummary, run_inspection
 from axhub.cli._demo_report import Detection, episodes, figures, plot_detections, top_contributors
 from axhub.core.settings import Settings, get_settings
 from axhub.store.db import Database
@@ -44,6 +45,7 @@ class DemoResult:
     detections: list[Detection] = field(default_factory=list)
     alerts_created: int = 0
     models_registered: int = 0
+    inspection: InspectionSummary | None = None
     plot: Path | None = None
     seconds: float = 0.0
 
@@ -222,7 +224,7 @@ def run_demo(settings: Settings, *, days: float = 2.0, seed: int = 7) -> DemoRes
     db = open_database(settings)
     org_slug = settings.default_org
     with _progress() as progress:
-        task = progress.add_task("Simulating the plant / 공장 시뮬레이션", total=4)
+        task = progress.add_task("Simulating the plant / 공장 시뮬레이션", total=5)
         plant = simulate_plant(days=days, seed=seed)
         progress.advance(task)
         files_dir = settings.home / "demo" / "plant-exports"
@@ -240,6 +242,9 @@ def run_demo(settings: Settings, *, days: float = 2.0, seed: int = 7) -> DemoRes
         models = _register_models(db, settings, org_id, {d.asset: b for d, b in scored})
         _ensure_demo_user(db, org_slug)
         progress.advance(task)
+        progress.update(task, description="Inspecting part images / 부품 영상 검사")
+        inspection = run_inspection(settings, db, org_id, seed=seed)
+        progress.advance(task)
     store = TimeSeriesStore(settings.timeseries_root)
     plot = plot_detections(
         detections,
@@ -255,6 +260,7 @@ def run_demo(settings: Settings, *, days: float = 2.0, seed: int = 7) -> DemoRes
         detections=detections,
         alerts_created=alerts,
         models_registered=models,
+        inspection=inspection,
         plot=plot,
         seconds=time.perf_counter() - started,
     )
@@ -302,6 +308,13 @@ def _print_summary(result: DemoResult) -> None:
         "precision/recall are per 10-second step; 'caught' counts faults with at least one alarm "
         "inside them; 'true alarms' are alarm episodes overlapping a fault."
     )
+    if result.inspection is not None:
+        ins = result.inspection
+        console.print(
+            f"visual inspection / 외관 검사 ({ins.model_name}, trained on good parts only): "
+            f"{ins.parts} parts, {ins.defects_true} defective; flagged {ins.defects_flagged} "
+            f"({ins.defects_caught} true defects, {ins.false_alarms} false alarms)"
+        )
     console.print(f"plot / 그래프: [bold]{result.plot}[/]   ({result.seconds:.0f} s)")
 
 
@@ -332,8 +345,9 @@ def demo(
     host: str = typer.Option("127.0.0.1", help="Address for the dashboard."),
     port: int = typer.Option(8000, help="Port for the dashboard."),
 ) -> None:
-    """Simulate a plant, store its data, learn what normal looks like and flag what is not,
-    then serve the dashboard. / 데모: 공장 데이터 생성·저장·학습·이상 탐지 후 대시보드 실행."""
+    """Simulate a plant, learn what normal looks like, flag what is not, serve the dashboard.
+
+    / 데모: 공장 데이터 생성·저장·학습·이상 탐지 후 대시보드 실행."""
     settings = get_settings()
     result = run_demo(settings, days=days, seed=seed)
     _print_summary(result)

@@ -158,6 +158,7 @@ class PatchCore(VisionEstimator):
         coreset_projection: int = 128,
         calibration_fraction: float = 0.2,
         threshold_quantile: float = 0.99,
+        threshold_margin: float = 1.0,
         heatmap_sigma: float = 4.0,
         batch_size: int = 16,
         seed: int = 0,
@@ -168,6 +169,7 @@ class PatchCore(VisionEstimator):
         self.coreset_projection = coreset_projection
         self.calibration_fraction = calibration_fraction
         self.threshold_quantile = threshold_quantile
+        self.threshold_margin = threshold_margin
         self.heatmap_sigma = heatmap_sigma
         self.batch_size = batch_size
         self.seed = seed
@@ -221,7 +223,10 @@ class PatchCore(VisionEstimator):
         # their scores show how far normal variation reaches. With a single image there is no
         # hold-out and the (optimistic) training score is used.
         self.calibration_scores_ = self.score(cal if cal else bank_imgs)
-        self.threshold_ = float(np.quantile(self.calibration_scores_, self.threshold_quantile))
+        # With few held-out images a high quantile is close to their maximum and under-states
+        # the tail of normal variation; the margin (as in the sensor anomaly models) widens it.
+        quantile = float(np.quantile(self.calibration_scores_, self.threshold_quantile))
+        self.threshold_ = quantile * self.threshold_margin
         return self
 
     # -- inference ------------------------------------------------------------------------
@@ -306,7 +311,7 @@ class PatchCore(VisionEstimator):
             "calibration": (
                 f"threshold = quantile {self.threshold_quantile} of the scores of "
                 f"{len(self.calibration_scores_) if self.calibration_scores_ is not None else 0} held-out "
-                "good images"
+                f"good images, times {self.threshold_margin}"
             ),
         }
 

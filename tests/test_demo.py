@@ -32,7 +32,12 @@ def _counts(settings: Settings) -> dict[str, int]:
         active = s.scalars(
             select(DeploymentRow).where(DeploymentRow.org_id == org.id, DeploymentRow.active.is_(True))
         ).all()
-        explained = all(a.explanation and a.explanation[0]["signal"] for a in alerts)
+        # Each alert names the signals behind it and how far off they were (z vs normal data).
+        explained = all(
+            a.explanation and all(e["signal"] and abs(e["z"]) < 1e6 for e in a.explanation)
+            for a in alerts
+        )
+        explained = explained and any(abs(e["z"]) >= 2 for a in alerts for e in a.explanation)
         out = {"alerts": len(alerts), "production": len(production), "deployed": len(active)}
         out["explained"] = int(explained)
     db.dispose()

@@ -27,6 +27,13 @@ class Detection:
     truth: np.ndarray  # bool per row
     truth_intervals: pd.DataFrame  # start, end, kind
     contributions: pd.DataFrame  # per-signal explanation, same rows
+    normal_mean: pd.Series  # per signal, over the training (normal) period
+    normal_std: pd.Series
+
+    def how_far_off(self, signal: str, rows: slice) -> float:
+        """The signal's mean over ``rows`` in standard deviations of its normal behaviour."""
+        std = float(self.normal_std.get(signal, 0.0)) or 1.0
+        return (float(self.frame[signal].iloc[rows].mean()) - float(self.normal_mean[signal])) / std
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,8 @@ def _score_assets(
                 truth=plant.is_anomaly(asset_id, test.index),
                 truth_intervals=gt[gt["asset"] == asset_id].reset_index(drop=True),
                 contributions=model.explain(test),
+                normal_mean=train.mean(),
+                normal_std=train.std(),
             )
         fig = figures(detection)
         metrics = {"precision": fig.precision, "recall": fig.recall, "threshold": detection.threshold}
@@ -190,9 +192,14 @@ def _store_alerts(db: Database, org_id: str, detections: list[Detection]) -> int
         asset_ids = {a.slug: a.id for a in scope.list(AssetRow)}
         for det in detections:
             for first, last in episodes(det.alarm):
-                top = top_contributors(det.contributions, slice(first, last + 1))
-                peak = float(det.score[first : last + 1].max())
-                names = ", ".join(name for name, _ in top)
+                rows = slice(first, last + 1)
+                top = [
+                    (name, value, det.how_far_off(name, rows))
+                    for name, value in top_contributors(det.contributions, rows)
+                ]
+                peak = float(det.score[rows].max())
+                # Same wording as the live scorer's alerts: which signal, how far off.
+                names = ", ".join(f"{name} (z {z:+.1f})" for name, _, z in top)
                 scope.add(
                     AlertRow(
                         asset_id=asset_ids.get(det.asset, det.asset),
@@ -204,7 +211,8 @@ def _store_alerts(db: Database, org_id: str, detections: list[Detection]) -> int
                         score=peak,
                         threshold=det.threshold,
                         explanation=[
-                            {"signal": name, "contribution": round(value, 4)} for name, value in top
+                            {"signal": name, "contribution": round(value, 4), "z": round(z, 2)}
+                            for name, value, z in top
                         ],
                         dedup_key=f"{det.asset}:model",
                         last_seen_at=det.index[last].to_pydatetime(),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -13,6 +15,10 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pytest
 from asyncua import ua
+from asyncua.crypto import cert_gen
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from axhub.bench._broker import free_port
 from axhub.core.domain import Quality
@@ -239,3 +245,180 @@ def test_server_restart_mid_stream_stores_exactly_what_was_sent(
     assert ours == expected
     assert all(v == 0.0 for k, v in sink.rows.items() if k not in ours)  # the tag's initial value
     assert worker.stats.duplicates >= 1  # the re-sent current value, dropped by the idempotent write
+
+
+# ------------------------------------------------------------------ certificate security
+SERVER_URI = "urn:axhub:sim:plant"
+CLIENT_URI = "urn:axhub:ingest:test"  # not asyncua's default: the connector must take it from the cert
+
+
+def make_cert(folder: Path, name: str, uri: str, usage: x509.ObjectIdentifier) -> tuple[Path, Path]:
+    """A self-signed OPC UA application certificate and its key, both PEM (the key as ``.key``)."""
+    key = cert_gen.generate_private_key()
+    cert = cert_gen.generate_self_signed_app_certificate(
+        key,
+        name,
+        {},
+        [x509.UniformResourceIdentifier(uri), x509.DNSName(socket.gethostname())],
+        [usage],
+        days=2,
+    )
+    cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(Encoding.PEM))
+    key_file.write_bytes(cert_gen.dump_private_key_as_pem(key))
+    return cert_file, key_file
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    folder = tmp_path_factory.mktemp("pki")
+    return {
+        "server": make_cert(folder, "plant", SERVER_URI, ExtendedKeyUsageOID.SERVER_AUTH),
+        "client": make_cert(folder, "ingest", CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH),
+        "stranger": make_cert(folder, "stranger", CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH),
+    }
+
+
+@pytest.fixture(scope="module")
+def secure_server(loop: Loop, pki: dict[str, tuple[Path, Path]]) -> Iterator[OpcUaPlantServer]:
+    """Only Basic256Sha256 / SignAndEncrypt, a password, and only the 'client' certificate trusted."""
+    cert, key = pki["server"]
+    srv = OpcUaPlantServer(
+        TAGS,
+        port=free_port(),
+        username="operator",
+        password="s3cret",
+        certificate=cert,
+        private_key=key,
+        application_uri=SERVER_URI,
+        security_policies=["Basic256Sha256_SignAndEncrypt"],
+        trusted_clients=[pki["client"][0]],
+    )
+    loop.run(srv.start())
+    yield srv
+    loop.run(srv.stop())
+
+
+def secure_config(server: OpcUaPlantServer, **security: Any) -> OpcUaConfig:
+    return OpcUaConfig.model_validate(
+        {
+            "endpoint": server.endpoint,
+            "username": "operator",
+            "password": "s3cret",
+            "publishing_interval_ms": 50,
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 0.5,
+            "nodes": [{"node": server.node_id("pump-01", "flow"), "asset": "pump-01", "signal": "flow"}],
+            **security,
+        }
+    )
+
+
+def test_secured_server_offers_only_the_encrypted_endpoint(
+    loop: Loop, secure_server: OpcUaPlantServer
+) -> None:
+    endpoints = loop.run(secure_server._server.get_endpoints())
+    assert {(e.SecurityPolicyUri.rsplit("#", 1)[-1], e.SecurityMode) for e in endpoints} == {
+        ("Basic256Sha256", ua.MessageSecurityMode.SignAndEncrypt)
+    }
+
+
+@pytest.mark.parametrize("pin_server_certificate", [False, True])
+def test_sign_and_encrypt_with_certificate_and_password_stores_readings(
+    loop: Loop,
+    secure_server: OpcUaPlantServer,
+    pki: dict[str, tuple[Path, Path]],
+    tmp_path: Path,
+    pin_server_certificate: bool,
+) -> None:
+    cert, key = pki["client"]
+    security: dict[str, Any] = {
+        "security_policy": "Basic256Sha256",
+        "security_mode": "SignAndEncrypt",
+        "certificate": str(cert),
+        "private_key": str(key),
+    }
+    if pin_server_certificate:  # else taken from the server's endpoint listing
+        security["server_certificate"] = str(pki["server"][0])
+    source = OpcUaSource(secure_config(secure_server, **security))
+    sink = MemorySink()
+    worker = IngestWorker(source, sink, "demo", DeadLetterStore(tmp_path / "dl"), flush_interval_s=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    offset = 100 if pin_server_certificate else 0  # the two runs write distinct values and times
+    expected = {("pump-01", "flow", BASE_US + (offset + i) * 1000): 40.0 + offset + i for i in range(5)}
+    thread.start()
+    try:
+        assert wait_for(lambda: source.connected, 8)
+        for i in range(5):
+            loop.run(secure_server.write("pump-01", "flow", 40.0 + offset + i, _when(offset + i)))
+            time.sleep(0.06)
+        assert wait_for(lambda: all(k in sink.rows for k in expected), 5)
+    finally:
+        stop.set()
+        thread.join(10)
+    ours = {
+        k: v
+        for k, v in sink.rows.items()
+        if k in expected or BASE_US + offset * 1000 <= k[2] < BASE_US + 10**9
+    }
+    assert ours == expected
+    assert len(sink.rows) - len(ours) <= 1  # plus the tag's current value at subscription time
+    assert source.connects == 1
+
+
+def _refused(source: OpcUaSource, caplog: pytest.LogCaptureFixture, within: float = 2.0) -> str:
+    """Not connected within ``within`` s, still retrying (thread alive), closes cleanly; the log."""
+    with caplog.at_level(logging.WARNING, logger="axhub.ingest.connectors.opcua"):
+        source.connect()
+        try:
+            assert not source.wait_connected(within)
+            assert source._thread is not None and source._thread.is_alive()  # retrying, not crashed
+        finally:
+            started = time.monotonic()
+            source.close()
+            assert time.monotonic() - started < 5
+    lines = [r.getMessage() for r in caplog.records if r.name == "axhub.ingest.connectors.opcua"]
+    assert lines, "no warning logged for the refused connection"
+    assert all(source.config.endpoint in line and "retrying" in line for line in lines)
+    return "\n".join(lines)
+
+
+def test_no_security_against_encrypted_only_server_is_refused(
+    secure_server: OpcUaPlantServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = OpcUaSource(secure_config(secure_server))  # security_policy "None"
+    log = _refused(source, caplog)
+    assert "SecurityPolicy#None" in log  # asyncua: no endpoint matches the policy asked for
+    assert source.connects == 0 and source.poll(0.1) == []
+
+
+def test_untrusted_client_certificate_is_refused(
+    secure_server: OpcUaPlantServer, pki: dict[str, tuple[Path, Path]], caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = pki["stranger"]  # valid, right URI, but not in the server's trust list
+    source = OpcUaSource(
+        secure_config(
+            secure_server,
+            security_policy="Basic256Sha256",
+            security_mode="SignAndEncrypt",
+            certificate=str(cert),
+            private_key=str(key),
+        )
+    )
+    log = _refused(source, caplog)
+    assert "BadCertificateUntrusted" in log
+    assert source.connects == 0
+
+
+def test_policy_without_a_mode_is_a_clear_error(
+    secure_server: OpcUaPlantServer, pki: dict[str, tuple[Path, Path]], caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = pki["client"]
+    source = OpcUaSource(
+        secure_config(
+            secure_server, security_policy="Basic256Sha256", certificate=str(cert), private_key=str(key)
+        )
+    )
+    log = _refused(source, caplog, within=0.5)
+    assert "needs security_mode Sign or SignAndEncrypt" in log

@@ -23,9 +23,15 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
+
 # --------------------------------------------------------------------------------- OPC UA
+def _pem_or_der(path: str | Path) -> str:
+    """asyncua goes by the file name (only ``.pem`` is PEM); look at the content instead."""
+    with open(path, "rb") as f:
+        return "pem" if f.read(11) == b"-----BEGIN " else "der"
 
 
 @dataclass(frozen=True)
@@ -47,11 +53,30 @@ class OpcUaPlantServer:
         port: int = 4840,
         username: str | None = None,
         password: str | None = None,
+        certificate: str | Path | None = None,
+        private_key: str | Path | None = None,
+        security_policies: Sequence[str] | None = None,
+        trusted_clients: Sequence[str | Path] | None = None,
+        application_uri: str = "urn:axhub:sim:plant",
     ) -> None:
+        """``certificate``/``private_key`` (PEM or DER files) enable certificate security;
+        ``security_policies`` then names the endpoints offered, e.g.
+        ``["Basic256Sha256_SignAndEncrypt"]`` (asyncua's ``ua.SecurityPolicyType`` names;
+        default: asyncua's set, which without a certificate is only ``NoSecurity``).
+        ``trusted_clients``: when given, only clients presenting one of these certificates
+        (whose URI also matches the client's application URI) get a session.
+        """
+        if (certificate is None) != (private_key is None):
+            raise ValueError("give both 'certificate' and 'private_key', or neither")
         self.tags = list(tags)
         self.endpoint = f"opc.tcp://{host}:{port}/axhub/"
         self.username = username
         self.password = password
+        self.certificate = certificate
+        self.private_key = private_key
+        self.security_policies = None if security_policies is None else list(security_policies)
+        self.trusted_clients = None if trusted_clients is None else list(trusted_clients)
+        self.application_uri = application_uri
         self._server: Any = None
         self._nodes: dict[tuple[str, str], Any] = {}
         self._running = False
@@ -92,6 +117,7 @@ class OpcUaPlantServer:
         server.set_server_name("AX Hub simulated plant")
         if expected_user is not None:
             server.set_identity_tokens([ua.UserNameIdentityToken])
+        await self._setup_security(server)
         self.ns = await server.register_namespace(self.NAMESPACE)
         plant = await server.nodes.objects.add_folder(ua.NodeId.from_string(f"ns={self.ns};s=Plant"), "Plant")
         assets: dict[str, Any] = {}
@@ -109,6 +135,36 @@ class OpcUaPlantServer:
         await server.start()
         self._server = server
         self._running = True
+
+    async def _setup_security(self, server: Any) -> None:
+        from asyncua import ua
+        from asyncua.crypto import uacrypto
+        from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+
+        if self.certificate is not None and self.private_key is not None:
+            # The server's certificate names this URI (OPC UA checks they match).
+            await server.set_application_uri(self.application_uri)
+            await server.load_certificate(str(self.certificate), _pem_or_der(self.certificate))
+            await server.load_private_key(str(self.private_key), None, _pem_or_der(self.private_key))
+        if self.security_policies is not None:
+            server.set_security_policy([ua.SecurityPolicyType[name] for name in self.security_policies])
+        if self.trusted_clients is not None:
+            trusted = {
+                uacrypto.der_from_x509(await uacrypto.load_certificate(str(path), _pem_or_der(path)))
+                for path in self.trusted_clients
+            }
+            basic = CertificateValidator(
+                CertificateValidatorOptions.BASIC_VALIDATION | CertificateValidatorOptions.PEER_CLIENT
+            )
+
+            async def validate(cert: Any, app: Any) -> None:
+                from asyncua.common.utils import ServiceError
+
+                await basic.validate(cert, app)  # time range, and URI = the client's application URI
+                if uacrypto.der_from_x509(cert) not in trusted:
+                    raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
+
+            server.set_certificate_validator(validate)
 
     def node_id(self, asset: str, signal: str) -> str:
         return f"ns={self.ns};s={asset}.{signal}"

@@ -27,6 +27,8 @@ from datetime import datetime
 from typing import Any
 
 from asyncua import Client, Node, ua
+from asyncua.crypto import security_policies, uacrypto
+from cryptography import x509
 
 from axhub.core.domain import Quality
 from axhub.ingest.connectors.base import Backoff, Delivery, DeliveryBuffer, Rejected, Source, columns_to_batch
@@ -42,6 +44,12 @@ def status_to_quality(status: ua.StatusCode | None) -> Quality:
     if status.is_uncertain():
         return Quality.UNCERTAIN
     return Quality.BAD
+
+
+def _file_format(path: str) -> str:
+    """'pem' or 'der', from the file's content (asyncua would go by the name: only .pem is PEM)."""
+    with open(path, "rb") as f:
+        return "pem" if f.read(11) == b"-----BEGIN " else "der"
 
 
 def _us(when: datetime | None) -> int | None:
@@ -116,11 +124,43 @@ class OpcUaSource(Source):
         if cfg.password:
             client.set_password(cfg.password)
         if cfg.security_policy != "None":
-            parts = [cfg.security_policy, cfg.security_mode, cfg.certificate or "", cfg.private_key or ""]
-            if cfg.server_certificate:
-                parts.append(cfg.server_certificate)
-            await client.set_security_string(",".join(parts))
+            await self._set_security(client)
         return client
+
+    async def _set_security(self, client: Client) -> None:
+        """Certificate security from the mapping: policy, mode, our certificate and key.
+
+        Not asyncua's ``set_security_string``: that guesses PEM/DER from the file name (a PEM
+        key named ``client.key`` fails to load), and splits on commas in paths. The client's
+        ApplicationUri is taken from its certificate, as OPC UA requires (servers refuse a
+        session whose URI is not the certificate's). Without ``server_certificate`` the
+        server's certificate is taken from its endpoint listing.
+        """
+        cfg = self.config
+        if cfg.security_mode == "None":
+            raise ValueError(
+                f"security_policy {cfg.security_policy} needs security_mode Sign or SignAndEncrypt"
+            )
+        cert_path = cfg.certificate or ""
+        key_path, _, key_password = (cfg.private_key or "").partition("::")
+        cert = await uacrypto.load_certificate(cert_path, _file_format(cert_path))
+        with contextlib.suppress(x509.ExtensionNotFound):
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+            if uris:
+                client.application_uri = uris[0]
+        server_cert = (
+            uacrypto.CertProperties(cfg.server_certificate, _file_format(cfg.server_certificate))
+            if cfg.server_certificate
+            else None
+        )
+        await client.set_security(
+            getattr(security_policies, f"SecurityPolicy{cfg.security_policy}"),
+            uacrypto.CertProperties(cert_path, _file_format(cert_path)),
+            uacrypto.CertProperties(key_path, _file_format(key_path), password=key_password or None),
+            server_certificate=server_cert,
+            mode=getattr(ua.MessageSecurityMode, cfg.security_mode),
+        )
 
     async def _resolve_tags(self, client: Client) -> dict[str, Tag]:
         tags: dict[str, Tag] = {}

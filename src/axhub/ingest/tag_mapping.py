@@ -214,6 +214,10 @@ class OpcUaConfig(_Model):
             raise ValueError("give 'nodes' or 'browse' (or both)")
         if self.security_policy != "None" and not (self.certificate and self.private_key):
             raise ValueError("certificate security needs 'certificate' and 'private_key'")
+        if self.security_policy != "None" and self.security_mode == "None":
+            raise ValueError(
+                f"security_policy {self.security_policy} needs security_mode Sign or SignAndEncrypt"
+            )
         return self
 
 

@@ -34,8 +34,7 @@ def _counts(settings: Settings) -> dict[str, int]:
         ).all()
         # Each alert names the signals behind it and how far off they were (z vs normal data).
         explained = all(
-            a.explanation and all(e["signal"] and abs(e["z"]) < 1e6 for e in a.explanation)
-            for a in alerts
+            a.explanation and all(e["signal"] and abs(e["z"]) < 1e6 for e in a.explanation) for a in alerts
         )
         explained = explained and any(abs(e["z"]) >= 2 for a in alerts for e in a.explanation)
         out = {"alerts": len(alerts), "production": len(production), "deployed": len(active)}

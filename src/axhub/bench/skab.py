@@ -116,8 +116,15 @@ def plot_run(path: Path, frame: pd.DataFrame, ratios: dict[str, np.ndarray], run
     test = frame.iloc[TRAIN_ROWS:]
     fig, ax = plt.subplots(figsize=(8, 3), dpi=90)
     x = np.arange(len(test))
-    ax.fill_between(x, 0, test["anomaly"].to_numpy() * 1.0, step="mid", color="tab:red", alpha=0.15,
-                    label="labelled anomaly")
+    ax.fill_between(
+        x,
+        0,
+        test["anomaly"].to_numpy() * 1.0,
+        step="mid",
+        color="tab:red",
+        alpha=0.15,
+        label="labelled anomaly",
+    )
     for name, values in ratios.items():
         ax.plot(x, np.minimum(values, 5.0), lw=1, label=name)
     ax.axhline(1.0, color="k", ls="--", lw=0.8, label="threshold")
@@ -143,8 +150,10 @@ def run_benchmark(seeds: int = 3) -> int:
     root = Settings().datasets / "skab"
     runs_paths, free_path = find_runs(root)
     if not runs_paths or not free_path.is_file():
-        typer.echo(f"SKAB not found at {root} (need valve1/*.csv and anomaly-free/anomaly-free.csv); "
-                   "set AXHUB_DATASETS. Nothing benchmarked.")
+        typer.echo(
+            f"SKAB not found at {root} (need valve1/*.csv and anomaly-free/anomaly-free.csv); "
+            "set AXHUB_DATASETS. Nothing benchmarked."
+        )
         return 0
     runs = [load_run(p) for p in runs_paths]
     normal = load_run(free_path)
@@ -177,16 +186,18 @@ def run_benchmark(seeds: int = 3) -> int:
                     return f"{values[0]:.{digits}f}"
                 return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
-            rows.append({
-                "model": name,
-                "f1": fmt(f1, 3),
-                "far_%": fmt(far, 2),
-                "mar_%": fmt(mar, 2),
-                "seeds": len(results),
-                "train_s_per_run": round(float(np.mean([r["seconds"] for r in results])) / len(runs), 2),
-                "margin_calibration_s": round(calibration_s, 1),
-                "onnx_windows_per_s_1thread": round(onnx_throughput(model, runs[-1], Path(tmp))),
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "f1": fmt(f1, 3),
+                    "far_%": fmt(far, 2),
+                    "mar_%": fmt(mar, 2),
+                    "seeds": len(results),
+                    "train_s_per_run": round(float(np.mean([r["seconds"] for r in results])) / len(runs), 2),
+                    "margin_calibration_s": round(calibration_s, 1),
+                    "onnx_windows_per_s_1thread": round(onnx_throughput(model, runs[-1], Path(tmp))),
+                }
+            )
     plot_rel = "docs/img/bench-skab-scores.png"
     plot_run(_repo_root() / plot_rel, runs[plot_index], kept_scores, runs_paths[plot_index].stem)
     result = BenchResult(
@@ -202,7 +213,8 @@ def run_benchmark(seeds: int = 3) -> int:
             "Threshold: quantile 0.99 of out-of-fold scores on the run's 400 training rows, times a "
             f"margin set on the anomaly-free file for a {TARGET_NORMAL_FAR:.0%} false-alarm budget "
             f"on normal pseudo-runs (margins: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in margins.items()) + "). No test label used.",
+            + ", ".join(f"{k} {v:.2f}" for k, v in margins.items())
+            + "). No test label used.",
             "Window 8 / smoothing 8 (classical) and window 32 (Conv-AE) are global a-priori choices; "
             "an early exploration printed MSPC test figures for a few windows, so MSPC's window is not "
             "strictly blind.",

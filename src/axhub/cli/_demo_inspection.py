@@ -68,9 +68,7 @@ def run_inspection(
     # percentile is about their maximum, so a 10 % margin covers normal variation beyond it.
     model = PatchCore(
         input_size=INPUT_SIZE, bank_size=1000, calibration_fraction=0.3, threshold_margin=1.1, seed=seed
-    ).fit(
-        pd.DataFrame({"image": [p.image for p in good]})
-    )
+    ).fit(pd.DataFrame({"image": [p.image for p in good]}))
     bundle = model.save(settings.home / "demo" / "models" / "inspection")
     runner = BundleRunner(bundle)
     # A shift's worth of new parts, a third of them defective.
@@ -125,4 +123,3 @@ def run_inspection(
         false_alarms=sum(1 for p in flagged if p["truth"] == "good"),
         model_name=model_name,
     )
-

@@ -87,9 +87,7 @@ def _create_plant_metadata(db: Database, org_slug: str, plant: Any) -> str:
         return org.id
 
 
-def _ingest_exports(
-    settings: Settings, org_id: str, files_dir: Path, plant: Any
-) -> tuple[int, float]:
+def _ingest_exports(settings: Settings, org_id: str, files_dir: Path, plant: Any) -> tuple[int, float]:
     """Ingest every asset's CSV export exactly as a user would with ``axhub ingest``."""
     from axhub.ingest.file_mapping import FileMapping
     from axhub.ingest.files import ingest_file
@@ -132,19 +130,19 @@ def _score_assets(
         alarm = np.asarray(model.predict(test), dtype=bool)
         gt = plant.ground_truth
         detection = Detection(
-                asset=asset_id,
-                name=data.spec.name,
-                index=pd.DatetimeIndex(test.index),
-                frame=test,
-                score=score,
-                threshold=float(model.threshold_),
-                alarm=alarm,
-                truth=plant.is_anomaly(asset_id, test.index),
-                truth_intervals=gt[gt["asset"] == asset_id].reset_index(drop=True),
-                contributions=model.explain(test),
-                normal_mean=train.mean(),
-                normal_std=train.std(),
-            )
+            asset=asset_id,
+            name=data.spec.name,
+            index=pd.DatetimeIndex(test.index),
+            frame=test,
+            score=score,
+            threshold=float(model.threshold_),
+            alarm=alarm,
+            truth=plant.is_anomaly(asset_id, test.index),
+            truth_intervals=gt[gt["asset"] == asset_id].reset_index(drop=True),
+            contributions=model.explain(test),
+            normal_mean=train.mean(),
+            normal_std=train.std(),
+        )
         fig = figures(detection)
         metrics = {"precision": fig.precision, "recall": fig.recall, "threshold": detection.threshold}
         bundle = model.save(bundles_dir / asset_id, metrics=metrics)

@@ -53,8 +53,9 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
     return path
 
 
-def standardize_nodes(input_name: str, output_name: str, mean: np.ndarray, scale: np.ndarray,
-                      prefix: str = "std") -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+def standardize_nodes(
+    input_name: str, output_name: str, mean: np.ndarray, scale: np.ndarray, prefix: str = "std"
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """``(x - mean) / scale`` as two nodes (mean/scale broadcast over the last axis)."""
     inits = [const(f"{prefix}_mean", mean), const(f"{prefix}_inv_scale", 1.0 / np.asarray(scale))]
     nodes = [
@@ -64,8 +65,9 @@ def standardize_nodes(input_name: str, output_name: str, mean: np.ndarray, scale
     return nodes, inits
 
 
-def merge_models(first: onnx.ModelProto, second: onnx.ModelProto, io_map: list[tuple[str, str]],
-                 prefix: str = "m2_") -> onnx.ModelProto:
+def merge_models(
+    first: onnx.ModelProto, second: onnx.ModelProto, io_map: list[tuple[str, str]], prefix: str = "m2_"
+) -> onnx.ModelProto:
     """Chain two models (outputs of ``first`` feed inputs of ``second``)."""
     from onnx import compose
 

@@ -101,9 +101,11 @@ class AnomalyEstimator(SensorEstimator):
         folds = int(self.calibration_folds)
         # Each fold must leave enough rows on both sides for a window and a few fits.
         block_ids = np.zeros(len(x), dtype=np.int64)
-        series = [np.arange(len(x))] if groups is None else [
-            np.flatnonzero(groups == g) for g in pd.unique(groups)
-        ]
+        series = (
+            [np.arange(len(x))]
+            if groups is None
+            else [np.flatnonzero(groups == g) for g in pd.unique(groups)]
+        )
         for rows in series:
             block_ids[rows] = np.minimum(np.arange(len(rows)) * folds // max(len(rows), 1), folds - 1)
         # series id x block id: windows never span a held-out gap
@@ -130,9 +132,13 @@ class AnomalyEstimator(SensorEstimator):
             scores.append(post["score"])
         if not scores:
             raise InputValidationError(
-                InputProblem("training data", None, None,
-                             f"{len(x)} rows are too few to calibrate a threshold with "
-                             f"{folds} folds and window {self.window_length}"),
+                InputProblem(
+                    "training data",
+                    None,
+                    None,
+                    f"{len(x)} rows are too few to calibrate a threshold with "
+                    f"{folds} folds and window {self.window_length}",
+                ),
                 hint="give more normal rows or lower calibration_folds/window",
             )
         return np.concatenate(scores)

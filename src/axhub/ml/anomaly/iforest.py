@@ -137,10 +137,12 @@ class IForest(AnomalyEstimator):
         del graph.input[:]
         graph.input.append(helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", d]))
         del graph.output[:]
-        graph.output.extend([
-            helper.make_tensor_value_info("score", onnx.TensorProto.FLOAT, ["N"]),
-            helper.make_tensor_value_info("contributions", onnx.TensorProto.FLOAT, ["N", n_features]),
-        ])
+        graph.output.extend(
+            [
+                helper.make_tensor_value_info("score", onnx.TensorProto.FLOAT, ["N"]),
+                helper.make_tensor_value_info("contributions", onnx.TensorProto.FLOAT, ["N", n_features]),
+            ]
+        )
         forest_model.ir_version = min(forest_model.ir_version, 9)
         onnx.checker.check_model(forest_model)
         return save_model(forest_model, path)

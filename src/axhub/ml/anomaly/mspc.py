@@ -74,8 +74,13 @@ class MSPC(AnomalyEstimator):
         k = max(1, min(k, d - 1, len(variance)))
         loadings = vt[:k].T  # (d, k)
         lam = np.maximum(variance[:k], 1e-9)
-        core = {"centre": centre, "loadings": loadings, "inv_lambda": 1.0 / lam,
-                "t2_limit": np.ones(1), "q_limit": np.ones(1)}
+        core = {
+            "centre": centre,
+            "loadings": loadings,
+            "inv_lambda": 1.0 / lam,
+            "t2_limit": np.ones(1),
+            "q_limit": np.ones(1),
+        }
         t2, q = self._t2_q(core, zc + centre)
         core["t2_limit"] = np.array([max(float(np.quantile(t2, 0.99)), 1e-9)])
         core["q_limit"] = np.array([max(float(np.quantile(q, 0.99)), 1e-9)])
@@ -104,9 +109,7 @@ class MSPC(AnomalyEstimator):
 
     def _set_core_state(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
         prefix = "core_"
-        return {
-            k[len(prefix) :]: np.asarray(v, np.float64) for k, v in state.items() if k.startswith(prefix)
-        }
+        return {k[len(prefix) :]: np.asarray(v, np.float64) for k, v in state.items() if k.startswith(prefix)}
 
     # ------------------------------------------------------------- ONNX
     def _export_core(self, path: Path) -> Path:

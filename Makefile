@@ -12,6 +12,7 @@ demo: setup
 test: setup
 	@bash scripts/services.sh
 	.venv/bin/ruff check src tests
+	.venv/bin/ruff format --check src tests
 	.venv/bin/mypy
 	.venv/bin/python -m pytest -q
 

@@ -11,7 +11,7 @@ import functools
 import hmac
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from axhub.api.errors import ApiError
 from axhub.api.security import (
@@ -101,10 +102,20 @@ class AppState:
     key_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
     key_cache_lock: threading.Lock = field(default_factory=threading.Lock)
     KEY_CACHE_S: float = 5.0
+    # (org id, asset id) -> asset slug, for the readings routes. Slugs never change; deleting an
+    # asset takes effect within ASSET_CACHE_S in other processes (at once in this one). Keyed by
+    # the caller's organisation: an entry only exists after that org's scoped lookup found it.
+    asset_cache: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
+    ASSET_CACHE_S: float = 5.0
 
 
 def app_state(request: Request) -> AppState:
     return request.app.state.axhub
+
+
+async def _app_state(request: Request) -> AppState:
+    # async: FastAPI would run a plain function in the thread pool (a hop per request)
+    return app_state(request)
 
 
 def _from_key(state: AppState, key: str) -> Principal:
@@ -162,6 +173,18 @@ def _from_session(state: AppState, request: Request, cookie: str) -> Principal:
     return principal
 
 
+def _cached_key_principal(state: AppState, request: Request) -> Principal | None:
+    """The principal of a bearer key checked within KEY_CACHE_S, without I/O; else None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    cached = state.key_cache.get(token.strip())
+    if cached is not None and time.monotonic() - cached[0] < state.KEY_CACHE_S:
+        return cached[1]
+    return None
+
+
 def authenticate(request: Request) -> Principal:
     state = app_state(request)
     header = request.headers.get("authorization", "")
@@ -177,9 +200,13 @@ def authenticate(request: Request) -> Principal:
 
 
 @functools.cache
-def require(need: Need) -> Callable[[Request], Principal]:
-    def dependency(request: Request) -> Principal:
-        principal = authenticate(request)
+def require(need: Need) -> Callable[[Request], Awaitable[Principal]]:
+    # Async so that a recently checked API key (the common case under load) is accepted on the
+    # event loop; anything needing the database (new key, session cookie) runs in a thread.
+    async def dependency(request: Request) -> Principal:
+        principal = _cached_key_principal(app_state(request), request)
+        if principal is None:
+            principal = await run_in_threadpool(authenticate, request)
         if not principal.allows(need):
             what = "API key's scopes" if principal.via == "key" else f"role '{principal.role}'"
             raise ApiError(
@@ -212,7 +239,7 @@ def scope_for(need: Need) -> Callable[..., OrgScope]:
     return dependency
 
 
-State = Annotated[AppState, Depends(app_state)]
+State = Annotated[AppState, Depends(_app_state)]
 Reader = Annotated[Principal, Depends(require(Need.READ))]
 Writer = Annotated[Principal, Depends(require(Need.WRITE))]
 Ingester = Annotated[Principal, Depends(require(Need.INGEST))]

@@ -353,8 +353,11 @@ def register(bench_app: typer.Typer) -> None:
                 notes=[
                     f"{os.cpu_count()} CPU cores shared by the server, the load generator and other work "
                     "on this machine; SQLite metadata DB; loopback.",
-                    "Auth is a bearer key (sha256 lookup, cached 5 s); each request runs the org-scoped "
-                    "asset lookup and a DuckDB query over the Parquet partition.",
+                    "Auth is a bearer key (sha256 lookup, cached 5 s, checked on the event loop); an "
+                    "uncached request looks up the asset (org-scoped, slug cached 5 s) and its signals "
+                    "and runs a DuckDB query over the Parquet partition; the rolling query is served "
+                    "from the 1 s cache, concurrent misses sharing one query.",
+                    "uvicorn with httptools and uvloop (installed with the api extra).",
                     "Queue figures use the SQLite queue (conditional UPDATE leasing) and worker "
                     "processes polling every 50 ms; recovery = lease expiry (5 s) + poll.",
                 ],

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from axhub.api.deps import ReadScope, WriteScope
+from axhub.api.deps import ReadScope, State, WriteScope
 from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.routes._util import apply_update, page_of
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
@@ -115,8 +115,9 @@ def update_asset(asset_id: str, body: AssetUpdate, scope: WriteScope) -> AssetOu
 
 
 @assets.delete("/{asset_id}", operation_id="delete_asset", response_model=Deleted)
-def delete_asset(asset_id: str, scope: WriteScope) -> Deleted:
+def delete_asset(asset_id: str, scope: WriteScope, state: State) -> Deleted:
     scope.delete(scope.get(AssetRow, asset_id))
+    state.asset_cache.pop((scope.org_id, asset_id), None)  # the readings routes' slug cache
     return Deleted(id=asset_id)
 
 

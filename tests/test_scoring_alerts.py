@@ -281,3 +281,27 @@ def test_mqtt_reading_to_stored_alert_under_a_second(bundle_dir: Path, db: Datab
     assert stored_at[0] - published < 1.0
     alerts = list_alerts(db, org)
     assert len(alerts) == 1 and alerts[0].kind == "model" and alerts[0].explanation
+
+
+def test_bucketed_scorer_scores_closed_bucket_means_once(bundle_dir: Path) -> None:
+    """A model trained on 10 s means is scored on 10 s means of the live 1 Hz readings."""
+    runner = BundleRunner(bundle_dir)
+    data = process(35, seed=6)
+    got: dict[int, float] = {}
+
+    def keep(ts: np.ndarray, scores: np.ndarray) -> None:
+        for t, v in zip(ts.tolist(), scores.tolist(), strict=True):
+            assert t not in got  # each bucket is scored once
+            got[t] = v
+
+    scorer = StreamingScorer(runner, "pump-01", AlertManager(MemoryAlertSink()), on_scores=keep, bucket_s=10)
+    batches = long_batches(data, "pump-01")
+    for lo in range(0, 35, 7):
+        for b in batches:
+            scorer.process(b.slice(lo, 7))
+        scorer.process(batches[1].slice(0, lo + 7))  # redelivered readings are not averaged twice
+    means = data.iloc[:30].groupby(np.arange(30) // 10).mean()
+    expected = runner.run({c: means[c].to_numpy() for c in COLUMNS})["score"]
+    # Buckets 0-10 s, 10-20 s and 20-30 s are closed; 30-40 s is still open.
+    assert sorted(got) == [T0_US + k * 10_000_000 for k in range(3)]
+    np.testing.assert_allclose([got[t] for t in sorted(got)], expected, rtol=1e-5)

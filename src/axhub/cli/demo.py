@@ -160,7 +160,10 @@ def _register_models(db: Database, settings: Settings, org_id: str, bundles: dic
         registry = ModelRegistry(scope, BlobStore(settings.blob_root))
         asset_ids = {a.slug: a.id for a in scope.list(AssetRow)}
         for asset, bundle in bundles.items():
-            version = registry.register(bundle, name=f"{asset}-anomaly")
+            # The interval tells live scoring to average readings the way training did.
+            version = registry.register(
+                bundle, name=f"{asset}-anomaly", extra_params={"interval": SCORE_INTERVAL, "agg": "mean"}
+            )
             registry.set_stage(version.id, "production")
             for old in scope.list(DeploymentRow, asset_id=asset_ids[asset], active=True):
                 old.active = False

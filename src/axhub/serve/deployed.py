@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from axhub.core.settings import Settings
 from axhub.registry.bundle import BundleRunner
 from axhub.registry.store import ModelRegistry
@@ -29,7 +31,7 @@ def deployed_scorers(
     """One scorer per active hub deployment of ``org_id`` (a broken bundle is logged, skipped)."""
     cache = settings.home / "deployed"
     cache.mkdir(parents=True, exist_ok=True)
-    found: list[tuple[str, str, Path]] = []
+    found: list[tuple[str, str, Path, float]] = []
     with db.session() as session:
         scope = OrgScope(session, org_id)
         registry = ModelRegistry(scope, BlobStore(settings.blob_root))
@@ -44,12 +46,15 @@ def deployed_scorers(
                 tmp = path.with_suffix(".part")
                 tmp.write_bytes(data)
                 tmp.replace(path)
-            found.append((asset.slug, f"{version.name} v{version.version}", path))
+            # A model trained on resampled readings records its interval ("10s"): score the same.
+            interval = version.params.get("interval")
+            bucket_s = pd.Timedelta(str(interval)).total_seconds() if interval else 0.0
+            found.append((asset.slug, f"{version.name} v{version.version}", path, bucket_s))
     scorers: list[StreamingScorer] = []
-    for slug, name, path in found:
+    for slug, name, path, bucket_s in found:
         try:
             runner = BundleRunner(path)  # verifies the bundle's hashes before loading
-            scorers.append(StreamingScorer(runner, slug, alerts, model_name=name))
+            scorers.append(StreamingScorer(runner, slug, alerts, model_name=name, bucket_s=bucket_s))
         except Exception:  # one bad model must not stop ingestion or the other models
             log.exception("cannot load deployed model %s for %s; it will not score", name, slug)
     return scorers

@@ -53,9 +53,13 @@ class ScoreStats:
 
 @dataclass
 class _AssetState:
-    pending: dict[int, dict[str, float]] = field(default_factory=dict)
+    # time -> signal -> value; with buckets: bucket start -> signal -> {reading time: value}
+    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
     context: np.ndarray | None = None  # last rows already scored (for windows)
     last_ts: int = -1
+    # Newest bucket seen per signal: a bucket is closed once every signal has moved past it
+    # (signals may arrive in separate messages; each signal's readings arrive in time order).
+    newest_bucket: dict[str, int] = field(default_factory=dict)
 
 
 def _standardize_stats(steps: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -81,8 +85,12 @@ class StreamingScorer:
         max_pending_rows: int = 10_000,
         on_alert: Callable[[AlertEvent], None] | None = None,
         on_scores: Callable[[np.ndarray, np.ndarray], None] | None = None,
+        bucket_s: float = 0.0,
     ) -> None:
         self.runner = runner
+        # A model trained on resampled data (e.g. 10 s means) must be scored on the same:
+        # readings are averaged per bucket, and a bucket is scored once a later one has begun.
+        self.bucket_us = round(bucket_s * 1_000_000)
         self.asset = asset
         self.alerts = alerts
         self.model_name = model_name
@@ -112,15 +120,28 @@ class StreamingScorer:
         part = part.filter(pc.is_valid(part["value"]))
         pending = self._state.pending
         ts = part["ts"].cast(pa.int64()).to_numpy()
+        bucket = self.bucket_us
         for t, s, v in zip(ts.tolist(), part["signal"].to_pylist(), part["value"].to_pylist(), strict=True):
-            if t <= self._state.last_ts:
+            key = t - t % bucket if bucket else t
+            if key <= self._state.last_ts:
                 continue  # already scored (a redelivery) or too late
-            pending.setdefault(t, {})[s] = v
+            if bucket:
+                # Keyed by reading time, so a redelivered reading is not averaged in twice.
+                pending.setdefault(key, {}).setdefault(s, {})[t] = v
+                newest = self._state.newest_bucket
+                newest[s] = max(newest.get(s, -1), key)
+            else:
+                pending.setdefault(key, {})[s] = v
+
+    def _value(self, cell: Any) -> float:
+        return float(np.mean(list(cell.values()))) if self.bucket_us else float(cell)
 
     def _complete_rows(self) -> tuple[np.ndarray, np.ndarray]:
         pending = self._state.pending
         n_cols = len(self.columns)
-        done = sorted(t for t, row in pending.items() if len(row) == n_cols)
+        newest_all = min((self._state.newest_bucket.get(c, -1) for c in self.columns), default=-1)
+        closed = (lambda t: t < newest_all) if self.bucket_us else (lambda t: True)
+        done = sorted(t for t, row in pending.items() if len(row) == n_cols and closed(t))
         if not done:
             return np.empty(0, np.int64), np.empty((0, n_cols))
         # Rows still incomplete but older than the newest complete one will never be scored
@@ -130,7 +151,9 @@ class StreamingScorer:
         for t in stale:
             del pending[t]
         self.stats.dropped_incomplete += len(stale)
-        matrix = np.array([[pending[t][c] for c in self.columns] for t in done], dtype=np.float64)
+        matrix = np.array(
+            [[self._value(pending[t][c]) for c in self.columns] for t in done], dtype=np.float64
+        )
         for t in done:
             del pending[t]
         if len(pending) > self.max_pending_rows:  # a signal stopped coming: do not grow forever

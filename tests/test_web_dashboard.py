@@ -419,7 +419,9 @@ def test_upload_shows_the_bad_row(browser: Any, hub: tuple[str, Seeded, Settings
     page = new_page(browser, base)
     login(page, "kim@hanbit.example", next_path="/data")
     page.get_by_label("CSV file").set_input_files(str(csv))
-    assert page.locator("#preview-table tbody tr").count() == 8  # the first rows only
+    preview = page.locator("#preview-table tbody tr")
+    preview.first.wait_for()  # the preview is drawn after the browser has read the file
+    assert preview.count() == 8  # the first rows only
     page.get_by_label("Machine").select_option("pump-1")
     assert page.get_by_label("Time column").input_value() == "time"
     page.get_by_role("button", name="Upload").click()

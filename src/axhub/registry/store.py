@@ -186,6 +186,15 @@ class ModelRegistry:
             raise NotFoundError(f"model version '{version_id}' has no bundle")
         return row, self.blobs.get(row.bundle_sha256)
 
+    def bundle_path(self, version_id: str) -> tuple[ModelVersionRow, Path]:
+        """The version's bundle archive where the blob store keeps it (read it with
+        ``read_bundle``/``BundleRunner``, which verify every file; no copy is made)."""
+        row = self.get_readable(version_id)
+        path = self.blobs.path(row.bundle_sha256) if row.bundle_sha256 else None
+        if path is None or not path.is_file():
+            raise NotFoundError(f"model version '{version_id}' has no bundle")
+        return row, path
+
     # ------------------------------------------------------------------ sharing
     def share(self, version_id: str, grantee_slug: str) -> ModelShareRow:
         row = self.get(version_id)

@@ -29,8 +29,6 @@ def deployed_scorers(
     db: Database, settings: Settings, org_id: str, alerts: AlertManager
 ) -> list[StreamingScorer]:
     """One scorer per active hub deployment of ``org_id`` (a broken bundle is logged, skipped)."""
-    cache = settings.home / "deployed"
-    cache.mkdir(parents=True, exist_ok=True)
     found: list[tuple[str, str, Path, float]] = []
     with db.session() as session:
         scope = OrgScope(session, org_id)
@@ -39,13 +37,7 @@ def deployed_scorers(
             if dep.asset_id is None:
                 continue
             asset = scope.get(AssetRow, dep.asset_id)
-            version, data = registry.bundle_bytes(dep.model_version_id)
-            # Content-addressed file name: the same version is written once.
-            path = cache / f"{version.bundle_sha256}.zip"
-            if not path.exists():
-                tmp = path.with_suffix(".part")
-                tmp.write_bytes(data)
-                tmp.replace(path)
+            version, path = registry.bundle_path(dep.model_version_id)
             # A model trained on resampled readings records its interval ("10s"): score the same.
             interval = version.params.get("interval")
             bucket_s = pd.Timedelta(str(interval)).total_seconds() if interval else 0.0

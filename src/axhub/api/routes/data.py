@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import ValidationError
 
-from axhub.api.deps import IngestScope, ReadScope, State, WriteScope
+from axhub.api.deps import AppState, IngestScope, ReadScope, State, WriteScope
 from axhub.api.errors import ERROR_RESPONSES, ApiError
 from axhub.api.routes._util import page_of
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
@@ -96,7 +96,7 @@ def _row_problems(frame: Any, filename: str) -> list[InputProblem]:
 
 def _store_readings(
     scope: OrgScope,
-    state: Any,
+    state: AppState,
     raw: bytes,
     filename: str,
     asset: str,

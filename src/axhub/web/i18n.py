@@ -2,8 +2,9 @@
 
 The choice is, in order: the ``axhub_lang`` cookie (set by the language switch and kept for a
 year), then the browser's ``Accept-Language`` (Korean when it prefers Korean), else English.
-Texts live in ``web/i18n/<locale>.json``; a key missing from one locale falls back to English so
-a half-translated page still reads, and a test checks both files have the same keys.
+Texts live in ``web/i18n/<locale>.json`` plus one ``web/i18n/<area>/<locale>.json`` per feature area
+(so each area keeps its own texts); a key missing from one locale falls back to English so a
+half-translated page still reads, and a test checks both locales have the same keys.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ LANG_COOKIE = "axhub_lang"
 I18N_DIR = Path(__file__).with_name("i18n")
 
 
+def _load(locale: str) -> dict[str, str]:
+    data: dict[str, str] = json.loads((I18N_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    for area_file in sorted(I18N_DIR.glob(f"*/{locale}.json")):
+        data.update(json.loads(area_file.read_text(encoding="utf-8")))
+    return data
+
+
 @cache
 def texts(locale: str) -> dict[str, str]:
-    data: dict[str, str] = json.loads((I18N_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    data = _load(locale)
     if locale != "en":
         return {**texts("en"), **data}
     return data

@@ -70,15 +70,40 @@ def test_heatmap_peaks_inside_the_defect(patchcore: PatchCore, parts: dict[str, 
 
 def test_threshold_comes_from_held_out_good_images(parts: dict[str, list]) -> None:
     good = parts["train"][:8]
+    frame = pd.DataFrame({"image": [p.image for p in good], "label": ["good"] * 6 + [None] * 2})
+    model = PatchCore(
+        input_size=64, bank_size=100, calibration_fraction=0.25, backbone="lite0", stages=[2, 3]
+    )
+    model.fit(frame)
+    # unlabelled images count as good: 6 in the bank, 2 held out for the threshold
+    assert model.n_train_images_ == 6 and model.calibration_scores_ is not None
+    assert len(model.calibration_scores_) == 2
+    # policy (a): two good images cannot bound 1 % false alarms, so the threshold is their maximum
+    assert model.operating_["policy"] == "good-only" and not model.operating_["target_met"]
+    assert model.threshold_ == pytest.approx(float(np.max(model.calibration_scores_)))
+
+
+def test_labelled_defects_set_a_miss_rate_threshold_and_are_left_out(parts: dict[str, list]) -> None:
+    good = parts["train"][:8]
     bad = [p for p in parts["test"] if p.defect is not None]
     frame = pd.DataFrame(
         {"image": [p.image for p in good + bad], "label": ["good"] * len(good) + ["scratch"] * len(bad)}
     )
-    model = PatchCore(input_size=64, bank_size=100, calibration_fraction=0.25).fit(frame)
-    # defects were dropped: 6 good images in the bank, 2 held out for the threshold
-    assert model.n_train_images_ == 6 and model.calibration_scores_ is not None
-    assert len(model.calibration_scores_) == 2
-    assert model.threshold_ == pytest.approx(np.quantile(model.calibration_scores_, 0.99))
+    model = PatchCore(
+        input_size=64, bank_size=100, calibration_fraction=0.25, backbone="lite0", stages=[2, 3]
+    )
+    model.fit(frame)
+    assert model.n_train_images_ == 6  # defects never enter the bank
+    op = model.operating_
+    assert op["policy"] == "miss-rate" and op["n_defects"] == len(bad) >= 5
+    assert op["miss_rate_calibration"] <= model.target_miss
+    defect_scores = model.calibration_defect_scores_
+    assert defect_scores is not None and (defect_scores > model.threshold_).all()
+    assert [pt["threshold"] for pt in op["curve"]] == sorted(pt["threshold"] for pt in op["curve"])
+    # evaluating on the same images leaves the calibration images out (2 good + the defects)
+    metrics = model.evaluate(frame)
+    assert metrics["calibration_images_left_out"] == 2 + len(bad)
+    assert metrics["n"] == 6
 
 
 def test_save_load_round_trip_and_onnx_parity(

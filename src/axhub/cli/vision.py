@@ -14,16 +14,41 @@ MODELS = {"patchcore": "anomaly detection from good parts only", "classifier": "
 
 
 def _frame_from_folder(folder: Path) -> Any:
-    """Images under ``folder`` with the sub-folder name as label (root files: no label)."""
+    """Images under ``folder``: labels from class folders (``good``/``ok``/defect names), masks
+    beside images or under ``ground_truth/`` (read as masks, never as images); root files and
+    images only in container folders such as ``Imgs/`` are unlabelled unless a mask decides."""
     import pandas as pd
 
-    from axhub.ml.vision.images import list_images
+    from axhub.ml.vision.images import labelled_folder
 
-    paths = list_images(folder)
-    if not paths:
-        raise typer.BadParameter(f"no image files under {folder}")
-    labels = [p.relative_to(folder).parent.name or None for p in paths]
-    return pd.DataFrame({"path": paths, "label": labels})
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is not a folder / 폴더가 아닙니다")
+    rows = labelled_folder(folder)
+    if not rows:
+        raise typer.BadParameter(f"no image files under {folder} / 이미지 파일이 없습니다")
+    return pd.DataFrame(rows)
+
+
+def _register(bundle: Path, name: str | None, org: str | None, metrics: dict[str, Any] | None = None) -> str:
+    """Register a bundle as the next version of ``name`` in the organisation's model registry."""
+    from axhub.cli._context import open_database, org_id_for
+    from axhub.core.settings import Settings
+    from axhub.registry.store import ModelRegistry
+    from axhub.store.blobs import BlobStore
+    from axhub.store.scoped import OrgScope
+
+    settings = Settings()
+    db = open_database(settings)
+    org_id = org_id_for(db, org or settings.default_org)
+    with db.session() as session:
+        row = ModelRegistry(OrgScope(session, org_id), BlobStore(settings.blob_root)).register(
+            bundle, name=name, metrics=metrics
+        )
+        return f"{row.name} v{row.version} ({row.id})"
+
+
+def _metrics_only(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def register(app: typer.Typer) -> None:
@@ -39,19 +64,35 @@ def register(app: typer.Typer) -> None:
         dataset: str | None = typer.Option(None, help="an imported image dataset instead of a folder"),
         version: str | None = typer.Option(None, help="dataset version (latest if omitted)"),
         model: str = typer.Option("patchcore", help="patchcore (good parts only) or classifier (labelled)"),
-        input_size: int = typer.Option(224, help="model input size in pixels"),
+        input_size: int = typer.Option(224, help="model input size in pixels (short side)"),
+        backbone: str = typer.Option(
+            "auto", help="PatchCore backbone: auto (chosen on good images), lite0, lite2"
+        ),
         bank_size: int = typer.Option(2000, help="PatchCore memory-bank size (patches)"),
+        target_false_alarm: float = typer.Option(0.01, help="policy (a): target false-alarm rate"),
+        target_miss: float = typer.Option(
+            0.05, help="policy (b), with >= 5 labelled defects: target miss rate"
+        ),
         max_images: int = typer.Option(0, help="use at most this many images (random, seeded); 0 = all"),
+        name: str | None = typer.Option(None, help="registry name (default: the bundle folder's name)"),
+        org: str | None = typer.Option(None, "--org", help="organisation (default: settings) / 조직"),
+        register_model: bool = typer.Option(
+            True, "--register/--no-register", help="add to the model registry"
+        ),
+        threads: int = typer.Option(0, help="torch threads (0 = torch's default)"),
         seed: int = typer.Option(0),
     ) -> None:
-        """Train a model and save it as a bundle (ONNX + JSON). / 모델 학습."""
+        """Train a model, save it as a bundle (ONNX + JSON) and register it. / 모델 학습."""
         import numpy as np
+        import torch
 
         from axhub.core.settings import Settings
-        from axhub.ml.vision.base import is_good_label
         from axhub.ml.vision.classifier import DefectClassifier
         from axhub.ml.vision.patchcore import PatchCore
+        from axhub.ml.vision.progress import RichProgress
 
+        if threads:
+            torch.set_num_threads(threads)
         if (folder is None) == (dataset is None):
             raise typer.BadParameter("give exactly one of --folder or --dataset")
         if folder is not None:
@@ -62,19 +103,155 @@ def register(app: typer.Typer) -> None:
             data = load_dataset_images(Settings(), str(dataset), version)
         if max_images and len(data) > max_images:
             data = data.iloc[np.sort(np.random.default_rng(seed).permutation(len(data))[:max_images])]
+        if "image" not in data.columns and "path" in data.columns:
+            from axhub.ml.vision.images import decode_image
+            from rich.progress import track
+
+            data = data.assign(
+                image=[
+                    decode_image(Path(p))
+                    for p in track(list(data["path"]), description="reading images", transient=True)
+                ]
+            )
         estimator: PatchCore | DefectClassifier
-        if model == "patchcore":
-            if data["label"].notna().any():
-                data = data[[lab is None or is_good_label(lab) for lab in data["label"]]]
-            estimator = PatchCore(input_size=input_size, bank_size=bank_size, seed=seed).fit(data)
-            typer.echo(f"threshold {estimator.threshold_:.4f} (from held-out good images)")
-        elif model == "classifier":
-            estimator = DefectClassifier(input_size=input_size, seed=seed).fit(data)
-            typer.echo(f"classes {estimator.classes_}; calibration {estimator.calibration_}")
+        with RichProgress() as progress:
+            if model == "patchcore":
+                estimator = PatchCore(
+                    input_size=input_size, backbone=backbone, bank_size=bank_size, seed=seed,
+                    target_false_alarm=target_false_alarm, target_miss=target_miss,
+                ).fit(data, progress=progress)  # fmt: skip
+            elif model == "classifier":
+                estimator = DefectClassifier(input_size=input_size, seed=seed).fit(data)
+            else:
+                raise typer.BadParameter(f"unknown model {model!r}; choose from {sorted(MODELS)}")
+        if isinstance(estimator, PatchCore):
+            op = estimator.operating_
+            typer.echo(
+                f"backbone {estimator.backbone_} stages {estimator.stages_}, input {estimator.shape_[0]}x"
+                f"{estimator.shape_[1]} ({estimator.selection_.get('method', '')})"
+            )
+            if op.get("policy") == "miss-rate":
+                typer.echo(
+                    f"threshold {estimator.threshold_:.4f}: policy (b), {op['n_defects']} labelled defects, "
+                    f"miss rate {op['miss_rate_calibration']:.0%} on them (target {op['target_miss_rate']:.0%}); "
+                    "leave these images out of any evaluation (evaluate does so by itself)"
+                )
+            else:
+                typer.echo(
+                    f"threshold {estimator.threshold_:.4f}: policy (a), {op['n_good']} held-out good images; "
+                    f"false alarms at most {op['false_alarm_rate_upper_bound']:.1%} with {op['confidence']:.0%} "
+                    f"confidence (target {op['target_false_alarm_rate']:.1%}"
+                    + ("" if op["target_met"] else f"; needs {op['good_images_needed']} held-out good images")
+                    + ")"
+                )
         else:
-            raise typer.BadParameter(f"unknown model {model!r}; choose from {sorted(MODELS)}")
+            typer.echo(f"classes {estimator.classes_}; calibration {estimator.calibration_}")
         estimator.save(out)
         typer.echo(f"bundle written: {out}")
+        if register_model:
+            typer.echo(f"registered: {_register(out, name or out.name, org)}")
+
+    @vision.command("evaluate")
+    def evaluate(
+        bundle: Path = typer.Argument(..., help="trained bundle folder"),
+        folder: Path = typer.Argument(
+            ..., help="labelled image folder (good/ok and defect sub-folders, masks optional)"
+        ),
+        out: Path = typer.Option(..., help="folder for metrics.json, curves and example heatmaps"),
+        examples: int = typer.Option(4, help="example heatmaps per class"),
+        register_metrics: bool = typer.Option(
+            False, "--register", help="register the bundle with these metrics"
+        ),
+        name: str | None = typer.Option(None, help="registry name (with --register)"),
+        org: str | None = typer.Option(None, "--org", help="organisation (with --register)"),
+    ) -> None:
+        """Evaluate a bundle on any labelled folder: metrics, ROC and score curves, heatmaps. / 모델 평가."""
+        import json
+
+        import numpy as np
+        from rich.progress import track
+
+        from axhub.ml.base import Estimator
+        from axhub.ml.vision.base import is_good_label
+        from axhub.ml.vision.images import decode_image
+        from axhub.ml.vision.onnx_export import image_input
+        from axhub.ml.vision.overlay import save_overlay, unique_names
+        from axhub.ml.vision.patchcore import image_hash
+        from axhub.ml.vision.plots import roc_plot, score_histogram
+        from axhub.registry.bundle import BundleRunner
+
+        frame = _frame_from_folder(folder)
+        estimator = Estimator.load(bundle)
+        spent = set(getattr(estimator, "calibration_hashes_", []) or [])
+        runner = BundleRunner(bundle)
+        threshold = runner.threshold
+        paths, scores, y, heats, left_out = [], [], [], [], 0
+        pixel_y, pixel_s = [], []
+        for row in track(frame.to_dict("records"), description="scoring", transient=True):
+            if row["label"] is None:
+                continue
+            img = decode_image(Path(row["path"]))
+            if image_hash(img) in spent:
+                left_out += 1  # spent on calibrating the threshold: never evaluated
+                continue
+            result = runner.run(image_input(img))
+            paths.append(Path(row["path"]))
+            scores.append(float(np.asarray(result["score"]).reshape(-1)[0]))
+            y.append(not is_good_label(row["label"]))
+            if "heatmap" in result:
+                heat = np.asarray(result["heatmap"][0])
+                heats.append(heat if len(heats) < 10_000 else None)
+                if row.get("mask") is not None or not y[-1]:
+                    mask = (
+                        decode_image(Path(row["mask"])) > 0
+                        if row.get("mask") is not None
+                        else np.zeros(heat.shape, bool)
+                    )
+                    if mask.shape == heat.shape:
+                        pixel_y.append(mask[::2, ::2].ravel())
+                        pixel_s.append(heat[::2, ::2].ravel())
+        if not scores:
+            raise typer.BadParameter(f"no labelled images under {folder} / 라벨된 이미지가 없습니다")
+        y_arr, s_arr = np.array(y), np.array(scores)
+        from axhub.ml.vision.base import binary_metrics
+
+        metrics: dict[str, Any] = binary_metrics(y_arr, s_arr, threshold)
+        metrics.update(
+            {
+                "n_good": int((~y_arr).sum()),
+                "n_defect": int(y_arr.sum()),
+                "calibration_images_left_out": left_out,
+            }
+        )
+        if pixel_y and any(p.any() for p in pixel_y):
+            from sklearn.metrics import roc_auc_score
+
+            metrics["pixel_auroc"] = float(roc_auc_score(np.concatenate(pixel_y), np.concatenate(pixel_s)))
+            metrics["pixel_auroc_note"] = (
+                "images with masks and good images, every 2nd pixel in each direction"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        if 0 < y_arr.sum() < len(y_arr):
+            roc_plot(y_arr, {bundle.name: s_arr}, out / "roc.png")
+        score_histogram(y_arr, s_arr, threshold, out / "scores.png")
+        if threshold is not None and heats and heats[0] is not None:
+            picks = list(np.flatnonzero(y_arr)[:examples]) + list(np.flatnonzero(~y_arr)[:examples])
+            names = unique_names([paths[i] for i in picks])
+            for i, fname in zip(picks, names, strict=True):
+                save_overlay(decode_image(paths[i]), heats[i], float(threshold), out / "heatmaps" / fname)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "scores.csv").write_text(
+            "path,defect,score\n"
+            + "".join(f"{p},{int(t)},{s:.6f}\n" for p, t, s in zip(paths, y, scores, strict=True))
+        )
+        for key in ("auroc", "f1", "precision", "recall", "accuracy", "pixel_auroc"):
+            if key in metrics:
+                typer.echo(f"{key}\t{metrics[key]:.4f}")
+        if left_out:
+            typer.echo(f"{left_out} images left out: they calibrated the threshold")
+        typer.echo(f"written: {out}/metrics.json, roc.png, scores.png, heatmaps/")
+        if register_metrics:
+            typer.echo(f"registered: {_register(bundle, name or bundle.name, org, _metrics_only(metrics))}")
 
     @vision.command("score")
     def score(
@@ -88,13 +265,16 @@ def register(app: typer.Typer) -> None:
         from axhub.core.errors import InputValidationError
         from axhub.ml.vision.images import decode_image, list_images
         from axhub.ml.vision.onnx_export import image_input
+        from axhub.ml.vision.overlay import save_overlay, unique_names
         from axhub.registry.bundle import BundleRunner
 
         runner = BundleRunner(bundle)
+        threshold = runner.threshold
         files: list[Path] = []
         for item in images:
             files.extend(list_images(item) if item.is_dir() else [item])
-        for path in files:
+        names = unique_names(files)
+        for path, out_name in zip(files, names, strict=True):
             try:
                 img = decode_image(path)
             except InputValidationError as exc:
@@ -108,10 +288,8 @@ def register(app: typer.Typer) -> None:
             elif "label" in result:
                 verdict = str(result["label"][0])
             typer.echo(f"{path}\t{s:.4f}\t{verdict}")
-            if heatmaps is not None and "heatmap" in result:
-                from axhub.ml.vision.plots import save_overlay
-
-                save_overlay(img, np.asarray(result["heatmap"][0]), heatmaps / f"{path.stem}-heatmap.png")
+            if heatmaps is not None and "heatmap" in result and threshold is not None:
+                save_overlay(img, np.asarray(result["heatmap"][0]), float(threshold), heatmaps / out_name)
 
     @vision.command("export")
     def export(

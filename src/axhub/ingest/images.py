@@ -2,9 +2,11 @@
 
 Sources
 -------
-* **Folder**: every file under the folder; the label is the name of the sub-folder holding the
-  image relative to the root (``ok_front/a.jpg`` → ``ok_front``); files directly in the root
-  have no label.
+* **Folder**: every file under the folder; the label is the name of the nearest sub-folder that
+  names a class (``ok_front/a.jpg`` → ``ok_front``; container folders such as ``Imgs/`` or
+  ``train/`` name none); files directly in the root have no label. Masks beside images
+  (``<stem>_mask.png``, ``<stem>_label.png``) or under ``ground_truth/<type>/`` are attached as
+  masks and never imported as images.
 * **CSV** (``labels_csv``): columns ``path`` (relative to the CSV's folder, or absolute),
   optional ``label``, ``mask``, ``asset``, ``part_id``, ``time``.
 * **Masks** (``masks_dir``, folder mode): a mask with the same relative path and stem as the
@@ -88,10 +90,14 @@ def read_manifest(settings: Settings, dataset: str, version: str | None = None) 
 
 
 def _rows_from_folder(source: Path, masks_dir: Path | None) -> list[dict[str, Any]]:
+    from axhub.ml.vision.images import find_mask, folder_label, is_mask_path
+
     rows = []
     for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if is_mask_path(path, source):  # masks beside images or under ground_truth/ are masks
+            continue
         rel = path.relative_to(source)
-        mask = None
+        mask = find_mask(path, source) if masks_dir is None else None
         if masks_dir is not None:
             for suffix in MASK_SUFFIXES:
                 candidate = masks_dir / rel.parent / (path.stem + suffix)
@@ -102,7 +108,7 @@ def _rows_from_folder(source: Path, masks_dir: Path | None) -> list[dict[str, An
             {
                 "path": path,
                 "source": rel.as_posix(),
-                "label": rel.parent.name if rel.parent != Path(".") else None,
+                "label": folder_label(path, source),
                 "mask": mask,
             }
         )

@@ -45,11 +45,6 @@ def load_images(paths: Iterable[Path]) -> list[np.ndarray]:
     return [decode_image(Path(p)) for p in paths]
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive), sorted for determinism."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def as_image_list(images: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
     """Accept a list of arrays or one stacked array (N, H, W[, C]); check dtype and finiteness."""
     out = list(images) if not isinstance(images, np.ndarray) else [images[i] for i in range(len(images))]
@@ -64,3 +59,77 @@ def as_image_list(images: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise InputValidationError(InputProblem("images", i, "pixels", "contains NaN or infinite values"))
     return out
+
+
+# -- dataset layouts: labels from folders, masks beside images or under ground_truth/ -------------
+# Folders that hold images without naming a class (an image's label is the nearest other folder).
+CONTAINER_FOLDERS = {"imgs", "img", "images", "image", "data", "train", "test", "val", "valid", "validation"}
+MASK_FOLDERS = {"ground_truth", "groundtruth", "masks", "mask", "gt", "labels"}
+MASK_STEM_ENDINGS = ("_mask", "_label", "_gt", "_labels", "_masks")
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+def is_mask_path(path: Path, root: Path | None = None) -> bool:
+    """A mask, never an image to learn from: a name ending ``_mask``/``_label``/``_gt`` or a
+    file under a ``ground_truth``/``masks`` folder (below ``root`` when given)."""
+    p = Path(path)
+    parts = p.relative_to(root).parts[:-1] if root is not None and p.is_relative_to(root) else p.parts[:-1]
+    return p.stem.lower().endswith(MASK_STEM_ENDINGS) or any(x.lower() in MASK_FOLDERS for x in parts)
+
+
+def list_images(folder: Path, *, masks: bool = False) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted; mask files are left out unless ``masks``."""
+    root = Path(folder)
+    found = (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in found if masks or not is_mask_path(p, root))
+
+
+def find_mask(image: Path, root: Path) -> Path | None:
+    """The mask of ``image``, from the usual layouts: beside it (``<stem>_mask.png``,
+    ``<stem>_label.png``, ``_gt``), or ``<ancestor>/ground_truth/<type>/<stem>[_mask|_label].png``
+    where ``<type>`` is the image's folder (MVTec AD, KolektorSDD as shipped here)."""
+    image = Path(image)
+    stem = image.stem
+    for ending in MASK_STEM_ENDINGS:
+        for suffix in MASK_SUFFIXES:
+            candidate = image.with_name(stem + ending + suffix)
+            if candidate.is_file():
+                return candidate
+    ancestor = image.parent
+    while True:
+        for folder in MASK_FOLDERS:
+            gt = ancestor / folder / image.parent.name
+            if gt.is_dir():
+                for ending in ("", *MASK_STEM_ENDINGS):
+                    for suffix in MASK_SUFFIXES:
+                        candidate = gt / (stem + ending + suffix)
+                        if candidate.is_file():
+                            return candidate
+        if ancestor == root or ancestor == ancestor.parent or not ancestor.is_relative_to(root):
+            return None
+        ancestor = ancestor.parent
+
+
+def folder_label(image: Path, root: Path) -> str | None:
+    """The nearest folder name below ``root`` that names a class (``None`` for root files and
+    for images only inside container folders such as ``Imgs/`` or ``train/``)."""
+    parts = Path(image).relative_to(root).parts[:-1]
+    for name in reversed(parts):
+        if name.lower() not in CONTAINER_FOLDERS:
+            return name
+    return None
+
+
+def labelled_folder(root: Path) -> list[dict[str, object]]:
+    """Rows ``path, label, mask`` for every image under ``root``. Labels come from folders;
+    where no folder names a class, a mask decides (any defect pixel: ``defect``, else ``good``)
+    and images without either stay unlabelled (``None``)."""
+    rows: list[dict[str, object]] = []
+    root = Path(root)
+    for path in list_images(root):
+        label = folder_label(path, root)
+        mask = find_mask(path, root)
+        if label is None and mask is not None:
+            label = "defect" if bool((decode_image(mask) > 0).any()) else "good"
+        rows.append({"path": path, "label": label, "mask": mask})
+    return rows

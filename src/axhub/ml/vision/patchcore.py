@@ -2,27 +2,38 @@
 
 How it works (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", 2022):
 
-1. **Patch features.** A frozen, ImageNet-pretrained EfficientNet-Lite0 (``backbone.py``) gives
-   low/mid-level feature maps: by default the ends of stage 2 (stride 4, 24 channels) and stage 3
-   (stride 8, 40 channels). Each map is locally averaged (3×3, stride 1) so a patch feature
-   sees its neighbourhood, the deeper map is bilinearly upsampled to the shallower one's grid and
-   both are concatenated: one 64-d vector per patch (56×56 patches at 224 px input).
-   Why these stages: on a validation split drawn from the casting *training* data (150 good
-   images in the bank, 50 other good + 50 defective), stages (2, 3) gave image AUROC 0.963
-   against 0.81 for stages (3, 5) and 0.78 for (4, 5); Lite0 is a small network, so its
-   general-purpose texture features sit earlier than a WideResNet's layer2/layer3.
-2. **Memory bank.** All patch vectors of the training images are pooled and subsampled with
-   greedy k-centre coreset selection (on a random projection to ``coreset_projection`` dims, as
-   in the paper), keeping ``bank_size`` vectors that cover the good-patch distribution.
-3. **Scores.** A patch's anomaly score is the Euclidean distance to its nearest bank vector
-   (k = 1, computed as matrix products: ‖x‖² − 2·x·mᵀ + ‖m‖²). The image score is the largest
-   patch score. The heatmap is the patch-score grid upsampled to the input size and smoothed with
-   a Gaussian (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image.
-4. **Threshold from good images only.** ``fit`` holds out ``calibration_fraction`` of the good
-   images (never put into the bank), scores them, and sets the threshold at the
-   ``threshold_quantile`` quantile of their image scores (default 0.99: about 1 % of good parts
-   would be flagged). No defect image is needed. The same threshold marks heatmap pixels as
-   anomalous.
+1. **Model shape.** Images are resized to a fixed shape inside the graph. Square-ish parts get
+   ``input_size`` × ``input_size``; long parts keep their aspect ratio (``keep_aspect``): the
+   short side becomes ``input_size`` and the long side follows the training images' median
+   aspect ratio (rounded to a multiple of 32), so a 500×1250 surface is not squashed 2.5 times.
+2. **Patch features.** A frozen, ImageNet-pretrained EfficientNet-Lite0 or -Lite2
+   (``backbone.py``) gives feature maps at the ends of two stages. The resized image is
+   mirrored outwards by ``border`` pixels first and the margin is cropped off the maps again,
+   so border patches are not made odd by the network's zero padding. Each map is locally
+   averaged (3×3), the deeper one upsampled to the shallower one's grid, and both concatenated:
+   one vector per patch.
+3. **Backbone and stages per product, from good images only** (``backbone="auto"``,
+   ``stages=None``): candidate configurations are compared on a self-check built from the
+   product's own good images — held-out good images against the same images with synthetic
+   defects pasted in (``synthetic.py``, ``selection.py``) — and the best is kept (ties go to
+   the cheaper). No defect image and no test label takes part. Why candidates rather than one
+   choice: stages (2, 3) of Lite0 suit the smooth castings, but on a textured surface normal
+   texture was as far from the bank as cracks; which layers separate "normal" from "defect"
+   depends on the product.
+4. **Memory bank in bounded memory.** At most ``max_patches`` patch vectors are kept from the
+   training images (an even random share of each image's patches), then greedy k-centre
+   coreset selection (on a random projection to ``coreset_projection`` dims, as in the paper)
+   keeps ``bank_size`` vectors that cover the good-patch distribution.
+5. **Scores.** A patch's anomaly score is the Euclidean distance to its nearest bank vector
+   (k = 1, as matrix products ‖x‖² − 2·x·mᵀ + ‖m‖²). The image score is the largest patch
+   score. The heatmap is the patch-score grid upsampled to the model shape and smoothed with a
+   Gaussian (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image.
+6. **Threshold** (``operating.py``): ``calibration_fraction`` of the good images never enter
+   the bank; their scores set the threshold for a target false-alarm rate with a confidence
+   bound (policy a). When labelled defect images come with the training data (at least 5; at
+   most ``calibration_defects`` are used), the threshold is set for a target miss rate instead
+   (policy b). Either way the trade-off curve is kept (``operating_``) and the hashes of the
+   calibration images, so that an evaluation can leave them out.
 
 Everything after the raw pixels (resize, normalise, backbone, kNN to the bank, heatmap) is one
 torch module, ``PatchCoreGraph``; ``export_onnx`` writes it with the bank inside, and the Python
@@ -31,8 +42,9 @@ torch module, ``PatchCoreGraph``; ``export_onnx`` writes it with the bank inside
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -41,8 +53,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from axhub.ml.vision.backbone import LiteFeatures, to_tensor
+from axhub.ml.vision.backbone import LiteFeatures, as_shape, to_tensor
 from axhub.ml.vision.base import VisionEstimator, binary_metrics, images_of, is_good_label, labels_of
+
+Progress = Callable[[str, int, int], None]
+DEFAULT_STAGES = (2, 3)
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -52,33 +67,70 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
+def image_hash(img: np.ndarray) -> str:
+    """Content hash of decoded pixels (shape included), to recognise calibration images later."""
+    arr = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    return hashlib.sha256(str(arr.shape).encode() + arr.tobytes()).hexdigest()
+
+
+def model_shape(images: Sequence[np.ndarray], input_size: int, keep_aspect: bool) -> tuple[int, int]:
+    """(height, width) the graph resizes to: square, or the median aspect ratio with the short
+    side at ``input_size`` and the long side a multiple of 32 (at most 4× the short side)."""
+    if not keep_aspect or not images:
+        return (input_size, input_size)
+    ratio = float(np.median([np.asarray(i).shape[0] / np.asarray(i).shape[1] for i in images]))
+    if 0.8 <= ratio <= 1.25:
+        return (input_size, input_size)
+    long = min(4 * input_size, max(input_size, 32 * round(input_size * max(ratio, 1 / ratio) / 32)))
+    return (long, input_size) if ratio > 1 else (input_size, long)
+
+
+def fuse_maps(maps: Sequence[torch.Tensor], strides: Sequence[int], border: int) -> torch.Tensor:
+    """Stage maps → locally averaged, border-cropped, aligned, concatenated (N, D, h, w)."""
+    pooled: list[torch.Tensor] = []
+    size: tuple[int, int] | None = None
+    for m, stride in zip(maps, strides, strict=True):
+        m = F.avg_pool2d(m, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+        c = border // stride
+        if c:
+            m = m[:, :, c : m.shape[2] - c, c : m.shape[3] - c]
+        if size is None:
+            size = (int(m.shape[-2]), int(m.shape[-1]))
+        elif tuple(m.shape[-2:]) != size:
+            m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+        pooled.append(m)
+    return torch.cat(pooled, dim=1)
+
+
 class PatchEmbedding(nn.Module):
     """Backbone maps → locally averaged, aligned, concatenated patch features (N, D, h, w)."""
 
-    def __init__(self, input_size: int, stages: Sequence[int]) -> None:
+    def __init__(
+        self, input_size: int | Sequence[int], stages: Sequence[int], backbone: str = "lite0", border: int = 0
+    ) -> None:
         super().__init__()
-        self.features = LiteFeatures(input_size, stages)
+        self.features = LiteFeatures(input_size, stages, backbone, border)
 
     @property
     def dim(self) -> int:
         return sum(self.features.channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = self.features(x)
-        size = maps[0].shape[-2:]
-        pooled = []
-        for m in maps:
-            m = F.avg_pool2d(m, kernel_size=3, stride=1, padding=1, count_include_pad=False)
-            if m.shape[-2:] != size:
-                m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
-            pooled.append(m)
-        return torch.cat(pooled, dim=1)
+        return fuse_maps(self.features(x), self.features.strides, self.features.border)
+
+
+def nearest_distance(flat: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
+    """(N, P, D) patch vectors → (N, P) distance to the nearest bank vector."""
+    d2 = (flat**2).sum(dim=2, keepdim=True) - 2.0 * torch.matmul(flat, bank_t) + bank_sq
+    return d2.min(dim=2).values.clamp(min=0.0).sqrt()
 
 
 class PatchCoreGraph(nn.Module):
     """Raw pixels (N, 1|3, H, W) in 0..255 → (image score (N,), heatmap (N, H, W))."""
 
-    def __init__(self, embedding: PatchEmbedding, bank: torch.Tensor, input_size: int, sigma: float) -> None:
+    def __init__(
+        self, embedding: PatchEmbedding, bank: torch.Tensor, input_size: int | Sequence[int], sigma: float
+    ) -> None:
         super().__init__()
         self.embedding = embedding
         self.bank_t: torch.Tensor
@@ -91,22 +143,19 @@ class PatchCoreGraph(nn.Module):
         g = gaussian_kernel(sigma)
         self.register_buffer("kernel_h", g[None, None, None, :].clone())
         self.register_buffer("kernel_v", g[None, None, :, None].clone())
-        self.input_size = int(input_size)
+        self.shape = as_shape(input_size)
         self.pad = int(g.shape[0] // 2)
 
     def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.embedding(x)  # (N, D, h, w)
         n, d, h, w = feats.shape
         flat = feats.permute(0, 2, 3, 1).reshape(n, h * w, d)
-        d2 = (flat**2).sum(dim=2, keepdim=True) - 2.0 * torch.matmul(flat, self.bank_t) + self.bank_sq
-        nearest = d2.min(dim=2).values.clamp(min=0.0).sqrt()
-        return nearest.reshape(n, 1, h, w)
+        return nearest_distance(flat, self.bank_t, self.bank_sq).reshape(n, 1, h, w)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         patches = self.patch_scores(x)
         score = patches.flatten(1).max(dim=1).values
-        size = (self.input_size, self.input_size)
-        heat = F.interpolate(patches, size=size, mode="bilinear", align_corners=False)
+        heat = F.interpolate(patches, size=self.shape, mode="bilinear", align_corners=False)
         heat = F.pad(heat, [self.pad] * 4, mode="replicate")
         heat = F.conv2d(F.conv2d(heat, self.kernel_h), self.kernel_v)
         heat = F.interpolate(heat, size=(x.shape[2], x.shape[3]), mode="bilinear", align_corners=False)
@@ -134,18 +183,29 @@ def greedy_coreset(
         d = z_sq - 2.0 * (z @ z[idx]) + z_sq[idx]
         min_d = torch.minimum(min_d, d)
         idx = int(torch.argmax(min_d).item())
-        if progress is not None and i % 200 == 0:
+        if progress is not None and i % 100 == 0:
             progress(i, n_select)
+    if progress is not None:
+        progress(n_select, n_select)
     return chosen
+
+
+def _is_good_or_unlabelled(label: Any) -> bool:
+    """Unlabelled images (files at a folder's root) count as good for a good-parts-only model."""
+    if label is None or (isinstance(label, float) and math.isnan(label)):
+        return True
+    return is_good_label(label)
 
 
 class PatchCore(VisionEstimator):
     """Anomaly detector for images of one product, trained on good parts only.
 
     ``fit(images)`` takes good images (any size, grayscale or colour; see
-    :mod:`axhub.ml.vision.base` for accepted forms; labelled defects in the data are dropped);
-    ``score`` gives one anomaly score per image (higher = more anomalous); ``predict`` is
-    ``score > threshold_``; ``explain`` gives per-pixel heatmaps at each image's own size.
+    :mod:`axhub.ml.vision.base` for accepted forms). Unlabelled images count as good; labelled
+    defect images in the data never enter the bank: up to ``calibration_defects`` of them set
+    the threshold for a target miss rate (policy b, when there are at least 5). ``score`` gives
+    one anomaly score per image (higher = more anomalous); ``predict`` is ``score > threshold_``;
+    ``explain`` gives per-pixel heatmaps at each image's own size.
     """
 
     name: ClassVar[str] = "patchcore"
@@ -153,22 +213,36 @@ class PatchCore(VisionEstimator):
     def __init__(
         self,
         input_size: int = 224,
-        stages: Sequence[int] = (2, 3),
+        stages: Sequence[int] | None = None,
+        backbone: str = "auto",
+        keep_aspect: bool = True,
+        border: int = 16,
         bank_size: int = 2000,
+        max_patches: int = 200_000,
         coreset_projection: int = 128,
         calibration_fraction: float = 0.2,
-        threshold_quantile: float = 0.99,
+        calibration_defects: int = 10,
+        target_false_alarm: float = 0.01,
+        target_miss: float = 0.05,
+        confidence: float = 0.95,
         threshold_margin: float = 1.0,
         heatmap_sigma: float = 4.0,
-        batch_size: int = 16,
+        batch_size: int = 8,
         seed: int = 0,
     ) -> None:
         self.input_size = input_size
-        self.stages = list(stages)
+        self.stages = None if stages is None else list(stages)
+        self.backbone = backbone
+        self.keep_aspect = keep_aspect
+        self.border = border
         self.bank_size = bank_size
+        self.max_patches = max_patches
         self.coreset_projection = coreset_projection
         self.calibration_fraction = calibration_fraction
-        self.threshold_quantile = threshold_quantile
+        self.calibration_defects = calibration_defects
+        self.target_false_alarm = target_false_alarm
+        self.target_miss = target_miss
+        self.confidence = confidence
         self.threshold_margin = threshold_margin
         self.heatmap_sigma = heatmap_sigma
         self.batch_size = batch_size
@@ -176,33 +250,62 @@ class PatchCore(VisionEstimator):
         self.graph_: PatchCoreGraph | None = None
         self.threshold_: float | None = None
         self.calibration_scores_: np.ndarray | None = None
+        self.calibration_defect_scores_: np.ndarray | None = None
+        self.calibration_hashes_: list[str] = []
+        self.operating_: dict[str, Any] = {}
+        self.selection_: dict[str, Any] = {}
+        self.backbone_ = "lite0" if backbone == "auto" else backbone
+        self.stages_ = list(stages) if stages is not None else list(DEFAULT_STAGES)
+        self.shape_: tuple[int, int] = (input_size, input_size)
         self.n_train_images_ = 0
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
-        return {"input_size": 64, "bank_size": 200, "batch_size": 8}
+        return {"input_size": 64, "bank_size": 200, "batch_size": 8, "backbone": "lite0", "stages": [2, 3]}
 
     # -- training -------------------------------------------------------------------------
-    def _build_graph(self, bank: torch.Tensor) -> PatchCoreGraph:
-        embedding = PatchEmbedding(self.input_size, self.stages)
-        return PatchCoreGraph(embedding, bank, self.input_size, self.heatmap_sigma).eval()
+    def _embedding(self) -> PatchEmbedding:
+        return PatchEmbedding(self.shape_, self.stages_, self.backbone_, self.border)
 
-    def _embed(self, embedding: PatchEmbedding, images: list[np.ndarray]) -> torch.Tensor:
+    def _build_graph(self, bank: torch.Tensor) -> PatchCoreGraph:
+        return PatchCoreGraph(self._embedding(), bank, self.shape_, self.heatmap_sigma).eval()
+
+    def _embed(
+        self, embedding: PatchEmbedding, images: list[np.ndarray], progress: Progress | None = None
+    ) -> torch.Tensor:
+        """Patch vectors of the images, at most ``max_patches`` in all (an even random share of
+        each image's patches), so memory stays bounded however many images there are."""
+        gen = torch.Generator().manual_seed(self.seed)
+        per_image: int | None = None
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                x = to_tensor(images[start : start + self.batch_size], self.input_size)
+                x = to_tensor(images[start : start + self.batch_size], self.shape_)
                 f = embedding(x)
-                chunks.append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]))
+                f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
+                if per_image is None:
+                    per_image = max(1, min(f.shape[1], self.max_patches // max(1, len(images))))
+                if per_image < f.shape[1]:
+                    keep = torch.stack([torch.randperm(f.shape[1], generator=gen)[:per_image] for _ in f])
+                    f = torch.gather(f, 1, keep[:, :, None].expand(-1, -1, f.shape[2]))
+                chunks.append(f.reshape(-1, f.shape[2]).clone())
+                if progress is not None:
+                    progress("features", min(start + self.batch_size, len(images)), len(images))
         return torch.cat(chunks)
 
-    def fit(self, data: Any, progress: Any = None) -> Self:
+    def fit(self, data: Any, progress: Progress | None = None) -> Self:
         imgs = images_of(data, "training data")
         labels = labels_of(data)
-        if labels is not None:  # train on the good parts only
-            imgs = [img for img, lab in zip(imgs, labels, strict=True) if is_good_label(lab)]
+        defects: list[np.ndarray] = []
+        if labels is not None:  # train on the good parts only; labelled defects may calibrate
+            good_mask = [_is_good_or_unlabelled(lab) for lab in labels]
+            defects = [img for img, g in zip(imgs, good_mask, strict=True) if not g]
+            imgs = [img for img, g in zip(imgs, good_mask, strict=True) if g]
             if not imgs:
-                raise ValueError("no good images in the training data (labels all mark defects)")
+                raise ValueError(
+                    "no good images in the training data (every image is labelled as a defect); "
+                    "put good parts in a folder named 'good' or 'ok', or at the folder's root"
+                )
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(imgs))
         n_cal = 0
@@ -210,24 +313,88 @@ class PatchCore(VisionEstimator):
             n_cal = min(max(1, round(self.calibration_fraction * len(imgs))), len(imgs) - 1)
         cal = [imgs[i] for i in order[:n_cal]]
         bank_imgs = [imgs[i] for i in order[n_cal:]]
-        embedding = PatchEmbedding(self.input_size, self.stages)
-        feats = self._embed(embedding, bank_imgs)
+        if defects:
+            defects = [defects[i] for i in np.sort(rng.permutation(len(defects))[: self.calibration_defects])]
+        self.shape_ = model_shape(imgs, self.input_size, self.keep_aspect)
+        self._choose_features(bank_imgs, cal, progress)
+        embedding = self._embedding()
+        feats = self._embed(embedding, bank_imgs, progress)
+        coreset_progress = None if progress is None else (lambda i, n: progress("coreset", i, n))
         keep = greedy_coreset(
-            feats, self.bank_size, projection=self.coreset_projection, seed=self.seed, progress=progress
+            feats,
+            self.bank_size,
+            projection=self.coreset_projection,
+            seed=self.seed,
+            progress=coreset_progress,
         )
-        self.graph_ = PatchCoreGraph(embedding, feats[keep].contiguous(), self.input_size, self.heatmap_sigma)
+        self.graph_ = PatchCoreGraph(embedding, feats[keep].contiguous(), self.shape_, self.heatmap_sigma)
         self.graph_.eval()
+        del feats
         self.n_train_images_ = len(bank_imgs)
         self.fitted_ = True
-        # Threshold from good images only: the held-out good images never entered the bank, so
-        # their scores show how far normal variation reaches. With a single image there is no
-        # hold-out and the (optimistic) training score is used.
-        self.calibration_scores_ = self.score(cal if cal else bank_imgs)
-        # With few held-out images a high quantile is close to their maximum and under-states
-        # the tail of normal variation; the margin (as in the sensor anomaly models) widens it.
-        quantile = float(np.quantile(self.calibration_scores_, self.threshold_quantile))
-        self.threshold_ = quantile * self.threshold_margin
+        # With a single image there is no hold-out and the (optimistic) training score is used.
+        self.calibration_scores_ = self.score(cal if cal else bank_imgs, progress=progress)
+        self.calibration_defect_scores_ = self.score(defects, progress=progress) if defects else None
+        self.calibration_hashes_ = [image_hash(i) for i in cal + defects]
+        self.set_operating_point()
         return self
+
+    def _choose_features(
+        self, bank_imgs: list[np.ndarray], cal: list[np.ndarray], progress: Progress | None
+    ) -> None:
+        from axhub.ml.vision.selection import candidates_for, choose_features
+
+        candidates = candidates_for(self.backbone, self.stages)
+        if len(candidates) == 1 or not cal:
+            self.backbone_, self.stages_ = candidates[0]
+            self.selection_ = {"method": "given" if len(candidates) == 1 else "default (no held-out images)"}
+            return
+        self.selection_ = choose_features(
+            bank_imgs,
+            cal,
+            candidates,
+            shape=self.shape_,
+            border=self.border,
+            seed=self.seed,
+            progress=progress,
+        )
+        self.backbone_, self.stages_ = (
+            self.selection_["chosen"]["backbone"],
+            self.selection_["chosen"]["stages"],
+        )
+
+    def set_operating_point(
+        self,
+        *,
+        target_false_alarm: float | None = None,
+        target_miss: float | None = None,
+        threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """(Re)choose the threshold from the stored calibration scores: policy (b) with enough
+        calibration defects, else (a); or an explicit ``threshold`` an inspector picked."""
+        from axhub.ml.vision.operating import choose
+
+        assert self.calibration_scores_ is not None
+        if target_false_alarm is not None:
+            self.target_false_alarm = target_false_alarm
+        if target_miss is not None:
+            self.target_miss = target_miss
+        point = choose(
+            self.calibration_scores_,
+            self.calibration_defect_scores_,
+            target_far=self.target_false_alarm,
+            target_miss=self.target_miss,
+            confidence=self.confidence,
+        )
+        if threshold is not None:
+            point.update({"policy": "chosen", "threshold": float(threshold)})
+        elif point["policy"] == "good-only" and self.threshold_margin != 1.0:
+            # With few held-out images the bound cannot be met; a margin widens the threshold.
+            point["threshold"] *= self.threshold_margin
+            point["margin"] = self.threshold_margin
+        self.operating_ = point
+        self.threshold_ = float(point["threshold"])
+        return point
 
     # -- inference ------------------------------------------------------------------------
     def _graph(self) -> PatchCoreGraph:
@@ -235,15 +402,34 @@ class PatchCore(VisionEstimator):
         assert self.graph_ is not None
         return self.graph_
 
-    def score(self, data: Any) -> np.ndarray:
+    def patch_score_maps(self, data: Any) -> list[np.ndarray]:
         graph = self._graph()
-        imgs = images_of(data)
-        scores: list[float] = []
+        return [m[0] for m in self._batched(graph.patch_scores, images_of(data))]
+
+    def _batched(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        imgs: list[np.ndarray],
+        progress: Progress | None = None,
+    ) -> list[np.ndarray]:
+        # Keep the patch-to-bank distance matrix of one batch near 64 MB.
+        patches = (self.shape_[0] // 4) * (self.shape_[1] // 4)
+        batch = max(1, min(self.batch_size, 8_000_000 // max(1, patches * self.bank_size)))
+        out: list[np.ndarray] = []
         with torch.inference_mode():
-            for start in range(0, len(imgs), self.batch_size):
-                x = to_tensor(imgs[start : start + self.batch_size], self.input_size)
-                scores.extend(graph.patch_scores(x).flatten(1).max(dim=1).values.tolist())
-        return np.asarray(scores, dtype=np.float32)
+            for start in range(0, len(imgs), batch):
+                x = to_tensor(imgs[start : start + batch], self.shape_)
+                out.extend(fn(x).numpy())
+                if progress is not None:
+                    progress("scoring", min(start + batch, len(imgs)), len(imgs))
+        return out
+
+    def score(self, data: Any, progress: Progress | None = None) -> np.ndarray:
+        graph = self._graph()
+        maps = self._batched(
+            lambda x: graph.patch_scores(x).flatten(1).max(dim=1).values, images_of(data), progress
+        )
+        return np.asarray(maps, dtype=np.float32)
 
     def predict(self, data: Any) -> np.ndarray:
         scores = self.score(data)
@@ -262,11 +448,17 @@ class PatchCore(VisionEstimator):
         return heatmaps
 
     def evaluate(self, data: Any) -> dict[str, float]:
+        """Metrics on labelled data, leaving out the images that calibrated the threshold."""
         labels = labels_of(data)
         if labels is None:
             raise ValueError("evaluate needs labelled data (a 'label' column)")
-        y = np.array([not is_good_label(v) for v in labels])
-        return binary_metrics(y, self.score(data), self.threshold_)
+        imgs = images_of(data)
+        spent = set(self.calibration_hashes_)
+        keep = [i for i, img in enumerate(imgs) if image_hash(img) not in spent]
+        y = np.array([not _is_good_or_unlabelled(labels[i]) for i in keep])
+        metrics = binary_metrics(y, self.score([imgs[i] for i in keep]), self.threshold_)
+        metrics["calibration_images_left_out"] = float(len(imgs) - len(keep))
+        return metrics
 
     def evaluate_scores(self, y_defect: np.ndarray, scores: np.ndarray) -> dict[str, float]:
         """Metrics of scores computed elsewhere (e.g. by the ONNX graph) at this threshold."""
@@ -278,22 +470,40 @@ class PatchCore(VisionEstimator):
         return self._graph().bank_t.t().numpy()
 
     def _get_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "bank": self.bank.astype(np.float32),
             "threshold": self.threshold_,
             "n_train_images": self.n_train_images_,
             "calibration_scores": np.asarray(self.calibration_scores_, dtype=np.float32),
+            "calibration_hashes": list(self.calibration_hashes_),
+            "operating": self.operating_,
+            "selection": self.selection_,
+            "backbone": self.backbone_,
+            "stages": list(self.stages_),
+            "shape": list(self.shape_),
         }
+        if self.calibration_defect_scores_ is not None:
+            state["calibration_defect_scores"] = np.asarray(self.calibration_defect_scores_, dtype=np.float32)
+        return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
         bank = torch.from_numpy(np.asarray(state["bank"], dtype=np.float32))
+        self.backbone_ = str(state.get("backbone", self.backbone_))
+        self.stages_ = [int(s) for s in state.get("stages", self.stages_)]
+        self.shape_ = as_shape(state.get("shape", self.shape_))
         self.graph_ = self._build_graph(bank)
         self.threshold_ = state["threshold"]
         self.n_train_images_ = int(state.get("n_train_images", 0))
         self.calibration_scores_ = state.get("calibration_scores")
+        self.calibration_defect_scores_ = state.get("calibration_defect_scores")
+        self.calibration_hashes_ = list(state.get("calibration_hashes", []))
+        self.operating_ = dict(state.get("operating", {}))
+        self.selection_ = dict(state.get("selection", {}))
         self.fitted_ = True
 
     def preprocessing(self) -> dict[str, Any]:
+        h, w = self.shape_
+        op = {k: v for k, v in self.operating_.items() if k != "curve"}
         return {
             "format": "axhub-preprocessing/1",
             "columns": [],
@@ -302,17 +512,26 @@ class PatchCore(VisionEstimator):
             "threshold": self.threshold_,
             "in_graph": (
                 f"raw pixels float32 (N, 1|3, H, W) in 0..255 -> grayscale to 3 channels -> bilinear "
-                f"resize to {self.input_size}x{self.input_size} -> (x-127)/128 -> EfficientNet-Lite0 "
-                f"stages {list(self.stages)} -> 3x3 average -> nearest-neighbour distance to the "
-                f"memory bank ({self.bank_size} patches) -> image score = max; heatmap Gaussian "
-                f"sigma {self.heatmap_sigma} resized to H x W"
+                f"resize to {h}x{w} (height x width) -> (x-127)/128 -> mirror {self.border} px border -> "
+                f"EfficientNet-{self.backbone_.title()} stages {list(self.stages_)} -> 3x3 average -> "
+                f"crop border -> nearest-neighbour distance to the memory bank ({self.bank_size} patches) "
+                f"-> image score = max; heatmap Gaussian sigma {self.heatmap_sigma} resized to H x W"
             ),
-            "image": {"layout": "NCHW", "range": [0, 255], "channels": [1, 3], "input_size": self.input_size},
+            "image": {
+                "layout": "NCHW",
+                "range": [0, 255],
+                "channels": [1, 3],
+                "input_size": self.input_size,
+                "model_shape": [h, w],
+            },
             "calibration": (
-                f"threshold = quantile {self.threshold_quantile} of the scores of "
-                f"{len(self.calibration_scores_) if self.calibration_scores_ is not None else 0} held-out "
-                f"good images, times {self.threshold_margin}"
+                f"policy {op.get('policy')}: threshold {self.threshold_} from "
+                f"{len(self.calibration_scores_) if self.calibration_scores_ is not None else 0} held-out good "
+                f"images and {0 if self.calibration_defect_scores_ is None else len(self.calibration_defect_scores_)} "
+                "labelled defect images"
             ),
+            "operating_point": op,
+            "feature_selection": {k: v for k, v in self.selection_.items() if k != "candidates"},
         }
 
     def export_onnx(self, path: str | Path) -> Path:
@@ -320,6 +539,6 @@ class PatchCore(VisionEstimator):
         outputs ``score`` (N,) and ``heatmap`` (N, H, W)."""
         from axhub.ml.vision.onnx_export import export_graph
 
-        size = self.input_size
-        dummy = torch.full((1, 3, size, size), 127.0)
+        h, w = self.shape_
+        dummy = torch.full((1, 3, h, w), 127.0)
         return export_graph(self._graph(), dummy, Path(path), ["score", "heatmap"])

@@ -91,3 +91,34 @@ def save_overlay(image: np.ndarray, heatmap: np.ndarray, path: Path, vmax: float
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def anchored_heatmap_grid(
+    images: list[np.ndarray],
+    heatmaps: list[np.ndarray],
+    scores: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    path: Path,
+    per_class: int = 4,
+) -> Path:
+    """The first ``per_class`` defective and good images (no cherry-picking), each overlaid with
+    its heatmap on the threshold-anchored scale (``overlay.py``) and its score in the title."""
+    from axhub.ml.vision.overlay import overlay
+
+    plt = _plt()
+    picks = list(np.flatnonzero(y)[:per_class]) + list(np.flatnonzero(~y)[:per_class])
+    cols = max(1, len(picks) // 2 if len(picks) > per_class else len(picks))
+    rows = 2 if len(picks) > per_class else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, idx in zip(axes.ravel(), picks, strict=False):
+        ax.imshow(overlay(images[idx], heatmaps[idx], threshold))
+        flag = " ⚠" if scores[idx] > threshold else " ✓"
+        ax.set_title(f"{'defect' if y[idx] else 'good'} {scores[idx] / threshold:.2f}×thr{flag}", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+    return path

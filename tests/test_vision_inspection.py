@@ -1,0 +1,171 @@
+"""Inspection that an operator can trust: operating points, dataset layouts, anchored heatmaps,
+one path from the CLI to the registry (issue 14). Tiny synthetic parts; real files, real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from axhub.ml.vision import operating  # noqa: E402
+from axhub.ml.vision.images import find_mask, labelled_folder, list_images  # noqa: E402
+from axhub.ml.vision.overlay import anchored, overlay, unique_names  # noqa: E402
+from axhub.sim.images import make_part_images  # noqa: E402
+
+
+# -- operating points -------------------------------------------------------------------------
+def test_good_only_policy_bounds_false_alarms_by_the_number_of_images() -> None:
+    rng = np.random.default_rng(0)
+    few = operating.good_only_threshold(rng.normal(size=50), target_far=0.01, confidence=0.95)
+    assert not few["target_met"] and few["threshold"] == pytest.approx(few["threshold"])
+    assert few["rank"] == 50 and few["good_images_needed"] == 299
+    assert 0.05 < few["false_alarm_rate_upper_bound"] < 0.06  # 1 - 0.05 ** (1/50)
+    many = rng.normal(size=2000)
+    point = operating.good_only_threshold(many, target_far=0.01, confidence=0.95)
+    assert point["target_met"] and point["false_alarm_rate_upper_bound"] <= 0.01
+    # the bound holds out of sample: fresh good scores from the same distribution
+    fresh = rng.normal(size=200_000)
+    assert (fresh > point["threshold"]).mean() <= 0.01
+
+
+def test_miss_rate_policy_needs_five_defects_and_meets_its_target() -> None:
+    good = np.linspace(0, 1, 40)
+    with pytest.raises(ValueError, match="at least 5"):
+        operating.miss_rate_threshold(good, np.array([2.0, 3.0, 4.0]))
+    defects = np.array([0.9, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3])
+    strict = operating.miss_rate_threshold(good, defects, target_miss=0.0)
+    assert strict["miss_rate_calibration"] == 0 and strict["threshold"] < 0.9
+    loose = operating.miss_rate_threshold(good, defects, target_miss=0.1)  # one miss allowed
+    assert loose["miss_rate_calibration"] == pytest.approx(0.1)
+    assert 1.0 < loose["threshold"] < 1.5 and loose["false_alarm_rate_calibration"] == 0
+    curve = operating.tradeoff(good, defects)
+    fars = [p["false_alarm_rate"] for p in curve]
+    misses = [p["miss_rate"] for p in curve]
+    assert fars == sorted(fars, reverse=True) and misses == sorted(misses)
+
+
+# -- dataset layouts ----------------------------------------------------------------------------
+def _save(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_masks_are_read_as_masks_in_the_usual_layouts(tmp_path: Path) -> None:
+    parts = make_part_images(2, 2, seed=3, size=48)
+    empty = np.zeros((48, 48), np.uint8)
+    # KolektorSDD-like: images in Imgs/ with PNG masks beside them
+    kos = tmp_path / "kos"
+    for i, p in enumerate(parts):
+        _save(kos / "Imgs" / f"part{i}.jpg", p.image)
+        _save(
+            kos / "Imgs" / f"part{i}_label.png",
+            ((p.mask if p.mask is not None else empty) > 0).astype(np.uint8) * 255,
+        )
+    rows = labelled_folder(kos)
+    assert len(rows) == 4 and all(not str(r["path"]).endswith("_label.png") for r in rows)
+    assert sorted(str(r["label"]) for r in rows) == ["defect", "defect", "good", "good"]
+    # MVTec-like: train/good, test/<type>, ground_truth/<type>/<stem>_mask.png
+    mv = tmp_path / "mv"
+    _save(mv / "train" / "good" / "000.png", parts[0].image)
+    _save(mv / "test" / "crack" / "000.png", parts[2].image)
+    _save(mv / "ground_truth" / "crack" / "000_mask.png", empty + 255)
+    assert [p.relative_to(mv).as_posix() for p in list_images(mv)] == [
+        "test/crack/000.png",
+        "train/good/000.png",
+    ]
+    assert find_mask(mv / "test" / "crack" / "000.png", mv) == mv / "ground_truth" / "crack" / "000_mask.png"
+    assert {r["label"] for r in labelled_folder(mv)} == {"good", "crack"}
+
+
+def test_import_attaches_masks_and_never_imports_them(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from axhub.ingest.images import import_images, read_manifest
+
+    parts = make_part_images(1, 1, seed=4, size=48)
+    src = tmp_path / "src"
+    for i, p in enumerate(parts):
+        _save(src / "Imgs" / f"p{i}.png", p.image)
+        _save(src / "Imgs" / f"p{i}_mask.png", np.full((48, 48), 255 * i, np.uint8))
+    report = import_images(src, settings=settings, dataset="kos")
+    frame = read_manifest(settings, "kos")
+    assert report.imported == 2 and frame["mask_sha256"].notna().all()
+    assert frame["label"].isna().all()  # Imgs/ names no class
+
+
+# -- heatmaps ---------------------------------------------------------------------------------
+def test_overlay_is_calm_below_the_threshold_and_lights_up_above() -> None:
+    image = np.full((20, 20), 100, np.uint8)
+    calm = overlay(image, np.full((20, 20), 0.4), threshold=1.0)
+    assert (calm == 100).all()  # no colour at all on a good part
+    heat = np.zeros((20, 20))
+    heat[5:8, 5:8] = 1.3
+    hot = overlay(image, heat, threshold=1.0)
+    assert hot[6, 6, 0] > 150 and hot[6, 6, 2] < 60 and (hot[15, 15] == 100).all()
+    assert anchored(np.array([0.5, 0.75, 1.0, 2.0]), 1.0).tolist() == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_overlay_names_are_unique_across_folders(tmp_path: Path) -> None:
+    paths = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", tmp_path / "b" / "y.png"]
+    names = unique_names(paths)
+    assert len(set(names)) == 3 and names[2] == "y-heatmap.png"
+    assert names[:2] == ["a__x-heatmap.png", "b__x-heatmap.png"]
+
+
+# -- one path from CLI to registry ----------------------------------------------------------------
+def test_cli_trains_on_a_plain_folder_registers_and_evaluates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app
+    from axhub.core.settings import Settings
+    from axhub.registry.store import ModelRegistry
+    from axhub.store.blobs import BlobStore
+    from axhub.store.db import Database
+    from axhub.store.platform import ensure_org
+    from axhub.store.scoped import OrgScope
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("AXHUB_HOME", str(tmp_path / "home"))
+    good = tmp_path / "parts"
+    for i, p in enumerate(make_part_images(12, 0, seed=5, size=64)):
+        _save(good / f"{i:03d}.png", p.image)  # a plain folder: root files, no labels
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        ["vision", "train", "--folder", str(good), "--out", str(tmp_path / "b"), "--input-size", "64",
+         "--backbone", "lite0", "--bank-size", "200", "--name", "parts-pc", "--threads", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "policy (a)" in res.output and "registered: parts-pc v1" in res.output
+    settings = Settings()
+    db = Database(settings.database_url)
+    with db.session() as session:
+        org = ensure_org(session, settings.default_org, settings.default_org)
+        versions, _ = ModelRegistry(OrgScope(session, org.id), BlobStore(settings.blob_root)).list()
+        assert [(v.name, v.family, v.estimator) for v in versions] == [("parts-pc", "vision", "patchcore")]
+    labelled = tmp_path / "labelled"
+    test = make_part_images(3, 3, seed=6, size=64)
+    for i, p in enumerate(test):
+        _save(labelled / ("good" if p.defect is None else "scratch") / f"{i}.png", p.image)
+    _save(labelled / "good" / "sub" / "0.png", test[0].image)  # same stem in another folder
+    res = runner.invoke(
+        app, ["vision", "evaluate", str(tmp_path / "b"), str(labelled), "--out", str(tmp_path / "ev")]
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["n"] == 7 and metrics["auroc"] > 0.8
+    assert (tmp_path / "ev" / "roc.png").is_file() and len(
+        list((tmp_path / "ev" / "heatmaps").iterdir())
+    ) == 7
+    res = runner.invoke(
+        app, ["vision", "score", str(tmp_path / "b"), str(labelled), "--heatmaps", str(tmp_path / "hm")]
+    )
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "hm").iterdir())) == 7  # no overwrite: 0.png in good/ and good/sub/

@@ -27,7 +27,8 @@ def output_dir(name: str, out: Path | None) -> Path:
 def finish(result: Any, out_dir: Path, update_docs: bool) -> Path:
     """Print the table, write ``<out>/<name>.json``; with ``update_docs`` also copy the plots to
     ``docs/img``, the JSON to ``bench-results/`` and rewrite this benchmark's docs section."""
-    from axhub.bench.report import _repo_root, print_table, update_docs as write_docs
+    from axhub.bench.report import _repo_root, print_table
+    from axhub.bench.report import update_docs as write_docs
 
     print_table(result)
     path = out_dir / f"{result.name}.json"

@@ -113,13 +113,14 @@ def run_kolektorsdd(
     plots = [
         roc_plot(y, {"PatchCore": s_test}, out_dir / "bench-kolektorsdd-roc.png"),
         anchored_heatmap_grid(
-            test, heats, s_test, y, float(model.threshold_), out_dir / "bench-kolektorsdd-heatmaps.png"
+            test, heats, s_test, y, float(model.threshold_ or 0.0), out_dir / "bench-kolektorsdd-heatmaps.png"
         ),
     ]
     sel = model.selection_
     notes = [
         f"Trained on train/good ({len(train)} images: {model.n_train_images_} in the bank, "
-        f"{len(np.asarray(model.calibration_scores_))} held out for the threshold); no defect image used to train.",
+        f"{len(np.asarray(model.calibration_scores_))} held out for the threshold); "
+        "no defect image used to train.",
         f"Resize: aspect ratio kept, {h}x{w} (height x width) from 500 x ~1250; 16 px mirrored border "
         "cropped off the feature maps.",
         "Backbone/stages chosen on good training images only ("
@@ -132,14 +133,15 @@ def run_kolektorsdd(
         ),
         f"Threshold policy (a) (good only): {model.operating_.get('threshold'):.3f}; false-alarm bound "
         f"{100 * model.operating_.get('false_alarm_rate_upper_bound', 1):.1f} % at 95 % confidence from "
-        f"{model.operating_.get('n_good')} good images (target 1 % needs {model.operating_.get('good_images_needed')}).",
+        f"{model.operating_.get('n_good')} good images "
+        f"(target 1 % needs {model.operating_.get('good_images_needed')}).",
         f"Policy (b): 5 test cracks spent on calibration (target miss rate {model.target_miss:.0%}); "
         f"F1/recall at that threshold on the other {len(rest)} test images only: F1 {100 * m_b['f1']:.1f} %, "
         f"recall {100 * m_b['recall']:.1f} %, precision {100 * m_b['precision']:.1f} %.",
         f"Top-scoring patch on the outermost patch ring in {100 * top_border:.0f} % of good test images.",
         "Pixel AUROC over all pixels of all test images at full resolution. Latency: onnxruntime, 1 thread, "
-        "batch 1, one 500 x ~1250 image incl. resize, heatmap and kNN; the machine is shared (2 cores, ~8 users), "
-        "so timings are under load.",
+        "batch 1, one 500 x ~1250 image incl. resize, heatmap and kNN; the machine is shared "
+        "(2 cores, ~8 users), so timings are under load.",
     ]
     result = BenchResult(
         name="kolektorsdd",

@@ -56,8 +56,9 @@ def run_inspection(
     from axhub.sim.images import make_part_images
 
     good = make_part_images(n_train, 0, seed=seed, size=IMAGE_SIZE)
-    # 30 % of the good parts are held out to set the threshold; with ~24 of them the 99th
-    # percentile is about their maximum, so a 10 % margin covers normal variation beyond it.
+    # 30 % of the good parts are held out to set the threshold; ~24 of them cannot bound a 1 %
+    # false-alarm rate, so the threshold is their maximum, and a 10 % margin covers normal
+    # variation beyond it.
     # Backbone and stages are fixed (the light configuration) to keep the demo quick on two cores.
     model = PatchCore(
         input_size=INPUT_SIZE,
@@ -67,7 +68,7 @@ def run_inspection(
         calibration_fraction=0.3,
         threshold_margin=1.1,
         seed=seed,
-    )  # fmt: skip.fit(pd.DataFrame({"image": [p.image for p in good]}))
+    ).fit(pd.DataFrame({"image": [p.image for p in good]}))
     bundle = model.save(settings.home / "demo" / "models" / "inspection")
     runner = BundleRunner(bundle)
     # A shift's worth of new parts, a third of them defective.

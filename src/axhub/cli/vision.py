@@ -104,8 +104,9 @@ def register(app: typer.Typer) -> None:
         if max_images and len(data) > max_images:
             data = data.iloc[np.sort(np.random.default_rng(seed).permutation(len(data))[:max_images])]
         if "image" not in data.columns and "path" in data.columns:
-            from axhub.ml.vision.images import decode_image
             from rich.progress import track
+
+            from axhub.ml.vision.images import decode_image
 
             data = data.assign(
                 image=[
@@ -133,13 +134,15 @@ def register(app: typer.Typer) -> None:
             if op.get("policy") == "miss-rate":
                 typer.echo(
                     f"threshold {estimator.threshold_:.4f}: policy (b), {op['n_defects']} labelled defects, "
-                    f"miss rate {op['miss_rate_calibration']:.0%} on them (target {op['target_miss_rate']:.0%}); "
+                    f"miss rate {op['miss_rate_calibration']:.0%} on them "
+                    f"(target {op['target_miss_rate']:.0%}); "
                     "leave these images out of any evaluation (evaluate does so by itself)"
                 )
             else:
                 typer.echo(
                     f"threshold {estimator.threshold_:.4f}: policy (a), {op['n_good']} held-out good images; "
-                    f"false alarms at most {op['false_alarm_rate_upper_bound']:.1%} with {op['confidence']:.0%} "
+                    f"false alarms at most {op['false_alarm_rate_upper_bound']:.1%} "
+                    f"with {op['confidence']:.0%} "
                     f"confidence (target {op['target_false_alarm_rate']:.1%}"
                     + ("" if op["target_met"] else f"; needs {op['good_images_needed']} held-out good images")
                     + ")"
@@ -185,8 +188,13 @@ def register(app: typer.Typer) -> None:
         spent = set(getattr(estimator, "calibration_hashes_", []) or [])
         runner = BundleRunner(bundle)
         threshold = runner.threshold
-        paths, scores, y, heats, left_out = [], [], [], [], 0
-        pixel_y, pixel_s = [], []
+        paths: list[Path] = []
+        scores: list[float] = []
+        y: list[bool] = []
+        heats: list[Any] = []
+        pixel_y: list[Any] = []
+        pixel_s: list[Any] = []
+        left_out = 0
         for row in track(frame.to_dict("records"), description="scoring", transient=True):
             if row["label"] is None:
                 continue

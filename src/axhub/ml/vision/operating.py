@@ -46,7 +46,7 @@ def far_upper_bound(n: int, k: int, confidence: float) -> float:
 
 def good_images_needed(target: float, confidence: float) -> int:
     """Held-out good images needed before the largest of them bounds ``target`` (``(1-t)^n <= 1-c``)."""
-    return int(math.ceil(math.log(1 - confidence) / math.log(1 - target)))
+    return math.ceil(math.log(1 - confidence) / math.log(1 - target))
 
 
 def good_only_threshold(
@@ -85,7 +85,7 @@ def miss_rate_threshold(good: np.ndarray, defects: np.ndarray, target_miss: floa
     m = len(d)
     if m < MIN_DEFECTS:
         raise ValueError(f"policy (b) needs at least {MIN_DEFECTS} labelled defect images, got {m}")
-    allowed = int(math.floor(target_miss * m + 1e-9))
+    allowed = math.floor(target_miss * m + 1e-9)
     lowest_caught = d[allowed]
     below = np.concatenate([g[g < lowest_caught], d[d < lowest_caught]])
     threshold = float((below.max() + lowest_caught) / 2) if len(below) else float(lowest_caught - 1e-6)
@@ -93,7 +93,7 @@ def miss_rate_threshold(good: np.ndarray, defects: np.ndarray, target_miss: floa
         "policy": "miss-rate",
         "target_miss_rate": target_miss,
         "threshold": threshold,
-        "n_good": int(len(g)),
+        "n_good": len(g),
         "n_defects": m,
         "miss_rate_calibration": float((d <= threshold).mean()),
         "false_alarm_rate_calibration": float((g > threshold).mean()) if len(g) else None,

@@ -504,6 +504,8 @@ class PatchCore(VisionEstimator):
     def preprocessing(self) -> dict[str, Any]:
         h, w = self.shape_
         op = {k: v for k, v in self.operating_.items() if k != "curve"}
+        n_good = 0 if self.calibration_scores_ is None else len(self.calibration_scores_)
+        n_def = 0 if self.calibration_defect_scores_ is None else len(self.calibration_defect_scores_)
         return {
             "format": "axhub-preprocessing/1",
             "columns": [],
@@ -525,10 +527,8 @@ class PatchCore(VisionEstimator):
                 "model_shape": [h, w],
             },
             "calibration": (
-                f"policy {op.get('policy')}: threshold {self.threshold_} from "
-                f"{len(self.calibration_scores_) if self.calibration_scores_ is not None else 0} held-out good "
-                f"images and {0 if self.calibration_defect_scores_ is None else len(self.calibration_defect_scores_)} "
-                "labelled defect images"
+                f"policy {op.get('policy')}: threshold {self.threshold_} from {n_good} held-out good "
+                f"images and {n_def} labelled defect images"
             ),
             "operating_point": op,
             "feature_selection": {k: v for k, v in self.selection_.items() if k != "candidates"},

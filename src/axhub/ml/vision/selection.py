@@ -82,7 +82,12 @@ def choose_features(
             idx = [union.index(s) for s in stages]
             strides = [features.strides[i] for i in idx]
 
-            def fused(name: str, idx: list[int] = idx, strides: list[int] = strides) -> torch.Tensor:
+            def fused(
+                name: str,
+                idx: list[int] = idx,
+                strides: list[int] = strides,
+                cached: dict[str, list[torch.Tensor]] = cached,
+            ) -> torch.Tensor:
                 f = fuse_maps([cached[name][i] for i in idx], strides, border)
                 return f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
 

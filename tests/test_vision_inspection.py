@@ -169,3 +169,44 @@ def test_cli_trains_on_a_plain_folder_registers_and_evaluates(
     )
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "hm").iterdir())) == 7  # no overwrite: 0.png in good/ and good/sub/
+
+
+def test_operating_points_over_the_api_and_the_choice_is_stored(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from axhub.ml.vision.patchcore import PatchCore
+    from axhub.registry.store import ModelRegistry
+    from axhub.store.blobs import BlobStore
+    from axhub.store.platform import ensure_org
+    from axhub.store.scoped import OrgScope
+    from tests._api_helpers import make_hub
+
+    torch.set_num_threads(1)
+    good = make_part_images(10, 0, seed=7, size=64)
+    bad = make_part_images(0, 6, seed=8, size=64)
+    frame = pd.DataFrame({"image": [p.image for p in good + bad], "label": ["ok"] * 10 + ["dent"] * 6})
+    model = PatchCore(input_size=64, bank_size=100, backbone="lite0", stages=[2, 3], calibration_fraction=0.3)
+    bundle = model.fit(frame).save(tmp_path / "bundle")
+    hub = make_hub(tmp_path / "home", f"sqlite:///{tmp_path / 'hub.db'}")
+    with hub.db.session() as session:
+        org = ensure_org(session, "acme", "acme")
+        version_id = (
+            ModelRegistry(OrgScope(session, org.id), BlobStore(hub.settings.blob_root)).register(bundle).id
+        )
+    url = f"/api/v1/models/{version_id}/operating-point"
+    got = hub.client("a_viewer").get(url + "s")
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["n_good"] == 3 and body["n_defects"] == 6 and body["chosen"]["policy"] == "miss-rate"
+    assert all(p["miss_rate"] is not None for p in body["curve"])
+    assert hub.client("a_viewer").post(url, json={"target_false_alarm": 0.05}).status_code == 403
+    assert hub.client("b_admin").get(url + "s").status_code == 404
+    bad_body = hub.client("a_engineer").post(url, json={"target_miss": 0.1, "threshold": 3.0})
+    assert bad_body.status_code == 422
+    pick = body["curve"][len(body["curve"]) // 2]["threshold"]
+    chosen = hub.client("a_engineer").post(url, json={"threshold": pick})
+    assert chosen.status_code == 200, chosen.text
+    again = hub.client("a_viewer").get(url + "s").json()["chosen"]
+    assert again["policy"] == "chosen" and again["threshold"] == pytest.approx(pick)
+    stored = hub.client("a_viewer").get(f"/api/v1/models/{version_id}").json()["params"]["operating_point"]
+    assert stored["threshold"] == pytest.approx(pick)

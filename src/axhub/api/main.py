@@ -27,7 +27,7 @@ API_PREFIX = "/api/v1"
 
 
 def _routers() -> list[APIRouter]:
-    from axhub.api.routes import auth, data, jobs, keys, models, ops, orgs, plant, readings, users
+    from axhub.api.routes import auth, data, jobs, keys, models, operating, ops, orgs, plant, readings, users
 
     return [
         auth.router,
@@ -42,6 +42,7 @@ def _routers() -> list[APIRouter]:
         data.datasets,
         jobs.router,
         models.router,
+        operating.router,
         ops.deployments,
         ops.alerts,
     ]

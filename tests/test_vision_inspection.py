@@ -174,12 +174,12 @@ def test_cli_trains_on_a_plain_folder_registers_and_evaluates(
 def test_operating_points_over_the_api_and_the_choice_is_stored(tmp_path: Path) -> None:
     import pandas as pd
 
+    from _api_helpers import make_hub
     from axhub.ml.vision.patchcore import PatchCore
     from axhub.registry.store import ModelRegistry
     from axhub.store.blobs import BlobStore
     from axhub.store.platform import ensure_org
     from axhub.store.scoped import OrgScope
-    from tests._api_helpers import make_hub
 
     torch.set_num_threads(1)
     good = make_part_images(10, 0, seed=7, size=64)

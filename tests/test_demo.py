@@ -129,6 +129,8 @@ def test_demo_rerun_is_idempotent_and_login_works(demo_home: Path) -> None:
         assert inspection.text.count('class="card part ') == 12  # the demo's inspected parts
         heat = inspection.text.split('class="heat" src="')[1].split('"')[0]
         assert client.get(heat).headers["content-type"] == "image/png"  # heatmaps are served
+        # one colour scale anchored to the threshold, said beside each verdict
+        assert "half the threshold" in inspection.text and inspection.text.count("× threshold") == 12
 
 
 def test_demo_command_prints_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,6 +56,7 @@ def run_casting(
     int8: bool = False,
     seed: int = 0,
     threads: int = 2,
+    light: bool = True,
 ) -> Path:
     import torch
 
@@ -118,6 +119,8 @@ def run_casting(
             "stages": [2, 3],
         },
     }
+    if not light:
+        variants = dict(list(variants.items())[:1])
     main: tuple[PatchCore, np.ndarray] | None = None
     for label, params in variants.items():
         model = PatchCore(
@@ -349,11 +352,12 @@ def register(bench_app: typer.Typer) -> None:
         int8: bool = typer.Option(False, "--int8", help="also quantise to INT8 and judge it"),
         seed: int = typer.Option(0),
         threads: int = typer.Option(2, help="torch threads"),
+        light: bool = typer.Option(True, "--light/--no-light", help="also the light 160 px model"),
     ) -> None:
         """Casting inspection: PatchCore (good parts only), operating points, light model, supervised.
         / 주조품 외관 검사 벤치마크."""
         path = run_casting(
             data, out, update_docs, bank_images, calibration_images, calibration_defects,
-            validation_images, supervised_images, int8, seed, threads,
+            validation_images, supervised_images, int8, seed, threads, light,
         )  # fmt: skip
         typer.echo(f"results: {path}")

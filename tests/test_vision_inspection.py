@@ -210,3 +210,32 @@ def test_operating_points_over_the_api_and_the_choice_is_stored(tmp_path: Path) 
     assert again["policy"] == "chosen" and again["threshold"] == pytest.approx(pick)
     stored = hub.client("a_viewer").get(f"/api/v1/models/{version_id}").json()["params"]["operating_point"]
     assert stored["threshold"] == pytest.approx(pick)
+
+
+# -- a product never seen: shape, border, layers, memory ------------------------------------------
+def test_long_parts_keep_their_aspect_and_layers_are_chosen_on_good_images(tmp_path: Path) -> None:
+    from axhub.ml.base import Estimator
+    from axhub.ml.vision.base import graph_input
+    from axhub.ml.vision.patchcore import PatchCore, model_shape
+    from axhub.registry.bundle import BundleRunner
+
+    assert model_shape([np.zeros((1250, 500))], 224, keep_aspect=True) == (576, 224)
+    assert model_shape([np.zeros((300, 310))], 224, keep_aspect=True) == (224, 224)
+    torch.set_num_threads(1)
+    long_parts = [np.tile(p.image, (4, 1))[:150] for p in make_part_images(10, 0, seed=9, size=48)]  # 150x48
+    model = PatchCore(
+        input_size=48, bank_size=10_000, max_patches=900, backbone="lite0", calibration_fraction=0.3
+    )
+    model.fit(long_parts)
+    assert model.shape_ == (160, 48)  # ratio 3.1: the long side follows, a multiple of 32
+    assert model.bank.shape[0] <= 900  # the coreset never saw more than max_patches vectors
+    sel = model.selection_
+    assert [c["stages"] for c in sel["candidates"]] == [[2, 3], [3, 4]]
+    assert sel["chosen"]["stages"] == model.stages_ and "synthetic defect" in sel["method"]
+    heat = model.explain(long_parts[:2])
+    assert heat.shape == (2, 150, 48)
+    model.save(tmp_path / "b")
+    loaded = Estimator.load(tmp_path / "b")
+    assert isinstance(loaded, PatchCore) and loaded.shape_ == model.shape_ and loaded.stages_ == model.stages_
+    result = BundleRunner(tmp_path / "b").run(graph_input(long_parts[:2]))
+    np.testing.assert_allclose(result["score"], model.score(long_parts[:2]), rtol=1e-4, atol=1e-3)

@@ -119,6 +119,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "submit_job": {"kind": "train", "estimator": "anomaly/mspc", "dataset_id": ids["dataset"]},
         "set_model_stage": {"stage": "production"},
         "share_model": {"org_slug": "beta"},
+        "choose_operating_point": {"target_false_alarm": 0.05},
         "create_deployment": {"model_version_id": ids["version"], "asset_id": ids["asset"]},
         "update_deployment": {"active": False},
     }

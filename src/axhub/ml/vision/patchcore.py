@@ -125,14 +125,33 @@ def nearest_distance(flat: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Te
     return d2.min(dim=2).values.clamp(min=0.0).sqrt()
 
 
+def ignore_margin(patches: torch.Tensor, margin: int) -> torch.Tensor:
+    """Replace the outer ``margin`` rings of a patch-score map (N, 1, h, w) by the mean of the
+    inner patches of each image: a part's outer border often looks unlike anything inside (edges
+    of the surface, fixture, lighting fall-off) and would otherwise set every image's score."""
+    h, w = patches.shape[-2:]
+    if margin <= 0 or h <= 2 * margin or w <= 2 * margin:
+        return patches
+    inner = patches[:, :, margin : h - margin, margin : w - margin]
+    mask = F.pad(torch.ones_like(inner), [margin] * 4)
+    fill = inner.mean(dim=(2, 3), keepdim=True)
+    return patches * mask + fill * (1 - mask)
+
+
 class PatchCoreGraph(nn.Module):
     """Raw pixels (N, 1|3, H, W) in 0..255 → (image score (N,), heatmap (N, H, W))."""
 
     def __init__(
-        self, embedding: PatchEmbedding, bank: torch.Tensor, input_size: int | Sequence[int], sigma: float
+        self,
+        embedding: PatchEmbedding,
+        bank: torch.Tensor,
+        input_size: int | Sequence[int],
+        sigma: float,
+        margin: int = 0,
     ) -> None:
         super().__init__()
         self.embedding = embedding
+        self.margin = int(margin)
         self.bank_t: torch.Tensor
         self.bank_sq: torch.Tensor
         self.kernel_h: torch.Tensor
@@ -146,20 +165,27 @@ class PatchCoreGraph(nn.Module):
         self.shape = as_shape(input_size)
         self.pad = int(g.shape[0] // 2)
 
-    def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
+    def patch_scores_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Distance of every patch to the bank (N, 1, h, w), margin included."""
         feats = self.embedding(x)  # (N, D, h, w)
         n, d, h, w = feats.shape
         flat = feats.permute(0, 2, 3, 1).reshape(n, h * w, d)
         return nearest_distance(flat, self.bank_t, self.bank_sq).reshape(n, 1, h, w)
 
+    def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
+        return ignore_margin(self.patch_scores_raw(x), self.margin)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         patches = self.patch_scores(x)
-        score = patches.flatten(1).max(dim=1).values
+        return patches.flatten(1).max(dim=1).values, self.heat(patches, x.shape[2], x.shape[3])
+
+    def heat(self, patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Patch scores (N, 1, h, w) → smoothed heatmap (N, H, W) at the image's size."""
         heat = F.interpolate(patches, size=self.shape, mode="bilinear", align_corners=False)
         heat = F.pad(heat, [self.pad] * 4, mode="replicate")
         heat = F.conv2d(F.conv2d(heat, self.kernel_h), self.kernel_v)
-        heat = F.interpolate(heat, size=(x.shape[2], x.shape[3]), mode="bilinear", align_corners=False)
-        return score, heat[:, 0]
+        heat = F.interpolate(heat, size=(height, width), mode="bilinear", align_corners=False)
+        return heat[:, 0]
 
 
 def greedy_coreset(
@@ -217,6 +243,7 @@ class PatchCore(VisionEstimator):
         backbone: str = "auto",
         keep_aspect: bool = True,
         border: int = 16,
+        score_margin: int | None = None,
         bank_size: int = 2000,
         max_patches: int = 200_000,
         coreset_projection: int = 128,
@@ -235,6 +262,7 @@ class PatchCore(VisionEstimator):
         self.backbone = backbone
         self.keep_aspect = keep_aspect
         self.border = border
+        self.score_margin = score_margin
         self.bank_size = bank_size
         self.max_patches = max_patches
         self.coreset_projection = coreset_projection
@@ -257,6 +285,7 @@ class PatchCore(VisionEstimator):
         self.backbone_ = "lite0" if backbone == "auto" else backbone
         self.stages_ = list(stages) if stages is not None else list(DEFAULT_STAGES)
         self.shape_: tuple[int, int] = (input_size, input_size)
+        self.margin_ = 0 if score_margin is None else int(score_margin)
         self.n_train_images_ = 0
 
     @classmethod
@@ -268,7 +297,7 @@ class PatchCore(VisionEstimator):
         return PatchEmbedding(self.shape_, self.stages_, self.backbone_, self.border)
 
     def _build_graph(self, bank: torch.Tensor) -> PatchCoreGraph:
-        return PatchCoreGraph(self._embedding(), bank, self.shape_, self.heatmap_sigma).eval()
+        return PatchCoreGraph(self._embedding(), bank, self.shape_, self.heatmap_sigma, self.margin_).eval()
 
     def _embed(
         self, embedding: PatchEmbedding, images: list[np.ndarray], progress: Progress | None = None
@@ -327,7 +356,9 @@ class PatchCore(VisionEstimator):
             seed=self.seed,
             progress=coreset_progress,
         )
-        self.graph_ = PatchCoreGraph(embedding, feats[keep].contiguous(), self.shape_, self.heatmap_sigma)
+        self.graph_ = PatchCoreGraph(
+            embedding, feats[keep].contiguous(), self.shape_, self.heatmap_sigma, self.margin_
+        )
         self.graph_.eval()
         del feats
         self.n_train_images_ = len(bank_imgs)
@@ -342,26 +373,21 @@ class PatchCore(VisionEstimator):
     def _choose_features(
         self, bank_imgs: list[np.ndarray], cal: list[np.ndarray], progress: Progress | None
     ) -> None:
-        from axhub.ml.vision.selection import candidates_for, choose_features
+        from axhub.ml.vision.selection import candidate_margins, candidates_for, choose_features
 
         candidates = candidates_for(self.backbone, self.stages)
-        if len(candidates) == 1 or not cal:
+        margins = candidate_margins(self.score_margin)
+        if (len(candidates) == 1 and len(margins) == 1) or not cal:
             self.backbone_, self.stages_ = candidates[0]
+            self.margin_ = margins[0]
             self.selection_ = {"method": "given" if len(candidates) == 1 else "default (no held-out images)"}
             return
         self.selection_ = choose_features(
-            bank_imgs,
-            cal,
-            candidates,
-            shape=self.shape_,
-            border=self.border,
-            seed=self.seed,
-            progress=progress,
-        )
-        self.backbone_, self.stages_ = (
-            self.selection_["chosen"]["backbone"],
-            self.selection_["chosen"]["stages"],
-        )
+            bank_imgs, cal, candidates, shape=self.shape_, border=self.border, seed=self.seed,
+            progress=progress, margins=margins,
+        )  # fmt: skip
+        chosen = self.selection_["chosen"]
+        self.backbone_, self.stages_, self.margin_ = chosen["backbone"], chosen["stages"], chosen["margin"]
 
     def set_operating_point(
         self,
@@ -481,6 +507,7 @@ class PatchCore(VisionEstimator):
             "backbone": self.backbone_,
             "stages": list(self.stages_),
             "shape": list(self.shape_),
+            "margin": self.margin_,
         }
         if self.calibration_defect_scores_ is not None:
             state["calibration_defect_scores"] = np.asarray(self.calibration_defect_scores_, dtype=np.float32)
@@ -491,6 +518,7 @@ class PatchCore(VisionEstimator):
         self.backbone_ = str(state.get("backbone", self.backbone_))
         self.stages_ = [int(s) for s in state.get("stages", self.stages_)]
         self.shape_ = as_shape(state.get("shape", self.shape_))
+        self.margin_ = int(state.get("margin", self.margin_))
         self.graph_ = self._build_graph(bank)
         self.threshold_ = state["threshold"]
         self.n_train_images_ = int(state.get("n_train_images", 0))
@@ -517,7 +545,8 @@ class PatchCore(VisionEstimator):
                 f"resize to {h}x{w} (height x width) -> (x-127)/128 -> mirror {self.border} px border -> "
                 f"EfficientNet-{self.backbone_.title()} stages {list(self.stages_)} -> 3x3 average -> "
                 f"crop border -> nearest-neighbour distance to the memory bank ({self.bank_size} patches) "
-                f"-> image score = max; heatmap Gaussian sigma {self.heatmap_sigma} resized to H x W"
+                f"-> outer {self.margin_} patch rings set to the inner mean -> image score = max; "
+                f"heatmap Gaussian sigma {self.heatmap_sigma} resized to H x W"
             ),
             "image": {
                 "layout": "NCHW",

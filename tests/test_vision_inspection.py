@@ -230,8 +230,14 @@ def test_long_parts_keep_their_aspect_and_layers_are_chosen_on_good_images(tmp_p
     assert model.shape_ == (160, 48)  # ratio 3.1: the long side follows, a multiple of 32
     assert model.bank.shape[0] <= 900  # the coreset never saw more than max_patches vectors
     sel = model.selection_
-    assert [c["stages"] for c in sel["candidates"]] == [[2, 3], [3, 4]]
-    assert sel["chosen"]["stages"] == model.stages_ and "synthetic defect" in sel["method"]
+    assert [(c["stages"], c["margin"]) for c in sel["candidates"]] == [
+        ([2, 3], 0),
+        ([2, 3], 4),
+        ([3, 4], 0),
+        ([3, 4], 4),
+    ]
+    assert sel["chosen"]["stages"] == model.stages_ and sel["chosen"]["margin"] == model.margin_
+    assert "synthetic defect" in sel["method"]
     heat = model.explain(long_parts[:2])
     assert heat.shape == (2, 150, 48)
     model.save(tmp_path / "b")
@@ -239,3 +245,15 @@ def test_long_parts_keep_their_aspect_and_layers_are_chosen_on_good_images(tmp_p
     assert isinstance(loaded, PatchCore) and loaded.shape_ == model.shape_ and loaded.stages_ == model.stages_
     result = BundleRunner(tmp_path / "b").run(graph_input(long_parts[:2]))
     np.testing.assert_allclose(result["score"], model.score(long_parts[:2]), rtol=1e-4, atol=1e-3)
+
+
+def test_margin_leaves_the_outer_rings_out_of_the_score() -> None:
+    from axhub.ml.vision.patchcore import ignore_margin
+
+    grid = torch.ones(1, 1, 12, 10)
+    grid[0, 0, 0, 0] = 50.0  # a hot border patch, as on KolektorSDD's surface edges
+    grid[0, 0, 6, 5] = 3.0  # a defect inside
+    out = ignore_margin(grid, 2)
+    assert float(out.max()) == 3.0 and torch.equal(out[..., 2:10, 2:8], grid[..., 2:10, 2:8])
+    assert torch.allclose(out[0, 0, 0, 0], grid[..., 2:10, 2:8].mean())
+    assert torch.equal(ignore_margin(grid, 0), grid)

@@ -266,6 +266,9 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="bundle folder or .zip"),
         images: list[Path] = typer.Argument(..., help="image files or folders"),
         heatmaps: Path | None = typer.Option(None, help="write heatmap overlays (PNG) here"),
+        threshold: float | None = typer.Option(
+            None, help="an operating point chosen from the trade-off (default: the bundle's threshold)"
+        ),
     ) -> None:
         """Score images with a bundle (onnxruntime only). / 이미지 판정."""
         import numpy as np
@@ -277,7 +280,8 @@ def register(app: typer.Typer) -> None:
         from axhub.registry.bundle import BundleRunner
 
         runner = BundleRunner(bundle)
-        threshold = runner.threshold
+        if threshold is None:
+            threshold = runner.threshold
         files: list[Path] = []
         for item in images:
             files.extend(list_images(item) if item.is_dir() else [item])
@@ -291,8 +295,8 @@ def register(app: typer.Typer) -> None:
             result = runner.run(image_input(img))
             s = float(np.asarray(result["score"]).reshape(-1)[0])
             verdict = ""
-            if "is_anomaly" in result:
-                verdict = "DEFECT/불량" if bool(result["is_anomaly"][0]) else "OK/양품"
+            if "is_anomaly" in result and threshold is not None:
+                verdict = "DEFECT/불량" if s > threshold else "OK/양품"
             elif "label" in result:
                 verdict = str(result["label"][0])
             typer.echo(f"{path}\t{s:.4f}\t{verdict}")

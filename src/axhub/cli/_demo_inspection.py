@@ -59,11 +59,12 @@ def run_inspection(
     # 30 % of the good parts are held out to set the threshold; ~24 of them cannot bound a 1 %
     # false-alarm rate, so the threshold is their maximum, and a 10 % margin covers normal
     # variation beyond it.
-    # Backbone and stages are fixed (the light configuration) to keep the demo quick on two cores.
+    # Backbone, stages and margin are fixed (the light configuration) to keep the demo quick on two cores.
     model = PatchCore(
         input_size=INPUT_SIZE,
         backbone="lite0",
         stages=(2, 3),
+        score_margin=0,
         bank_size=1000,
         calibration_fraction=0.3,
         threshold_margin=1.1,

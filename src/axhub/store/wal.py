@@ -102,7 +102,7 @@ def encode(table: pa.Table) -> bytes:
     """One record: header + Arrow IPC stream of ``table`` (cast to ``WAL_SCHEMA``)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, WAL_SCHEMA) as writer:
-        writer.write_table(table)
+        writer.write_table(table.cast(WAL_SCHEMA))
     payload = sink.getvalue().to_pybytes()
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 

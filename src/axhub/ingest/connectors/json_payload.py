@@ -87,6 +87,14 @@ class _Columns:
         self.value.append(value)
         self.quality.append(quality)
 
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def truncate(self, n: int) -> None:
+        """Drop rows from ``n`` on (a payload that failed half-way leaves nothing behind)."""
+        for col in (self.asset, self.signal, self.ts, self.value, self.quality):
+            del col[n:]
+
     def extend(self, other: _Columns) -> None:
         self.asset += other.asset
         self.signal += other.signal
@@ -206,30 +214,69 @@ class JsonPayloadParser:
         self, payload: bytes, topic_values: dict[str, str], received_us: int
     ) -> tuple[pa.Table, list[str]]:
         """The readings in ``payload`` and the reasons rows were rejected."""
+        out = _Columns()
+        table, reasons = self.parse_into(payload, topic_values, received_us, out)
+        return (table if table is not None else out.table()), reasons
+
+    def parse_into(
+        self, payload: bytes, topic_values: dict[str, str], received_us: int, out: _Columns
+    ) -> tuple[pa.Table | None, list[str]]:
+        """Like ``parse``, but small payloads append their rows to ``out`` (one table for many
+        messages: building an Arrow table per one-reading message costs more than the rest of
+        its handling). Returns a table only for a payload read the vectorised way."""
         try:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return READINGS_SCHEMA.empty_table(), [f"not valid JSON: {exc}"]
+            return None, [f"not valid JSON: {exc}"]
         if isinstance(doc, list):
             if not doc:
-                return READINGS_SCHEMA.empty_table(), []
+                return None, []
             fast = self._fast_array(doc, topic_values)
             if fast is not None:
                 return fast, []
-            out, reasons = _Columns(), []
+            reasons = []
             for i, item in enumerate(doc):
                 # Each item is parsed on its own, so a bad one leaves no half-added rows.
-                item_cols = _Columns()
+                mark = len(out)
                 try:
-                    self._one(item, topic_values, received_us, item_cols)
+                    self._one(item, topic_values, received_us, out)
                 except PayloadError as exc:
+                    out.truncate(mark)
                     reasons.append(f"item {i}: {exc}")
-                    continue
-                out.extend(item_cols)
-            return out.table(), reasons
-        out = _Columns()
+            return None, reasons
+        mark = len(out)
         try:
             self._one(doc, topic_values, received_us, out)
         except PayloadError as exc:
-            return READINGS_SCHEMA.empty_table(), [str(exc)]
-        return out.table(), []
+            out.truncate(mark)
+            return None, [str(exc)]
+        return None, []
+
+
+class BatchBuilder:
+    """Readings of many payloads gathered into one batch, in arrival order."""
+
+    def __init__(self) -> None:
+        self._tables: list[pa.Table] = []
+        self._cols = _Columns()
+
+    def add(
+        self, parser: JsonPayloadParser, payload: bytes, topic_values: dict[str, str], received_us: int
+    ) -> list[str]:
+        """Parse one payload into the batch; returns the reasons rows were rejected."""
+        mark = len(self._cols)
+        table, reasons = parser.parse_into(payload, topic_values, received_us, self._cols)
+        if table is not None:
+            if mark:
+                self._tables.append(self._cols.table())
+                self._cols = _Columns()
+            self._tables.append(table)
+        return reasons
+
+    def table(self) -> pa.Table:
+        if len(self._cols):
+            self._tables.append(self._cols.table())
+            self._cols = _Columns()
+        if not self._tables:
+            return READINGS_SCHEMA.empty_table()
+        return self._tables[0] if len(self._tables) == 1 else pa.concat_tables(self._tables)

@@ -17,6 +17,7 @@ rest of the message is kept.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,8 @@ from axhub.ingest.tag_mapping import MqttTopicRule, fill
 
 _UNIT_TO_US = {"s": 1_000_000.0, "ms": 1_000.0, "us": 1.0, "ns": 0.001}
 _QUALITY_NAMES = {q.name.lower(): int(q) for q in Quality}
+_NUM = (int, float)  # exact types: bool is not a number here
+_GOOD = int(Quality.GOOD)
 
 
 class PayloadError(ValueError):
@@ -121,6 +124,22 @@ class JsonPayloadParser:
     def __init__(self, rule: MqttTopicRule) -> None:
         self.rule = rule
         self.unit_us = _UNIT_TO_US[rule.ts_unit]
+        # (asset, signal) named by each topic, for the one-reading fast path in parse_into.
+        self._topic_names: dict[tuple[tuple[str, str], ...], tuple[str, str] | None] = {}
+
+    def _names_from_topic(self, topic_values: dict[str, str]) -> tuple[str, str] | None:
+        key = tuple(topic_values.items())
+        if key in self._topic_names:
+            found = self._topic_names[key]
+        else:
+            asset, signal = self._names({}, topic_values)
+            found = None
+            if isinstance(asset, str) and asset and isinstance(signal, str) and signal:
+                found = (asset, self._signal_name(signal))
+            if len(self._topic_names) > 100_000:
+                self._topic_names.clear()
+            self._topic_names[key] = found
+        return found
 
     def _names(self, obj: Mapping[str, Any], topic_values: dict[str, str]) -> tuple[str | None, str | None]:
         asset = obj.get("asset")
@@ -228,6 +247,23 @@ class JsonPayloadParser:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return None, [f"not valid JSON: {exc}"]
+        if type(doc) is dict and len(doc) == 2:
+            # Fast path for what most gateways send, {"ts": <number>, "value": <number>} with
+            # asset and signal from the topic: exactly what _one does for it, minus its checks.
+            ts: Any = doc.get("ts")
+            value: Any = doc.get("value")
+            simple = type(ts) in _NUM and type(value) in _NUM and math.isfinite(ts)
+            names = self._names_from_topic(topic_values) if simple else None
+            if names is not None:
+                rule = self.rule
+                out.add(
+                    names[0],
+                    names[1],
+                    round(ts * self.unit_us),
+                    float(value) * rule.scale + rule.offset,
+                    _GOOD,
+                )
+                return None, []
         if isinstance(doc, list):
             if not doc:
                 return None, []

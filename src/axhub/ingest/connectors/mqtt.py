@@ -176,7 +176,10 @@ class MqttSource(Source):
                 )
                 continue
             rule, values = found
-            reasons = builder.add(self._parser(rule), bytes(payload), values, received_us)
+            try:
+                reasons = builder.add(self._parser(rule), bytes(payload), values, received_us)
+            except Exception as exc:  # a payload the parser trips on must not stop the stream
+                reasons = [f"could not read the payload: {type(exc).__name__}: {exc}"]
             if reasons:
                 rejected.append(Rejected("mqtt", topic, "; ".join(reasons[:20]), bytes(payload)))
         acks = [(mid, qos, gen) for _t, _p, mid, qos, gen, _r in raw]

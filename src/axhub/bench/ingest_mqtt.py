@@ -478,7 +478,8 @@ def register(bench_app: typer.Typer) -> None:
         notes = [
             "Each size: the stream drained from a persistent QoS 1 session on a private Mosquitto 2.0 "
             f"broker (20 machines x 10 signals, MQTT 5, receive window {window:,}); every consumer "
-            'drains the same messages in turn. One reading per message is {"ts", "value"} on .../<machine>/<signal>.',
+            "drains the same messages in turn. One reading per message is "
+            '{"ts", "value"} on .../<machine>/<signal>.',
             "Durable before acknowledged for plain and AX Hub: PUBACKs leave only after the fsync.",
         ]
         for t in results:

@@ -301,7 +301,11 @@ class BatchBuilder:
     ) -> list[str]:
         """Parse one payload into the batch; returns the reasons rows were rejected."""
         mark = len(self._cols)
-        table, reasons = parser.parse_into(payload, topic_values, received_us, self._cols)
+        try:
+            table, reasons = parser.parse_into(payload, topic_values, received_us, self._cols)
+        except Exception:
+            self._cols.truncate(mark)  # nothing of a payload that failed stays in the batch
+            raise
         if table is not None:
             if mark:
                 self._tables.append(self._cols.table())

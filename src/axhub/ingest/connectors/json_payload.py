@@ -31,7 +31,15 @@ from axhub.ingest.tag_mapping import MqttTopicRule, fill
 
 _UNIT_TO_US = {"s": 1_000_000.0, "ms": 1_000.0, "us": 1.0, "ns": 0.001}
 _QUALITY_NAMES = {q.name.lower(): int(q) for q in Quality}
-_NUM = (int, float)  # exact types: bool is not a number here
+
+
+def _plain_number(x: Any) -> bool:
+    """A finite float, or an int a float holds exactly (bool is not a number here)."""
+    if type(x) is float:
+        return math.isfinite(x)
+    return type(x) is int and -(2**53) <= x <= 2**53
+
+
 _GOOD = int(Quality.GOOD)
 
 
@@ -128,17 +136,23 @@ class JsonPayloadParser:
         self._topic_names: dict[tuple[tuple[str, str], ...], tuple[str, str] | None] = {}
 
     def _names_from_topic(self, topic_values: dict[str, str]) -> tuple[str, str] | None:
+        """(asset, signal) that the general path gives a one-reading payload on this topic.
+
+        Learned once per topic by running ``_one`` on a probe reading, so the fast path in
+        ``parse_into`` names readings exactly as the general path does (None: no fast path).
+        """
         key = tuple(topic_values.items())
         if key in self._topic_names:
-            found = self._topic_names[key]
-        else:
-            asset, signal = self._names({}, topic_values)
+            return self._topic_names[key]
+        probe = _Columns()
+        try:
+            self._one({"ts": 0, "value": 0.0}, topic_values, 0, probe)
+            found = (probe.asset[0], probe.signal[0]) if len(probe) == 1 else None
+        except Exception:
             found = None
-            if isinstance(asset, str) and asset and isinstance(signal, str) and signal:
-                found = (asset, self._signal_name(signal))
-            if len(self._topic_names) > 100_000:
-                self._topic_names.clear()
-            self._topic_names[key] = found
+        if len(self._topic_names) > 100_000:
+            self._topic_names.clear()
+        self._topic_names[key] = found
         return found
 
     def _names(self, obj: Mapping[str, Any], topic_values: dict[str, str]) -> tuple[str | None, str | None]:
@@ -249,21 +263,17 @@ class JsonPayloadParser:
             return None, [f"not valid JSON: {exc}"]
         if type(doc) is dict and len(doc) == 2:
             # Fast path for what most gateways send, {"ts": <number>, "value": <number>} with
-            # asset and signal from the topic: exactly what _one does for it, minus its checks.
+            # asset and signal from the topic: what _one gives it (tests keep them equal),
+            # without its per-reading checks. Anything unusual takes the general path.
             ts: Any = doc.get("ts")
             value: Any = doc.get("value")
-            simple = type(ts) in _NUM and type(value) in _NUM and math.isfinite(ts)
-            names = self._names_from_topic(topic_values) if simple else None
-            if names is not None:
-                rule = self.rule
-                out.add(
-                    names[0],
-                    names[1],
-                    round(ts * self.unit_us),
-                    float(value) * rule.scale + rule.offset,
-                    _GOOD,
-                )
-                return None, []
+            if _plain_number(ts) and _plain_number(value):
+                names = self._names_from_topic(topic_values)
+                ts_us = round(ts * self.unit_us)
+                if names is not None and -(2**62) < ts_us < 2**62:
+                    rule = self.rule
+                    out.add(names[0], names[1], ts_us, float(value) * rule.scale + rule.offset, _GOOD)
+                    return None, []
         if isinstance(doc, list):
             if not doc:
                 return None, []

@@ -164,7 +164,7 @@ class MqttSource(Source):
             found = self._rules[topic] = self.config.rule_for(topic)
         return found  # type: ignore[return-value]
 
-    def _deliver(self, raw: list[tuple[str, bytes | bytearray, int, int, int, int]]) -> Delivery:
+    def _gather(self, raw: list[tuple[str, bytes | bytearray, int, int, int, int]]) -> Delivery:
         """One delivery for everything that arrived: one batch, one ack for all messages."""
         builder = BatchBuilder()
         rejected: list[Rejected] = []
@@ -237,7 +237,7 @@ class MqttSource(Source):
         raw = []
         for _ in range(len(self._raw)):
             raw.append(self._raw.popleft())
-        return [self._deliver(raw)] if raw else []
+        return [self._gather(raw)] if raw else []
 
     def close(self) -> None:
         client, self._client = self._client, None

@@ -144,10 +144,15 @@ class JsonPayloadParser:
         key = tuple(topic_values.items())
         if key in self._topic_names:
             return self._topic_names[key]
+        # The probe also checks that the general path reads "ts" and "value" the way the fast
+        # path does (unit, scale, offset); a rule that reads them differently gets no fast path.
         probe = _Columns()
+        ts, value = 1_700_000_000, 1.25
         try:
-            self._one({"ts": 0, "value": 0.0}, topic_values, 0, probe)
-            found = (probe.asset[0], probe.signal[0]) if len(probe) == 1 else None
+            self._one({"ts": ts, "value": value}, topic_values, 0, probe)
+            same = len(probe) == 1 and probe.ts[0] == round(ts * self.unit_us)
+            same = same and probe.value[0] == value * self.rule.scale + self.rule.offset
+            found = (probe.asset[0], probe.signal[0]) if same else None
         except Exception:
             found = None
         if len(self._topic_names) > 100_000:

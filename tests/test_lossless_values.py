@@ -96,8 +96,36 @@ def test_files_written_as_float32_still_read_beside_new_ones(tmp_path: Path) -> 
     assert float(mean["value"].iloc[0]) == 0.1
     store.compact("acme")  # legacy + new rows merge into one float64 file, values unchanged
     assert _same(_raw(store, "acme", "plc-01", "temp"), want)
-    assert [f.value_type for f in ts_files.read_manifest(partition).files] == ["float64"]
+    # Rewritten losslessly: all five are 2-decimal numbers, kept as int64 hundredths.
+    assert [f.value_type for f in ts_files.read_manifest(partition).files] == ["dec2"]
     store.close()
+
+
+def test_each_file_gets_an_exact_value_encoding(tmp_path: Path) -> None:
+    """Decimals are stored as scaled integers, anything else as float64: both bit-exact."""
+    store = TimeSeriesStore(tmp_path)
+    rng = np.random.default_rng(7)
+    cases = {
+        "tag": (np.round(rng.normal(50, 5, 500), 2), "dec2"),
+        "counter": (np.arange(500, dtype=np.float64) + 3_000_000_001, "dec0"),
+        "raw": (rng.normal(50, 5, 500), "float64"),  # full-precision doubles
+        "signs": (np.array([-0.0, 0.0, -1.5, 1e-300] * 125), "float64"),  # -0.0 keeps its sign
+    }
+    ts = T0_US + np.arange(500, dtype=np.int64) * 1_000_000
+    for asset, (values, _) in cases.items():
+        store.write("acme", make_batch(asset, "v", ts, values))
+    for asset, (values, value_type) in cases.items():
+        files = ts_files.read_manifest(tmp_path / "org=acme" / f"asset={asset}" / "date=2025-01-01").files
+        assert [f.value_type for f in files] == [value_type]
+        got = store.query("acme", asset)["value"].to_numpy()
+        assert np.array_equal(got.view(np.int64), values.view(np.int64))  # bit for bit
+        agg = store.query("acme", asset, interval="1D", agg="max")
+        assert float(agg["value"].iloc[0]) == values.max()
+    store.compact("acme")  # rollups and merged files decode the same way
+    for asset, (values, _) in cases.items():
+        got = store.query("acme", asset)["value"].to_numpy()
+        assert np.array_equal(got.view(np.int64), values.view(np.int64))
+        assert float(store.query("acme", asset, interval="1min", agg="min")["value"].min()) == values.min()
 
 
 def test_csv_file_ingest_is_exact(tmp_path: Path) -> None:

@@ -274,8 +274,9 @@ def run(
                 f"Compaction: {compacted.files_before} -> {compacted.files_after} files in "
                 f"{compacted.partitions} partitions, {compact_s:.1f} s; {after.points:,} points, "
                 f"{after.bytes / 1e6:,.1f} MB on disk; the query returns {q_rows:,} rows.",
-                "Values stored losslessly as float64 (BYTE_STREAM_SPLIT + zstd), timestamps "
-                "delta-encoded, signal dictionary/RLE, rows sorted by signal then time; after compaction "
+                "Values stored losslessly: per file, exact decimals as int64 multiples of 10^-k "
+                "(DELTA_BINARY_PACKED + zstd), other doubles as float64 (BYTE_STREAM_SPLIT + zstd); "
+                "timestamps delta-encoded, signal dictionary/RLE, rows sorted by signal then time; after compaction "
                 "the bytes include the 1-minute rollups that the resampled query reads (before "
                 "compaction it reads raw rows). The plain baseline rewrites the same compacted rows "
                 "with pyarrow's defaults (dictionary, then plain, float64 + zstd).",

@@ -6,11 +6,12 @@ Layout: ``root/org=<org>/asset=<asset>/date=YYYY-MM-DD/part-<min_us>-<max_us>-<i
 
 Choices, and why:
 
-* **Values are stored losslessly as float64** (every integer up to 2^53 exactly, e.g. a
-  32- or 48-bit counter; 1e39 stays 1e39), BYTE_STREAM_SPLIT + zstd: the split puts the
-  sign/exponent bytes of neighbouring values together, which zstd then squeezes. Files
-  written before (float32, ``value_type`` absent from their manifest entry) still read: their
-  values come back as the float64 of the float32's shortest decimal form, as they always did.
+* **Values are stored losslessly** (see ``ts_values``): what a machine sent comes back bit
+  for bit (every integer up to 2^53, 1e39, -0.0). Each file picks its encoding: decimals
+  (the usual sensor reading: 0.01 resolution, counters) as int64 multiples of 10^-k,
+  DELTA_BINARY_PACKED + zstd (~1.2 bytes per value on simulator data), anything else as
+  float64, BYTE_STREAM_SPLIT + zstd. Files of the earlier float32 store still read, as the
+  float64 of the float32's shortest decimal form, as they always did.
 * **Timestamps** are microseconds UTC, DELTA_BINARY_PACKED; rows are sorted by signal then
   time, so a regular 1 Hz series costs almost nothing. ``signal`` and ``quality`` are
   dictionary/RLE encoded (long runs after the sort).
@@ -62,6 +63,7 @@ from filelock import FileLock
 from axhub.core.errors import AxHubError
 from axhub.core.ids import check_path_safe
 from axhub.core.readings import ReadingSink, WriteResult
+from axhub.store import ts_values
 from axhub.store.ts_files import (
     LOCK_NAME,
     ROLLUP_PREFIX,
@@ -110,14 +112,6 @@ FILE_SCHEMA = pa.schema(
 
 # Reading only the key columns needs no value type (old and new files differ there).
 KEY_SCHEMA = pa.schema([FILE_SCHEMA.field("signal"), FILE_SCHEMA.field("ts")])
-LEGACY_VALUE_TYPE = "float32"
-VALUE_TYPE = "float64"
-
-
-def _as_decimal(column: str) -> str:
-    """A legacy float32 is read as the float64 of its shortest decimal form (49.71, not
-    49.709999084), as queries always returned it."""
-    return f"CAST(CAST({column} AS VARCHAR) AS DOUBLE) AS {column}"
 
 
 _AGG_SQL: dict[str, str] = {
@@ -143,12 +137,13 @@ _PARTIAL_SQL: dict[str, tuple[str, str, str]] = {
         "arg_max(lv, lt)",
     ),
 }
+# Over the decoded float64 values, so rollups hold plain doubles whatever the file's value type.
 _ROLLUP_SQL = (
     f"SELECT signal, (epoch_us(ts) // {ROLLUP_US}) * {ROLLUP_US} AS bucket_us, "
-    "count(value) AS n, sum(CAST(value AS DOUBLE)) AS s, min(value) AS lo, max(value) AS hi, "
+    "count(value) AS n, sum(value) AS s, min(value) AS lo, max(value) AS hi, "
     "arg_max(value, ts) FILTER (WHERE value IS NOT NULL) AS last_v, "
     "max(ts) FILTER (WHERE value IS NOT NULL) AS last_ts "
-    "FROM read_parquet(?) GROUP BY ALL ORDER BY signal, bucket_us"
+    "FROM (SELECT signal, ts, {value} FROM read_parquet(?)) GROUP BY ALL ORDER BY signal, bucket_us"
 )
 
 
@@ -370,6 +365,10 @@ class TimeSeriesStore:
     def _write_file(self, partition: Path, table: pa.Table) -> PartFile:
         """Write, fsync and rename one immutable part file (not yet committed)."""
         table = table.cast(FILE_SCHEMA)
+        value_type, stored = ts_values.encode(table.column("value").combine_chunks())
+        idx = table.schema.get_field_index("value")
+        table = table.set_column(idx, pa.field("value", stored.type, nullable=True), stored)
+        value_encoding = "BYTE_STREAM_SPLIT" if value_type == ts_values.FLOAT64 else "DELTA_BINARY_PACKED"
         tmp = temp_path(partition)
         pq.write_table(
             table,
@@ -377,7 +376,7 @@ class TimeSeriesStore:
             compression="zstd",
             compression_level=self.compression_level,
             use_dictionary=["signal", "quality"],
-            column_encoding={"ts": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+            column_encoding={"ts": "DELTA_BINARY_PACKED", "value": value_encoding},
             row_group_size=self.row_group_size,
             write_statistics=["signal", "ts"],
         )
@@ -396,7 +395,7 @@ class TimeSeriesStore:
             rows=table.num_rows,
             bytes=final.stat().st_size,
             signals=signals,
-            value_type=VALUE_TYPE,
+            value_type=value_type,
         )
 
     # ------------------------------------------------------------------ write-ahead log
@@ -598,7 +597,8 @@ class TimeSeriesStore:
         """1-minute partials of a (not yet committed) part file, written durably beside it."""
         cur = self._connection()
         try:
-            table = cur.sql(_ROLLUP_SQL, params=[str(partition / part.name)]).to_arrow_table()
+            sql = _ROLLUP_SQL.format(value=ts_values.sql(part.value_type))
+            table = cur.sql(sql, params=[str(partition / part.name)]).to_arrow_table()
         finally:
             cur.close()
         tmp = temp_path(partition)
@@ -726,7 +726,7 @@ class TimeSeriesStore:
         raw_parts: list[str] = []
         raw_params: list[object] = []
         for value_type, files in raw.items():
-            value = "value" if value_type == VALUE_TYPE else _as_decimal("value")
+            value = ts_values.sql(value_type)
             raw_parts.append(f"SELECT signal, ts, {value}, quality FROM read_parquet(?) {cond('ts')}")
             raw_params += [files, *filters]
         if wal is not None:
@@ -749,11 +749,10 @@ class TimeSeriesStore:
             params = []
             for value_type, files in rollups.items():
                 cols = "signal, bucket_us, n, s, lo, hi, last_v, last_ts"
-                if value_type != VALUE_TYPE:
-                    cols = (
-                        f"signal, bucket_us, n, s, {_as_decimal('lo')}, {_as_decimal('hi')}, "
-                        f"{_as_decimal('last_v')}, last_ts"
-                    )
+                if value_type == ts_values.LEGACY_FLOAT32:
+                    # Rollups of float32 files hold float32 partials; newer ones hold doubles.
+                    lo, hi, last = (ts_values.sql(value_type, c) for c in ("lo", "hi", "last_v"))
+                    cols = f"signal, bucket_us, n, s, {lo}, {hi}, {last}, last_ts"
                 roll_parts.append(
                     f"SELECT {cols} FROM read_parquet(?) {cond('to_timestamp(bucket_us // 1000000)')}"
                 )
@@ -979,15 +978,13 @@ def _prepare(org: str, batch: pa.Table) -> tuple[pa.DictionaryArray, pa.Table] |
 
 
 def _read_values(paths: list[str], value_type: str, columns: list[str] | None = None) -> pa.Table:
-    """Part files of one value type as FILE_SCHEMA rows (legacy float32 read as decimals)."""
-    if value_type == VALUE_TYPE:
-        return pq.read_table(paths, columns=columns, schema=FILE_SCHEMA)
-    legacy = FILE_SCHEMA.set(2, pa.field("value", pa.float32(), nullable=True))
-    table = pq.read_table(paths, columns=columns, schema=legacy)
+    """Part files of one value type as FILE_SCHEMA rows (values decoded to float64)."""
+    physical = FILE_SCHEMA.set(2, pa.field("value", ts_values.physical_type(value_type), nullable=True))
+    table = pq.read_table(paths, columns=columns, schema=physical)
     if "value" in table.column_names:
         idx = table.schema.get_field_index("value")
-        as_text = pc.cast(table.column("value"), pa.string())
-        table = table.set_column(idx, FILE_SCHEMA.field("value"), pc.cast(as_text, pa.float64()))
+        decoded = ts_values.decode(value_type, table.column("value"))
+        table = table.set_column(idx, FILE_SCHEMA.field("value"), decoded)
     return table
 
 

@@ -276,10 +276,10 @@ def run(
                 f"{after.bytes / 1e6:,.1f} MB on disk; the query returns {q_rows:,} rows.",
                 "Values stored losslessly: per file, exact decimals as int64 multiples of 10^-k "
                 "(DELTA_BINARY_PACKED + zstd), other doubles as float64 (BYTE_STREAM_SPLIT + zstd); "
-                "timestamps delta-encoded, signal dictionary/RLE, rows sorted by signal then time; after compaction "
-                "the bytes include the 1-minute rollups that the resampled query reads (before "
-                "compaction it reads raw rows). The plain baseline rewrites the same compacted rows "
-                "with pyarrow's defaults (dictionary, then plain, float64 + zstd).",
+                "timestamps delta-encoded, signal dictionary/RLE, rows sorted by signal then time; "
+                "after compaction the bytes include the 1-minute rollups that the resampled query "
+                "reads (before compaction it reads raw rows). The plain baseline rewrites the same "
+                "compacted rows with pyarrow's defaults (dictionary, then plain, float64 + zstd).",
                 f"Machine shared with other jobs: 1-min load average {load:.1f} on "
                 f"{os.cpu_count()} cores during the run.",
             ],

@@ -116,6 +116,7 @@ def plain_parquet_bytes(store: object, org: str) -> tuple[int, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from axhub.store import ts_files, ts_values
     from axhub.store.timeseries import TimeSeriesStore
 
     assert isinstance(store, TimeSeriesStore)
@@ -123,9 +124,12 @@ def plain_parquet_bytes(store: object, org: str) -> tuple[int, int]:
     with tempfile.TemporaryDirectory(prefix="axhub-bench-plain-") as tmp:
         for asset in store.list_assets(org):
             for i, path in enumerate(store.files_for(org, asset)):
+                value_type = {f.name: f.value_type for f in ts_files.read_manifest(path.parent).files}[
+                    path.name
+                ]
                 table = pq.read_table(path)
                 table = table.set_column(0, "signal", table.column("signal").cast(pa.string()))
-                table = table.set_column(2, "value", table.column("value").cast(pa.float64()))
+                table = table.set_column(2, "value", ts_values.decode(value_type, table.column("value")))
                 out = Path(tmp) / f"{asset}-{i}.parquet"
                 pq.write_table(table, out, compression="zstd")
                 total += out.stat().st_size

@@ -254,6 +254,7 @@ def test_unacked_messages_are_redelivered_after_reconnect(
     first.connect()
     assert first.wait_connected(5)
     time.sleep(0.2)
+
     # A delivery may stand for several messages (the source gathers what arrived): rows count.
     def rows(ds: list[Any]) -> int:
         return sum(d.rows for d in ds)

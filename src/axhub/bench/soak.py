@@ -81,6 +81,8 @@ class _Gateway(threading.Thread):
             self.infos.append(self.client.publish(f"soak/{asset}/batch", json.dumps(rows), qos=1))
             self.sent += self.per_message
             k += 1
+            if k % 5000 == 0:  # keep only what the broker has not confirmed yet (bounded memory)
+                self.infos = [info for info in self.infos if not info.is_published()]
 
     def finish(self, timeout: float = 120.0) -> bool:
         deadline = time.monotonic() + timeout

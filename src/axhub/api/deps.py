@@ -227,11 +227,18 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
+# scope="function": the session commits (or rolls back) when the route function returns, BEFORE
+# the response is sent. With FastAPI's default ("request") the commit ran after the client had its
+# 201, so a read straight after a create could 404, a failed commit came too late to report, and a
+# streaming response held its connection for as long as the stream stayed open.
+_SessionDep = Depends(_session, scope="function")
+
+
 @functools.cache
 def scope_for(need: Need) -> Callable[..., OrgScope]:
     def dependency(
         principal: Principal = Depends(require(need)),
-        session: Session = Depends(_session),
+        session: Session = _SessionDep,
     ) -> OrgScope:
         return OrgScope(session, principal.org_id)
 
@@ -249,4 +256,4 @@ ReadScope = Annotated[OrgScope, Depends(scope_for(Need.READ))]
 WriteScope = Annotated[OrgScope, Depends(scope_for(Need.WRITE))]
 IngestScope = Annotated[OrgScope, Depends(scope_for(Need.INGEST))]
 AdminScope = Annotated[OrgScope, Depends(scope_for(Need.ADMIN))]
-DbSession = Annotated[Session, Depends(_session)]
+DbSession = Annotated[Session, _SessionDep]

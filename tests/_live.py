@@ -40,16 +40,18 @@ class Live:
     users: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
-    def client(self, who: str | None = None, **kwargs: object) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+    def client(self, who: str | None = None, headers: dict[str, str] | None = None) -> httpx.Client:
+        auth = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers={**auth, **(headers or {})}, timeout=30)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
 
-def start_server(home: Path, database_url: str, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_server(
+    home: Path, database_url: str, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     src = Path(__file__).resolve().parents[1] / "src"
     full_env = {
         **os.environ,

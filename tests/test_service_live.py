@@ -7,11 +7,15 @@ server on a socket.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
+from _api_helpers import PASSWORD
 from _live import Live, live_server
 from conftest import _postgres_database
 
@@ -45,9 +49,128 @@ def test_a_read_straight_after_a_create_finds_it(live: Live) -> None:
             got = c.get(f"/api/v1/assets/{r.json()['id']}")
             if got.status_code != 200:
                 misses.append(("asset", i, got.status_code))
-            r = c.post("/api/v1/datasets", json={"name": f"race{i}", "spec": {"source": "example", "estimator": "anomaly/mspc"}})
+            r = c.post(
+                "/api/v1/datasets",
+                json={"name": f"race{i}", "spec": {"source": "example", "estimator": "anomaly/mspc"}},
+            )
             assert r.status_code == 201, r.text
             got = c.get(f"/api/v1/datasets/{r.json()['id']}")
             if got.status_code != 200:
                 misses.append(("dataset", i, got.status_code))
     assert misses == []
+
+
+# -------------------------------------------------------------- 4: access dies with its owner
+def _session(live: Live, email: str, password: str, ip: str = "10.9.0.1") -> httpx.Client:
+    c = live.client(headers={"X-Forwarded-For": ip})
+    r = c.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return c
+
+
+def _new_user(live: Live, role: str) -> tuple[str, str]:
+    email = f"u{uuid.uuid4().hex[:8]}@acme.example"
+    with live.client("a_admin") as admin:
+        r = admin.post("/api/v1/users", json={"email": email, "password": PASSWORD, "role": role})
+        assert r.status_code == 201, r.text
+        return r.json()["id"], email
+
+
+def test_a_key_acts_with_its_owners_current_rights_and_dies_with_them(live: Live) -> None:
+    user_id, email = _new_user(live, "admin")
+    me = _session(live, email, PASSWORD)
+    r = me.post("/api/v1/keys", json={"name": "k", "scopes": ["read", "write", "admin"]})
+    assert r.status_code == 201, r.text
+    key = r.json()["key"]
+    with live.client(headers={"Authorization": f"Bearer {key}"}) as k, live.client("a_admin") as admin:
+        assert k.get("/api/v1/users").status_code == 200
+        assert admin.patch(f"/api/v1/users/{user_id}", json={"role": "viewer"}).status_code == 200
+        assert k.get("/api/v1/users").status_code == 403  # at once, not after a cache expires
+        assert k.post("/api/v1/sites", json={"name": "as viewer"}).status_code == 403
+        assert k.get("/api/v1/sites").status_code == 200  # still a viewer
+        assert admin.patch(f"/api/v1/users/{user_id}", json={"is_active": False}).status_code == 200
+        assert k.get("/api/v1/sites").status_code == 401
+        assert admin.patch(f"/api/v1/users/{user_id}", json={"is_active": True}).status_code == 200
+        assert k.get("/api/v1/sites").status_code == 200
+        assert admin.delete(f"/api/v1/users/{user_id}").status_code == 200
+        assert k.get("/api/v1/sites").status_code == 401
+        revoked = [x for x in admin.get("/api/v1/keys").json()["items"] if x["prefix"] in key]
+        assert revoked and revoked[0]["revoked_at"] is not None
+
+
+def test_sessions_end_on_logout_password_change_and_admin_action(live: Live) -> None:
+    user_id, email = _new_user(live, "engineer")
+    first, second = _session(live, email, PASSWORD), _session(live, email, PASSWORD)
+    assert first.post("/api/v1/auth/logout").status_code == 204
+    assert second.get("/api/v1/sites").status_code == 401  # the copied cookie died too
+    first, second = _session(live, email, PASSWORD), _session(live, email, PASSWORD)
+    new = "another long passphrase here"
+    r = first.post("/api/v1/auth/password", json={"current_password": PASSWORD, "new_password": new})
+    assert r.status_code == 200, r.text
+    first.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    assert first.get("/api/v1/sites").status_code == 200  # this browser got a fresh session
+    assert second.get("/api/v1/sites").status_code == 401
+    weak = first.post("/api/v1/auth/password", json={"current_password": new, "new_password": email})
+    assert weak.status_code == 422 and "e-mail" in weak.text
+    with live.client("a_admin") as admin:
+        assert admin.post(f"/api/v1/users/{user_id}/sign-out").status_code == 200
+        assert first.get("/api/v1/sites").status_code == 401
+        first = _session(live, email, new)
+        assert (
+            admin.patch(f"/api/v1/users/{user_id}", json={"password": "reset by the admin"}).status_code
+            == 200
+        )
+        assert first.get("/api/v1/sites").status_code == 401
+        common = admin.post("/api/v1/users", json={"email": "c@acme.example", "password": "1q2w3e4r5t"})
+        assert common.status_code == 422 and "common" in common.text
+
+
+# -------------------------------------------------------------- 5: login is not a free DoS
+def test_login_is_throttled_per_account_and_per_address(live: Live) -> None:
+    _, email = _new_user(live, "viewer")
+    with live.client(headers={"X-Forwarded-For": "10.9.1.1"}) as c:
+        codes = [
+            c.post("/api/v1/auth/login", json={"email": email, "password": f"wrong-{i}"}).status_code
+            for i in range(6)
+        ]
+        assert codes[:5] == [401] * 5 and codes[5] == 429, codes
+        r = c.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1  # even the right one waits
+        assert r.json()["error"]["code"] == "too_many_requests"
+    # one address guessing many accounts is stopped too; another address is not affected
+    with live.client(headers={"X-Forwarded-For": "10.9.1.2"}) as c:
+        codes = [
+            c.post(
+                "/api/v1/auth/login", json={"email": f"x{i}@nowhere.example", "password": "no"}
+            ).status_code
+            for i in range(21)
+        ]
+        assert codes[:20] == [401] * 20 and codes[20] == 429, codes
+    with live.client(headers={"X-Forwarded-For": "10.9.1.3"}) as c:
+        assert (
+            c.post("/api/v1/auth/login", json={"email": "x1@nowhere.example", "password": "no"}).status_code
+            == 401
+        )
+
+
+def test_a_login_flood_leaves_other_tenants_fast(live: Live) -> None:
+    """40 parallel wrong-password sign-ins; another company's reads stay fast and nothing 500s."""
+
+    def guess(i: int) -> int:
+        with live.client(headers={"X-Forwarded-For": f"10.9.2.{i % 4}"}) as c:
+            return c.post(
+                "/api/v1/auth/login", json={"email": f"v{i}@acme.example", "password": "x"}
+            ).status_code
+
+    latencies = []
+    with ThreadPoolExecutor(40) as pool, live.client("b_admin") as b:
+        flood = [pool.submit(guess, i) for i in range(120)]
+        while not all(f.done() for f in flood):
+            start = time.perf_counter()
+            assert b.get("/api/v1/sites").status_code == 200
+            latencies.append(time.perf_counter() - start)
+        codes = [f.result() for f in flood]
+    assert set(codes) <= {401, 429}, codes
+    assert 429 in codes
+    assert max(latencies) < 2.0, f"slowest read during the flood {max(latencies):.2f} s (shared 2-core box)"

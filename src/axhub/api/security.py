@@ -6,17 +6,23 @@ key. A fast hash is right here, unlike for passwords: the secret is 256 random b
 nothing to brute-force from a leaked hash, and a slow hash (argon2: tens of ms) on every request
 would cap a gateway at a few dozen requests per second. Comparison is constant-time.
 
-Browser sessions are a signed, timestamped cookie (``itsdangerous``) holding the user id and a
-CSRF token; it is HttpOnly, Secure and SameSite=Strict. A second, readable cookie carries the
-same CSRF token for the page's JavaScript to echo in ``X-CSRF-Token`` on unsafe methods
-(double-submit; the token is bound to the signed session, so a forged cookie does not help).
+Browser sessions are a signed, timestamped cookie (``itsdangerous``) holding the user id, the
+user's session generation and a CSRF token (raising the generation ends every session of that
+user: sign-out, password change, an administrator's action); it is HttpOnly, Secure and
+SameSite=Strict. A second, readable cookie carries the same CSRF token for the page's JavaScript
+to echo in ``X-CSRF-Token`` on unsafe methods (double-submit; the token is bound to the signed
+session, so a forged cookie does not help).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,20 +38,44 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSION_MAX_AGE_S = 12 * 3600
 
 _hasher = PasswordHasher()
+# argon2 costs ~64 MiB and tens of ms of CPU per call, by design. Unbounded, 40 parallel wrong
+# passwords took 2.7 GB and made everyone else wait seconds; at most HASH_SLOTS run at once and a
+# caller that cannot get a slot within HASH_WAIT_S is told to retry (HashBusy -> 429).
+HASH_SLOTS = max(1, int(os.environ.get("AXHUB_HASH_SLOTS", "2")))
+HASH_WAIT_S = 2.0
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+
+
+class HashBusy(Exception):
+    """Every password-hashing slot stayed busy for HASH_WAIT_S."""
+
+
+@contextmanager
+def _hash_slot() -> Iterator[None]:
+    if not _hash_slots.acquire(timeout=HASH_WAIT_S):
+        raise HashBusy
+    try:
+        yield
+    finally:
+        _hash_slots.release()
+
+
 # A valid hash of a random password: verifying against it when the user does not exist keeps
 # the response time the same, so login timing does not tell which e-mails have accounts.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _hash_slot():
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    with _hash_slot():
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 @dataclass(frozen=True)
@@ -93,10 +123,11 @@ class SessionSigner:
     def __init__(self, secret: bytes) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="axhub-session")
 
-    def issue(self, user_id: str) -> tuple[str, str]:
-        """A session cookie value and its CSRF token."""
+    def issue(self, user_id: str, version: int = 0) -> tuple[str, str]:
+        """A session cookie value and its CSRF token. ``version`` is the user's session generation
+        when it was issued; the cookie is only honoured while the user still has that generation."""
         csrf = secrets.token_urlsafe(24)
-        return self._serializer.dumps({"uid": user_id, "csrf": csrf}), csrf
+        return self._serializer.dumps({"uid": user_id, "csrf": csrf, "sv": version}), csrf
 
     def read(self, value: str) -> dict[str, Any] | None:
         try:

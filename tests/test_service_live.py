@@ -11,13 +11,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import httpx
+import psycopg
 import pytest
 
 from _api_helpers import PASSWORD
 from _live import Live, live_server
-from conftest import _postgres_database
+from conftest import PG_ADMIN_URL, _postgres_database
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -174,3 +176,42 @@ def test_a_login_flood_leaves_other_tenants_fast(live: Live) -> None:
     assert set(codes) <= {401, 429}, codes
     assert 429 in codes
     assert max(latencies) < 2.0, f"slowest read during the flood {max(latencies):.2f} s (shared 2-core box)"
+
+
+# -------------------------------------------------------------- 3: streams hold no connection
+def test_open_streams_are_capped_and_hold_no_database_connection(live: Live) -> None:
+    with live.client("a_engineer") as eng:
+        job = eng.post("/api/v1/jobs", json={"kind": "probe", "seconds": 0}).json()["id"]  # stays queued
+    statuses = []
+    with ExitStack() as stack:
+        viewer = stack.enter_context(live.client("a_viewer"))
+        for _ in range(10):
+            r = stack.enter_context(viewer.stream("GET", f"/api/v1/jobs/{job}/events?timeout=30&poll=0.2"))
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                assert int(r.headers["Retry-After"]) > 0
+        assert statuses.count(200) == 6 and statuses.count(429) == 4, statuses
+        if live.db.is_postgres:
+            name = live.db.engine.url.database
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as pg:
+                sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state LIKE 'idle in tr%%'"
+                held = pg.execute(sql, (name,)).fetchone()
+            assert held is not None and held[0] == 0, f"{held[0]} connections held by idle streams"
+        with live.client("b_admin") as other:
+            for i in range(10):
+                start = time.perf_counter()
+                r = other.post("/api/v1/sites", json={"name": f"during streams {uuid.uuid4().hex[:6]} {i}"})
+                assert r.status_code == 201, r.text
+                assert other.get(f"/api/v1/sites/{r.json()['id']}").status_code == 200
+                assert time.perf_counter() - start < 2.0
+    # closed streams give their slots back
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with (
+            live.client("a_viewer") as viewer,
+            viewer.stream("GET", f"/api/v1/jobs/{job}/events?timeout=0") as r,
+        ):
+            if r.status_code == 200:
+                break
+        time.sleep(0.5)
+    assert r.status_code == 200

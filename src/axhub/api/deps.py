@@ -30,6 +30,7 @@ from axhub.api.security import (
     key_prefix,
     keys_match,
 )
+from axhub.api.streams import StreamSlots
 from axhub.core.domain import Role
 from axhub.core.settings import Settings
 from axhub.core.timeutil import utcnow
@@ -109,6 +110,7 @@ class AppState:
     asset_cache: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
     ASSET_CACHE_S: float = 5.0
     login_guard: LoginGuard = field(default_factory=LoginGuard)
+    streams: StreamSlots = field(default_factory=StreamSlots)
 
 
 def app_state(request: Request) -> AppState:

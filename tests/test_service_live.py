@@ -7,15 +7,21 @@ server on a socket.
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
+import numpy as np
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from _api_helpers import PASSWORD
 from _live import Live, live_server
@@ -215,3 +221,51 @@ def test_open_streams_are_capped_and_hold_no_database_connection(live: Live) -> 
                 break
         time.sleep(0.5)
     assert r.status_code == 200
+
+
+# -------------------------------------------------------------- 6: small files, huge memory
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def _parquet(table: pa.Table, **kwargs: object) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, **kwargs)  # type: ignore[arg-type]
+    return sink.getvalue()
+
+
+def test_small_files_that_decode_huge_are_refused_before_decoding(live: Live) -> None:
+    if live.db.is_postgres:
+        pytest.skip("file limits do not depend on the metadata database; checked on SQLite")
+    n = 2_000_000
+    long_text = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array(["x" * 2000]))
+    bombs = {
+        "strings.parquet": _parquet(pa.table({"t": long_text}), compression="zstd"),
+        "plain.parquet": _parquet(pa.table({"t": long_text}), compression="zstd", store_schema=False),
+        "wide.parquet": _parquet(pa.table({f"c{i}": [1.0] for i in range(3000)})),
+        "wide.csv": (",".join(f"c{i}" for i in range(100_000)) + "\n").encode(),
+    }
+    image = io.BytesIO()
+    Image.new("1", (13_000, 13_000)).save(image, format="PNG")  # 169 MP: a decompression bomb
+    bombs["bomb.png"] = image.getvalue()
+    before = _peak_rss_mb(live.proc.pid)
+    with live.client("a_engineer") as c:
+        for name, raw in bombs.items():
+            assert len(raw) < 2_000_000, (name, len(raw))
+            started = time.perf_counter()
+            r = c.post("/api/v1/uploads", files={"file": (name, raw)})
+            assert r.status_code == 413, f"{name}: {r.status_code} {r.text}"
+            error = r.json()["error"]
+            assert error["code"] == "payload_too_large" and name in error["message"], error
+            assert time.perf_counter() - started < 10, name
+        dup = c.post("/api/v1/uploads", files={"file": ("dup.csv", b"time,temp,temp\n2024-01-01,1,2\n")})
+        assert dup.status_code == 422 and "temp" in dup.text and "twice" in dup.text, dup.text
+        for name in ("..", "../..", "a/../..", ".csv"):
+            r = c.post("/api/v1/uploads", files={"file": (name, b"a,b\n1,2\n")}, data={"kind": "table"})
+            assert r.status_code == 201, f"{name!r}: {r.status_code} {r.text}"
+            assert "/" not in r.json()["filename"] and not r.json()["filename"].startswith(".")
+    grown = _peak_rss_mb(live.proc.pid) - before
+    assert grown < 400, f"server peak memory grew {grown:.0f} MB on refused uploads"

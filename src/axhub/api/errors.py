@@ -76,7 +76,7 @@ _STATUS_CODES = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": code.replace("_", " ")}
     for status, code in _STATUS_CODES.items()
-    if status in (401, 403, 404, 409, 422, 429)
+    if status in (401, 403, 404, 409, 413, 422, 429)
 }
 
 
@@ -102,6 +102,8 @@ def _status_of(exc: AxHubError) -> tuple[int, str]:
         return 409, "conflict"
     if isinstance(exc, PermissionDeniedError):
         return 403, "forbidden"
+    if getattr(exc, "too_large", False):
+        return 413, "payload_too_large"
     return 422, "invalid_input"
 
 

@@ -17,6 +17,7 @@ from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.work import DatasetCreate, DatasetOut, RejectOut, UploadOut
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.core.timeutil import utcnow
+from axhub.ingest.file_limits import check_csv, check_image, read_parquet_bounded, safe_filename
 from axhub.ingest.file_mapping import ColumnMap, FileMapping
 from axhub.ingest.files import IngestReport, ingest_file
 from axhub.jobs.data import check_dataset_spec
@@ -61,12 +62,16 @@ def _owns_upload(scope: OrgScope, sha: str) -> bool:
 
 
 def _read_table(raw: bytes, fmt: str, filename: str) -> Any:
+    """The table, after the decoded-size bounds (``ingest.file_limits``) have passed."""
     import pandas as pd
 
     try:
         if fmt == "csv":
+            check_csv(raw, filename)
             return pd.read_csv(io.BytesIO(raw))
-        return pd.read_parquet(io.BytesIO(raw))
+        return read_parquet_bounded(raw, filename).to_pandas()
+    except InputValidationError:
+        raise
     except Exception as exc:  # pandas/pyarrow raise many types for a broken file
         raise InputValidationError(
             InputProblem(filename, None, None, f"not a readable {fmt.upper()} file: {exc}"),
@@ -152,7 +157,7 @@ def create_upload(
     row and field) and, with ``dataset_name``, become the next version of that dataset. With
     ``asset``, a table's readings are also stored in the time-series store (wide layout: a time
     column and one column per signal); good rows land, bad rows come back as rejects."""
-    filename = (file.filename or "upload").rsplit("/", 1)[-1][:200]
+    filename = safe_filename(file.filename)
     suffix = _suffix(filename)
     if kind == "auto":
         kind = "table" if suffix in TABLE_SUFFIXES else "image" if suffix in IMAGE_SUFFIXES else "auto"
@@ -167,15 +172,7 @@ def create_upload(
     if len(raw) > state.max_upload_bytes:
         raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
     if kind == "image":
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(io.BytesIO(raw)) as image:
-                image.load()
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputValidationError(
-                InputProblem(filename, None, None, f"not a readable image: {exc}"), hint="upload PNG or JPEG"
-            ) from exc
+        check_image(raw, filename)
         sha = state.blobs.put(raw)
         run = _record_upload(scope, sha, filename, rows=1)
         return UploadOut(

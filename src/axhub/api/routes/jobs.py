@@ -18,6 +18,7 @@ from axhub.api.routes._util import SSE_RESPONSE, page_of, sse
 from axhub.api.schemas.common import Page, Paging, paging
 from axhub.api.schemas.work import JobLogOut, JobOut
 from axhub.core.errors import NotFoundError
+from axhub.jobs.param_limits import check_params
 from axhub.jobs.queue import TERMINAL, JobQueue
 from axhub.jobs.spec import EvaluateSpec, ExportSpec, JobSpec, ProbeSpec, TrainSpec
 from axhub.ml.base import Estimator
@@ -39,6 +40,7 @@ def _check_refs(scope: OrgScope, spec: TrainSpec | EvaluateSpec | ExportSpec | P
     if isinstance(spec, TrainSpec):
         family, _, name = spec.estimator.partition("/")
         Estimator.lookup(family, name)
+        check_params(spec.params)  # bounded work per job (n_estimators, epochs, ...)
         scope.get(DatasetRow, spec.dataset_id)
     elif isinstance(spec, EvaluateSpec):
         scope.get(DatasetRow, spec.dataset_id)

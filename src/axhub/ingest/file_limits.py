@@ -113,9 +113,42 @@ def check_csv(raw: bytes, filename: str, limits: FileLimits | None = None) -> li
     return [n.strip() for n in names]
 
 
-def read_parquet_bounded(raw: bytes, filename: str, limits: FileLimits | None = None) -> Any:
+def check_table(raw: bytes, fmt: str, filename: str, limits: FileLimits | None = None) -> None:
+    """Refuse a table upload that would decode too large (``fmt``: csv, parquet or xlsx); passing
+    files are then safe to read with any reader."""
+    if fmt == "parquet":
+        read_parquet_bounded(raw, filename, limits, keep=False)
+    elif fmt == "xlsx":
+        check_zip(raw, filename, limits)
+    else:
+        check_csv(raw, filename, limits)
+
+
+def check_zip(raw: bytes, filename: str, limits: FileLimits | None = None) -> None:
+    """An .xlsx is a zip: refuse one whose members unpack past ``max_decoded_bytes``."""
+    import zipfile
+
+    limits = limits or FileLimits()
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        return  # the reader reports a broken file in its own words
+    if unpacked > limits.max_decoded_bytes:
+        raise FileTooLarge(
+            filename,
+            f"unpacks to {unpacked} bytes; at most {limits.max_decoded_bytes}",
+            limit=limits.max_decoded_bytes,
+            found=unpacked,
+        )
+
+
+def read_parquet_bounded(
+    raw: bytes, filename: str, limits: FileLimits | None = None, *, keep: bool = True
+) -> Any:
     """The Parquet file as a pyarrow Table, refusing it by its footer (rows x columns, declared
-    uncompressed size) and then while decoding (bytes actually produced)."""
+    uncompressed size) and then while decoding (bytes actually produced). ``keep=False`` only
+    checks: batches are dropped as they are counted, so memory stays at one batch."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -163,7 +196,8 @@ def read_parquet_bounded(raw: bytes, filename: str, limits: FileLimits | None = 
                 batch = next(iterator)
             except StopIteration:
                 break
-            batches.append(batch)
+            if keep:
+                batches.append(batch)
             total += _expanded_nbytes(batch)
             if total > limits.max_decoded_bytes:
                 raise FileTooLarge(
@@ -182,7 +216,7 @@ def read_parquet_bounded(raw: bytes, filename: str, limits: FileLimits | None = 
                         found=per_row * meta.num_rows,
                     )
                 batch_rows = int(max(16, min(65_536, limits.max_decoded_bytes // (per_row * 64))))
-                offset = sum(b.num_rows for b in batches)
+                offset = batch.num_rows
                 iterator = _skip(parquet.iter_batches(batch_size=batch_rows), offset)
     except FileTooLarge:
         raise

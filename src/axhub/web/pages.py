@@ -186,8 +186,8 @@ def asset_page(request: Request, slug: str, principal: PagePrincipal) -> HTMLRes
         settings = app_state(request).settings
         extent = data_extent(settings, principal.org_id, slug)
         if extent is not None:
-            end = extent[1] + timedelta(seconds=1)
-            start = max(extent[0], end - timedelta(hours=24))
+            end = views.shifted(extent[1], timedelta(seconds=1))
+            start = max(extent[0], views.shifted(end, -timedelta(hours=24)))
         else:
             start, end = views.recent_window(data["alerts"], utcnow())
         return render(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,7 +18,7 @@ from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.work import DatasetCreate, DatasetOut, RejectOut, UploadOut
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.core.timeutil import utcnow
-from axhub.ingest.file_limits import check_csv, check_image, read_parquet_bounded, safe_filename
+from axhub.ingest.file_limits import check_image, check_table, safe_filename
 from axhub.ingest.file_mapping import ColumnMap, FileMapping
 from axhub.ingest.files import IngestReport, ingest_file
 from axhub.jobs.data import check_dataset_spec
@@ -30,6 +31,7 @@ datasets = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESP
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_REJECTS_SHOWN = 200
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _suffix(name: str) -> str:
@@ -57,21 +59,22 @@ def _record_upload(
 
 
 def _owns_upload(scope: OrgScope, sha: str) -> bool:
-    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.like(f"upload:{sha}:%")).limit(1)
+    # Only a real sha256 (64 hex digits): '%' or '_' in it would be LIKE wildcards matching
+    # any upload; the prefix match escapes them anyway.
+    if not _SHA256.fullmatch(sha):
+        return False
+    prefix = f"upload:{sha}:"
+    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.startswith(prefix, autoescape=True)).limit(1)
     return scope.session.scalars(stmt).first() is not None
 
 
 def _read_table(raw: bytes, fmt: str, filename: str) -> Any:
-    """The table, after the decoded-size bounds (``ingest.file_limits``) have passed."""
     import pandas as pd
 
     try:
         if fmt == "csv":
-            check_csv(raw, filename)
             return pd.read_csv(io.BytesIO(raw))
-        return read_parquet_bounded(raw, filename).to_pandas()
-    except InputValidationError:
-        raise
+        return pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:  # pandas/pyarrow raise many types for a broken file
         raise InputValidationError(
             InputProblem(filename, None, None, f"not a readable {fmt.upper()} file: {exc}"),
@@ -180,8 +183,14 @@ def create_upload(
         )
 
     fmt = TABLE_SUFFIXES.get(suffix, "csv")
+    check_table(raw, fmt, filename)  # decoded size bounded before any reader runs (413/422)
     frame = _read_table(raw, fmt, filename)
     sha = state.blobs.put(raw)
+    # The upload is recorded (and committed) before any reading is stored: a server killed or a
+    # failure part-way leaves an unfinished record naming the file, never readings nothing lists.
+    run = _record_upload(scope, sha, filename, rows=len(frame))
+    run.finished_at = None
+    scope.session.commit()
     points_written = 0
     if asset:
         report = _store_readings(scope, state, raw, filename, asset, time_column, timezone, signals)
@@ -190,8 +199,9 @@ def create_upload(
     else:
         problems = _row_problems(frame, filename)
         rejected_rows = len({p.row for p in problems})
-    run = _record_upload(scope, sha, filename, rows=len(frame), rejected=rejected_rows)
+    run.rows_rejected = rejected_rows
     run.points_written = points_written
+    run.finished_at = utcnow()
     dataset = None
     if dataset_name:
         spec = {

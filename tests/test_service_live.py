@@ -269,3 +269,29 @@ def test_small_files_that_decode_huge_are_refused_before_decoding(live: Live) ->
             assert "/" not in r.json()["filename"] and not r.json()["filename"].startswith(".")
     grown = _peak_rss_mb(live.proc.pid) - before
     assert grown < 400, f"server peak memory grew {grown:.0f} MB on refused uploads"
+
+
+# -------------------------------------------------------------- 9: concurrent first writes
+def test_concurrent_first_writes_of_a_new_signal_all_succeed(live: Live) -> None:
+    with live.client("a_engineer") as c:
+        site = c.post("/api/v1/sites", json={"name": f"race site {uuid.uuid4().hex[:6]}"}).json()["id"]
+        asset = c.post(
+            "/api/v1/assets", json={"site_id": site, "name": f"race {uuid.uuid4().hex[:6]}"}
+        ).json()["id"]
+    signal = f"new_{uuid.uuid4().hex[:6]}"
+
+    def write(i: int) -> int:
+        reading = {
+            "time": f"2024-05-{i + 1:02d}T00:00:00Z",
+            "signal": signal,
+            "value": float(i),
+        }  # own partitions
+        with live.client("a_ingest") as gw:
+            return gw.post(f"/api/v1/assets/{asset}/readings", json={"readings": [reading]}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(write, range(16)))
+    assert codes == [201] * 16, codes
+    with live.client("a_engineer") as c:
+        names = [s["name"] for s in c.get("/api/v1/signals", params={"asset_id": asset}).json()["items"]]
+    assert names == [signal]

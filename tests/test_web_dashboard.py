@@ -398,9 +398,7 @@ def test_acknowledge_an_alert(browser: Any, hub: tuple[str, Seeded, Settings]) -
     )
     shot(page, "alerts", docs=True)
     item.get_by_role("button", name="Acknowledge").click()
-    page.wait_for_function(
-        f"() => document.querySelector('#alert-{seeded.alert_id}').classList.contains('acked')"
-    )
+    page.wait_for_selector(f"#alert-{seeded.alert_id}.acked", state="attached")
     # Recorded in the database with who and when (polled: the API commits as the response goes out).
     db = Database(settings.database_url)
     deadline = time.monotonic() + 5
@@ -534,9 +532,10 @@ def test_every_page_renders_accessibly(browser: Any, hub: tuple[str, Seeded, Set
     # Jobs: logs open on demand.
     page.goto("/jobs")
     page.get_by_role("button", name="Show logs").first.click()
-    page.wait_for_function(
+    _poll(
+        page,
         "[...document.querySelectorAll('pre.log')]"
-        ".some(p => p.textContent.includes('epoch') || p.textContent.includes('threshold'))"
+        ".some(p => p.textContent.includes('epoch') || p.textContent.includes('threshold'))",
     )
     # Tablet: the navigation folds into a strip and nothing overflows sideways.
     page.set_viewport_size({"width": 820, "height": 1180})

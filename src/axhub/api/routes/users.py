@@ -30,7 +30,10 @@ def list_users(scope: AdminScope, pg: Annotated[Paging, Depends(paging)]) -> Pag
 def create_user(body: UserCreate, scope: AdminScope) -> UserOut:
     password_policy.check(body.password, body.email)
     if accounts_repo.user_by_email(scope.session, body.email) is not None:
-        raise ConflictError(f"a user with e-mail {body.email} already exists")
+        raise ConflictError(
+            "this e-mail address cannot be used for a new account",
+            hint="e-mail addresses sign in, so each belongs to one account on the whole hub",
+        )
     row = scope.add(
         UserRow(
             email=body.email.lower(),

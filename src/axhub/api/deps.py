@@ -111,6 +111,9 @@ class AppState:
     ASSET_CACHE_S: float = 5.0
     login_guard: LoginGuard = field(default_factory=LoginGuard)
     streams: StreamSlots = field(default_factory=StreamSlots)
+    # Uploads are parsed and checked in worker threads: a few at a time per caller and company,
+    # so one tenant's stream of (bomb) files cannot occupy the whole thread pool.
+    uploads: StreamSlots = field(default_factory=lambda: StreamSlots(2, 4, "uploads in progress"))
 
 
 def app_state(request: Request) -> AppState:
@@ -282,3 +285,16 @@ WriteScope = Annotated[OrgScope, Depends(scope_for(Need.WRITE))]
 IngestScope = Annotated[OrgScope, Depends(scope_for(Need.INGEST))]
 AdminScope = Annotated[OrgScope, Depends(scope_for(Need.ADMIN))]
 DbSession = Annotated[Session, _SessionDep]
+
+
+def _upload_slot(request: Request, principal: Principal = Depends(require(Need.INGEST))) -> Iterator[None]:
+    state = app_state(request)
+    slot = state.uploads.take(principal.actor, principal.org_id, 600)
+    try:
+        yield
+    finally:
+        state.uploads.give_back(slot)
+
+
+# One of the caller's few upload slots, held while the upload is checked and stored (429 beyond).
+UploadSlot = Annotated[None, Depends(_upload_slot, scope="function")]

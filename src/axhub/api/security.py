@@ -16,21 +16,24 @@ session, so a forged cookie does not help).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+T = TypeVar("T")
 KEY_PREFIX = "axk_"
 SESSION_COOKIE = "axhub_session"
 CSRF_COOKIE = "axhub_csrf"
@@ -41,9 +44,19 @@ _hasher = PasswordHasher()
 # argon2 costs ~64 MiB and tens of ms of CPU per call, by design. Unbounded, 40 parallel wrong
 # passwords took 2.7 GB and made everyone else wait seconds; at most HASH_SLOTS run at once and a
 # caller that cannot get a slot within HASH_WAIT_S is told to retry (HashBusy -> 429).
-HASH_SLOTS = max(1, int(os.environ.get("AXHUB_HASH_SLOTS", "2")))
+HASH_SLOTS = max(1, int(os.environ.get("AXHUB_HASH_SLOTS", str(max(1, (os.cpu_count() or 2) // 4)))))
 HASH_WAIT_S = 2.0
 _hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+
+
+def _lower_priority() -> None:
+    # Hashing threads run at nice 10 (Linux schedules threads individually, and argon2's own
+    # lane threads inherit it): under a sign-in flood every other request gets the CPU first.
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+_hash_pool = ThreadPoolExecutor(HASH_SLOTS, thread_name_prefix="argon2", initializer=_lower_priority)
 
 
 class HashBusy(Exception):
@@ -60,22 +73,28 @@ def _hash_slot() -> Iterator[None]:
         _hash_slots.release()
 
 
+def _in_pool(fn: Callable[[], T]) -> T:
+    with _hash_slot():
+        return _hash_pool.submit(fn).result()
+
+
 # A valid hash of a random password: verifying against it when the user does not exist keeps
 # the response time the same, so login timing does not tell which e-mails have accounts.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    with _hash_slot():
-        return _hasher.hash(password)
+    return _in_pool(lambda: _hasher.hash(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    with _hash_slot():
+    def verify() -> bool:
         try:
             return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
         except (VerificationError, InvalidHashError):
             return False
+
+    return _in_pool(verify)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,12 @@ PER_ORG = 48
 
 
 class StreamSlots:
-    def __init__(self, per_principal: int = PER_PRINCIPAL, per_org: int = PER_ORG) -> None:
+    def __init__(
+        self, per_principal: int = PER_PRINCIPAL, per_org: int = PER_ORG, what: str = "live streams open"
+    ) -> None:
         self.per_principal = per_principal
         self.per_org = per_org
+        self.what = what
         self._open: dict[int, tuple[str, str, float]] = {}  # slot -> (who, org, expires)
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -44,9 +47,9 @@ class StreamSlots:
             for slot in [s for s, (_, _, e) in self._open.items() if e <= now]:
                 del self._open[slot]
             if self._count(now, who=who) >= self.per_principal:
-                raise _busy(f"you already have {self.per_principal} live streams open")
+                raise _busy(f"you already have {self.per_principal} {self.what}")
             if self._count(now, org=org) >= self.per_org:
-                raise _busy(f"your organisation already has {self.per_org} live streams open")
+                raise _busy(f"your organisation already has {self.per_org} {self.what}")
             slot = next(self._ids)
             self._open[slot] = (who, org, now + max_life_s + 60)
             return slot
@@ -73,6 +76,6 @@ def _busy(message: str) -> ApiError:
         429,
         "too_many_requests",
         message,
-        hint="close a dashboard tab or an old stream, then retry",
+        hint="wait for one to finish (or close a dashboard tab), then retry",
         headers={"Retry-After": "5"},
     )

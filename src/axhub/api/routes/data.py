@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import ValidationError
 
-from axhub.api.deps import AppState, IngestScope, ReadScope, State, WriteScope
+from axhub.api.deps import AppState, IngestScope, ReadScope, State, UploadSlot, WriteScope
 from axhub.api.errors import ERROR_RESPONSES, ApiError
 from axhub.api.routes._util import page_of
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
@@ -145,6 +145,7 @@ def _store_readings(
 @uploads.post("", operation_id="create_upload", response_model=UploadOut, status_code=201)
 def create_upload(
     scope: IngestScope,
+    _slot: UploadSlot,
     state: State,
     file: Annotated[UploadFile, File(description="CSV, Parquet or an image (PNG, JPEG, BMP, TIFF)")],
     dataset_name: Annotated[str | None, Form(max_length=200)] = None,

@@ -42,11 +42,13 @@ SESSION_MAX_AGE_S = 12 * 3600
 
 _hasher = PasswordHasher()
 # argon2 costs ~64 MiB and tens of ms of CPU per call, by design. Unbounded, 40 parallel wrong
-# passwords took 2.7 GB and made everyone else wait seconds; at most HASH_SLOTS run at once and a
-# caller that cannot get a slot within HASH_WAIT_S is told to retry (HashBusy -> 429).
+# passwords took 2.7 GB and made everyone else wait seconds. Now at most HASH_SLOTS hashes run at
+# once (in low-priority threads) and at most HASH_QUEUE more wait for one; any further caller is
+# told to retry at once (HashBusy -> 429) instead of holding a request thread while it waits,
+# which under a flood had starved every other request of threads.
 HASH_SLOTS = max(1, int(os.environ.get("AXHUB_HASH_SLOTS", str(max(1, (os.cpu_count() or 2) // 4)))))
-HASH_WAIT_S = 2.0
-_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+HASH_QUEUE = 2 * HASH_SLOTS
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS + HASH_QUEUE)
 
 
 def _lower_priority() -> None:
@@ -60,12 +62,14 @@ _hash_pool = ThreadPoolExecutor(HASH_SLOTS, thread_name_prefix="argon2", initial
 
 
 class HashBusy(Exception):
-    """Every password-hashing slot stayed busy for HASH_WAIT_S."""
+    """Every password-hashing slot is busy and its short queue is full."""
 
 
 @contextmanager
-def _hash_slot() -> Iterator[None]:
-    if not _hash_slots.acquire(timeout=HASH_WAIT_S):
+def _hash_slot(wait: bool) -> Iterator[None]:
+    # Sign-in (anyone may call it) never waits for a place; setting a password (signed-in
+    # administrators, the CLI) waits its turn.
+    if not _hash_slots.acquire(blocking=wait):
         raise HashBusy
     try:
         yield
@@ -73,8 +77,8 @@ def _hash_slot() -> Iterator[None]:
         _hash_slots.release()
 
 
-def _in_pool(fn: Callable[[], T]) -> T:
-    with _hash_slot():
+def _in_pool(fn: Callable[[], T], *, wait: bool) -> T:
+    with _hash_slot(wait):
         return _hash_pool.submit(fn).result()
 
 
@@ -84,7 +88,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    return _in_pool(lambda: _hasher.hash(password))
+    return _in_pool(lambda: _hasher.hash(password), wait=True)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -94,7 +98,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return _in_pool(verify)
+    return _in_pool(verify, wait=False)
 
 
 @dataclass(frozen=True)

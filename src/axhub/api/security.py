@@ -65,6 +65,11 @@ class HashBusy(Exception):
     """Every password-hashing slot is busy and its short queue is full."""
 
 
+def hashing_full() -> bool:
+    """True when no sign-in could get a hashing place now (a cheap pre-check, no locking)."""
+    return _hash_slots._value <= 0
+
+
 @contextmanager
 def _hash_slot(wait: bool) -> Iterator[None]:
     # Sign-in (anyone may call it) never waits for a place; setting a password (signed-in

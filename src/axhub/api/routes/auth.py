@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from axhub.api import password_policy
 from axhub.api.deps import Principal, Reader, State, authenticate
 from axhub.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from axhub.api.schemas.accounts import LoginIn, MeOut, OrgOut, PasswordChange, UserOut
-from axhub.api.security import CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, hash_password
-from axhub.api.signin import sign_in
+from axhub.api.security import CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, hash_password, hashing_full
+from axhub.api.signin import sign_in, too_many
 from axhub.store import accounts_repo
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
@@ -46,13 +47,21 @@ def _set_cookies(response: Response, state: State, user_id: str, version: int) -
     response_model=MeOut,
     responses={429: {"model": ErrorResponse, "description": "too many attempts; see Retry-After"}},
 )
-def login(body: LoginIn, request: Request, response: Response, state: State) -> MeOut:
+async def login(body: LoginIn, request: Request, response: Response, state: State) -> MeOut:
     """Sign in with e-mail and password; sets the session and CSRF cookies. Repeated failures
     for one e-mail or from one address are throttled (429 with Retry-After)."""
-    who = sign_in(state, body.email, body.password, request.client.host if request.client else None)
+    # Async, so that a refused attempt (throttled, or every hashing place taken) is answered on
+    # the event loop without a thread: under a flood, refusing must be the cheap path.
+    address = request.client.host if request.client else None
+    wait = state.login_guard.retry_after(body.email, address)
+    if wait:
+        raise too_many(wait)
+    if hashing_full():
+        raise too_many(1, "the server is busy checking other sign-ins")
+    who = await run_in_threadpool(sign_in, state, body.email, body.password, address)
     csrf = _set_cookies(response, state, who.user_id, who.session_version)
     principal = Principal(org_id=who.org_id, role=who.role, via="session", user_id=who.user_id, csrf=csrf)
-    return _me(state, principal, csrf)
+    return await run_in_threadpool(_me, state, principal, csrf)
 
 
 @router.post("/logout", operation_id="logout", status_code=204)

@@ -105,3 +105,18 @@ def test_a_like_wildcard_is_not_an_upload(hub: Hub) -> None:
                 "/api/v1/datasets", json={"name": "steal", "spec": {"source": "upload", "blob_sha256": fake}}
             )
             assert r.status_code in (404, 422), (fake, r.status_code, r.text)
+
+
+def test_the_operator_password_never_comes_from_the_command_line(tmp_path: Path, monkeypatch: Any) -> None:
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app as cli_app
+
+    monkeypatch.setenv("AXHUB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AXHUB_OPERATOR_PASSWORD", raising=False)
+    flag = CliRunner().invoke(
+        cli_app, ["serve", "--operator-email", "o@x.example", "--operator-password", "pw"]
+    )
+    assert flag.exit_code != 0 and "No such option" in flag.output
+    no_tty = CliRunner().invoke(cli_app, ["serve", "--operator-email", "o@x.example"])
+    assert no_tty.exit_code == 2 and "AXHUB_OPERATOR_PASSWORD" in no_tty.output

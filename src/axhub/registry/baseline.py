@@ -27,9 +27,10 @@ def ensure_deployable(
 ) -> None:
     """Raise :class:`ConflictError` for a version below its baseline unless overridden."""
     if beats_baseline(metrics) is False and not allow_below_baseline:
+        metrics = metrics or {}
         baselines = ", ".join(
             f"{k.removeprefix('baseline_')} {metrics.get(k.removeprefix('baseline_'))} vs baseline {v}"
-            for k, v in (metrics or {}).items()
+            for k, v in metrics.items()
             if k.startswith("baseline_")
         )
         raise ConflictError(

@@ -189,7 +189,7 @@ class RulWindowEstimator(SensorEstimator):
     def _rul_outputs() -> list[onnx.ValueInfoProto]:
         return [
             helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["N"])
-            for n in ("rul", "rul_lower", "rul_upper")
+            for n in ("rul", "rul_lower", "rul_upper", "rul_capped")
         ]
 
     # ------------------------------------------------------------------ beyond the cap
@@ -214,21 +214,8 @@ class RulWindowEstimator(SensorEstimator):
 
         cap = float(self.cap)
         grid = np.arange(0.0, cap + 1.0)
-        capped_true = np.minimum(true, cap)
+        self.capped_shift_table_ = self._phm_shift(held_pred, held_pred, np.minimum(true, cap), (-15.0, 5.0))
         shift = np.zeros(len(grid))
-        if self.phm_shift:
-            candidates = np.arange(-15.0, 5.5, 0.5)
-            # bins of 25 cycles of the capped prediction; the last one runs to the cap and beyond
-            inner = np.arange(25.0, cap, 25.0)
-            pred_bin, grid_bin = (
-                np.searchsorted(inner, held_pred, "right"),
-                np.searchsorted(inner, grid, "right"),
-            )
-            for b in range(len(inner) + 1):
-                rows = pred_bin == b
-                if rows.sum() >= 50:
-                    cost = [phm08_score(held_pred[rows] + c, capped_true[rows]) for c in candidates]
-                    shift[grid_bin == b] = candidates[int(np.argmin(cost))]
         self.shift_table_ = shift
         n_age = 1
         self.likelihood_ratio_ = np.zeros(len(grid))
@@ -255,7 +242,35 @@ class RulWindowEstimator(SensorEstimator):
                     if a
                     else 0.0
                 )
-        return self._beyond_cap_numpy(held_pred, age if age is not None else np.zeros(len(held_pred)))
+        age = age if age is not None else np.zeros(len(held_pred))
+        # the uncapped prediction's own PHM08 shift, against the uncapped truth
+        before = self._beyond_cap_numpy(held_pred, age)
+        self.shift_table_ = self._phm_shift(held_pred, before, true, (-30.0, 5.0))
+        return self._beyond_cap_numpy(held_pred, age)
+
+    def _phm_shift(
+        self, yc: np.ndarray, pred: np.ndarray, truth: np.ndarray, bounds: tuple[float, float]
+    ) -> np.ndarray:
+        """Per 25-cycle bin of the capped prediction ``yc``: the shift of ``pred`` that minimises
+        the PHM08 score against ``truth`` (0 where a bin has fewer than 50 rows or phm_shift is off)."""
+        cap = float(self.cap)
+        grid = np.arange(0.0, cap + 1.0)
+        table = np.zeros(len(grid))
+        if not self.phm_shift:
+            return table
+        candidates = np.arange(bounds[0], bounds[1] + 0.25, 0.5)
+        inner = np.arange(25.0, cap, 25.0)  # the last bin runs to the cap and beyond
+        pred_bin, grid_bin = np.searchsorted(inner, yc, "right"), np.searchsorted(inner, grid, "right")
+        for b in range(len(inner) + 1):
+            rows = pred_bin == b
+            if rows.sum() >= 50:
+                cost = [phm08_score(pred[rows] + c, truth[rows]) for c in candidates]
+                table[grid_bin == b] = candidates[int(np.argmin(cost))]
+        return table
+
+    def _capped_numpy(self, yc: np.ndarray) -> np.ndarray:
+        i = np.clip(np.round(yc), 0, float(self.cap)).astype(np.int64)
+        return np.asarray(np.minimum(yc + self.capped_shift_table_[i], float(self.cap)))
 
     def _beyond_cap_numpy(self, yc: np.ndarray, age: np.ndarray) -> np.ndarray:
         """The numpy twin of the graph's tail (tests compare the two)."""
@@ -276,6 +291,7 @@ class RulWindowEstimator(SensorEstimator):
             const("bc_zero", 0.0),
             const("bc_one", 1.0),
             const("bc_shift", self.shift_table_),
+            const("bc_capped_shift", self.capped_shift_table_),
             const("bc_lr", self.likelihood_ratio_),
             const("bc_prior", self.prior_odds_),
             const("bc_excess", self.excess_table_),
@@ -297,6 +313,10 @@ class RulWindowEstimator(SensorEstimator):
             helper.make_node("Mul", ["bc_prob", "bc_e"], ["bc_extra"]),
             helper.make_node("Add", [yc, "bc_s"], ["bc_shifted"]),
             helper.make_node("Add", ["bc_shifted", "bc_extra"], [out]),
+            # the capped head: E[min(RUL, cap)], for comparisons with a capped truth
+            helper.make_node("Gather", ["bc_capped_shift", "bc_i"], ["bc_cs"]),
+            helper.make_node("Add", [yc, "bc_cs"], ["bc_capped_raw"]),
+            helper.make_node("Min", ["bc_capped_raw", "bc_cap_max"], ["rul_capped"]),
         ]
         return nodes, inits
 
@@ -331,6 +351,10 @@ class RulWindowEstimator(SensorEstimator):
         ``beyond_cap``; clip at ``cap`` to compare with a capped truth)."""
         return np.asarray(self._outputs(data)["prediction"], dtype=np.float64)
 
+    def predict_capped(self, data: pd.DataFrame) -> np.ndarray:
+        """The capped head, ``E[min(RUL, cap)]`` per row: compare it with a truth clipped at the cap."""
+        return np.asarray(self._outputs(data)["capped"], dtype=np.float64)
+
     def score(self, data: pd.DataFrame) -> np.ndarray:
         """Same as :meth:`predict`: the remaining useful life in cycles."""
         return self.predict(data)
@@ -355,7 +379,7 @@ class RulWindowEstimator(SensorEstimator):
         near = true <= self._horizon()
         inside = (true >= lower) & (true <= upper)
         metrics = {
-            "rmse_capped": rmse(np.minimum(pred, float(self.cap)), np.minimum(true, float(self.cap))),
+            "rmse_capped": rmse(self.predict_capped(data), np.minimum(true, float(self.cap))),
             "rmse_last": rmse(pred[last], true[last]),
             "phm08_last": phm08_score(pred[last], true[last]),
             "coverage": float(inside[near].mean()) if near.any() else float("nan"),
@@ -373,7 +397,12 @@ class RulWindowEstimator(SensorEstimator):
             "steps": [self._row_step(), window],
             "in_graph": self._in_graph_doc(),
             "graph_input": "input",
-            "outputs": {"prediction": "rul", "lower": "rul_lower", "upper": "rul_upper"},
+            "outputs": {
+                "prediction": "rul",
+                "lower": "rul_lower",
+                "upper": "rul_upper",
+                "capped": "rul_capped",
+            },
             "post": [{"op": "align", "mode": "end"}],
         }
 
@@ -394,6 +423,7 @@ class RulWindowEstimator(SensorEstimator):
             "bin_edge": float(self.bin_edge_),
             "calibration_rmse": float(self.calibration_rmse_),
             "shift_table": self.shift_table_,
+            "capped_shift_table": self.capped_shift_table_,
             "likelihood_ratio": self.likelihood_ratio_,
             "prior_odds": self.prior_odds_,
             "excess_table": self.excess_table_,
@@ -411,6 +441,7 @@ class RulWindowEstimator(SensorEstimator):
         self.bin_edge_ = float(state["bin_edge"])
         self.calibration_rmse_ = float(state["calibration_rmse"])
         self.shift_table_ = np.asarray(state["shift_table"], dtype=np.float64)
+        self.capped_shift_table_ = np.asarray(state["capped_shift_table"], dtype=np.float64)
         self.likelihood_ratio_ = np.asarray(state["likelihood_ratio"], dtype=np.float64)
         self.prior_odds_ = np.asarray(state["prior_odds"], dtype=np.float64)
         self.excess_table_ = np.asarray(state["excess_table"], dtype=np.float64)

@@ -222,10 +222,10 @@ class RulGBM(RulWindowEstimator):
 
     def _run_graph(self, graph_input: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session_for(self.graph_bytes_)
-        rul, lower, upper = session.run(
-            ["rul", "rul_lower", "rul_upper"], {"input": graph_input.astype(np.float32)}
+        rul, lower, upper, capped = session.run(
+            ["rul", "rul_lower", "rul_upper", "rul_capped"], {"input": graph_input.astype(np.float32)}
         )
-        return {"prediction": rul, "lower": lower, "upper": upper}
+        return {"prediction": rul, "lower": lower, "upper": upper, "capped": capped}
 
     def explain(self, data: pd.DataFrame) -> pd.DataFrame:
         """Per-signal contribution (cycles) to each row's prediction: TreeSHAP values of the

@@ -63,7 +63,7 @@ def run(io: BenchIO, experiments: list[int] | None, test: list[int], permutation
             return np.asarray([model.predict_proba(j) for j in target])
 
         def loo(self, known: list[Job], y: list[bool]) -> tuple[np.ndarray, np.ndarray]:
-            truth, proba = leave_one_experiment_out(known, y, method=self.method)
+            truth, proba = leave_one_experiment_out(known, list[bool | None](y), method=self.method)
             return np.asarray(truth, dtype=bool), np.asarray(proba)
 
     class Wear:

@@ -211,7 +211,7 @@ def run_benchmark(io: BenchIO, folders: list[str], seeds: int = 3, models: list[
             free = normal_ratios(_model_factories(0)[name], normal)
             margins[name] = margin_for(free)
             calibration_s = time.perf_counter() - started
-            results = []
+            results: list[dict[str, Any]] = []
             for seed in range(n_seeds):
                 ratios, seconds, model = run_ratios(_bind(_model_factories(seed)[name], margins[name]), runs)
                 results.append({"ratios": ratios, "seconds": seconds})

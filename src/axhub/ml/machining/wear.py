@@ -85,7 +85,7 @@ def balanced_accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
 
 
 def leave_one_out(
-    jobs: Sequence[Job], worn: Sequence[bool], features: np.ndarray | None = None
+    jobs: Sequence[Job], worn: Sequence[bool] | np.ndarray, features: np.ndarray | None = None
 ) -> np.ndarray:
     """Probability of 'worn' for every job from a model fitted on the others."""
     x = features if features is not None else np.asarray([list(cutting_features(j).values()) for j in jobs])

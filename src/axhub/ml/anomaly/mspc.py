@@ -13,8 +13,9 @@ The whole computation, standardisation included, is one small ONNX graph of matr
 ``robust=True`` guards against anomalies inside the fitting window: the centre and covariance
 come from the Minimum Covariance Determinant (scikit-learn ``MinCovDet``, the ``support``
 fraction of the rows whose covariance is tightest), the components are that covariance's
-eigenvectors, and the T²/Q limits and the threshold quantile are taken over the rows that the
-MCD kept, so a contaminated stretch neither bends the model plane nor lifts the threshold.
+eigenvectors, the T²/Q limits are taken over the rows that the MCD kept, and the threshold
+quantile over the out-of-fold scores that are not outliers on a log scale, so a contaminated
+stretch neither bends the model plane nor lifts the threshold.
 """
 
 from __future__ import annotations
@@ -111,11 +112,16 @@ class MSPC(AnomalyEstimator):
         return mcd.location_, np.maximum(eigval[order], 0.0), eigvec[:, order].T, mcd.support_
 
     def _threshold_scores(self, oof: np.ndarray) -> np.ndarray:
-        """Robust models ignore the top ``1 - support`` of the out-of-fold scores (the rows
-        most likely to be anomalies inside the fitting window) when placing the threshold."""
+        """Robust models leave out the out-of-fold scores that are outliers on a log scale
+        (beyond median + 4 x 1.4826 MAD: the rows most likely to be anomalies inside the
+        fitting window) before placing the threshold; clean data lose almost nothing."""
         if not self.robust:
             return oof
-        return np.sort(oof)[: max(1, int(np.ceil(len(oof) * float(self.support))))]
+        logs = np.log(np.maximum(oof, 1e-12))
+        centre = float(np.median(logs))
+        spread = 1.4826 * float(np.median(np.abs(logs - centre))) + 1e-12
+        kept = oof[logs <= centre + 4.0 * spread]
+        return kept if len(kept) else oof
 
     @staticmethod
     def _t2_q(core: dict[str, np.ndarray], z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

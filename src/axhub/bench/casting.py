@@ -225,7 +225,8 @@ def run_casting(
         + sel.get("method", "")
         + "): "
         + "; ".join(
-            f"{c['backbone']} {c['stages']}: synthetic AUROC {100 * c['synthetic_auroc']:.1f} %, "
+            f"{c['backbone']} {c['stages']} margin {c.get('margin', 0)}: "
+            f"synthetic AUROC {100 * c['synthetic_auroc']:.1f} %, "
             f"recall at max good {100 * c['synthetic_recall_at_max_good']:.0f} %"
             for c in sel.get("candidates", [])
         ),

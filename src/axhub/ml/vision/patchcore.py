@@ -124,11 +124,11 @@ def greedy_coreset(
     z = features
     if projection and features.shape[1] > projection:
         proj = torch.randn(features.shape[1], projection, generator=gen) / math.sqrt(projection)
-        z = features @ proj
+        z = features @ proj.to(features.device)
     z_sq = (z**2).sum(dim=1)
     idx = int(torch.randint(n, (1,), generator=gen).item())
     chosen = torch.empty(n_select, dtype=torch.long)
-    min_d = torch.full((n,), float("inf"))
+    min_d = torch.full((n,), float("inf"), device=features.device)
     for i in range(n_select):
         chosen[i] = idx
         d = z_sq - 2.0 * (z @ z[idx]) + z_sq[idx]
@@ -188,10 +188,15 @@ class PatchCore(VisionEstimator):
         return PatchCoreGraph(embedding, bank, self.input_size, self.heatmap_sigma).eval()
 
     def _embed(self, embedding: PatchEmbedding, images: list[np.ndarray]) -> torch.Tensor:
+        from axhub.ml import device as devices
+
         chunks = []
-        with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                x = to_tensor(images[start : start + self.batch_size], self.input_size)
+        # On a GPU (when the job has one) the features stay there for the coreset; fp32 throughout,
+        # since the bank's squared distances lose their precision in bf16.
+        with torch.inference_mode(), devices.placed(embedding) as dev:
+            step = devices.inference_batch(self.batch_size, dev)
+            for start in range(0, len(images), step):
+                x = to_tensor(images[start : start + step], self.input_size).to(dev)
                 f = embedding(x)
                 chunks.append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]))
         return torch.cat(chunks)
@@ -215,7 +220,8 @@ class PatchCore(VisionEstimator):
         keep = greedy_coreset(
             feats, self.bank_size, projection=self.coreset_projection, seed=self.seed, progress=progress
         )
-        self.graph_ = PatchCoreGraph(embedding, feats[keep].contiguous(), self.input_size, self.heatmap_sigma)
+        bank = feats[keep.to(feats.device)].contiguous().cpu()
+        self.graph_ = PatchCoreGraph(embedding, bank, self.input_size, self.heatmap_sigma)
         self.graph_.eval()
         self.n_train_images_ = len(bank_imgs)
         self.fitted_ = True
@@ -239,9 +245,12 @@ class PatchCore(VisionEstimator):
         graph = self._graph()
         imgs = images_of(data)
         scores: list[float] = []
-        with torch.inference_mode():
-            for start in range(0, len(imgs), self.batch_size):
-                x = to_tensor(imgs[start : start + self.batch_size], self.input_size)
+        from axhub.ml import device as devices
+
+        with torch.inference_mode(), devices.placed(graph) as dev:  # a GPU when the job has one
+            step = devices.inference_batch(self.batch_size, dev)
+            for start in range(0, len(imgs), step):
+                x = to_tensor(imgs[start : start + step], self.input_size).to(dev)
                 scores.extend(graph.patch_scores(x).flatten(1).max(dim=1).values.tolist())
         return np.asarray(scores, dtype=np.float32)
 

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from axhub.bench.gpu import bundle_parity
-from axhub.ml import device as devices
-from axhub.ml.anomaly.autoencoder import ConvAE
-from axhub.ml.rul.cnn import RulCNN
-from axhub.ml.vision.patchcore import PatchCore
-from axhub.store.models import OrganizationRow
+torch = pytest.importorskip("torch", reason="torch is not installed (the 'torch' extra)")
+
+from axhub.bench.gpu import bundle_parity  # noqa: E402
+from axhub.ml import device as devices  # noqa: E402
+from axhub.ml.anomaly.autoencoder import ConvAE  # noqa: E402
+from axhub.ml.rul.cnn import RulCNN  # noqa: E402
+from axhub.ml.vision.patchcore import PatchCore  # noqa: E402
+from axhub.store.models import OrganizationRow  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU visible: the CPU/GPU comparison needs one")

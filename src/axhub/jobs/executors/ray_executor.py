@@ -25,10 +25,15 @@ def _run_remote(settings_json: dict[str, Any], lease_fields: dict[str, Any], lea
     from axhub.jobs.runner import run_leased_job
     from axhub.store.db import Database
 
+    import ray
+
     settings = Settings(**settings_json)
     db = Database(settings.database_url)
     try:
-        return run_leased_job(JobQueue(db, lease_seconds=lease_seconds), Lease(**lease_fields), settings)
+        queue, lease = JobQueue(db, lease_seconds=lease_seconds), Lease(**lease_fields)
+        # Which machine ran which attempt, for the operator (and the scale-out tests).
+        queue.log(lease, f"running on Ray node {ray.get_runtime_context().get_node_id()}")
+        return run_leased_job(queue, lease, settings)
     finally:
         db.dispose()
 

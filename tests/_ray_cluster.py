@@ -114,9 +114,9 @@ class RayCluster:
             self.tmp / "head.log",
         )
         self.wait_nodes(1, timeout)
-        for i in range(self._workers):
+        for i in range(self._workers):  # one at a time: two `ray start` at once can hang on one host
             self.add_worker(f"node_{i}")
-        self.wait_nodes(1 + self._workers, timeout)
+            self.wait_nodes(2 + i, timeout)
         return self
 
     def add_worker(self, name: str) -> Node:

@@ -386,7 +386,8 @@ def run(
         )
     result = BenchResult(
         name="gpu",
-        title="CPU vs GPU: vision features, PatchCore, RUL CNN, Conv-AE",
+        title="CPU vs GPU: vision features, PatchCore, RUL CNN, Conv-AE"
+        + (f" on {names['cuda'].split(' (')[0]}" if "cuda" in names else ""),
         dataset=f"synthetic castings 224 px; {rul_name}; synthetic sensor signals",
         split="fixed seeds; timings after one warm-up",
         rows=rows,

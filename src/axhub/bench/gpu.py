@@ -212,7 +212,7 @@ def rul_run(
         model = RulCNN(seed=seed, epochs=epochs, group="unit", **inputs)
         _wrap_timer(model, "_train", totals)
         model.fit(train)
-    pred, _, _ = _last_cycle(model, test)
+    pred = _last_cycle(model, test)[0]
     return {"model": model, "epochs_per_s": epochs * totals["calls"] / totals["s"], "rmse": rmse(pred, truth)}
 
 
@@ -269,6 +269,7 @@ def run(
     from axhub.bench.report import update_docs as write_docs
     from axhub.core.settings import Settings
     from axhub.ml import device as devices
+    from axhub.ml.threads import torch_threads
     from axhub.sim.images import make_part_images
 
     # Deterministic cuBLAS (the training loops ask for it) needs this before the first cuBLAS call.
@@ -377,6 +378,8 @@ def run(
         f"devices: {'; '.join(f'{d} = {n}' for d, n in names.items())}; torch {torch.__version__}",
         "GPU rows include host-to-device copies; training batch sizes are the models' defaults "
         "(they are hyper-parameters), inference batches grow to 256 on the GPU",
+        f"CPU training of the small 1-D CNNs uses {torch_threads()} thread(s) (AXHUB_TORCH_THREADS), "
+        f"as CPU jobs do; feature extraction uses torch's default ({torch.get_num_threads()})",
     ]
     for name, p in extra["parity"].items():
         notes.append(

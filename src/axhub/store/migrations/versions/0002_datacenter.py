@@ -1,7 +1,7 @@
 """data-center metering: compute quotas per company and usage per job attempt
 
 Revision ID: 0002_datacenter
-Revises: 0001
+Revises: 0002_service
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import axhub.store.models
 
 revision: str = "0002_datacenter"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_service"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -19,7 +19,7 @@ python3 -c "import sys,torch;print(sys.version.split()[0],'torch',torch.__versio
 timeout "${PYTEST_S:-110}" python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_ml_device.py \
   -k "behave or placed or default" -s 2>&1 | tee "$OUT/pytest.log"
 echo "tests done at $(( $(date +%s) - T0 )) s"
-timeout "${BENCH_S:-300}" python3 -m axhub.cli.main bench gpu --out "$OUT/gpu.json" \
+timeout "${BENCH_S:-300}" python3 -m axhub.cli.main bench gpu --out "$OUT" \
   --images "${IMAGES:-2048}" --patchcore-images "${PC:-200}" --seeds "${SEEDS:-3}" --rul-epochs "${EPOCHS:-30}" \
   2>&1 | tee "$OUT/bench.log"
 echo "all done at $(( $(date +%s) - T0 )) s"

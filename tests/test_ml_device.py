@@ -112,9 +112,9 @@ def test_a_gpu_job_without_a_gpu_trains_on_the_cpu_and_says_why(tmp_path: Path) 
 def test_bench_gpu_skips_with_a_message_without_cuda(tmp_path: Path) -> None:
     from axhub.cli.main import app
 
-    result = CliRunner().invoke(app, ["bench", "gpu", "--out", str(tmp_path / "gpu.json")])
+    result = CliRunner().invoke(app, ["bench", "gpu", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "bench gpu skipped: no CUDA GPU" in result.output and not (tmp_path / "gpu.json").exists()
+    assert "bench gpu skipped: no CUDA GPU" in result.output and not (tmp_path / "out" / "gpu.json").exists()
 
 
 @needs_gpu

@@ -19,15 +19,15 @@ operators and initialiser shapes, and their outputs must agree within the tolera
 Without CUDA the benchmark says so and stops (``--devices cpu`` runs the CPU half only, e.g.
 to check the benchmark itself).
 
-JSON goes to ``--out`` (default ``$AXHUB_HOME/bench/gpu.json``); ``docs/benchmarks.md`` and
-``bench-results/gpu.json`` are written only with ``--update-docs``.
+JSON goes to the ``--out`` folder (default ``$AXHUB_HOME/bench/gpu``); ``docs/benchmarks.md`` and
+``bench-results/gpu.json`` are written only with ``--update-docs``. ``--data`` is the datasets root
+(C-MAPSS FD001 is used from there when present).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from axhub.bench._output import DATA_HELP, DOCS_HELP, OUT_HELP, BenchIO
 
 if TYPE_CHECKING:
     import numpy as np
@@ -177,6 +179,7 @@ def patchcore_run(device: str, train: pd.DataFrame, test: pd.DataFrame, seed: in
 
 def rul_data(data_root: Path | None) -> tuple[str, pd.DataFrame, pd.DataFrame, np.ndarray, dict[str, Any]]:
     """C-MAPSS FD001 when present, else a synthetic fleet cut like a test set."""
+    from axhub.core.errors import AxHubError
     from axhub.ml.rul.synthetic import SYNTH_SENSORS, SYNTH_SETTINGS, synthetic_fleet, truncate_fleet
 
     try:
@@ -186,7 +189,7 @@ def rul_data(data_root: Path | None) -> tuple[str, pd.DataFrame, pd.DataFrame, n
         data = load_cmapss("FD001", data_root)
         inputs = {"columns": [*SENSOR_COLUMNS, "cycle"], "regime_columns": list(SETTING_COLUMNS)}
         return "C-MAPSS FD001", data.train, data.test, data.test_rul, inputs
-    except Exception:  # no datasets on this machine: the throughput is the same on synthetic data
+    except AxHubError:  # no datasets on this machine: the throughput is the same on synthetic data
         train = synthetic_fleet(100, seed=1)
         test, truth = truncate_fleet(synthetic_fleet(40, seed=2), seed=3)
         inputs = {"columns": [*SYNTH_SENSORS, "cycle"], "regime_columns": list(SYNTH_SETTINGS)}
@@ -259,15 +262,11 @@ def run(
     rul_epochs: int,
     ae_rows: int,
     ae_epochs: int,
-    data_root: Path | None,
-    out: Path | None,
-    update_docs: bool,
+    io: BenchIO,
 ) -> dict[str, Any] | None:
     import torch
 
-    from axhub.bench.report import BenchResult, print_table, results_dir
-    from axhub.bench.report import update_docs as write_docs
-    from axhub.core.settings import Settings
+    from axhub.bench.report import BenchResult
     from axhub.ml import device as devices
     from axhub.ml.threads import torch_threads
     from axhub.sim.images import make_part_images
@@ -340,7 +339,7 @@ def run(
         )
 
     # 3. RUL CNN ------------------------------------------------------------------------
-    rul_name, train, test, truth, inputs = rul_data(data_root)
+    rul_name, train, test, truth, inputs = rul_data(io.data)
     rul: dict[str, list[dict[str, Any]]] = {d: [] for d in devices_wanted}
     for seed in range(seeds):
         for d in devices_wanted:
@@ -397,15 +396,8 @@ def run(
         notes=notes,
         extra=extra,
     )
-    print_table(result)
-    target = out or Settings().home / "bench" / "gpu.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    io.publish(result)
     payload = result.to_json()
-    target.write_text(json.dumps(payload, indent=2, default=str))
-    typer.echo(f"saved {target}")
-    if update_docs:
-        write_docs(result)
-        shutil.copyfile(target, results_dir() / "gpu.json")
     return payload
 
 
@@ -419,9 +411,9 @@ def register(bench_app: typer.Typer) -> None:
         rul_epochs: int = typer.Option(30, help="RUL CNN epochs."),
         ae_rows: int = typer.Option(8000, help="Conv-AE training rows."),
         ae_epochs: int = typer.Option(10, help="Conv-AE epochs."),
-        data_root: Path | None = typer.Option(None, help="Datasets root (default AXHUB_DATASETS)."),
-        out: Path | None = typer.Option(None, help="JSON file (default $AXHUB_HOME/bench/gpu.json)."),
-        update_docs: bool = typer.Option(False, "--update-docs", help="Also write docs and bench-results."),
+        data: Path | None = typer.Option(None, help=DATA_HELP),
+        out: Path | None = typer.Option(None, help=OUT_HELP),
+        update_docs: bool = typer.Option(False, "--update-docs", help=DOCS_HELP),
     ) -> None:
         """CPU vs GPU for every torch workload; skips without CUDA. / CPU와 GPU 성능 비교."""
         wanted = [d.strip() for d in devices.split(",") if d.strip()]
@@ -436,7 +428,5 @@ def register(bench_app: typer.Typer) -> None:
             rul_epochs=rul_epochs,
             ae_rows=ae_rows,
             ae_epochs=ae_epochs,
-            data_root=data_root,
-            out=out,
-            update_docs=update_docs,
+            io=BenchIO.make("gpu", data, out, update_docs),
         )

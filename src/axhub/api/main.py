@@ -28,7 +28,20 @@ API_PREFIX = "/api/v1"
 
 
 def _routers() -> list[APIRouter]:
-    from axhub.api.routes import auth, data, jobs, keys, models, operating, ops, orgs, plant, readings, users
+    from axhub.api.routes import (
+        auth,
+        data,
+        jobs,
+        keys,
+        metering,
+        models,
+        operating,
+        ops,
+        orgs,
+        plant,
+        readings,
+        users,
+    )
 
     return [
         auth.router,
@@ -46,6 +59,7 @@ def _routers() -> list[APIRouter]:
         operating.router,
         ops.deployments,
         ops.alerts,
+        metering.router,
     ]
 
 

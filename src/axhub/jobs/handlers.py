@@ -4,11 +4,12 @@ returns an :class:`Outcome`: the result JSON plus the writes to commit *with* th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,23 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+@contextlib.contextmanager
+def _job_device(ctx: JobContext) -> Iterator[None]:
+    """Torch estimators of a ``gpu``-class job compute on the GPU Ray (or the host) gave this
+    process; without one they fall back to the CPU, and the job log says why."""
+    from axhub.ml import device as devices
+
+    wanted = devices.for_resource_class(ctx.lease.resource_class)
+    with devices.use_device(wanted):
+        if wanted != "cpu":
+            reason = devices.fallback_reason()
+            if reason is None:
+                ctx.log(f"computing on {devices.describe()}")
+            else:
+                ctx.log(reason, level="warning")
+        yield
+
+
 def train(ctx: JobContext, spec: TrainSpec) -> Outcome:
     from axhub.ml.base import Estimator
 
@@ -68,7 +86,8 @@ def train(ctx: JobContext, spec: TrainSpec) -> Outcome:
         frames = split_tail(frames.train, spec.test_fraction)
     ctx.progress(0.1, f"training {spec.estimator} on {len(frames.train)} rows")
     estimator = cls(**spec.params)
-    estimator.fit(frames.train)
+    with _job_device(ctx):
+        estimator.fit(frames.train)
     ctx.progress(0.7, "evaluating")
     metrics: dict[str, Any] = {}
     if frames.test is not None and len(frames.test):
@@ -127,7 +146,8 @@ def evaluate(ctx: JobContext, spec: EvaluateSpec) -> Outcome:
         path = Path(tmp) / "bundle.zip"
         path.write_bytes(raw)
         estimator = Estimator.load(path)
-        metrics = _finite(estimator.evaluate(data))
+        with _job_device(ctx):
+            metrics = _finite(estimator.evaluate(data))
     return Outcome(result={"metrics": metrics, "dataset_id": dataset.id, "rows": len(data)})
 
 

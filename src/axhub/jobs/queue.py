@@ -29,6 +29,11 @@ Among organisations with waiting jobs and room under their ``max_concurrent_jobs
 one with the fewest running jobs goes first; ties go to the organisation served least recently
 (round robin), then to the oldest waiting job. Inside one organisation: priority, then age.
 Jobs asking for a resource class the organisation is not entitled to are refused at submit.
+
+Compute hours
+-------------
+Every attempt a worker finishes is charged to its organisation (``store/metering.py``); a
+class whose monthly hours are used up is refused at submit and not leased until it renews.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from axhub.core.errors import ConflictError, PermissionDeniedError
 from axhub.core.ids import new_id
 from axhub.core.timeutil import utcnow
 from axhub.jobs.spec import EvaluateSpec, ExportSpec, ProbeSpec, TrainSpec
+from axhub.store import metering
 from axhub.store.db import Database
 from axhub.store.models import JobLogRow, JobRow, OrganizationRow
 from axhub.store.scoped import OrgScope
@@ -98,6 +104,7 @@ class JobQueue:
                 "this organisation's quota does not include GPU jobs",
                 hint="submit with resource_class 'cpu' or ask the data center to enable GPU",
             )
+        metering.check_can_submit(scope.session, scope.org_id, spec.resource_class)
         row = scope.add(
             JobRow(
                 kind=spec.kind,
@@ -143,11 +150,18 @@ class JobQueue:
         self._settle_expired(now)
         skip = set(exclude_orgs)
         order = [org for org in self._org_order(now, classes) if org not in skip]
+        if not order:
+            return None
+        with self.db.session() as s:  # monthly compute-hour quotas (store/metering.py)
+            spent = metering.exhausted_classes(s, order, now)
         for org_id in order:
+            allowed = [c for c in classes if c not in spent.get(org_id, ())]
+            if not allowed:
+                continue
             lease = (
-                self._lease_postgres(org_id, worker_id, classes)
+                self._lease_postgres(org_id, worker_id, allowed)
                 if self.db.is_postgres
-                else self._lease_sqlite(org_id, worker_id, classes)
+                else self._lease_sqlite(org_id, worker_id, allowed)
             )
             if lease is not None:
                 return lease
@@ -193,6 +207,7 @@ class JobQueue:
                 return False
             if on_commit is not None:
                 on_commit(s)
+            self._charge(s, lease, JobState.SUCCEEDED.value)
             OrgScope(s, lease.org_id).add(
                 JobLogRow(job_id=lease.job_id, message=f"succeeded (attempt {lease.attempt})")
             )
@@ -205,6 +220,7 @@ class JobQueue:
             if row is None or row.lease_owner != lease.token or row.state != JobState.RUNNING.value:
                 return False
             again = retry and row.attempts < row.max_attempts
+            metering.record_attempt(s, row, outcome=JobState.FAILED.value, finished_at=utcnow())
             row.state = JobState.QUEUED.value if again else JobState.FAILED.value
             row.error = error[:4000]
             row.lease_owner = None
@@ -226,10 +242,18 @@ class JobQueue:
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]
                 return False
+            self._charge(s, lease, JobState.CANCELLED.value)
             OrgScope(s, lease.org_id).add(JobLogRow(job_id=lease.job_id, message="cancelled"))
             return True
 
     # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _charge(s: Session, lease: Lease, outcome: str) -> None:
+        """Record the attempt's compute time in the transaction that ends it."""
+        job = s.get(JobRow, lease.job_id)
+        if job is not None:
+            metering.record_attempt(s, job, outcome=outcome, finished_at=job.finished_at or utcnow())
+
     @staticmethod
     def _owned(lease: Lease) -> tuple[Any, ...]:
         return (

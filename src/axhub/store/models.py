@@ -316,3 +316,40 @@ TENANT_TABLES: tuple[type[Base], ...] = (
     AlertRow,
     EdgeDeviceRow,
 )
+
+
+# ---------------------------------------------------------------------- data-center metering
+# Platform data (the operator sets quotas; the job queue writes usage), read through
+# ``store/metering.py`` rather than ``OrgScope``: a tenant sees its own figures only via that module.
+
+
+class ComputeQuotaRow(Base):
+    """Compute hours a company may use per billing month (Asia/Seoul); NULL = unlimited."""
+
+    __tablename__ = "compute_quotas"
+    org_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    cpu_hours_per_month: Mapped[float | None] = mapped_column(Float, default=None)
+    gpu_hours_per_month: Mapped[float | None] = mapped_column(Float, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobUsageRow(Base):
+    """One attempt of one job on shared compute: how long it waited, ran and how it ended."""
+
+    __tablename__ = "job_usage"
+    __table_args__ = (Index("ix_job_usage_org_finished", "org_id", "finished_at"),)
+    id: Mapped[str] = _id("use")
+    org_id: Mapped[str] = _org_fk()
+    job_id: Mapped[str] = mapped_column(String(40), ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    resource_class: Mapped[str] = mapped_column(String(20), default="cpu")
+    worker: Mapped[str] = mapped_column(String(100), default="")
+    outcome: Mapped[str] = mapped_column(String(20))
+    queued_at: Mapped[datetime] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column(index=True)
+    run_seconds: Mapped[float] = mapped_column(Float)
+    # Only the first attempt waited in the queue from submission; retries are not charged waits.
+    wait_seconds: Mapped[float | None] = mapped_column(Float, default=None)

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def _run_remote(settings_json: dict[str, Any], lease_fields: dict[str, Any], lease_seconds: float) -> str:
+    import ray
+
     from axhub.jobs.queue import JobQueue, Lease
     from axhub.jobs.runner import run_leased_job
     from axhub.store.db import Database
@@ -28,9 +30,19 @@ def _run_remote(settings_json: dict[str, Any], lease_fields: dict[str, Any], lea
     settings = Settings(**settings_json)
     db = Database(settings.database_url)
     try:
-        return run_leased_job(JobQueue(db, lease_seconds=lease_seconds), Lease(**lease_fields), settings)
+        queue, lease = JobQueue(db, lease_seconds=lease_seconds), Lease(**lease_fields)
+        # Which machine ran which attempt, for the operator (and the scale-out tests).
+        queue.log(lease, f"running on Ray node {ray.get_runtime_context().get_node_id()}")
+        return run_leased_job(queue, lease, settings)
     finally:
         db.dispose()
+
+
+def _run_remote_gpu(settings_json: dict[str, Any], lease_fields: dict[str, Any], lease_seconds: float) -> str:
+    """The same, for ``gpu`` jobs: Ray gives the task one GPU through ``CUDA_VISIBLE_DEVICES``
+    and ``max_calls=1`` runs each in a fresh worker process, so CUDA is initialised with that
+    task's GPU and its memory is freed when the task ends."""
+    return _run_remote(settings_json, lease_fields, lease_seconds)
 
 
 class RayExecutor:
@@ -52,6 +64,7 @@ class RayExecutor:
             raise RuntimeError("connect to Ray first: ray.init(address=...) or ray.init() for a local one")
         self._ray = ray
         self._remote = ray.remote(max_retries=0)(_run_remote)
+        self._remote_gpu = ray.remote(max_retries=0, num_gpus=1, max_calls=1)(_run_remote_gpu)
         self.queue = queue
         self.settings = settings
         self.max_in_flight = max_in_flight
@@ -83,10 +96,8 @@ class RayExecutor:
         self.stop()
 
     def _submit(self, lease: Lease) -> None:
-        options: dict[str, Any] = {"num_cpus": 1}
-        if lease.resource_class == "gpu":
-            options["num_gpus"] = 1
-        ref = self._remote.options(**options).remote(
+        remote = self._remote_gpu if lease.resource_class == "gpu" else self._remote
+        ref = remote.options(num_cpus=1).remote(
             self.settings.model_dump(mode="json"), dataclasses.asdict(lease), self.queue.lease_seconds
         )
         self._in_flight[ref] = lease

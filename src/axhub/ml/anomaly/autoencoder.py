@@ -1,4 +1,4 @@
-"""Windowed 1-D convolutional autoencoder (torch, CPU, small).
+"""Windowed 1-D convolutional autoencoder (torch, small; trains on a GPU when the job has one).
 
 Windows of ``window`` rows x F signals are standardised (inside the network, so the ONNX graph
 takes raw values), encoded by two strided convolutions to a ``window/4 x latent`` code and decoded
@@ -122,19 +122,20 @@ class ConvAE(AnomalyEstimator):
     def _fit_network(self, graph_input: np.ndarray) -> Any:
         import torch
 
+        from axhub.ml import device as devices
+
         self._check_window()
         torch.manual_seed(int(self.seed))
-        previous = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(True)
-        try:
-            net = self._new_network()
+        dev = devices.current()  # a GPU when the job asks for one (see ml/device.py)
+        with devices.deterministic(dev):
+            net = self._new_network().to(dev)
             optimiser = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
-            data = torch.tensor(graph_input, dtype=torch.float32)
+            data = torch.tensor(graph_input, dtype=torch.float32, device=dev)
             generator = torch.Generator().manual_seed(int(self.seed))
             net.train()
             for _ in range(int(self.epochs)):
                 checkpoint()  # a cancelled job stops between epochs
-                order = torch.randperm(len(data), generator=generator)
+                order = torch.randperm(len(data), generator=generator).to(dev)
                 for start in range(0, len(data), int(self.batch_size)):
                     batch = data[order[start : start + int(self.batch_size)]]
                     z = net.standardise(batch)
@@ -143,9 +144,7 @@ class ConvAE(AnomalyEstimator):
                     loss.backward()
                     optimiser.step()
             net.eval()
-        finally:
-            torch.use_deterministic_algorithms(previous)
-        return net
+        return net.cpu()  # scoring, state and ONNX export work on the CPU copy
 
     def _compute(self, core: Any, graph_input: np.ndarray) -> dict[str, np.ndarray]:
         import torch

@@ -1,4 +1,4 @@
-"""Remaining useful life with a 1D-CNN over regime-normalised windows (torch, CPU; ONNX export).
+"""Remaining useful life with a 1D-CNN over regime-normalised windows (torch; ONNX export).
 
 The network reads a window of ``window`` cycles (all sensors plus the scaled age) and has three
 convolutions, then the time-average and the last step of the feature maps, a small dense head
@@ -173,22 +173,24 @@ class RulCNN(RulWindowEstimator):
     def _train_network(self, windows: np.ndarray, y: np.ndarray) -> Any:
         import torch
 
+        from axhub.ml import device as devices
+
         torch.manual_seed(int(self.seed))
-        previous = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(True)
-        try:
+        dev = devices.current()  # a GPU when the job asks for one (see ml/device.py)
+        with devices.deterministic(dev):
             net = _build_network(self._mask(), int(self.channels), int(self.hidden), float(self.dropout))
+            net.to(dev)
             optimiser = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate) / 3)
             steps = int(self.epochs) * max(1, -(-len(windows) // int(self.batch_size)))
             schedule = torch.optim.lr_scheduler.OneCycleLR(
                 optimiser, float(self.learning_rate), total_steps=steps
             )
-            data, target = torch.from_numpy(windows), torch.from_numpy(y)
+            data, target = torch.from_numpy(windows).to(dev), torch.from_numpy(y).to(dev)
             generator = torch.Generator().manual_seed(int(self.seed))
             net.train()
             for _ in range(int(self.epochs)):
                 checkpoint()  # a cancelled job stops between epochs
-                order = torch.randperm(len(data), generator=generator)
+                order = torch.randperm(len(data), generator=generator).to(dev)
                 for start in range(0, len(data), int(self.batch_size)):
                     batch = order[start : start + int(self.batch_size)]
                     loss = ((net(data[batch]) - target[batch]) ** 2).mean()
@@ -197,9 +199,7 @@ class RulCNN(RulWindowEstimator):
                     optimiser.step()
                     schedule.step()
             net.eval()
-        finally:
-            torch.use_deterministic_algorithms(previous)
-        return net
+        return net.cpu()  # prediction, state and ONNX export work on the CPU copy
 
     def _mask(self) -> np.ndarray:
         return np.asarray([0.0 if n in self.constant_columns_ else 1.0 for n in self.feature_names_in_])

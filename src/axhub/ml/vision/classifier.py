@@ -170,12 +170,17 @@ class DefectClassifier(VisionEstimator):
     def features(
         self, pooled: PooledFeatures, images: list[np.ndarray], progress: Any = None
     ) -> torch.Tensor:
+        from axhub.ml import device as devices
+
         chunks = []
-        with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                chunks.append(pooled(to_tensor(images[start : start + self.batch_size], self.input_size)))
+        with torch.inference_mode(), devices.placed(pooled) as dev:  # a GPU when the job has one
+            step = devices.inference_batch(self.batch_size, dev)
+            for start in range(0, len(images), step):
+                x = to_tensor(images[start : start + step], self.input_size).to(dev)
+                with devices.autocast(dev):  # bf16 on a GPU (bench gpu reports the error vs fp32)
+                    chunks.append(pooled(x).float().cpu())
                 if progress is not None:
-                    progress(min(start + self.batch_size, len(images)), len(images))
+                    progress(min(start + step, len(images)), len(images))
         return torch.cat(chunks)
 
     def fit(self, data: Any, progress: Any = None, features: torch.Tensor | None = None) -> Self:

@@ -199,11 +199,11 @@ def greedy_coreset(
     z = features
     if projection and features.shape[1] > projection:
         proj = torch.randn(features.shape[1], projection, generator=gen) / math.sqrt(projection)
-        z = features @ proj
+        z = features @ proj.to(features.device)
     z_sq = (z**2).sum(dim=1)
     idx = int(torch.randint(n, (1,), generator=gen).item())
     chosen = torch.empty(n_select, dtype=torch.long)
-    min_d = torch.full((n,), float("inf"))
+    min_d = torch.full((n,), float("inf"), device=features.device)
     for i in range(n_select):
         chosen[i] = idx
         d = z_sq - 2.0 * (z @ z[idx]) + z_sq[idx]
@@ -304,20 +304,24 @@ class PatchCore(VisionEstimator):
     ) -> torch.Tensor:
         """Patch vectors of the images, at most ``max_patches`` in all (an even random share of
         each image's patches), so memory stays bounded however many images there are."""
+        from axhub.ml import device as devices
+
         gen = torch.Generator().manual_seed(self.seed)
         per_image: int | None = None
         chunks = []
-        with torch.inference_mode():
+        # On a GPU (when the job has one) the features are computed there, in fp32: the bank's
+        # squared distances lose their precision in bf16. They come back to the CPU per batch.
+        with torch.inference_mode(), devices.placed(embedding) as dev:
             for start in range(0, len(images), self.batch_size):
-                x = to_tensor(images[start : start + self.batch_size], self.shape_)
+                x = to_tensor(images[start : start + self.batch_size], self.shape_).to(dev)
                 f = embedding(x)
                 f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
                 if per_image is None:
                     per_image = max(1, min(f.shape[1], self.max_patches // max(1, len(images))))
                 if per_image < f.shape[1]:
                     keep = torch.stack([torch.randperm(f.shape[1], generator=gen)[:per_image] for _ in f])
-                    f = torch.gather(f, 1, keep[:, :, None].expand(-1, -1, f.shape[2]))
-                chunks.append(f.reshape(-1, f.shape[2]).clone())
+                    f = torch.gather(f, 1, keep[:, :, None].to(f.device).expand(-1, -1, f.shape[2]))
+                chunks.append(f.reshape(-1, f.shape[2]).cpu().clone())
                 if progress is not None:
                     progress("features", min(start + self.batch_size, len(images)), len(images))
         return torch.cat(chunks)
@@ -442,10 +446,12 @@ class PatchCore(VisionEstimator):
         patches = (self.shape_[0] // 4) * (self.shape_[1] // 4)
         batch = max(1, min(self.batch_size, 8_000_000 // max(1, patches * self.bank_size)))
         out: list[np.ndarray] = []
-        with torch.inference_mode():
+        from axhub.ml import device as devices
+
+        with torch.inference_mode(), devices.placed(self._graph()) as dev:  # a GPU when the job has one
             for start in range(0, len(imgs), batch):
-                x = to_tensor(imgs[start : start + batch], self.shape_)
-                out.extend(fn(x).numpy())
+                x = to_tensor(imgs[start : start + batch], self.shape_).to(dev)
+                out.extend(fn(x).cpu().numpy())
                 if progress is not None:
                     progress("scoring", min(start + batch, len(imgs)), len(imgs))
         return out

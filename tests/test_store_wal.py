@@ -157,3 +157,24 @@ def test_sigkill_anywhere_loses_nothing_acknowledged_and_duplicates_nothing(tmp_
         assert len(got) == total * 10 // 5
         assert all(v == t / 1e6 + 0.25 for (_, t), v in got.items())
         assert _parquet_duplicates(store, "acme", f"m{k}") == 0
+
+
+def test_the_background_compactor_moves_an_old_log_into_parquet(tmp_path: Path) -> None:
+    store = TimeSeriesStore(tmp_path, wal_max_age_s=0.2, merge_files=3)
+    for k in range(4):
+        store.append("acme", _batch("m1", k * 10, 10, float(k)))
+        time.sleep(0.35)  # each append lands in a new segment once the previous one aged
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (
+        store.count("acme") != 40
+        or len(wal.list_segments(tmp_path / "org=acme" / wal.WAL_DIR)) > 1
+        or not store.files_for("acme", "m1")
+    ):
+        time.sleep(0.1)
+    store.close()
+    assert len(wal.list_segments(tmp_path / "org=acme" / wal.WAL_DIR)) <= 1  # only the active one
+    files = store.files_for("acme", "m1")
+    assert files and len(files) < 3  # compacted, and small files merged (merge_files=3)
+    assert _values(TimeSeriesStore(tmp_path), "acme", "m1") == {
+        ("temp", T0_US + s * 1_000_000): float(s // 10) for s in range(40)
+    }

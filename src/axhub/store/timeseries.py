@@ -44,8 +44,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -842,6 +844,21 @@ class TimeSeriesStore:
 
     def list_assets(self, org: str) -> list[str]:
         return sorted(set(self._assets(org)) | self._view(org).assets())
+
+    def delete_asset(self, org: str, asset: str) -> bool:
+        """Delete every reading of one asset. The directory is first renamed out of the layout
+        (atomic: queries stop seeing it at once, and a later asset with the same slug starts
+        empty), then removed; a crash in between leaves only a ``.deleted-`` directory that no
+        query reads. Returns whether anything was there."""
+        check_path_safe(asset, "asset")
+        source = self._asset_dir(org, asset)
+        if not source.is_dir():
+            return False
+        trash = source.with_name(f".deleted-{asset}-{uuid.uuid4().hex[:8]}")
+        os.replace(source, trash)
+        fsync_dir(source.parent)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
 
     def count(self, org: str, asset: str | None = None) -> int:
         """Stored readings of an organisation or one of its assets (the log included)."""

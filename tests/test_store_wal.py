@@ -178,3 +178,17 @@ def test_the_background_compactor_moves_an_old_log_into_parquet(tmp_path: Path) 
     assert _values(TimeSeriesStore(tmp_path), "acme", "m1") == {
         ("temp", T0_US + s * 1_000_000): float(s // 10) for s in range(40)
     }
+
+
+def test_deleting_an_asset_also_drops_its_rows_still_in_the_log(tmp_path: Path) -> None:
+    store = TimeSeriesStore(tmp_path, wal_max_age_s=3600)
+    store.write("acme", _batch("m1", 0, 5, 1.0))
+    store.append("acme", _batch("m1", 5, 5, 2.0))  # still in the log
+    store.append("acme", _batch("m2", 0, 5, 3.0))
+    assert store.delete_asset("acme", "m1")
+    assert store.count("acme", "m1") == 0 and store.query("acme", "m1").empty
+    store.compact("acme")  # nothing comes back from the log
+    assert store.count("acme", "m1") == 0 and store.count("acme", "m2") == 5
+    store.append("acme", _batch("m1", 100, 3, 4.0))  # a new asset with the same slug starts empty
+    assert store.count("acme", "m1") == 3
+    store.close()

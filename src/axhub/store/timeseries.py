@@ -851,6 +851,8 @@ class TimeSeriesStore:
         empty), then removed; a crash in between leaves only a ``.deleted-`` directory that no
         query reads. Returns whether anything was there."""
         check_path_safe(asset, "asset")
+        # The log first: rows still there would otherwise be compacted back in after the delete.
+        self.flush_wal(org)
         source = self._asset_dir(org, asset)
         if not source.is_dir():
             return False

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from axhub.core.readings import make_batch
-from axhub.store import wal
+from axhub.store import ts_files, wal
 from axhub.store.timeseries import TimeSeriesStore
 
 T0_US = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z
@@ -191,4 +191,20 @@ def test_deleting_an_asset_also_drops_its_rows_still_in_the_log(tmp_path: Path) 
     assert store.count("acme", "m1") == 0 and store.count("acme", "m2") == 5
     store.append("acme", _batch("m1", 100, 3, 4.0))  # a new asset with the same slug starts empty
     assert store.count("acme", "m1") == 3
+    store.close()
+
+
+def test_small_files_merge_size_tiered_and_keep_every_reading(tmp_path: Path) -> None:
+    store = TimeSeriesStore(tmp_path, merge_files=4)
+    store.write("acme", _batch("m1", 0, 1000, 1.0))  # a big file (e.g. the day so far)
+    for k in range(7):
+        store.append("acme", _batch("m1", 1000 + k * 10, 10, 2.0))
+        store.flush_wal("acme")  # one small file per log compaction
+    partition = tmp_path / "org=acme" / "asset=m1" / "date=2025-01-01"
+    files = ts_files.read_manifest(partition).files
+    assert len(files) < 4
+    assert max(f.rows for f in files) == 1000  # the big file was never rewritten
+    assert store.count("acme") == 1070 and _parquet_duplicates(store, "acme", "m1") == 0
+    got = _values(store, "acme", "m1")
+    assert len(got) == 1070 and sum(got.values()) == 1000 * 1.0 + 70 * 2.0
     store.close()

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from axhub.core.readings import make_batch
-from axhub.store import wal
+from axhub.store import ts_files, wal
 from axhub.store.timeseries import TimeSeriesStore
 
 T0_US = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z
@@ -157,3 +157,54 @@ def test_sigkill_anywhere_loses_nothing_acknowledged_and_duplicates_nothing(tmp_
         assert len(got) == total * 10 // 5
         assert all(v == t / 1e6 + 0.25 for (_, t), v in got.items())
         assert _parquet_duplicates(store, "acme", f"m{k}") == 0
+
+
+def test_the_background_compactor_moves_an_old_log_into_parquet(tmp_path: Path) -> None:
+    store = TimeSeriesStore(tmp_path, wal_max_age_s=0.2, merge_files=3)
+    for k in range(4):
+        store.append("acme", _batch("m1", k * 10, 10, float(k)))
+        time.sleep(0.35)  # each append lands in a new segment once the previous one aged
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (
+        store.count("acme") != 40
+        or len(wal.list_segments(tmp_path / "org=acme" / wal.WAL_DIR)) > 1
+        or not store.files_for("acme", "m1")
+    ):
+        time.sleep(0.1)
+    store.close()
+    assert len(wal.list_segments(tmp_path / "org=acme" / wal.WAL_DIR)) <= 1  # only the active one
+    files = store.files_for("acme", "m1")
+    assert files and len(files) < 3  # compacted, and small files merged (merge_files=3)
+    assert _values(TimeSeriesStore(tmp_path), "acme", "m1") == {
+        ("temp", T0_US + s * 1_000_000): float(s // 10) for s in range(40)
+    }
+
+
+def test_deleting_an_asset_also_drops_its_rows_still_in_the_log(tmp_path: Path) -> None:
+    store = TimeSeriesStore(tmp_path, wal_max_age_s=3600)
+    store.write("acme", _batch("m1", 0, 5, 1.0))
+    store.append("acme", _batch("m1", 5, 5, 2.0))  # still in the log
+    store.append("acme", _batch("m2", 0, 5, 3.0))
+    assert store.delete_asset("acme", "m1")
+    assert store.count("acme", "m1") == 0 and store.query("acme", "m1").empty
+    store.compact("acme")  # nothing comes back from the log
+    assert store.count("acme", "m1") == 0 and store.count("acme", "m2") == 5
+    store.append("acme", _batch("m1", 100, 3, 4.0))  # a new asset with the same slug starts empty
+    assert store.count("acme", "m1") == 3
+    store.close()
+
+
+def test_small_files_merge_size_tiered_and_keep_every_reading(tmp_path: Path) -> None:
+    store = TimeSeriesStore(tmp_path, merge_files=4)
+    store.write("acme", _batch("m1", 0, 1000, 1.0))  # a big file (e.g. the day so far)
+    for k in range(7):
+        store.append("acme", _batch("m1", 1000 + k * 10, 10, 2.0))
+        store.flush_wal("acme")  # one small file per log compaction
+    partition = tmp_path / "org=acme" / "asset=m1" / "date=2025-01-01"
+    files = ts_files.read_manifest(partition).files
+    assert len(files) < 4
+    assert max(f.rows for f in files) == 1000  # the big file was never rewritten
+    assert store.count("acme") == 1070 and _parquet_duplicates(store, "acme", "m1") == 0
+    got = _values(store, "acme", "m1")
+    assert len(got) == 1070 and sum(got.values()) == 1000 * 1.0 + 70 * 2.0
+    store.close()

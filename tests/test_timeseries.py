@@ -32,7 +32,7 @@ def _batch(
     ts = (start.value // 1000) + np.arange(seconds, dtype=np.int64) * 1_000_000
     all_ts = np.tile(ts, len(signals))
     names = np.repeat(np.array(signals), seconds)
-    # Sensor resolution: 2 decimals, so float32 storage returns exactly these numbers.
+    # Sensor resolution: 2 decimals, like a real tag (stored as exact decimals, returned as sent).
     values = np.round(rng.normal(50, 5, len(all_ts)), 2)
     return make_batch(asset, names, all_ts, values)
 

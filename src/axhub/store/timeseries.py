@@ -480,9 +480,28 @@ class TimeSeriesStore:
         return rows
 
     def _merge_small_files(self, org: str, asset: str) -> None:
+        """Merge a partition's files once there are ``merge_files`` of them, size-tiered: while
+        the largest file outweighs all the others together it is left alone and only the
+        others are merged, so a day that grows all day is not rewritten at every merge."""
         for partition in self._partitions(org, asset):
-            if len(read_manifest(partition).files) >= self.merge_files:
-                self._compact_partition(partition, min_files=self.merge_files)
+            if len(read_manifest(partition).files) < self.merge_files:
+                continue
+            with self._locked(partition) as manifest:
+                files = manifest.files
+                if len(files) < self.merge_files:
+                    continue
+                biggest = max(files, key=lambda f: f.rows)
+                keep = [biggest] if biggest.rows > sum(f.rows for f in files) - biggest.rows else []
+                chosen = [f for f in files if f not in keep]
+                # Files of one partition never share a key (each write drops what is stored).
+                merged, _ = _sort_dedupe(_read_parts(partition, chosen))
+                new_file = self._write_rollup(partition, self._write_file(partition, merged))
+                commit_manifest(partition, Manifest(files=[*keep, new_file]))
+                for old in chosen:
+                    for name in [n for n in (old.name, old.rollup) if n]:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(partition / name)
+                fsync_dir(partition)
 
     def _view(self, org: str) -> WalView:
         with self._wal_lock:
@@ -851,6 +870,8 @@ class TimeSeriesStore:
         empty), then removed; a crash in between leaves only a ``.deleted-`` directory that no
         query reads. Returns whether anything was there."""
         check_path_safe(asset, "asset")
+        # The log first: rows still there would otherwise be compacted back in after the delete.
+        self.flush_wal(org)
         source = self._asset_dir(org, asset)
         if not source.is_dir():
             return False

@@ -140,9 +140,9 @@ def test_login_is_throttled_per_account_and_per_address(live: Live) -> None:
     with live.client(headers={"X-Forwarded-For": "10.9.1.1"}) as c:
         codes = [
             c.post("/api/v1/auth/login", json={"email": email, "password": f"wrong-{i}"}).status_code
-            for i in range(6)
+            for i in range(5)
         ]
-        assert codes[:5] == [401] * 5 and codes[5] == 429, codes
+        assert codes == [401] * 5, codes
         r = c.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1  # even the right one waits
         assert r.json()["error"]["code"] == "too_many_requests"

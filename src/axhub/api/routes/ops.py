@@ -17,6 +17,7 @@ from axhub.api.routes._util import SSE_RESPONSE, page_of, sse
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.ops import AlertOut, DeploymentCreate, DeploymentOut, DeploymentUpdate
 from axhub.core.timeutil import as_utc, utcnow
+from axhub.registry.baseline import ensure_deployable
 from axhub.store.models import AlertRow, AssetRow, DeploymentRow, EdgeDeviceRow, ModelVersionRow
 from axhub.store.scoped import OrgScope
 
@@ -34,13 +35,20 @@ def list_deployments(scope: ReadScope, pg: Pg, active: bool | None = None) -> Pa
 
 @deployments.post("", operation_id="create_deployment", response_model=DeploymentOut, status_code=201)
 def create_deployment(body: DeploymentCreate, scope: WriteScope) -> DeploymentOut:
-    """Deploy one of your model versions to the hub scorer (for an asset) or to an edge device."""
-    scope.get(ModelVersionRow, body.model_version_id)
+    """Deploy one of your model versions to the hub scorer (for an asset) or to an edge device.
+
+    A version whose evaluation did not beat its trivial baseline is refused (409) unless
+    ``allow_below_baseline`` is set."""
+    version = scope.get(ModelVersionRow, body.model_version_id)
+    ensure_deployable(
+        version.name, version.version, version.metrics, allow_below_baseline=body.allow_below_baseline
+    )
     if body.asset_id:
         scope.get(AssetRow, body.asset_id)
     if body.edge_device_id:
         scope.get(EdgeDeviceRow, body.edge_device_id)
-    return DeploymentOut.model_validate(scope.add(DeploymentRow(**body.model_dump())))
+    row = DeploymentRow(**body.model_dump(exclude={"allow_below_baseline"}))
+    return DeploymentOut.model_validate(scope.add(row))
 
 
 @deployments.get("/{deployment_id}", operation_id="get_deployment", response_model=DeploymentOut)

@@ -114,6 +114,12 @@ class ConvAE(AnomalyEstimator):
         )
 
     def _fit_core(self, graph_input: np.ndarray) -> Any:
+        from axhub.ml.threads import limited_torch_threads
+
+        with limited_torch_threads():
+            return self._fit_network(graph_input)
+
+    def _fit_network(self, graph_input: np.ndarray) -> Any:
         import torch
 
         self._check_window()

@@ -204,17 +204,23 @@ def test_open_streams_are_capped_and_hold_no_database_connection(live: Live) -> 
         assert statuses.count(200) == 6 and statuses.count(429) == 4, statuses
         if live.db.is_postgres:
             name = live.db.engine.url.database
+            # A poll is a short transaction of its own, so one may be caught between statements;
+            # a stream that held its connection would show in every sample.
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state LIKE 'idle in tr%%'"
+            samples = []
             with psycopg.connect(PG_ADMIN_URL, autocommit=True) as pg:
-                sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state LIKE 'idle in tr%%'"
-                held = pg.execute(sql, (name,)).fetchone()
-            assert held is not None and held[0] == 0, f"{held[0]} connections held by idle streams"
+                for _ in range(5):
+                    row = pg.execute(sql, (name,)).fetchone()
+                    samples.append(row[0] if row else 0)
+                    time.sleep(0.2)
+            assert min(samples) == 0, f"connections held by idle streams: {samples}"
         with live.client("b_admin") as other:
             for i in range(10):
                 start = time.perf_counter()
                 r = other.post("/api/v1/sites", json={"name": f"during streams {uuid.uuid4().hex[:6]} {i}"})
                 assert r.status_code == 201, r.text
                 assert other.get(f"/api/v1/sites/{r.json()['id']}").status_code == 200
-                assert time.perf_counter() - start < 2.0
+                assert time.perf_counter() - start < 5.0  # before the fix: 25-30 s and 500s
     # closed streams give their slots back
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -85,7 +85,7 @@ def test_one_company_cannot_hold_every_worker(hub: Hub) -> None:
     b = hub.client("b_admin")  # not entered: one app lifespan, so one pool of two workers
     with hub.client("a_engineer") as a:
         long_jobs = [
-            a.post("/api/v1/jobs", json={"kind": "probe", "seconds": 6}).json()["id"] for _ in range(2)
+            a.post("/api/v1/jobs", json={"kind": "probe", "seconds": 4}).json()["id"] for _ in range(2)
         ]
         _wait(a, long_jobs[0], {"running"})
         time.sleep(0.5)  # both workers are free to take acme's second job if nothing stops them

@@ -41,14 +41,23 @@ def sign_in(state: AppState, email: str, password: str, address: str | None) -> 
     wait = guard.retry_after(email, address)
     if wait:
         raise too_many(wait)
-    with state.db.session() as s:
+    with state.db.session() as s:  # closed before hashing: no connection held for argon2
         user = accounts_repo.user_by_email(s, email)
-        try:
-            ok = verify_password(user.password_hash if user else None, password)
-        except HashBusy:
-            raise too_many(1, "the server is busy checking other sign-ins") from None
-        if user is None or not ok or not user.is_active:
-            guard.failed(email, address)
-            raise ApiError(401, "unauthorized", "wrong e-mail or password")
-        guard.succeeded(email)
-        return SignedIn(user.id, user.org_id, user.role, user.session_version)
+        found = (
+            None
+            if user is None
+            else (
+                SignedIn(user.id, user.org_id, user.role, user.session_version),
+                user.password_hash,
+                user.is_active,
+            )
+        )
+    try:
+        ok = verify_password(found[1] if found else None, password)
+    except HashBusy:
+        raise too_many(1, "the server is busy checking other sign-ins") from None
+    if found is None or not ok or not found[2]:
+        guard.failed(email, address)
+        raise ApiError(401, "unauthorized", "wrong e-mail or password")
+    guard.succeeded(email)
+    return found[0]

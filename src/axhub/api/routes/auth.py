@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from fastapi import APIRouter, Request, Response
@@ -14,6 +15,8 @@ from axhub.api.schemas.accounts import LoginIn, MeOut, OrgOut, PasswordChange, U
 from axhub.api.security import CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, hash_password, hashing_full
 from axhub.api.signin import sign_in, too_many
 from axhub.store import accounts_repo
+
+TARPIT_S = 1.0
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
 
@@ -52,11 +55,16 @@ async def login(body: LoginIn, request: Request, response: Response, state: Stat
     for one e-mail or from one address are throttled (429 with Retry-After)."""
     # Async, so that a refused attempt (throttled, or every hashing place taken) is answered on
     # the event loop without a thread: under a flood, refusing must be the cheap path.
+    # A refusal is also slowed down (TARPIT_S, costing the server nothing but an idle
+    # coroutine): a client that ignores Retry-After and retries at once then makes about one
+    # attempt a second instead of hundreds, which is what kept the event loop busy under a flood.
     address = request.client.host if request.client else None
     wait = state.login_guard.retry_after(body.email, address)
     if wait:
+        await asyncio.sleep(TARPIT_S)
         raise too_many(wait)
     if hashing_full():
+        await asyncio.sleep(TARPIT_S)
         raise too_many(1, "the server is busy checking other sign-ins")
     who = await run_in_threadpool(sign_in, state, body.email, body.password, address)
     csrf = _set_cookies(response, state, who.user_id, who.session_version)

@@ -154,7 +154,10 @@ def test_aggregation_sums_times_rather_than_averaging_ratios() -> None:
     start, end = datetime(2026, 3, 2, tzinfo=ZoneInfo("UTC")), datetime(2026, 3, 3, tzinfo=ZoneInfo("UTC"))
     w = cal.windows(start, end)
     windows = pd.concat(
-        [pd.DataFrame({"asset": a, "start_us": w.start_us, "end_us": w.end_us, "period": w.shift}) for a in "xy"]
+        [
+            pd.DataFrame({"asset": a, "start_us": w.start_us, "end_us": w.end_us, "period": w.shift})
+            for a in "xy"
+        ]
     )
     t0 = us(start)
     seg = _run(

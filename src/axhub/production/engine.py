@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 # Column layout of each input (all times UTC microseconds).
 STATES_COLUMNS = ("asset", "ts_us", "state")
@@ -26,7 +25,8 @@ SEGMENTS_SQL = """
 WITH runs AS (
     SELECT asset, ts_us AS t, state,
            -- the last run has no end yet: never a micro-stoppage (and never NULL, see below)
-           coalesce(lead(ts_us) OVER (PARTITION BY asset ORDER BY ts_us) - ts_us, 9223372036854775807) AS run_us
+           coalesce(lead(ts_us) OVER (PARTITION BY asset ORDER BY ts_us) - ts_us,
+                    9223372036854775807) AS run_us
     FROM states
 ),
 ev AS (
@@ -99,7 +99,7 @@ def segments(
         ("reasons", reasons),
         ("counts", counts),
     ):
-        con.register(name, value if not isinstance(value, pa.Table) else value)
+        con.register(name, value)
     try:
         return con.execute(SEGMENTS_SQL, {"micro_us": int(micro_stop_s * 1_000_000)}).df()
     finally:

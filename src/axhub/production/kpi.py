@@ -146,8 +146,8 @@ def losses(seg: pd.DataFrame) -> pd.DataFrame:
     scrap_time = float(seg["scrap_ideal_s"].sum()) if not seg.empty else 0.0
     if scrap_time > 0:
         rows.append(("scrap", "quality", scrap_time))
-    frame = pd.DataFrame(rows, columns=["cause", "kind", "seconds"])
-    frame = frame.groupby(["cause", "kind"], as_index=False)["seconds"].sum()
+    listed = pd.DataFrame(rows, columns=["cause", "kind", "seconds"])
+    frame: pd.DataFrame = listed.groupby(["cause", "kind"], as_index=False).agg(seconds=("seconds", "sum"))
     frame = frame.sort_values("seconds", ascending=False, kind="stable").reset_index(drop=True)
     total = float(frame["seconds"].sum())
     frame["share"] = frame["seconds"] / total if total > 0 else 0.0

@@ -97,10 +97,21 @@ class ShiftCalendar:
                 s_local = datetime.combine(day, shift.start, tzinfo=tz)
                 e_day = day + timedelta(days=1) if shift.crosses_midnight else day
                 e_local = datetime.combine(e_day, shift.end, tzinfo=tz)
-                s_utc, e_utc = pd.Timestamp(s_local).tz_convert("UTC"), pd.Timestamp(e_local).tz_convert("UTC")
+                s_utc, e_utc = (
+                    pd.Timestamp(s_local).tz_convert("UTC"),
+                    pd.Timestamp(e_local).tz_convert("UTC"),
+                )
                 s_clip, e_clip = max(s_utc, lo), min(e_utc, hi)
                 if s_clip < e_clip:
-                    rows.append((_us(s_clip), _us(e_clip), f"{day.isoformat()}/{shift.name}", day.isoformat(), _week(day)))
+                    rows.append(
+                        (
+                            _us(s_clip),
+                            _us(e_clip),
+                            f"{day.isoformat()}/{shift.name}",
+                            day.isoformat(),
+                            _week(day),
+                        )
+                    )
             day += timedelta(days=1)
         frame = pd.DataFrame(rows, columns=["start_us", "end_us", "shift", "day", "week"])
         return frame.sort_values("start_us", kind="stable").reset_index(drop=True)
@@ -117,7 +128,10 @@ class ShiftCalendar:
 
     @classmethod
     def from_config(
-        cls, timezone: str, shifts: Sequence[Mapping[str, Any]] | None, planned: Sequence[PlannedDowntime] = ()
+        cls,
+        timezone: str,
+        shifts: Sequence[Mapping[str, Any]] | None,
+        planned: Sequence[PlannedDowntime] = (),
     ) -> ShiftCalendar:
         parsed = tuple(Shift.from_dict(s) for s in shifts) if shifts else cls.shifts
         return cls(timezone=timezone, shifts=parsed, planned=tuple(planned))

@@ -67,7 +67,8 @@ class StateRule:
         except (KeyError, TypeError, ValueError) as exc:
             raise AxHubError(
                 f"invalid state rule {dict(raw)!r}",
-                hint="a rule is {'state': 'running', 'when': [{'signal': 'spindle_speed', 'op': '>', 'value': 100}]}",
+                hint="a rule is {'state': 'running', "
+                "'when': [{'signal': 'spindle_speed', 'op': '>', 'value': 100}]}",
             ) from exc
         for _, op, _ in conds:
             if op not in _OPS:

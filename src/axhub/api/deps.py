@@ -250,3 +250,18 @@ WriteScope = Annotated[OrgScope, Depends(scope_for(Need.WRITE))]
 IngestScope = Annotated[OrgScope, Depends(scope_for(Need.INGEST))]
 AdminScope = Annotated[OrgScope, Depends(scope_for(Need.ADMIN))]
 DbSession = Annotated[Session, Depends(_session)]
+
+
+def timeseries_store(state: AppState) -> Any:
+    """The hub's time-series store, opened once per process (503 where it is not installed)."""
+    cached = getattr(state, "_timeseries", None)
+    if cached is None:
+        try:
+            from axhub.store.timeseries import TimeSeriesStore
+        except ImportError as exc:
+            from axhub.api.errors import ApiError
+
+            raise ApiError(503, "unavailable", "the time-series store is not installed on this hub") from exc
+        cached = TimeSeriesStore(state.settings.timeseries_root)
+        state._timeseries = cached  # type: ignore[attr-defined]
+    return cached

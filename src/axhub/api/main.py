@@ -27,7 +27,7 @@ API_PREFIX = "/api/v1"
 
 
 def _routers() -> list[APIRouter]:
-    from axhub.api.routes import auth, data, jobs, keys, models, ops, orgs, plant, readings, users
+    from axhub.api.routes import auth, data, jobs, keys, models, ops, orgs, plant, production, readings, users
 
     return [
         auth.router,
@@ -44,6 +44,7 @@ def _routers() -> list[APIRouter]:
         models.router,
         ops.deployments,
         ops.alerts,
+        production.router,
     ]
 
 

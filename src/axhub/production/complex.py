@@ -79,13 +79,9 @@ def company_figures(
     )
 
 
-def _suppressed(n: int) -> dict[str, Any]:
-    return {"suppressed": True, "companies": None if n else 0}
-
-
 def _distribution(values: list[float]) -> dict[str, Any]:
     if len(values) < MIN_COMPANIES:
-        return _suppressed(len(values))
+        return {"suppressed": True}
     arr = np.asarray(values)
     q = np.quantile(arr, [0.1, 0.25, 0.5, 0.75, 0.9])
     counts, _ = np.histogram(arr, bins=OEE_BINS)

@@ -175,10 +175,12 @@ def create_planned_downtime(site_id: str, body: PlannedDowntimeIn, scope: WriteS
     return PlannedDowntimeOut.model_validate(row)
 
 
-@router.delete("/planned-downtime/{item_id}", operation_id="delete_planned_downtime", response_model=Deleted)
-def delete_planned_downtime(item_id: str, scope: WriteScope) -> Deleted:
-    scope.delete(scope.get(PlannedDowntimeRow, item_id))
-    return Deleted(id=item_id)
+@router.delete(
+    "/planned-downtime/{planned_downtime_id}", operation_id="delete_planned_downtime", response_model=Deleted
+)
+def delete_planned_downtime(planned_downtime_id: str, scope: WriteScope) -> Deleted:
+    scope.delete(scope.get(PlannedDowntimeRow, planned_downtime_id))
+    return Deleted(id=planned_downtime_id)
 
 
 # ------------------------------------------------------------------------- counts, stops, reasons

@@ -43,9 +43,9 @@ from axhub.api.schemas.production import (
 )
 from axhub.core.timeutil import utcnow
 from axhub.production import complex as complex_view
+from axhub.production.config import configure_machine
+from axhub.production.config import set_shifts as store_shifts
 from axhub.production.service import ProductionService
-from axhub.production.shifts import Shift
-from axhub.production.states import StateRule
 from axhub.store.models import (
     AssetRow,
     ComplexConsentRow,
@@ -107,22 +107,7 @@ def get_production_config(asset_id: str, scope: ReadScope) -> ProductionConfigOu
 def set_production_config(asset_id: str, body: ProductionConfigIn, scope: WriteScope) -> ProductionConfigOut:
     """Say where states come from (a state tag with its codes, or rules over signals) and counts."""
     asset = scope.get(AssetRow, asset_id)
-    for rule in body.state_rules:
-        StateRule.from_dict(rule)
-    for code in body.state_codes:
-        if not code.lstrip("-").isdigit():
-            raise ApiError(422, "invalid_state_code", f"state code {code!r} is not an integer")
-    if body.state_source == "tag" and not body.state_signal:
-        raise ApiError(422, "state_signal_missing", "a state tag needs its signal", hint="set state_signal")
-    if body.state_source == "rules" and not body.state_rules:
-        raise ApiError(422, "state_rules_missing", "rules need at least one rule", hint="set state_rules")
-    row = scope.find(ProductionConfigRow, asset_id=asset.id) or scope.add(
-        ProductionConfigRow(asset_id=asset.id)
-    )
-    for key, value in body.model_dump().items():
-        setattr(row, key, value)
-    scope.session.flush()
-    return _config_out(asset.id, row)
+    return _config_out(asset.id, configure_machine(scope, asset, body.model_dump()))
 
 
 # ------------------------------------------------------------------------------ shift calendars
@@ -138,12 +123,7 @@ def get_shifts(site_id: str, scope: ReadScope) -> ShiftsOut:
 def set_shifts(site_id: str, body: ShiftsIn, scope: WriteScope) -> ShiftsOut:
     """Replace the site's shifts (a shift whose end is not after its start runs past midnight)."""
     site = scope.get(SiteRow, site_id)
-    shifts = [Shift.from_dict(s.model_dump()).to_dict() for s in body.shifts]
-    if len({s["name"] for s in shifts}) != len(shifts):
-        raise ApiError(422, "duplicate_shift", "two shifts share a name")
-    row = scope.find(ShiftCalendarRow, site_id=site.id) or scope.add(ShiftCalendarRow(site_id=site.id))
-    row.shifts = shifts
-    scope.session.flush()
+    shifts = store_shifts(scope, site, [s.model_dump() for s in body.shifts])
     return ShiftsOut(site_id=site.id, timezone=site.timezone, shifts=shifts)
 
 

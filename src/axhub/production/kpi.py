@@ -129,17 +129,18 @@ def losses(seg: pd.DataFrame) -> pd.DataFrame:
     fig = figures(seg)
     rows: list[tuple[str, str, float]] = []
     if not seg.empty:
-        busy = seg[
-            ~seg["planned"].astype(bool)
-            & ~seg["micro"].astype(bool)
-            & (seg["state"] != MachineState.RUNNING.value)
-        ]
-        for (state, reason), group in busy.groupby(["state", "reason"], sort=False):
+        stopped = seg[~seg["planned"].astype(bool) & (seg["state"] != MachineState.RUNNING.value)]
+        for (state, reason, micro), group in stopped.groupby(["state", "reason", "micro"], sort=False):
             seconds = float(group["duration_us"].sum()) / _US
-            if seconds > 0:
-                rows.append((str(reason) if reason else f"state:{state}", "downtime", seconds))
-    if fig.micro_stops:
-        rows.append(("micro_stops", "micro_stops", fig.micro_stop_s))
+            if seconds <= 0:
+                continue
+            # A reason an operator gave wins; else a short stop is a micro-stoppage; else its state.
+            if reason:
+                rows.append((str(reason), "downtime", seconds))
+            elif micro:
+                rows.append(("micro_stops", "micro_stops", seconds))
+            else:
+                rows.append((f"state:{state}", "downtime", seconds))
     speed = fig.production_s - fig.ideal_time_s
     if speed > 0 and fig.produced > 0:
         rows.append(("speed", "speed", speed))

@@ -74,6 +74,8 @@ class SeriesReader(Protocol):
         agg: Any = "mean",
     ) -> pd.DataFrame: ...
 
+    def time_range(self, org: str, asset: str) -> tuple[datetime | None, datetime | None]: ...
+
 
 @dataclass(frozen=True)
 class OeeReport:
@@ -217,10 +219,16 @@ class ProductionService:
             micro = cfg.micro_stop_s
             site = sites.get(asset.site_id) or self.scope.get(SiteRow, asset.site_id)
             sites[asset.site_id] = site
-            cal = self.calendar(site, start, end)
-            w = cal.windows(start, end)
+            # Before a machine sent anything it was not connected yet: that time is neither
+            # production nor loss. Gaps after it are counted (as 'unknown', no data).
+            first, _ = self.series.time_range(self.scope.org_id, asset.slug)
+            if first is None or first >= end:
+                continue
+            lo = max(start, first)
+            cal = self.calendar(site, lo, end)
+            w = cal.windows(lo, end)
             windows.append(w.assign(asset=asset.slug))
-            pdt = cal.planned_downtime(start, end)
+            pdt = cal.planned_downtime(lo, end)
             planned.append(pdt.assign(asset=asset.slug)[list(engine.PLANNED_COLUMNS)])
             states.append(self._states(asset, cfg, start, end))
             counts.append(self._counts(asset, cfg, start, end))

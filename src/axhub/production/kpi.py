@@ -54,70 +54,83 @@ class OeeFigures:
         return asdict(self)
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den > 0 else None
+SUM_COLUMNS = (
+    "planned_operation_s",
+    "planned_down_s",
+    "production_s",
+    "down_s",
+    "setup_s",
+    "idle_s",
+    "unknown_s",
+    "micro_stop_s",
+    "micro_stops",
+    "good",
+    "scrap",
+    "ideal_time_s",
+)
 
 
-def figures(seg: pd.DataFrame) -> OeeFigures:
-    """OEE figures over all rows of a segments frame (one machine-shift or a whole complex)."""
+def sums(seg: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """The time and count sums of a segments frame per group (the same sums ``engine.totals``
+    computes in SQL): one row per group, or one row in all without keys."""
     if seg.empty:
-        return _zero()
+        return (
+            pd.DataFrame([dict.fromkeys(SUM_COLUMNS, 0.0)])
+            if not keys
+            else pd.DataFrame(columns=[*keys, *SUM_COLUMNS])
+        )
     dur = seg["duration_us"].astype(float) / _US
     planned = seg["planned"].astype(bool)
     state = seg["state"].astype(str)
     busy = ~planned
-
-    def in_state(s: MachineState) -> float:
-        return float(dur[busy & (state == s.value)].sum())
-
-    pot = float(dur.sum())
-    pdt = float(dur[planned].sum())
-    pbt = pot - pdt
-    apt = in_state(MachineState.RUNNING)
-    good, scrap = float(seg["good"].sum()), float(seg["scrap"].sum())
-    produced = good + scrap
-    ideal = float(seg["ideal_time_s"].sum())
-    availability = _ratio(apt, pbt)
-    performance = _ratio(ideal, apt)
-    quality = _ratio(good, produced)
-    oee = (
-        availability * performance * quality
-        if availability is not None and performance is not None and quality is not None
-        else (0.0 if pbt > 0 and apt == 0 else None)
+    parts = pd.DataFrame(
+        {
+            "planned_operation_s": dur,
+            "planned_down_s": dur.where(planned, 0.0),
+            "production_s": dur.where(busy & (state == MachineState.RUNNING.value), 0.0),
+            "down_s": dur.where(busy & (state == MachineState.DOWN.value), 0.0),
+            "setup_s": dur.where(busy & (state == MachineState.SETUP.value), 0.0),
+            "idle_s": dur.where(busy & (state == MachineState.IDLE.value), 0.0),
+            "unknown_s": dur.where(busy & (state == MachineState.UNKNOWN.value), 0.0),
+            "micro_stop_s": dur.where(busy & seg["micro"].astype(bool), 0.0),
+            "micro_stops": seg["micro_stops"].astype(float),
+            "good": seg["good"].astype(float),
+            "scrap": seg["scrap"].astype(float),
+            "ideal_time_s": seg["ideal_time_s"].astype(float),
+        }
     )
-    return OeeFigures(
-        planned_operation_s=pot,
-        planned_down_s=pdt,
-        planned_busy_s=pbt,
-        production_s=apt,
-        down_s=in_state(MachineState.DOWN),
-        setup_s=in_state(MachineState.SETUP),
-        idle_s=in_state(MachineState.IDLE),
-        unknown_s=in_state(MachineState.UNKNOWN),
-        produced=produced,
-        good=good,
-        scrap=scrap,
-        ideal_time_s=ideal,
-        micro_stops=int(seg["micro_stops"].sum()),
-        micro_stop_s=float(seg.loc[seg["micro"].astype(bool) & busy, "duration_us"].sum()) / _US,
-        availability=availability,
-        performance=performance,
-        quality=quality,
-        oee=oee,
-    )
+    if not keys:
+        return parts.sum().to_frame().T
+    for key in keys:
+        parts[key] = seg[key].to_numpy()
+    return parts.groupby(list(keys), sort=True, dropna=False, as_index=False).sum()
 
 
-def _zero() -> OeeFigures:
-    return OeeFigures(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, None, None)
+def ratios(totals: pd.DataFrame) -> pd.DataFrame:
+    """ISO 22400 figures from sums (any grouping): adds planned busy time, produced, A, P, Q, OEE."""
+    out = totals.copy()
+    out["planned_busy_s"] = out["planned_operation_s"] - out["planned_down_s"]
+    out["produced"] = out["good"] + out["scrap"]
+    pbt, apt, produced = out["planned_busy_s"], out["production_s"], out["produced"]
+    out["availability"] = (apt / pbt).where(pbt > 0)
+    out["performance"] = (out["ideal_time_s"] / apt).where(apt > 0)
+    out["quality"] = (out["good"] / produced).where(produced > 0)
+    oee = out["availability"] * out["performance"] * out["quality"]
+    # A machine that never ran in its planned time has OEE 0 even with nothing produced.
+    out["oee"] = oee.where(oee.notna(), pd.Series(0.0, index=out.index).where((pbt > 0) & (apt == 0)))
+    out["micro_stops"] = out["micro_stops"].astype(int)
+    return out.astype(object).where(out.notna(), None)
+
+
+def figures(seg: pd.DataFrame) -> OeeFigures:
+    """OEE figures over all rows of a segments frame (one machine-shift or a whole complex)."""
+    row = ratios(sums(seg)).iloc[0].to_dict()
+    return OeeFigures(**{f: row[f] for f in OeeFigures.__dataclass_fields__})
 
 
 def figures_by(seg: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row of figures per group of ``keys`` (e.g. ``['asset', 'day']``)."""
-    rows = []
-    for key, group in seg.groupby(list(keys), sort=True, dropna=False):
-        values = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(keys, values, strict=True)), **figures(group).as_dict()})
-    return pd.DataFrame(rows)
+    return ratios(sums(seg, keys))
 
 
 def losses(seg: pd.DataFrame) -> pd.DataFrame:

@@ -57,7 +57,9 @@ def _generate(root: Path, companies: int, machines: int, days: int, seed: int) -
     w_end = np.array([w[1] for w in windows], dtype=np.int64)
     w_name = np.array([w[2] for w in windows])
     state_writer = count_writer = window_writer = None
-    for c in range(companies):
+    from rich.progress import track
+
+    for c in track(range(companies), description="generating companies"):
         st_asset, st_ts, st_state, ct_asset, ct_ts, ct_good, ct_scrap = [], [], [], [], [], [], []
         for m in range(machines):
             asset = c * machines + m

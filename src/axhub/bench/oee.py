@@ -172,10 +172,18 @@ def run(
 
     from axhub.bench.report import BenchResult, save_run
 
+    import json
+
     tmp = Path(tempfile.mkdtemp(prefix="axhub-bench-oee-")) if work is None else work
     try:
         t = time.perf_counter()
-        sizes = _generate(tmp, companies, machines, days, seed)
+        meta = tmp / "meta.json"
+        params = {"companies": companies, "machines": machines, "days": days, "seed": seed}
+        if work is not None and meta.is_file() and json.loads(meta.read_text())["params"] == params:
+            sizes = json.loads(meta.read_text())["sizes"]  # the same data as last time: reuse it
+        else:
+            sizes = _generate(tmp, companies, machines, days, seed)
+            meta.write_text(json.dumps({"params": params, "sizes": sizes}))
         gen_s = time.perf_counter() - t
         typer.echo(f"generated {sizes} in {gen_s:.1f} s; computing ...")
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -167,12 +167,11 @@ def run(
     ),
 ) -> None:
     """OEE for companies x machines x days of 1-minute states in DuckDB; target < 10 s on this machine."""
+    import json
     import shutil
     import tempfile
 
     from axhub.bench.report import BenchResult, save_run
-
-    import json
 
     tmp = Path(tempfile.mkdtemp(prefix="axhub-bench-oee-")) if work is None else work
     try:

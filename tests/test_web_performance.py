@@ -169,6 +169,14 @@ def test_oee_page_in_korean_with_reasons_entered_on_a_tablet(browser: Any, hub: 
     page.set_viewport_size({"width": 1280, "height": 860})
     page.goto("/performance?line=press-line")
     assert "공구 교체" in page.locator("#loss-table").inner_text()
+    # Shifts are set from the page too (a night shift across midnight).
+    shifts = page.locator("form.shift-form input[name=shifts]")
+    assert shifts.input_value() == "A=06:00-14:00, B=14:00-22:00"
+    shifts.fill("A=06:00-14:00, B=14:00-22:00, C=22:00-06:00")
+    page.locator("form.shift-form button").click()
+    page.wait_for_selector("#toast:not([hidden])")
+    page.reload()
+    assert page.locator("form.shift-form input[name=shifts]").input_value().endswith("C=22:00-06:00")
     page.goto("/")
     assert "%" in page.locator("#kpi-oee").inner_text()  # the overview's OEE card
     page.context.close()

@@ -14,7 +14,7 @@ from axhub.api.deps import AppState, Need, app_state, timeseries_store
 from axhub.core.timeutil import utcnow
 from axhub.production import complex as complex_view
 from axhub.production.service import STANDARD_REASONS, ProductionService
-from axhub.store.models import AssetRow, ComplexConsentRow, ProductionConfigRow
+from axhub.store.models import AssetRow, ComplexConsentRow, ProductionConfigRow, ShiftCalendarRow, SiteRow
 from axhub.store.scoped import OrgScope
 from axhub.web.i18n import Translator, locale_of
 from axhub.web.pages import PagePrincipal, _Page, render
@@ -78,6 +78,11 @@ def performance_page(
             else None
         )
         all_assets = [a for a in scope.list(AssetRow, order_by=AssetRow.name) if a.kind != "line"]
+        sites = list(scope.list(SiteRow, order_by=SiteRow.name))
+        site_shifts = {
+            c.site_id: ", ".join(f"{s['name']}={s['start']}-{s['end']}" for s in c.shifts)
+            for c in scope.list(ShiftCalendarRow)
+        }
         names = {a.slug: a.name for a in all_assets}
         t = Translator(locale_of(request))
         losses = _records(report.losses)
@@ -96,6 +101,8 @@ def performance_page(
             losses=losses,
             loss_labels={row["cause"]: loss_label(t, str(row["cause"])) for row in losses},
             all_assets=all_assets,
+            sites=sites,
+            site_shifts=site_shifts,
             machines=report.machines,
             machine_names=names,
             consent=consent,

@@ -62,6 +62,33 @@
     } catch (e) { AX.toast(AX.t("oee_failed", { msg: e.message })); }
   }
 
+  async function saveShifts(form, ev) {
+    ev.preventDefault();
+    const text = new FormData(form).get("shifts") || "";
+    const shifts = String(text).split(",").map((p) => p.trim()).filter(Boolean).map((p) => {
+      const [name, span] = p.split("=");
+      const [start, end] = (span || "").split("-");
+      return { name: (name || "").trim(), start: (start || "").trim(), end: (end || "").trim() };
+    });
+    try {
+      await AX.api("PUT", "/sites/" + encodeURIComponent(form.dataset.site) + "/shifts", { shifts });
+      AX.toast(AX.t("oee_saved"));
+    } catch (e) { AX.toast(AX.t("oee_failed", { msg: e.message })); }
+  }
+
+  async function addPlanned(form, ev) {
+    ev.preventDefault();
+    const f = new FormData(form);
+    // datetime-local has no zone: it is the browser's local time, sent with its offset.
+    const iso = (v) => new Date(String(v)).toISOString();
+    try {
+      await AX.api("POST", "/sites/" + encodeURIComponent(form.dataset.site) + "/planned-downtime",
+        { start: iso(f.get("start")), end: iso(f.get("end")), reason: f.get("reason") || "" });
+      AX.toast(AX.t("oee_saved"));
+      form.reset();
+    } catch (e) { AX.toast(AX.t("oee_failed", { msg: e.message })); }
+  }
+
   async function reason(button) {
     const item = button.closest("li");
     item.querySelectorAll("button").forEach((b) => { b.disabled = true; });
@@ -89,5 +116,7 @@
     const form = document.getElementById("oee-setup");
     if (form) form.addEventListener("submit", (ev) => setup(form, ev));
     document.querySelectorAll("button[data-reason]").forEach((b) => b.addEventListener("click", () => reason(b)));
+    document.querySelectorAll("form.shift-form").forEach((f) => f.addEventListener("submit", (ev) => saveShifts(f, ev)));
+    document.querySelectorAll("form.planned-form").forEach((f) => f.addEventListener("submit", (ev) => addPlanned(f, ev)));
   });
 })();

@@ -195,6 +195,7 @@ def run(
     frame = figures
     per_company = frame.groupby("company")[["oee"]].mean()
     minutes = companies * machines * days * 1440
+    generated = "reused from --work" if gen_s < 1 else f"{gen_s:.0f} s"
     result = BenchResult(
         name="oee",
         title="OEE over an industrial complex (ISO 22400, DuckDB)",
@@ -217,8 +218,7 @@ def run(
         notes=[
             "States are stored as PLC state tags report them: one row per change (1-minute resolution), "
             f"{sizes['state_changes'] / (companies * machines * days):.1f} changes per machine-day.",
-            f"Data generation ({'reused from --work' if gen_s < 1 else f'{gen_s:.0f} s'}) is outside the timed "
-            "part; peak RSS is the whole process "
+            f"Data generation ({generated}) is outside the timed part; peak RSS is the whole process "
             f"(before computing: {rss_before / 1024:.0f} MB).",
             "The same SQL (production.engine) computes one machine's OEE in the hub; its figures are "
             "checked against hand-computed ISO 22400 examples and the simulator's minute counts in tests.",

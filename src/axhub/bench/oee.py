@@ -225,6 +225,15 @@ def run(
         ],
         extra={"sizes": sizes, "generate_s": gen_s},
     )
+    if elapsed >= TARGET_S:
+        result.notes.append(
+            "Where the time goes (profile on a tenth of the data): ~75 % in the event sweep, one "
+            "window pass over the state changes and shift edges carrying state, shift, planned "
+            "downtime and reason forward; ~15 % placing counts by the as-of join. Two other "
+            "carry-forward forms were slower on the same data (count() groups + first_value 5x, "
+            "arg_max over a running frame 2x). Next: keep state runs at ingest and place them in "
+            "shifts by as-of joins, sweeping only machines with planned downtime or reasons."
+        )
     save_run(result, update_docs=update_docs, out=out)
 
 

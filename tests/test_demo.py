@@ -53,7 +53,12 @@ def test_demo_runs_end_to_end_and_finds_injected_faults(demo_home: Path) -> None
     result = demo_cli.run_demo(settings, days=DAYS, seed=SEED)
 
     plant = simulate_plant(days=DAYS, seed=SEED)
-    assert result.points_stored == plant.n_points  # every simulated reading, stored once
+    prod = result.production
+    assert prod is not None
+    # every simulated reading (sensors, machine states and part counts), stored once
+    assert result.points_stored == plant.n_points + prod.points
+    assert prod.oee == pytest.approx(prod.true_oee, rel=1e-9) and 0.3 < prod.oee < 0.95
+    assert prod.top_losses and prod.availability is not None and prod.availability < 1
     assert result.bytes_on_disk / result.points_stored < 4
     assert len(result.detections) == len(plant.assets)
     faults = sum(demo_cli.figures(d).faults for d in result.detections)
@@ -109,7 +114,9 @@ def test_demo_rerun_is_idempotent_and_login_works(demo_home: Path) -> None:
     settings = Settings(home=demo_home)
     before = _counts(settings)
     result = demo_cli.run_demo(settings, days=DAYS, seed=SEED)
-    assert result.points_stored == simulate_plant(days=DAYS, seed=SEED).n_points  # no duplicates
+    assert result.production is not None
+    # no duplicates
+    assert result.points_stored == simulate_plant(days=DAYS, seed=SEED).n_points + result.production.points
     after = _counts(settings)
     assert after["alerts"] == before["alerts"]  # replaced, not piled up
     assert after["deployed"] == before["deployed"]  # one active deployment per asset

@@ -77,6 +77,16 @@ def a_ids(hub: Hub) -> dict[str, str]:
         r = c.post("/api/v1/deployments", json={"model_version_id": ids["version"], "asset_id": ids["asset"]})
         assert r.status_code == 201, r.text
         ids["deployment"] = r.json()["id"]
+        r = c.post(
+            f"/api/v1/sites/{ids['site']}/planned-downtime",
+            json={
+                "start": "2026-03-02T08:00:00+09:00",
+                "end": "2026-03-02T10:00:00+09:00",
+                "reason": "acme PM",
+            },
+        )
+        assert r.status_code == 201, r.text
+        ids["planned_downtime"] = r.json()["id"]
         keys = c.get("/api/v1/keys").json()["items"]
         ids["key"] = next(k["id"] for k in keys if k["name"] == "a_viewer key")
     ids["user"] = hub.users["a_viewer"]
@@ -96,6 +106,7 @@ PATH_IDS = {
     "key_id": "key",
     "share_id": "share",
     "org_id": "org",
+    "planned_downtime_id": "planned_downtime",
 }
 
 
@@ -125,6 +136,17 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "choose_operating_point": {"target_false_alarm": 0.05},
         "create_deployment": {"model_version_id": ids["version"], "asset_id": ids["asset"]},
         "update_deployment": {"active": False},
+        "set_production_config": {"state_source": "tag", "state_signal": "spindle_temp"},
+        "set_shifts": {"shifts": [{"name": "A", "start": "06:00", "end": "14:00"}]},
+        "create_planned_downtime": {"start": "2026-03-03T08:00:00+09:00", "end": "2026-03-03T09:00:00+09:00"},
+        "post_counts": {"counts": [{"ts": "2026-03-03T08:00:00+09:00", "good": 5}]},
+        "create_downtime_reason": {
+            "start": "2026-03-03T08:00:00+09:00",
+            "end": "2026-03-03T08:10:00+09:00",
+            "reason": "breakdown",
+        },
+        "give_complex_consent": {"named": False},
+        "withdraw_complex_consent": None,
     }
 
 
@@ -163,7 +185,16 @@ def _call(hub: Hub, who: str | None, op: str, method: str, path: str, ids: dict[
 
 def _secrets(ids: dict[str, str]) -> list[str]:
     values = [v for k, v in ids.items() if k != "org"]
-    return [*values, "CNC 01", "acme spindle hot", "acme-secret", "acme-model", "acme-table", "@acme.example"]
+    return [
+        *values,
+        "CNC 01",
+        "acme spindle hot",
+        "acme PM",
+        "acme-secret",
+        "acme-model",
+        "acme-table",
+        "@acme.example",
+    ]
 
 
 def test_every_route_is_covered(hub: Hub, a_ids: dict[str, str]) -> None:

@@ -298,3 +298,18 @@ def _upload_slot(request: Request, principal: Principal = Depends(require(Need.I
 
 # One of the caller's few upload slots, held while the upload is checked and stored (429 beyond).
 UploadSlot = Annotated[None, Depends(_upload_slot, scope="function")]
+
+
+def timeseries_store(state: AppState) -> Any:
+    """The hub's time-series store, opened once per process (503 where it is not installed)."""
+    cached = getattr(state, "_timeseries", None)
+    if cached is None:
+        try:
+            from axhub.store.timeseries import TimeSeriesStore
+        except ImportError as exc:
+            from axhub.api.errors import ApiError
+
+            raise ApiError(503, "unavailable", "the time-series store is not installed on this hub") from exc
+        cached = TimeSeriesStore(state.settings.timeseries_root)
+        state._timeseries = cached  # type: ignore[attr-defined]
+    return cached

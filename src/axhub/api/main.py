@@ -39,6 +39,7 @@ def _routers() -> list[APIRouter]:
         ops,
         orgs,
         plant,
+        production,
         readings,
         users,
     )
@@ -60,6 +61,7 @@ def _routers() -> list[APIRouter]:
         ops.deployments,
         ops.alerts,
         metering.router,
+        production.router,
     ]
 
 

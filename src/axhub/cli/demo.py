@@ -21,6 +21,7 @@ from rich.table import Table
 
 from axhub.cli._context import console, friendly_errors, open_database
 from axhub.cli._demo_inspection import InspectionSummary, run_inspection
+from axhub.cli._demo_production import ProductionSummary, run_production
 from axhub.cli._demo_report import Detection, episodes, figures, plot_detections, top_contributors
 from axhub.core.settings import Settings, get_settings
 from axhub.store.db import Database
@@ -46,6 +47,7 @@ class DemoResult:
     alerts_created: int = 0
     models_registered: int = 0
     inspection: InspectionSummary | None = None
+    production: ProductionSummary | None = None
     plot: Path | None = None
     seconds: float = 0.0
 
@@ -115,9 +117,11 @@ def _score_assets(
     store = TimeSeriesStore(settings.timeseries_root)
     detections: list[tuple[Detection, Path]] = []
     for asset_id, data in plant.assets.items():
+        # The machine's sensors only: the same asset also reports states and part counts (OEE).
         wide = store.query_wide(
             org_id,
             asset_id,
+            data.spec.signal_names,
             start=plant.start,
             end=plant.end + pd.Timedelta(seconds=1),
             interval=SCORE_INTERVAL,
@@ -233,7 +237,7 @@ def run_demo(settings: Settings, *, days: float = 2.0, seed: int = 7) -> DemoRes
     db = open_database(settings)
     org_slug = settings.default_org
     with _progress() as progress:
-        task = progress.add_task("Simulating the plant / 공장 시뮬레이션", total=5)
+        task = progress.add_task("Simulating the plant / 공장 시뮬레이션", total=6)
         plant = simulate_plant(days=days, seed=seed)
         progress.advance(task)
         files_dir = settings.home / "demo" / "plant-exports"
@@ -254,6 +258,9 @@ def run_demo(settings: Settings, *, days: float = 2.0, seed: int = 7) -> DemoRes
         progress.update(task, description="Inspecting part images / 부품 영상 검사")
         inspection = run_inspection(settings, db, org_id, seed=seed)
         progress.advance(task)
+        progress.update(task, description="Production performance (OEE) / 설비종합효율")
+        production = run_production(settings, db, org_id, plant, seed=seed)
+        progress.advance(task)
     store = TimeSeriesStore(settings.timeseries_root)
     plot = plot_detections(
         detections,
@@ -270,6 +277,7 @@ def run_demo(settings: Settings, *, days: float = 2.0, seed: int = 7) -> DemoRes
         alerts_created=alerts,
         models_registered=models,
         inspection=inspection,
+        production=production,
         plot=plot,
         seconds=time.perf_counter() - started,
     )
@@ -323,6 +331,14 @@ def _print_summary(result: DemoResult) -> None:
             f"visual inspection / 외관 검사 ({ins.model_name}, trained on good parts only): "
             f"{ins.parts} parts, {ins.defects_true} defective; flagged {ins.defects_flagged} "
             f"({ins.defects_caught} true defects, {ins.false_alarms} false alarms)"
+        )
+    if result.production is not None and result.production.oee is not None:
+        prod = result.production
+        losses = ", ".join(f"{cause} {seconds / 3600:.1f} h" for cause, seconds in prod.top_losses)
+        console.print(
+            f"OEE / 설비종합효율 (line-1, {len(prod.days)} days): [bold]{prod.oee:.1%}[/] "
+            f"(simulator truth {prod.true_oee:.1%}); availability {prod.availability:.1%}, "
+            f"performance {prod.performance:.1%}, quality {prod.quality:.1%}; largest losses: {losses}"
         )
     console.print(f"plot / 그래프: [bold]{result.plot}[/]   ({result.seconds:.0f} s)")
 

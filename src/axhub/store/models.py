@@ -299,6 +299,96 @@ class EdgeDeviceRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# -- production performance (OEE) --------------------------------------------------------------
+class ProductionConfigRow(Base):
+    """How a machine's states and part counts are read, and its ideal cycle time (one per asset)."""
+
+    __tablename__ = "production_configs"
+    __table_args__ = (UniqueConstraint("asset_id"),)
+    id: Mapped[str] = _id("prod")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"))
+    # 'tag' (a state code signal), 'rules' (derived from signals) or 'none' (counts only).
+    state_source: Mapped[str] = mapped_column(String(10), default="none")
+    state_signal: Mapped[str | None] = mapped_column(String(200), default=None)
+    # {"1": "running", ...} overriding the default coding; rules: [{"state": ..., "when": [...]}].
+    state_codes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state_rules: Mapped[list[Any]] = mapped_column(default=list)
+    good_signal: Mapped[str | None] = mapped_column(String(200), default=None)
+    scrap_signal: Mapped[str | None] = mapped_column(String(200), default=None)
+    # 'increment' (parts since the last reading) or 'cumulative' (a PLC counter; resets handled).
+    count_mode: Mapped[str] = mapped_column(String(12), default="increment")
+    ideal_cycle_s: Mapped[float] = mapped_column(Float, default=60.0)
+    micro_stop_s: Mapped[float] = mapped_column(Float, default=120.0)
+
+
+class ShiftCalendarRow(Base):
+    __tablename__ = "shift_calendars"
+    __table_args__ = (UniqueConstraint("site_id"),)
+    id: Mapped[str] = _id("cal")
+    org_id: Mapped[str] = _org_fk()
+    site_id: Mapped[str] = mapped_column(String(40), ForeignKey("sites.id", ondelete="CASCADE"))
+    # [{"name": "A", "start": "06:00", "end": "14:00", "days": [0, 1, 2, 3, 4]}, ...]
+    shifts: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class PlannedDowntimeRow(Base):
+    __tablename__ = "planned_downtime"
+    id: Mapped[str] = _id("pdt")
+    org_id: Mapped[str] = _org_fk()
+    site_id: Mapped[str] = mapped_column(String(40), ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DowntimeReasonRow(Base):
+    """An operator's reason for a stop, entered on the shop floor (tablet page)."""
+
+    __tablename__ = "downtime_reasons"
+    __table_args__ = (Index("ix_downtime_reasons_asset_start", "asset_id", "start"),)
+    id: Mapped[str] = _id("dtr")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    entered_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProductionCountRow(Base):
+    """Good and scrap parts reported through the API or a file (tags go to the time series)."""
+
+    __tablename__ = "production_counts"
+    __table_args__ = (Index("ix_production_counts_asset_ts", "asset_id", "ts"),)
+    id: Mapped[str] = _id("cnt")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column()
+    product: Mapped[str] = mapped_column(String(200), default="")
+    good: Mapped[float] = mapped_column(Float, default=0.0)
+    scrap: Mapped[float] = mapped_column(Float, default=0.0)
+    # The product's ideal cycle time; None falls back to the machine's.
+    ideal_cycle_s: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class ComplexConsentRow(Base):
+    """A company's recorded, revocable consent to count in the industrial complex's aggregates."""
+
+    __tablename__ = "complex_consents"
+    id: Mapped[str] = _id("consent")
+    org_id: Mapped[str] = _org_fk()
+    complex_name: Mapped[str] = mapped_column(String(200), default="")
+    # Whether the company may be named in the complex view (otherwise it is only counted).
+    named: Mapped[bool] = mapped_column(Boolean, default=False)
+    given_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    given_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 # Tables whose rows belong to one organisation; the scoped data-access layer refuses others.
 TENANT_TABLES: tuple[type[Base], ...] = (
     UserRow,
@@ -315,6 +405,12 @@ TENANT_TABLES: tuple[type[Base], ...] = (
     DeploymentRow,
     AlertRow,
     EdgeDeviceRow,
+    ProductionConfigRow,
+    ShiftCalendarRow,
+    PlannedDowntimeRow,
+    DowntimeReasonRow,
+    ProductionCountRow,
+    ComplexConsentRow,
 )
 
 

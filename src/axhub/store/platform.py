@@ -53,3 +53,18 @@ def usage_by_org(session: Session) -> dict[str, dict[str, int]]:
             if org_id in usage:
                 usage[org_id][key] = int(n)
     return usage
+
+
+def consenting_orgs(session: Session) -> list[tuple[OrganizationRow, bool]]:
+    """Organisations whose consent to the industrial-complex view is in force, and whether each
+    may be named. Withdrawing consent (``revoked_at``) removes a company from every aggregate at
+    once, since aggregates are computed from this list on every request."""
+    from axhub.store.models import ComplexConsentRow
+
+    rows = session.execute(
+        select(OrganizationRow, ComplexConsentRow.named)
+        .join(ComplexConsentRow, ComplexConsentRow.org_id == OrganizationRow.id)
+        .where(ComplexConsentRow.revoked_at.is_(None))
+        .order_by(OrganizationRow.created_at)
+    ).all()
+    return [(org, bool(named)) for org, named in rows]

@@ -32,6 +32,7 @@ def plotly_js_path() -> Path | None:
 def mount_web(app: FastAPI) -> None:
     from axhub.web.actions import router as actions_router
     from axhub.web.pages import router as pages_router
+    from axhub.web.performance import router as performance_router
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
@@ -54,3 +55,4 @@ def mount_web(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(actions_router)
     app.include_router(pages_router)
+    app.include_router(performance_router)

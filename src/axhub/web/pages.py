@@ -44,11 +44,13 @@ NAV: list[tuple[str, str, Need]] = [
     ("/", "nav.overview", Need.READ),
     ("/alerts", "nav.alerts", Need.READ),
     ("/inspection", "nav.inspection", Need.READ),
+    ("/performance", "nav.performance", Need.READ),
     ("/data", "nav.data", Need.INGEST),
     ("/models", "nav.models", Need.READ),
     ("/jobs", "nav.jobs", Need.READ),
     ("/admin", "nav.admin", Need.ADMIN),
     ("/operator", "nav.operator", Need.OPERATOR),
+    ("/complex", "nav.complex", Need.OPERATOR),
 ]
 
 
@@ -175,8 +177,11 @@ def switch_language(code: str, next: str = "/") -> Response:
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, principal: PagePrincipal) -> HTMLResponse:
     with _Page(request, principal) as page:
+        from axhub.web.performance import oee_card
+
         data = views.plant_overview(page.scope)
-        return render(request, "overview.html", active="/", **page.ident, **data)
+        oee = oee_card(page.scope, app_state(request))
+        return render(request, "overview.html", active="/", oee=oee, **page.ident, **data)
 
 
 @router.get("/assets/{slug}", response_class=HTMLResponse)

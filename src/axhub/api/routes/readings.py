@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from axhub.api.deps import AppState, IngestScope, Reader, State, app_state
+from axhub.api.deps import AppState, IngestScope, Reader, State, app_state, timeseries_store
 from axhub.api.errors import ERROR_RESPONSES, ApiError
 from axhub.api.schemas.plant import ReadingsIn, ReadingsOut, SeriesOut, WriteOut
 from axhub.core.timeutil import as_utc, utcnow
@@ -34,15 +34,7 @@ _INTERVAL = r"^[0-9]{1,6}(ms|s|min|m|h|D|d)$"
 
 
 def _store(state: State) -> Any:
-    try:
-        from axhub.store.timeseries import TimeSeriesStore
-    except ImportError as exc:
-        raise ApiError(503, "unavailable", "the time-series store is not installed on this hub") from exc
-    cached = getattr(state, "_timeseries", None)
-    if cached is None:
-        cached = TimeSeriesStore(state.settings.timeseries_root)
-        state._timeseries = cached  # type: ignore[attr-defined]
-    return cached
+    return timeseries_store(state)
 
 
 def _to_series(result: Any, signals: list[str], units: dict[str, str]) -> list[SeriesOut]:

@@ -21,59 +21,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from axhub.core.reading_rules import check_batch
 from axhub.core.readings import READINGS_SCHEMA, ReadingSink
 from axhub.ingest.connectors.base import Backoff, Delivery, Rejected, Source
 from axhub.ingest.deadletter import DeadLetterStore
 
 log = logging.getLogger(__name__)
 
-_SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-# Readings outside these years are almost always a unit mistake (seconds sent as ms).
-MIN_TS_US = 946_684_800_000_000  # 2000-01-01
-MAX_TS_US = 4_102_444_800_000_000  # 2100-01-01
-
 
 def validate_batch(batch: pa.Table, source: str = "ingest") -> tuple[pa.Table, list[Rejected]]:
-    """Split a batch into rows fit to store and rejected rows (each with its reason)."""
-    if batch.num_rows == 0:
-        return batch, []
-    n = batch.num_rows
-    reasons: list[tuple[pa.Array, str]] = []
-    for col in ("asset", "signal"):
-        safe = pc.fill_null(pc.match_substring_regex(batch[col], _SAFE_NAME), False)
-        dots = pc.fill_null(pc.match_substring(batch[col], ".."), True)
-        reasons.append(
-            (
-                pc.or_(pc.invert(safe), dots),
-                f"{col} name must be 1-128 letters, digits, '_', '.' or '-' (no '..')",
-            )
-        )
-    ts = batch["ts"].cast(pa.int64())
-    reasons.append(
-        (pc.or_(pc.less(ts, MIN_TS_US), pc.greater_equal(ts, MAX_TS_US)), "ts outside 2000..2100 (unit?)")
-    )
-    values = batch["value"]
-    reasons.append((pc.fill_null(pc.invert(pc.is_finite(values)), False), "value is NaN or infinite"))
-    reasons.append((pc.greater(batch["quality"], 2), "quality must be 0 (good), 1 (uncertain) or 2 (bad)"))
-    bad = np.zeros(n, dtype=bool)
-    why: dict[int, str] = {}
-    for mask, reason in reasons:
-        m = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-        for i in np.flatnonzero(m & ~bad):
-            why[int(i)] = reason
-        bad |= m
-    if not bad.any():
-        return batch, []
-    rows = batch.filter(pa.array(bad)).to_pylist()
+    """Split a batch into rows fit to store and rejected rows (each with its reason).
+
+    The rule is the one of every path (``core.reading_rules``).
+    """
+    good, problems = check_batch(batch)
     rejected = [
-        Rejected(source, f"{r['asset']}/{r['signal']}", why[i], json.dumps(r, default=str).encode())
-        for i, r in zip(np.flatnonzero(bad).tolist(), rows, strict=True)
+        Rejected(
+            source,
+            f"{p.reading['asset']}/{p.reading['signal']}",
+            p.problem.en,
+            json.dumps(p.reading, default=str, ensure_ascii=False).encode(),
+        )
+        for p in problems
     ]
-    return batch.filter(pa.array(~bad)), rejected
+    return good, rejected
 
 
 @dataclass

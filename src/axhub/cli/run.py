@@ -34,6 +34,13 @@ def _serialised(func: Callable[[Any], None]) -> Callable[[Any], None]:
     return call
 
 
+def _health_line(health: dict[str, Any]) -> str:
+    """One source's state for the periodic summary line (never payloads)."""
+    state = "ok" if health.get("ok") else "NOT OK"
+    problems = health.get("problems") or []
+    return f"{health.get('kind')}: {state}" + (f" ({'; '.join(problems[:3])})" if problems else "")
+
+
 def register(app: typer.Typer) -> None:
     run_app = typer.Typer(
         help="Long-running services: the ingest worker and the live simulated plant. / 상시 실행 서비스.",
@@ -64,7 +71,7 @@ def register(app: typer.Typer) -> None:
         / 설비 데이터를 계속 수집해 시계열 저장소에 기록합니다.
         """
         from axhub.core.settings import get_settings
-        from axhub.ingest.connectors.factory import build_source, configured_protocols
+        from axhub.ingest.connectors.factory import build_source, configured_protocols, quiet_protocol_loggers
         from axhub.ingest.deadletter import DeadLetterStore
         from axhub.ingest.tag_mapping import load_mapping
         from axhub.ingest.worker import IngestWorker
@@ -74,6 +81,7 @@ def register(app: typer.Typer) -> None:
         from axhub.store.timeseries import TimeSeriesStore
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        quiet_protocol_loggers()
         mapping = load_mapping(config)
         settings = get_settings()
         settings.ensure_dirs()
@@ -121,15 +129,23 @@ def register(app: typer.Typer) -> None:
                 written = sum(w.stats.written for w in workers)
                 rate = (written - last_written) / (time.monotonic() - last)
                 dead = sum(w.stats.dead_letters for w in workers)
-                console.print(f"written {written:,} readings ({rate:,.0f}/s), dead letters {dead}")
+                console.print(
+                    f"written {written:,} readings ({rate:,.0f}/s), dead letters {dead}; "
+                    + "; ".join(_health_line(w.health()) for w in workers)
+                )
                 last, last_written = time.monotonic(), written
         for thread in threads:
             thread.join(30)
+        failed = [w for w in workers if w.error]
         for w in workers:
             console.print(
                 f"{w.source.kind}: written {w.stats.written:,}, duplicates dropped {w.stats.duplicates:,}, "
-                f"dead letters {w.stats.dead_letters}"
+                f"dead letters {w.stats.dead_letters}" + (f" [red]stopped: {w.error}[/]" if w.error else "")
             )
+        if failed and not stop.is_set():
+            # A worker that died must not leave a process that looks alive: exit non-zero so the
+            # service manager restarts it (unacked messages are redelivered).
+            raise typer.Exit(1)
 
     @run_app.command("sim-live")
     @friendly_errors

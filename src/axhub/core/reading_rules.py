@@ -22,7 +22,9 @@ letter and a dashboard page can each say it in their reader's language.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,6 +139,37 @@ def _asset_id_problem(name: str) -> Problem | None:
         "(e.g. press-01); the Korean or English name is the asset's display name",
         f"{_show(name)}은(는) 설비 ID로 쓸 수 없습니다: ID는 영문자, 숫자, '_', '.', '-'로 씁니다"
         "(예: press-01). 한글 이름은 설비의 표시 이름으로 넣으세요",
+    )
+
+
+def asset_id_from_name(name: str) -> str:
+    """A stable asset id for a name that is not one ('Door Open', '프레스 1', 'Line/3').
+
+    ASCII letters and digits are kept (lower-cased, other runs become '-'); a short hash of the
+    original keeps names apart that would otherwise meet ('Line 1' and 'line-1'). Valid ids
+    are returned unchanged.
+    """
+    if asset_id_problem(name) is None:
+        return name
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:100]
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else f"id-{digest}"
+
+
+def signal_name_from(name: str) -> str:
+    """A valid signal name for a browsed/received name that breaks the rule (the original stays
+    the display name): characters outside the rule become '_', '..' becomes '_'."""
+    if signal_name_problem(name) is None:
+        return name
+    chars = [c if c in NAME_PUNCTUATION or unicodedata.category(c)[0] in "LNM" else "_" for c in name]
+    out = "".join(chars).replace("..", "_").strip()
+    while out and unicodedata.category(out[0])[0] not in "LN":
+        out = out[1:]
+    out = out[:MAX_NAME_CHARS]
+    return (
+        out
+        if out and signal_name_problem(out) is None
+        else "signal_" + hashlib.sha256(name.encode()).hexdigest()[:8]
     )
 
 

@@ -78,6 +78,23 @@ class MqttTopicRule(Scaling):
     ts_unit: Literal["s", "ms", "us", "ns"] = "ms"
     # Rename signals coming from the payload: {"temp_c": "temperature"}.
     rename: dict[str, str] = Field(default_factory=dict)
+    # "json": every JSON shape below is recognised by itself (AX Hub readings/records/columns,
+    # ThingsBoard device and gateway telemetry, Kepware IoT Gateway, Node-RED objects);
+    # "sparkplug": Sparkplug B protobuf on spBv1.0/<group>/<type>/<node>[/<device>] topics.
+    format: Literal["json", "sparkplug"] = "json"
+    # The payload key holding the time; default: 'ts', then 'timestamp' (Node-RED, Kepware).
+    # A time under any other key is refused, never replaced by the arrival time.
+    ts_key: str | None = None
+    # Gateways that send numbers as text ("12.5"): opt in per rule; off, such values are refused.
+    numbers_as_strings: bool = False
+    # Numeric quality codes: 0/1/2 are AX Hub's (good/uncertain/bad), 3-255 OPC Classic (DA)
+    # quality bytes (192 = good), larger OPC UA status codes; or force one reading.
+    quality_codes: Literal["auto", "axhub", "opc-da", "opc-ua"] = "auto"
+    # Asset names as machines send them -> asset ids ({"프레스 1": "press-01", "Device A": "dev-a"}).
+    assets: dict[str, str] = Field(default_factory=dict)
+    # Names that are not asset ids and not in 'assets' become ids made from them (the name kept
+    # as display name) instead of being refused.
+    make_ids: bool = False
 
     @field_validator("topic")
     @classmethod

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -91,6 +92,8 @@ class IngestWorker:
         self._pending_rows = 0
         self._oldest: float | None = None
         self._retry = Backoff(retry_min_s, retry_max_s)
+        self.error: str | None = None
+        self.running = False
 
     def step(self, stop: threading.Event | None = None) -> None:
         """Poll once (waiting at most until the next flush is due) and flush when due."""
@@ -167,14 +170,40 @@ class IngestWorker:
         connect: bool = True,
     ) -> WorkerStats:
         """Run until ``stop`` is set (or ``until(stats)`` is true); flush and close at the end."""
-        if connect:
-            self.source.connect()
+        self.running = True
         try:
+            if connect:
+                self.source.connect()
             while not stop.is_set():
                 self.step(stop)
                 if until is not None and until(self.stats):
                     break
             self.flush(stop)
+        except BaseException as exc:
+            # Shown in the health (and by ``axhub run ingest``), never a silently idle worker.
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("ingest worker for %s stopped", self.source.kind)
+            raise
         finally:
+            self.running = False
             self.source.close()
         return self.stats
+
+    def health(self) -> dict[str, Any]:
+        """The worker's real state: its source's health, plus store failures and whether it runs."""
+        source = self.source.health()
+        problems = list(source.get("problems", []))
+        if self.error:
+            problems.insert(0, f"the worker stopped: {self.error}")
+        if self.stats.write_failures and self._pending:
+            problems.append(
+                f"store writes failing ({self.stats.write_failures} so far); nothing acked meanwhile"
+            )
+        return {
+            **source,
+            "ok": bool(source.get("ok")) and self.running and not self.error,
+            "running": self.running,
+            "written": self.stats.written,
+            "dead_letters": self.stats.dead_letters,
+            "problems": problems,
+        }

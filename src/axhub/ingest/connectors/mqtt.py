@@ -19,6 +19,7 @@ Why it does not lose or duplicate readings:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from axhub.ingest.connectors.base import EMPTY_BATCH, Delivery, DeliveryBuffer, Rejected, Source
+from axhub.ingest.connectors.base import EMPTY_BATCH, Backoff, Delivery, DeliveryBuffer, Rejected, Source
 from axhub.ingest.connectors.json_payload import JsonPayloadParser
 from axhub.ingest.tag_mapping import MqttConfig, MqttTopicRule
 
@@ -83,17 +84,25 @@ class MqttSource(Source):
         self._lock = threading.Lock()
         self._unacked = threading.Semaphore(config.receive_maximum)
         self._closing = False
+        self._thread: threading.Thread | None = None
         self.connects = 0
         self.disconnects = 0
         self.messages = 0
+        # The network thread's crashes (a bug in a callback, a paho failure): it is restarted
+        # with a fresh connection, and the last error is shown in the health.
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.refused: str | None = None
 
     # -- paho callbacks (network thread) -------------------------------------------------
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _props: Any
     ) -> None:
         if reason_code.is_failure:
+            self.refused = str(reason_code)
             log.warning("MQTT connect to %s:%s refused: %s", self.config.host, self.config.port, reason_code)
             return
+        self.refused = None
         with self._lock:
             self._generation += 1
             self.connects += 1
@@ -138,6 +147,14 @@ class MqttSource(Source):
         while not self._unacked.acquire(timeout=0.25):
             if self._closing:
                 return
+        try:
+            self._deliver(client, msg)
+        except Exception as exc:  # nothing a publisher sends may stop the network thread
+            log.exception("MQTT message on %s could not be handled", msg.topic)
+            self._unacked.release()
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _deliver(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         self.messages += 1
         generation = self._generation
         mid, qos = msg.mid, msg.qos
@@ -160,23 +177,24 @@ class MqttSource(Source):
             self._buffer.put(Delivery(EMPTY_BATCH, rejected, ack))
             return
         rule, values = found
-        batch, reasons = self._parser(rule).parse(bytes(msg.payload), values, received_us)
+        try:
+            batch, reasons = self._parser(rule).parse(bytes(msg.payload), values, received_us)
+        except Exception as exc:  # parsers never raise; this is the last line of defence
+            batch, reasons = EMPTY_BATCH, [f"payload could not be read ({type(exc).__name__}: {exc})"]
         rejected = (
-            [Rejected("mqtt", msg.topic, "; ".join(reasons[:20]), bytes(msg.payload))] if reasons else []
+            [Rejected("mqtt", msg.topic, "; ".join(reasons[:20])[:2000], bytes(msg.payload))]
+            if reasons
+            else []
         )
         self._buffer.put(Delivery(batch, rejected, ack))
 
     # -- Source ---------------------------------------------------------------------------
-    def connect(self) -> None:
-        self._closing = False
+    def _new_client(self) -> mqtt.Client:
         client = make_client(self.config, client_id=self.client_id, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        self._client = client
         clean_start: Any = False if self.config.version == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY
-        # connect_async + loop_start: the network thread connects, and reconnects with
-        # exponential back-off whenever the broker goes away (also if it is down at start).
         client.connect_async(
             self.config.host,
             self.config.port,
@@ -184,7 +202,59 @@ class MqttSource(Source):
             clean_start=clean_start,
             properties=connect_properties(self.config),
         )
-        client.loop_start()
+        return client
+
+    def _network(self) -> None:
+        """The network thread: paho's loop (which reconnects with back-off by itself), restarted
+        on a fresh connection if it ever dies, so the source never stops silently."""
+        backoff = Backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
+        while not self._closing:
+            client = self._client
+            if client is None:
+                return
+            try:
+                client.loop_forever(retry_first_connection=True)
+                return  # disconnect() was called: closing
+            except Exception as exc:
+                self._connected.clear()
+                self.restarts += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = backoff.next_delay()
+                log.error("MQTT network thread failed (%s); restarting in %.1fs", self.last_error, delay)
+                with contextlib.suppress(Exception):
+                    client.disconnect()
+                time.sleep(delay)
+                if not self._closing:
+                    self._client = self._new_client()
+
+    def connect(self) -> None:
+        self._closing = False
+        # connect_async + our network thread: it connects, and reconnects with exponential
+        # back-off whenever the broker goes away (also if it is down at start).
+        self._client = self._new_client()
+        self._thread = threading.Thread(target=self._network, name="mqtt-network", daemon=True)
+        self._thread.start()
+
+    def health(self) -> dict[str, Any]:
+        alive = self._thread is not None and self._thread.is_alive()
+        problems = []
+        if not alive:
+            problems.append("the MQTT network thread is not running")
+        if not self.connected:
+            problems.append(
+                f"not connected to {self.config.host}:{self.config.port}"
+                + (f" (refused: {self.refused})" if self.refused else "; reconnecting")
+            )
+        if self.last_error:
+            problems.append(f"last error: {self.last_error} (network thread restarted {self.restarts}x)")
+        return {
+            "kind": self.kind,
+            "ok": alive and self.connected,
+            "connected": self.connected,
+            "messages": self.messages,
+            "restarts": self.restarts,
+            "problems": problems,
+        }
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -206,5 +276,7 @@ class MqttSource(Source):
             return
         self._closing = True
         client.disconnect()
-        client.loop_stop()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(10)
         self._connected.clear()

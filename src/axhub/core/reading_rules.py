@@ -261,6 +261,15 @@ def _names_bad(
     return mask, per_row
 
 
+def _iso_or_us(ts_us: int | None) -> str | int | None:
+    if ts_us is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return ts_us
+
+
 @dataclass(frozen=True)
 class RowProblem:
     """One reading of a batch that breaks the rule: its position, the reading, and why."""
@@ -306,6 +315,18 @@ def check_batch(batch: pa.Table) -> tuple[pa.Table, list[RowProblem]]:
     if not bad.any():
         return batch, []
     idx = np.flatnonzero(bad)
-    rows = batch.take(pa.array(idx)).to_pylist()
+    picked = batch.take(pa.array(idx))
+    # Built by hand: an out-of-range time cannot become a Python datetime (to_pylist would raise).
+    rows = [
+        {"asset": a, "signal": s, "ts": _iso_or_us(t), "value": v, "quality": q}
+        for a, s, t, v, q in zip(
+            picked["asset"].cast(pa.string()).to_pylist(),
+            picked["signal"].cast(pa.string()).to_pylist(),
+            picked["ts"].cast(pa.int64()).to_pylist(),
+            picked["value"].cast(pa.float64()).to_pylist(),
+            picked["quality"].cast(pa.int64()).to_pylist(),
+            strict=True,
+        )
+    ]
     problems = [RowProblem(int(i), r, why[int(i)]) for i, r in zip(idx.tolist(), rows, strict=True)]
     return batch.filter(pa.array(~bad)), problems

@@ -33,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from axhub.ingest.connectors.base import EMPTY_BATCH, Backoff, Delivery, DeliveryBuffer, Rejected, Source
 from axhub.ingest.connectors.json_payload import JsonPayloadParser
+from axhub.ingest.connectors.sparkplug import SparkplugParser
 from axhub.ingest.tag_mapping import MqttConfig, MqttTopicRule
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class MqttSource(Source):
         self.client_id = client_id or config.client_id
         self._buffer = DeliveryBuffer()
         self._parsers: dict[int, JsonPayloadParser] = {}
+        self._sparkplug: dict[int, SparkplugParser] = {}
         self._client: mqtt.Client | None = None
         self._generation = 0
         self._connected = threading.Event()
@@ -142,6 +144,21 @@ class MqttSource(Source):
             parser = self._parsers[id(rule)] = JsonPayloadParser(rule)
         return parser
 
+    def _sparkplug_parser(self, rule: MqttTopicRule) -> SparkplugParser:
+        parser = self._sparkplug.get(id(rule))
+        if parser is None:
+            parser = self._sparkplug[id(rule)] = SparkplugParser(rule)
+        return parser
+
+    def display_names(self) -> dict[str, str]:
+        """Asset ids made from names (``make_ids``) -> the names as machines sent them."""
+        out: dict[str, str] = {}
+        for parser in self._parsers.values():
+            out.update(parser.display_names)
+        for sparkplug in self._sparkplug.values():
+            out.update(sparkplug.display_names)
+        return out
+
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # Wait for room (back-pressure); on close, leave the message unacked for redelivery.
         while not self._unacked.acquire(timeout=0.25):
@@ -178,7 +195,15 @@ class MqttSource(Source):
             return
         rule, values = found
         try:
-            batch, reasons = self._parser(rule).parse(bytes(msg.payload), values, received_us)
+            if rule.format == "sparkplug":
+                result = self._sparkplug_parser(rule).parse_message(
+                    msg.topic, bytes(msg.payload), received_us
+                )
+                batch, reasons = result.batch, result.reasons
+                for topic, payload in result.publish:  # rebirth requests
+                    client.publish(topic, payload, qos=0)
+            else:
+                batch, reasons = self._parser(rule).parse(bytes(msg.payload), values, received_us)
         except Exception as exc:  # parsers never raise; this is the last line of defence
             batch, reasons = EMPTY_BATCH, [f"payload could not be read ({type(exc).__name__}: {exc})"]
         rejected = (
@@ -247,6 +272,11 @@ class MqttSource(Source):
             )
         if self.last_error:
             problems.append(f"last error: {self.last_error} (network thread restarted {self.restarts}x)")
+        for parser in self._sparkplug.values():
+            if parser.gaps or parser.rebirths:
+                problems.append(
+                    f"Sparkplug: {parser.gaps} sequence gap(s), {parser.rebirths} rebirth request(s) so far"
+                )
         return {
             "kind": self.kind,
             "ok": alive and self.connected,

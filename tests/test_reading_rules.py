@@ -467,3 +467,82 @@ def test_a_crashed_network_thread_is_restarted_and_shows_in_the_health(broker: N
         pub.disconnect()
         pub.loop_stop()
         source.close()
+
+
+@pytest.mark.mqtt
+def test_korean_signal_names_from_mqtt_are_stored_and_scored(broker: None, tmp_path: Path) -> None:
+    """Issue 10: a model trained on Korean signal names scores the same names arriving by MQTT."""
+    import pandas as pd
+
+    from axhub.ml.anomaly import MSPC
+    from axhub.registry.bundle import BundleRunner
+    from axhub.serve.alerts import AlertManager, MemoryAlertSink
+    from axhub.serve.scorer import LiveScoring, StreamingScorer
+
+    rng = np.random.default_rng(1)
+    flow = 50 + 5 * rng.standard_normal(1500)
+    names = ["유량", "압력", "전류"]
+    frame = pd.DataFrame(
+        {
+            "유량": flow,
+            "압력": 2.0 + 0.04 * flow + 0.05 * rng.standard_normal(1500),
+            "전류": 10 + 0.2 * flow + 0.1 * rng.standard_normal(1500),
+        }
+    )
+    MSPC(columns=names).fit(frame).save(tmp_path / "mspc")
+    alerts = MemoryAlertSink()
+    scorer = StreamingScorer(
+        BundleRunner(tmp_path / "mspc"), "pump-01", AlertManager(alerts), model_name="mspc"
+    )
+    prefix = f"axrules/{uuid.uuid4().hex[:8]}"
+    config = MqttConfig.model_validate(
+        {
+            "port": BROKER[1],
+            "client_id": f"w-{uuid.uuid4().hex[:8]}",
+            "topics": [{"topic": f"{prefix}/{{asset}}"}],
+        }
+    )
+    source = MqttSource(config)
+    store = TimeSeriesStore(tmp_path / "ts")
+    worker = IngestWorker(
+        source,
+        store,
+        "org1",
+        DeadLetterStore(tmp_path / "dl"),
+        flush_interval_s=0.05,
+        on_written=LiveScoring([scorer]),
+    )
+    source.connect()
+    assert source.wait_connected(5)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"connect": False}, daemon=True)
+    thread.start()
+    pub = _publisher()
+    try:
+        messages = []
+        for i in range(120):
+            f = 50 + 5 * rng.standard_normal()
+            current = 10 + 0.2 * f + (1.5 if i >= 100 else 0.0)  # the last 20: a motor problem
+            noise = 0.05 * rng.standard_normal(2)
+            values = {"유량": f, "압력": 2.0 + 0.04 * f + noise[0], "전류": current + 2 * noise[1]}
+            messages.append(
+                (f"{prefix}/pump-01", json.dumps({"ts": T0_MS + i * 1000, "values": values}).encode())
+            )
+        _publish(pub, messages)
+        assert _wait(lambda: scorer.stats.rows_scored >= 119 and bool(alerts.alerts))
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        stop.set()
+        thread.join(10)
+    assert worker.stats.dead_letters == 0 and worker.stats.written == 360
+    stored = store.query("org1", "pump-01", names, *_window())
+    assert len(stored) > 0
+    explained = [e["signal"] for a in alerts.alerts.values() for e in a.event.explanation]
+    assert "전류" in explained and set(explained) <= set(names)  # alerts name the Korean signals
+
+
+def _window() -> tuple[Any, Any]:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(T0_MS / 1000 - 10, UTC), datetime.fromtimestamp(T0_MS / 1000 + 200, UTC)

@@ -120,7 +120,7 @@ def test_browse_names_missing_nodes_and_depth_are_reported(
         thread.join(15)
     # Every stored name follows the one rule; the browse names are kept as display names.
     assert all(signal_name_problem(s) is None for _a, s in signals())
-    assert source.display_names()[(PRESS, "Zone1 °C")] == "Press 1/Zone1 °C"
+    assert source.display_names()[PRESS] == "Press 1"
     assert ("press-1", "ghost") not in signals()
     problems = " | ".join(health["problems"])
     assert "ns=1;s=NoSuchTag" in problems and "BadNodeIdUnknown" in problems
@@ -230,3 +230,15 @@ def test_run_ingest_logs_summaries_not_payloads(plain_server: tuple[NodePeer, in
     assert len(out.encode()) < 20_000, out[-2000:]  # summaries: was 88 MB in 25 s at 1,000 tags
     summaries = [line for line in out.splitlines() if line.startswith("written ")]
     assert summaries and "/s)" in summaries[-1] and "opcua: ok" in summaries[-1], out[-2000:]
+    # The signals it stored are registered for the dashboard, browse names as display names.
+    from sqlalchemy import select
+
+    from axhub.core.settings import Settings
+    from axhub.store.db import Database
+    from axhub.store.models import AssetRow, SignalRow
+
+    db = Database(Settings(home=tmp_path / "home").database_url)
+    with db.session() as session:
+        rows = set(session.execute(select(SignalRow.name, AssetRow.name, AssetRow.slug).join(AssetRow)).all())
+    db.dispose()
+    assert ("온도", "Press 1", PRESS) in rows and ("Zone1 °C", "Press 1", PRESS) in rows

@@ -34,6 +34,14 @@ def _serialised(func: Callable[[Any], None]) -> Callable[[Any], None]:
     return call
 
 
+def _chain(hooks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
+    def call(batch: Any) -> None:
+        for hook in hooks:
+            hook(batch)
+
+    return call
+
+
 def _health_line(health: dict[str, Any]) -> str:
     """One source's state for the periodic summary line (never payloads)."""
     state = "ok" if health.get("ok") else "NOT OK"
@@ -73,6 +81,7 @@ def register(app: typer.Typer) -> None:
         from axhub.core.settings import get_settings
         from axhub.ingest.connectors.factory import build_source, configured_protocols, quiet_protocol_loggers
         from axhub.ingest.deadletter import DeadLetterStore
+        from axhub.ingest.registrar import SignalRegistrar
         from axhub.ingest.tag_mapping import load_mapping
         from axhub.ingest.worker import IngestWorker
         from axhub.serve.alerts import AlertManager, DbAlertSink
@@ -91,7 +100,7 @@ def register(app: typer.Typer) -> None:
         store = TimeSeriesStore(settings.timeseries_root)
         # The organisation's deployed models score every batch right after it is stored.
         scorers = deployed_scorers(db, settings, org_id, AlertManager(DbAlertSink(db, org_id)))
-        on_written = _serialised(LiveScoring(scorers)) if scorers else None
+        scoring = _serialised(LiveScoring(scorers)) if scorers else None
         deadletters = DeadLetterStore(settings.home / "deadletter")
         protocols = [p for p in configured_protocols(mapping) if not only or p in only]
         if not protocols:
@@ -102,6 +111,12 @@ def register(app: typer.Typer) -> None:
         threads: list[threading.Thread] = []
         for protocol in protocols:
             source = build_source(mapping, protocol, client_id=client_id)
+            # New signals (Korean names too) are registered so the dashboard lists them.
+            names = getattr(source, "display_names", None)
+            hooks: list[Callable[[Any], None]] = [SignalRegistrar(db, org_id, names)]
+            if scoring is not None:
+                hooks.append(scoring)
+            on_written = _chain(hooks)
             worker = IngestWorker(
                 source,
                 store,

@@ -70,7 +70,7 @@ class Tag:
     asset: str
     signal: str
     scaling: Scaling
-    display: str = ""
+    asset_display: str = ""  # the browse name the asset id was made from
 
 
 @dataclass
@@ -103,7 +103,7 @@ async def browse_variables(client: Client, rule: OpcUaBrowse) -> BrowseResult:
                 asset, signal = fill(rule.asset, values), fill(rule.signal, values)
                 if asset and signal:
                     found[child.nodeid.to_string()] = Tag(
-                        asset_id_from_name(asset), signal_name_from(signal), rule, display=f"{asset}/{signal}"
+                        asset_id_from_name(asset), signal_name_from(signal), rule, asset_display=asset
                     )
             elif node_class == ua.NodeClass.Object:
                 if depth < rule.max_depth:
@@ -389,9 +389,13 @@ class OpcUaSource(Source):
             "problems": problems,
         }
 
-    def display_names(self) -> dict[tuple[str, str], str]:
-        """(asset, signal) -> the browse path as the server names it, for browsed tags."""
-        return {(t.asset, t.signal): t.display for t in self.tags.values() if t.display}
+    def display_names(self) -> dict[str, str]:
+        """Asset ids made from browse names -> the names as the server has them."""
+        return {
+            t.asset: t.asset_display
+            for t in self.tags.values()
+            if t.asset_display and t.asset_display != t.asset
+        }
 
     def poll(self, timeout: float) -> list[Delivery]:
         return self._buffer.drain(timeout)

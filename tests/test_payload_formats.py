@@ -113,3 +113,19 @@ def test_sparkplug_parser_never_raises(kind: str, payload: bytes) -> None:
     result = parser.parse_message(f"spBv1.0/g/{kind}/n/d", payload, T_MS * 1000)
     assert result.batch.schema == READINGS_SCHEMA
     assert isinstance(result.batch, pa.Table)
+
+
+def test_mapping_names_follow_the_rule_when_the_file_loads() -> None:
+    import pytest
+
+    from axhub.core.errors import InputValidationError
+    from axhub.ingest.tag_mapping import parse_mapping
+
+    ok = parse_mapping({"modbus": {"registers": [{"address": 1, "asset": "press-1", "signal": "주축 부하"}]}})
+    assert ok.modbus is not None and ok.modbus.registers[0].signal == "주축 부하"
+    with pytest.raises(InputValidationError, match=r"modbus\.registers\.0\.signal.*contains '<'"):
+        parse_mapping({"modbus": {"registers": [{"address": 1, "asset": "press-1", "signal": "a<b>"}]}})
+    with pytest.raises(InputValidationError, match=r"opcua\.nodes\.0\.asset.*not an asset id"):
+        parse_mapping({"opcua": {"nodes": [{"node": "ns=1;s=x", "asset": "프레스", "signal": "s"}]}})
+    with pytest.raises(InputValidationError, match="not an asset id"):
+        parse_mapping({"mqtt": {"topics": [{"topic": "a/#", "assets": {"프레스": "프레스"}}]}})

@@ -38,18 +38,46 @@ from __future__ import annotations
 import re
 import struct
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from axhub.core.errors import InputProblem, InputValidationError
+from axhub.core.reading_rules import asset_id_problem, signal_name_problem
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_asset(value: str) -> str:
+    problem = asset_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem.en)
+    return value
+
+
+def _check_signal(value: str) -> str:
+    problem = signal_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem.en)
+    return value
+
+
+# Fixed names in a mapping follow the one rule for readings, checked when the file loads.
+AssetId = Annotated[str, AfterValidator(_check_asset)]
+SignalName = Annotated[str, AfterValidator(_check_signal)]
 
 
 class Scaling(_Model):
@@ -91,7 +119,7 @@ class MqttTopicRule(Scaling):
     # quality bytes (192 = good), larger OPC UA status codes; or force one reading.
     quality_codes: Literal["auto", "axhub", "opc-da", "opc-ua"] = "auto"
     # Asset names as machines send them -> asset ids ({"프레스 1": "press-01", "Device A": "dev-a"}).
-    assets: dict[str, str] = Field(default_factory=dict)
+    assets: dict[str, AssetId] = Field(default_factory=dict)
     # Names that are not asset ids and not in 'assets' become ids made from them (the name kept
     # as display name) instead of being refused.
     make_ids: bool = False
@@ -193,8 +221,8 @@ class MqttConfig(_Model):
 # -------------------------------------------------------------------------------- OPC UA
 class OpcUaNode(Scaling):
     node: str
-    asset: str
-    signal: str
+    asset: AssetId
+    signal: SignalName
 
 
 class OpcUaBrowse(Scaling):
@@ -250,8 +278,8 @@ class ModbusRegister(Scaling):
     byte_order: Literal["big", "little"] = "big"
     # For 32-bit types: which 16-bit register holds the high word ("big" = first).
     word_order: Literal["big", "little"] = "big"
-    asset: str
-    signal: str
+    asset: AssetId
+    signal: SignalName
 
     @property
     def count(self) -> int:

@@ -14,6 +14,11 @@ One YAML file describes one connection. Example::
         - topic: plant/{asset}/{signal}      # {name} = one topic level, becomes '+'
         - topic: plant/{asset}/batch         # JSON arrays of readings
           ts_unit: ms
+        - topic: v1/gateway/telemetry        # ThingsBoard gateway: device names -> asset ids
+          assets: {"프레스 1": press-01}
+          make_ids: true                     # other names get ids made from them
+        - topic: spBv1.0/plant/#             # Sparkplug B edge nodes
+          format: sparkplug
     opcua:
       endpoint: opc.tcp://127.0.0.1:4840
       username: operator

@@ -111,6 +111,7 @@ def test_browse_names_missing_nodes_and_depth_are_reported(
             (PRESS, "Door Open"),
             (PRESS, "Zone1 °C"),
             (PRESS, "온도"),
+            (PRESS, "Sensor Fault"),
             ("press-1", "counter"),
         }
         assert wait_for(lambda: wanted <= signals()), signals()
@@ -122,6 +123,8 @@ def test_browse_names_missing_nodes_and_depth_are_reported(
     assert all(signal_name_problem(s) is None for _a, s in signals())
     assert source.display_names()[PRESS] == "Press 1"
     assert ("press-1", "ghost") not in signals()
+    # NaN from the server: a missing value (quality bad), not a dead letter at every change.
+    assert [v for a, s, v in sink.rows if s == "Sensor Fault"][:1] == [None]
     problems = " | ".join(health["problems"])
     assert "ns=1;s=NoSuchTag" in problems and "BadNodeIdUnknown" in problems
     assert "max_depth 2" in problems and "Plant.Line1.Cell1" in problems

@@ -2,7 +2,8 @@
 //
 // usage: node opcua_server.js <port> <pki-folder> [secure]
 // Address space under Objects/Plant:
-//   Press 1 (object)   : "Door Open" (Boolean), "Zone1 °C" (Double), "온도" (Double), Counter (UInt32)
+//   Press 1 (object)   : "Door Open" (Boolean), "Zone1 °C" (Double), "온도" (Double), Counter (UInt32),
+//                        "Sensor Fault" (Double, always NaN: a PLC's "no valid value")
 //   Line1/Cell1/Robot/Arm (objects, depth 5 from Plant): Speed (Double), below a browse depth of 3
 //   ns=1;s=Counter     : the same counter under a string NodeId, changing every 100 ms
 // With "secure", only Basic256Sha256 SignAndEncrypt is offered and unknown client certificates
@@ -52,6 +53,7 @@ async function main() {
   variable(press, "Zone1 °C", "Double", () => 20 + counter / 10);
   variable(press, "온도", "Double", () => 30 + counter / 10);
   variable(press, "Counter", "UInt32", () => counter, "s=Counter");
+  variable(press, "Sensor Fault", "Double", () => NaN);
   const line = ns.addObject({ componentOf: plant, browseName: "Line1" });
   const cell = ns.addObject({ componentOf: line, browseName: "Cell1" });
   const robot = ns.addObject({ componentOf: cell, browseName: "Robot" });

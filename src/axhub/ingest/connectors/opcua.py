@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -264,6 +265,10 @@ class OpcUaSource(Source):
         quality = status_to_quality(dv.StatusCode if dv is not None else None)
         if value is None or isinstance(value, bool | int | float):
             number = None if value is None else tag.scaling.apply(float(value))
+            if number is not None and not math.isfinite(number):
+                # A PLC's NaN/infinity means "no valid value" (as with Modbus): stored as a
+                # missing value of bad quality rather than a dead letter at every change.
+                number, quality = None, Quality.BAD
             assets, signals, stamps, values, quals = self._rows
             assets.append(tag.asset)
             signals.append(tag.signal)

@@ -9,6 +9,7 @@ trusted on the server, the source connects by itself); ``axhub run ingest`` logs
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -222,7 +223,9 @@ def test_run_ingest_logs_summaries_not_payloads(plain_server: tuple[NodePeer, in
         encoding="utf-8",
     )
     env = {**os.environ, "AXHUB_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    health_file = tmp_path / "health.json"
     cmd = [sys.executable, "-m", "axhub.cli.main", "run", "ingest", "-c", str(mapping), "--stats-every", "1"]
+    cmd += ["--health-file", str(health_file)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(8)
@@ -233,6 +236,8 @@ def test_run_ingest_logs_summaries_not_payloads(plain_server: tuple[NodePeer, in
     assert len(out.encode()) < 20_000, out[-2000:]  # summaries: was 88 MB in 25 s at 1,000 tags
     summaries = [line for line in out.splitlines() if line.startswith("written ")]
     assert summaries and "/s)" in summaries[-1] and "opcua: ok" in summaries[-1], out[-2000:]
+    [health] = json.loads(health_file.read_text(encoding="utf-8"))["workers"]
+    assert health["kind"] == "opcua" and health["written"] > 0 and health["tags"] >= 6
     # The signals it stored are registered for the dashboard, browse names as display names.
     from sqlalchemy import select
 

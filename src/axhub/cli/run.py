@@ -42,6 +42,17 @@ def _chain(hooks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
     return call
 
 
+def _write_health(path: Path, workers: list[Any]) -> None:
+    """The workers' health as JSON, replaced atomically (a monitor never reads half a file)."""
+    import json
+    import os
+
+    body = {"updated": time.time(), "pid": os.getpid(), "workers": [w.health() for w in workers]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _health_line(health: dict[str, Any]) -> str:
     """One source's state for the periodic summary line (never payloads)."""
     state = "ok" if health.get("ok") else "NOT OK"
@@ -71,6 +82,10 @@ def register(app: typer.Typer) -> None:
         flush_rows: int = typer.Option(50_000, help="Write to the store after this many readings ..."),
         flush_ms: int = typer.Option(200, help="... or after this many milliseconds."),
         stats_every: float = typer.Option(10.0, help="Print throughput every N seconds (0 = never)."),
+        health_file: Path | None = typer.Option(
+            None,
+            help="Keep each worker's health (state, problems, counts) in this JSON file, for monitoring.",
+        ),
     ) -> None:
         """Read machines continuously into the time-series store; nothing lost, nothing twice.
 
@@ -140,6 +155,8 @@ def register(app: typer.Typer) -> None:
             stop.wait(1.0)
             if stop.is_set():
                 break
+            if health_file is not None:
+                _write_health(health_file, workers)
             if stats_every and time.monotonic() - last >= stats_every:
                 written = sum(w.stats.written for w in workers)
                 rate = (written - last_written) / (time.monotonic() - last)
@@ -151,6 +168,8 @@ def register(app: typer.Typer) -> None:
                 last, last_written = time.monotonic(), written
         for thread in threads:
             thread.join(30)
+        if health_file is not None:
+            _write_health(health_file, workers)
         failed = [w for w in workers if w.error]
         for w in workers:
             console.print(

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-from tests._peers import NodePeer
 
+from _peers import NodePeer
 from axhub.bench._broker import free_port
 from axhub.core.readings import WriteResult
 from axhub.ingest.connectors.modbus import ModbusSource

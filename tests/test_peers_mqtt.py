@@ -19,8 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from tests._peers import PEERS, NodePeer, require_node_peers
 
+from _peers import PEERS, NodePeer, require_node_peers
 from axhub.core.domain import Quality
 from axhub.core.reading_rules import asset_id_from_name
 from axhub.core.readings import WriteResult

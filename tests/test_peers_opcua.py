@@ -26,8 +26,8 @@ import pyarrow as pa
 import pytest
 import yaml
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from tests._peers import NodePeer, TcpProxy, require_node_peers
 
+from _peers import NodePeer, TcpProxy, require_node_peers
 from axhub.bench._broker import free_port
 from axhub.core.reading_rules import asset_id_from_name, signal_name_problem
 from axhub.core.readings import WriteResult
@@ -167,7 +167,7 @@ def test_reconnect_back_off_starts_afresh_after_each_working_session(
 
 
 def test_untrusted_certificate_is_explained_and_trusting_it_connects(tmp_path: Path) -> None:
-    from tests.test_connectors_opcua import CLIENT_URI, make_cert
+    from test_connectors_opcua import CLIENT_URI, make_cert
 
     port = free_port()
     pki = tmp_path / "pki"

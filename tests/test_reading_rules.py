@@ -174,7 +174,7 @@ class _Server:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, str]]:
-    from tests._api_helpers import make_hub
+    from _api_helpers import make_hub
 
     home = tmp_path_factory.mktemp("rules-api")
     hub = make_hub(home, f"sqlite:///{home / 'meta.db'}")

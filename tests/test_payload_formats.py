@@ -129,3 +129,15 @@ def test_mapping_names_follow_the_rule_when_the_file_loads() -> None:
         parse_mapping({"opcua": {"nodes": [{"node": "ns=1;s=x", "asset": "프레스", "signal": "s"}]}})
     with pytest.raises(InputValidationError, match="not an asset id"):
         parse_mapping({"mqtt": {"topics": [{"topic": "a/#", "assets": {"프레스": "프레스"}}]}})
+
+
+def test_sparkplug_rules_refuse_shared_subscriptions() -> None:
+    import pytest
+
+    from axhub.core.errors import InputValidationError
+    from axhub.ingest.tag_mapping import parse_mapping
+
+    with pytest.raises(InputValidationError, match="Sparkplug B rules cannot use shared_group"):
+        parse_mapping(
+            {"mqtt": {"shared_group": "g", "topics": [{"topic": "spBv1.0/#", "format": "sparkplug"}]}}
+        )

@@ -207,6 +207,12 @@ class MqttConfig(_Model):
     def _check_shared(self) -> MqttConfig:
         if self.shared_group and self.version != "5":
             raise ValueError("shared_group needs MQTT version '5'")
+        if self.shared_group and any(t.format == "sparkplug" for t in self.topics):
+            # A host must see every message of an edge node to check its sequence numbers.
+            raise ValueError(
+                "Sparkplug B rules cannot use shared_group: each worker would see only part of a "
+                "node's messages; run one worker for the Sparkplug topics"
+            )
         return self
 
     def subscriptions(self) -> list[str]:

@@ -101,6 +101,8 @@ def test_sparkplug_data_before_birth_and_unknown_alias_ask_for_a_rebirth() -> No
         topic, _payload(1, [{"alias": 3, "datatype": spb.DOUBLE, "double_value": 3.0}]), 0
     )
     assert result.batch["value"].to_pylist() == [3.0] and not result.publish
+    state = parser.parse_message("spBv1.0/STATE/scada-1", b'{"online": true, "timestamp": 1}', 0)
+    assert state.batch.num_rows == 0 and state.reasons == []  # another host's state: not readings
 
 
 @settings(max_examples=300, deadline=None)

@@ -168,6 +168,8 @@ class SparkplugParser:
     ) -> tuple[pa.Table, list[str]]:
         empty = READINGS_SCHEMA.empty_table()
         parts = topic.split("/")
+        if len(parts) >= 2 and parts[0] == NAMESPACE and parts[1] == "STATE":
+            return empty, []  # another host application's state (spBv1.0/STATE/<host>): not readings
         if len(parts) not in (4, 5) or parts[0] != NAMESPACE:
             return empty, [f"not a Sparkplug B topic ({NAMESPACE}/<group>/<type>/<node>[/<device>])"]
         _ns, group, kind, node_id, *rest = parts

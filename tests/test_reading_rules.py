@@ -249,6 +249,19 @@ def test_http_refuses_the_whole_request_with_a_reason(
     assert client.get(f"/api/v1/assets/{asset}/readings").status_code == 200
 
 
+def test_http_refusal_speaks_korean_when_asked(api: tuple[httpx.Client, str]) -> None:
+    client, asset = api
+    body = json.dumps({"readings": [{"time": "0001-01-01T00:00:00Z", "signal": "온도", "value": 1.0}]})
+    r = client.post(
+        f"/api/v1/assets/{asset}/readings",
+        content=body,
+        headers={"Content-Type": "application/json", "Accept-Language": "ko-KR,ko;q=0.9"},
+    )
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert "아무것도 저장하지 않았습니다" in error["message"] and "범위 밖" in error["details"][0]["message"]
+
+
 def test_http_accepts_a_large_finite_value(api: tuple[httpx.Client, str]) -> None:
     client, asset = api
     r = _post(client, asset, [{"time": "2023-11-15T02:00:00Z", "signal": "big", "value": 1e39}])

@@ -143,3 +143,27 @@ def test_sparkplug_rules_refuse_shared_subscriptions() -> None:
         parse_mapping(
             {"mqtt": {"shared_group": "g", "topics": [{"topic": "spBv1.0/#", "format": "sparkplug"}]}}
         )
+
+
+def test_opcua_failures_are_described_not_left_empty() -> None:
+    from axhub.ingest.connectors.opcua import describe_failure
+    from axhub.ingest.tag_mapping import OpcUaConfig
+
+    secure = OpcUaConfig(
+        endpoint="opc.tcp://plc:4840",
+        security_policy="Basic256Sha256",
+        security_mode="SignAndEncrypt",
+        certificate="/etc/axhub/client.pem",
+        private_key="/etc/axhub/client.key",
+        nodes=[{"node": "ns=1;s=x", "asset": "a", "signal": "s"}],
+    )
+    refused = describe_failure(ConnectionRefusedError(111, "refused"), secure)
+    assert "nothing listens at opc.tcp://plc:4840" in refused and "certificate" not in refused
+    closed = describe_failure(ConnectionError(""), secure)
+    assert "trust this client certificate on the server (/etc/axhub/client.pem)" in closed
+    later = describe_failure(ConnectionError("Connection is closed"), secure, connecting=False)
+    assert later == "Connection is closed"  # a session that worked and then dropped: no certificate advice
+    assert (
+        describe_failure(TimeoutError(), secure.model_copy(update={"security_policy": "None"}))
+        == "TimeoutError"
+    )

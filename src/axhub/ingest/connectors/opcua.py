@@ -117,8 +117,14 @@ async def browse_variables(client: Client, rule: OpcUaBrowse) -> BrowseResult:
     return BrowseResult(found, too_deep)
 
 
-def describe_failure(exc: BaseException, cfg: OpcUaConfig) -> str:
-    """What went wrong, in words a person can act on (asyncua's own text is often empty)."""
+def describe_failure(exc: BaseException, cfg: OpcUaConfig, *, connecting: bool = True) -> str:
+    """What went wrong, in words a person can act on (asyncua's own text is often empty).
+
+    ``connecting``: the failure came before a session was established, where a server that
+    refuses our certificate simply closes the secure channel.
+    """
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing listens at {cfg.endpoint} (is the server running, the port right?)"
     text = str(exc).strip()
     code = getattr(exc, "code", None)
     if isinstance(exc, ua.UaStatusCodeError) and code is not None:
@@ -132,8 +138,9 @@ def describe_failure(exc: BaseException, cfg: OpcUaConfig) -> str:
         "NoValidCertificates",
     )
     refused_during_handshake = isinstance(exc, ConnectionError | TimeoutError | asyncio.IncompleteReadError)
+    closed = refused_during_handshake or not str(exc).strip()
     if cfg.security_policy != "None" and (
-        any(w in text for w in certificate_words) or refused_during_handshake or not str(exc).strip()
+        any(w in text for w in certificate_words) or (connecting and closed)
     ):
         text += (
             f". The server did not accept our certificate ({cfg.security_policy}, {cfg.security_mode}): "
@@ -351,7 +358,7 @@ class OpcUaSource(Source):
                 if self.connects > connects:
                     backoff.reset()  # that session worked: a server that is back is retried soon
                 delay = backoff.next_delay()
-                self.last_error = describe_failure(exc, self.config)
+                self.last_error = describe_failure(exc, self.config, connecting=self.connects == connects)
                 log.warning("OPC UA %s: %s; retrying in %.1fs", self.config.endpoint, self.last_error, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)

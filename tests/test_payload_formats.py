@@ -167,3 +167,15 @@ def test_opcua_failures_are_described_not_left_empty() -> None:
         describe_failure(TimeoutError(), secure.model_copy(update={"security_policy": "None"}))
         == "TimeoutError"
     )
+
+
+def test_sparkplug_stale_will_of_an_older_session_is_ignored() -> None:
+    parser = SparkplugParser(MqttTopicRule(topic="spBv1.0/#", format="sparkplug"))
+    metrics = [{"name": "bdSeq", "datatype": spb.INT64, "long_value": 4}]
+    metrics.append({"name": "rpm", "alias": 1, "datatype": spb.DOUBLE, "double_value": 1.0})
+    parser.parse_message("spBv1.0/g/NBIRTH/n1", _payload(0, metrics), 0)
+    stale = _payload(0, [{"name": "bdSeq", "datatype": spb.INT64, "long_value": 3}], ts=None)
+    assert parser.parse_message("spBv1.0/g/NDEATH/n1", stale, T_MS * 1000).batch.num_rows == 0
+    current = _payload(0, [{"name": "bdSeq", "datatype": spb.INT64, "long_value": 4}], ts=None)
+    death = parser.parse_message("spBv1.0/g/NDEATH/n1", current, T_MS * 1000).batch.to_pylist()
+    assert [(r["signal"], r["value"], r["quality"]) for r in death] == [("rpm", None, Quality.BAD)]

@@ -11,7 +11,8 @@ specification asks a host to keep:
   ``REBIRTH_EVERY_S`` per node; the data that can be read is stored meanwhile.
 - **Deaths** (NDEATH, DDEATH) become readings: every metric of the node (or device) gets a
   null value with quality *bad* at the time of death, so charts and models see the gap. An
-  NDEATH is the MQTT will registered at connect time, so its arrival is the time of death.
+  NDEATH is the MQTT will registered at connect time, so its arrival is the time of death; one
+  whose ``bdSeq`` is not the current birth's is an older session's will and is ignored.
 
 Names: the asset is the device id (DDATA...) or the edge node id (NDATA...), through the rule's
 ``assets`` map and ``make_ids``; a metric name's folder separators ('/') become '.', so
@@ -74,6 +75,7 @@ class _Node:
 
     seq: int | None = None
     born: bool = False
+    bd_seq: int | None = None  # the birth/death sequence of the current session (NBIRTH's bdSeq)
     devices: dict[str, dict[int, _Metric]] = field(default_factory=dict)
     names: dict[str, dict[str, _Metric]] = field(default_factory=dict)
     last_rebirth: float = 0.0
@@ -93,6 +95,14 @@ def rebirth_request(received_ms: int) -> bytes:
     metric = payload.metrics.add(name="Node Control/Rebirth", datatype=spb.BOOLEAN)
     metric.boolean_value = True
     return bytes(payload.SerializeToString())
+
+
+def _bd_seq(msg: Any) -> int | None:
+    for metric in msg.metrics:
+        if metric.name == "bdSeq":
+            kind = metric.WhichOneof("value")
+            return int(getattr(metric, kind)) if kind in ("int_value", "long_value") else None
+    return None
 
 
 def signal_from_metric(name: str) -> str:
@@ -185,11 +195,14 @@ class SparkplugParser:
         node = self.nodes.setdefault((group, node_id), _Node())
         reasons: list[str] = []
         if kind == "NDEATH":
+            bd_seq = _bd_seq(msg)
+            if bd_seq is not None and node.bd_seq is not None and bd_seq != node.bd_seq:
+                return empty, []  # the will of an older session: this one is alive
             return self._death(node, node_id, None, received_us), []
         # Sequence check (every message of the node but NDEATH carries seq).
         seq = int(msg.seq) if msg.HasField("seq") else None
         if kind == "NBIRTH":
-            node.seq, node.born = seq, True
+            node.seq, node.born, node.bd_seq = seq, True, _bd_seq(msg)
             node.devices, node.names = {}, {}
         elif not node.born:
             reasons.append(

@@ -134,7 +134,8 @@ def register(app: typer.Typer) -> None:
             on_written = _chain(hooks)
             worker = IngestWorker(
                 source,
-                store,
+                # Through the write-ahead log: one fsync per flush, whatever it touches.
+                store.wal_sink(),
                 org_id,
                 deadletters,
                 flush_rows=flush_rows,
@@ -170,10 +171,12 @@ def register(app: typer.Typer) -> None:
             thread.join(30)
         if health_file is not None:
             _write_health(health_file, workers)
+        store.close()  # stops the log compactor; what is still in the log stays durable
         failed = [w for w in workers if w.error]
         for w in workers:
             console.print(
-                f"{w.source.kind}: written {w.stats.written:,}, duplicates dropped {w.stats.duplicates:,}, "
+                f"{w.source.kind}: written {w.stats.written:,} (redelivered duplicates dropped when "
+                "read and compacted), "
                 f"dead letters {w.stats.dead_letters}" + (f" [red]stopped: {w.error}[/]" if w.error else "")
             )
         if failed and not stop.is_set():

@@ -15,6 +15,10 @@ Why it does not lose or duplicate readings:
   broker is told this limit (MQTT 5 Receive Maximum), and the source enforces it too
   (Mosquitto 2.0 sends past it after acks): when the limit is reached, the network thread
   waits, TCP fills up, and the broker holds the rest of the stream for us.
+- Cheap per message: the network thread only queues each message; ``poll`` (the worker's
+  thread) parses everything that arrived into one batch and hands it out as one delivery
+  whose ack sends every PUBACK. One-reading messages are what most gateways send, so the
+  per-message cost (not the per-reading cost) decides readings/s.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -31,18 +36,37 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from axhub.ingest.connectors.base import EMPTY_BATCH, Backoff, Delivery, DeliveryBuffer, Rejected, Source
-from axhub.ingest.connectors.json_payload import JsonPayloadParser
+from axhub.ingest.connectors.base import Backoff, Delivery, Rejected, Source
+from axhub.ingest.connectors.json_payload import BatchBuilder, JsonPayloadParser
 from axhub.ingest.connectors.sparkplug import SparkplugParser
 from axhub.ingest.tag_mapping import MqttConfig, MqttTopicRule
 
 log = logging.getLogger(__name__)
 
 
-def make_client(config: MqttConfig, *, client_id: str | None = None, manual_ack: bool = False) -> mqtt.Client:
+class SupervisedClient(mqtt.Client):
+    """paho's client, remembering why its network loop died (paho's thread just ends)."""
+
+    crash: str | None = None
+
+    def loop_forever(self, *args: Any, **kwargs: Any) -> mqtt.MQTTErrorCode:
+        try:
+            return super().loop_forever(*args, **kwargs)
+        except Exception as exc:
+            self.crash = f"{type(exc).__name__}: {exc}"
+            raise
+
+
+def make_client(
+    config: MqttConfig,
+    *,
+    client_id: str | None = None,
+    manual_ack: bool = False,
+    factory: type[mqtt.Client] = mqtt.Client,
+) -> mqtt.Client:
     """A paho client configured from the mapping (protocol, session, credentials, TLS)."""
     v5 = config.version == "5"
-    client = mqtt.Client(
+    client = factory(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id if client_id is not None else config.client_id,
         clean_session=None if v5 else False,
@@ -77,7 +101,10 @@ class MqttSource(Source):
     def __init__(self, config: MqttConfig, *, client_id: str | None = None) -> None:
         self.config = config
         self.client_id = client_id or config.client_id
-        self._buffer = DeliveryBuffer()
+        # (topic, payload, mid, qos, connection generation, received µs), in arrival order.
+        self._raw: deque[tuple[str, bytes | bytearray, int, int, int, int]] = deque()
+        self._arrived = threading.Event()
+        self._rules: dict[str, tuple[MqttTopicRule, dict[str, str]] | None] = {}
         self._parsers: dict[int, JsonPayloadParser] = {}
         self._sparkplug: dict[int, SparkplugParser] = {}
         self._client: mqtt.Client | None = None
@@ -110,10 +137,15 @@ class MqttSource(Source):
             self.connects += 1
         # Messages received on the previous connection but not yet acked will be redelivered;
         # drop them here so they are not written twice in a row (harmless, but wasted work).
-        dropped = self._buffer.clear()
-        for _ in range(dropped):
-            self._unacked.release()
+        dropped = 0
+        while self._raw:
+            try:
+                self._raw.popleft()
+            except IndexError:
+                break
+            dropped += 1
         if dropped:
+            self._unacked.release(dropped)
             log.info("dropped %d unacknowledged messages of the previous connection", dropped)
         qos = self.config.qos
         if self.config.version == "5":
@@ -173,49 +205,60 @@ class MqttSource(Source):
 
     def _deliver(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         self.messages += 1
-        generation = self._generation
-        mid, qos = msg.mid, msg.qos
-        done = threading.Event()
+        self._raw.append((msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1000))
+        if not self._arrived.is_set():
+            self._arrived.set()
 
-        def ack() -> None:
-            if done.is_set():
-                return
-            done.set()
-            self._unacked.release()
-            # Only ack on the connection the message came from (see the module docstring).
-            if qos > 0 and generation == self._generation:
-                client.ack(mid, qos)
+    def _rule_for(self, topic: str) -> tuple[MqttTopicRule, dict[str, str]] | None:
+        found = self._rules.get(topic, False)
+        if found is False:
+            if len(self._rules) > 100_000:  # topics are few in practice; bound it anyway
+                self._rules.clear()
+            found = self._rules[topic] = self.config.rule_for(topic)
+        return found  # type: ignore[return-value]
 
-        received_us = time.time_ns() // 1000
-        found = self.config.rule_for(msg.topic)
-        if found is None:
-            reason = "topic matches no rule of the mapping"
-            rejected = [Rejected("mqtt", msg.topic, reason, bytes(msg.payload))]
-            self._buffer.put(Delivery(EMPTY_BATCH, rejected, ack))
-            return
-        rule, values = found
-        try:
-            if rule.format == "sparkplug":
-                result = self._sparkplug_parser(rule).parse_message(
-                    msg.topic, bytes(msg.payload), received_us
+    def _gather(self, raw: list[tuple[str, bytes | bytearray, int, int, int, int]]) -> Delivery:
+        """One delivery for everything that arrived: one batch, one ack for all messages."""
+        builder = BatchBuilder()
+        rejected: list[Rejected] = []
+        for topic, payload, _mid, _qos, _gen, received_us in raw:
+            found = self._rule_for(topic)
+            if found is None:
+                rejected.append(
+                    Rejected("mqtt", topic, "topic matches no rule of the mapping", bytes(payload))
                 )
-                batch, reasons = result.batch, result.reasons
-                for topic, payload in result.publish:  # rebirth requests
-                    client.publish(topic, payload, qos=0)
-            else:
-                batch, reasons = self._parser(rule).parse(bytes(msg.payload), values, received_us)
-        except Exception as exc:  # parsers never raise; this is the last line of defence
-            batch, reasons = EMPTY_BATCH, [f"payload could not be read ({type(exc).__name__}: {exc})"]
-        rejected = (
-            [Rejected("mqtt", msg.topic, "; ".join(reasons[:20])[:2000], bytes(msg.payload))]
-            if reasons
-            else []
-        )
-        self._buffer.put(Delivery(batch, rejected, ack))
+                continue
+            rule, values = found
+            try:
+                if rule.format == "sparkplug":
+                    result = self._sparkplug_parser(rule).parse_message(topic, bytes(payload), received_us)
+                    builder.add_table(result.batch)
+                    reasons = result.reasons
+                    client = self._client
+                    for out_topic, out_payload in result.publish:  # rebirth requests
+                        if client is not None:
+                            client.publish(out_topic, out_payload, qos=0)
+                else:
+                    reasons = builder.add(self._parser(rule), bytes(payload), values, received_us)
+            except Exception as exc:  # a payload the parser trips on must not stop the stream
+                reasons = [f"could not read the payload: {type(exc).__name__}: {exc}"]
+            if reasons:
+                rejected.append(Rejected("mqtt", topic, "; ".join(reasons[:20]), bytes(payload)))
+        acks = [(mid, qos, gen) for _t, _p, mid, qos, gen, _r in raw]
+        return Delivery(builder.table(), rejected, _Acker(self, acks), messages=len(raw))
+
+    def _ack(self, acks: list[tuple[int, int, int]]) -> None:
+        client = self._client
+        generation = self._generation
+        for mid, qos, gen in acks:
+            # Only ack on the connection the message came from (see the module docstring).
+            if qos > 0 and gen == generation and client is not None:
+                client.ack(mid, qos)
+        self._unacked.release(len(acks))
 
     # -- Source ---------------------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
-        client = make_client(self.config, client_id=self.client_id, manual_ack=True)
+        client = make_client(self.config, client_id=self.client_id, manual_ack=True, factory=SupervisedClient)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -229,39 +272,50 @@ class MqttSource(Source):
         )
         return client
 
-    def _network(self) -> None:
-        """The network thread: paho's loop (which reconnects with back-off by itself), restarted
-        on a fresh connection if it ever dies, so the source never stops silently."""
+    def _watch(self) -> None:
+        """Watches paho's network thread (which reconnects with back-off by itself) and
+        restarts it on a fresh connection if it ever dies, so the source never stops silently;
+        unacknowledged messages are redelivered by the broker."""
         backoff = Backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
         while not self._closing:
+            time.sleep(0.2)
             client = self._client
-            if client is None:
-                return
-            try:
-                client.loop_forever(retry_first_connection=True)
-                return  # disconnect() was called: closing
-            except Exception as exc:
-                self._connected.clear()
-                self.restarts += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                delay = backoff.next_delay()
-                log.error("MQTT network thread failed (%s); restarting in %.1fs", self.last_error, delay)
-                with contextlib.suppress(Exception):
-                    client.disconnect()
-                time.sleep(delay)
-                if not self._closing:
-                    self._client = self._new_client()
+            if (
+                client is None
+                or self._closing
+                or not isinstance(client, SupervisedClient)
+                or not client.crash
+            ):
+                continue
+            self._connected.clear()
+            self.restarts += 1
+            self.last_error = client.crash
+            delay = backoff.next_delay()
+            log.error("MQTT network thread failed (%s); restarting in %.1fs", self.last_error, delay)
+            with contextlib.suppress(Exception):
+                client.loop_stop()
+            time.sleep(delay)
+            if not self._closing:
+                fresh = self._new_client()
+                self._client = fresh
+                fresh.loop_start()
+                if self._closing:  # closed meanwhile: do not leave a connection behind
+                    fresh.disconnect()
+                    fresh.loop_stop()
 
     def connect(self) -> None:
         self._closing = False
-        # connect_async + our network thread: it connects, and reconnects with exponential
+        # connect_async + paho's network thread: it connects, and reconnects with exponential
         # back-off whenever the broker goes away (also if it is down at start).
-        self._client = self._new_client()
-        self._thread = threading.Thread(target=self._network, name="mqtt-network", daemon=True)
+        client = self._client = self._new_client()
+        client.loop_start()
+        self._thread = threading.Thread(target=self._watch, name="mqtt-watch", daemon=True)
         self._thread.start()
 
     def health(self) -> dict[str, Any]:
-        alive = self._thread is not None and self._thread.is_alive()
+        client = self._client
+        crashed = isinstance(client, SupervisedClient) and client.crash is not None
+        alive = self._thread is not None and self._thread.is_alive() and not crashed
         problems = []
         if not alive:
             problems.append("the MQTT network thread is not running")
@@ -295,10 +349,21 @@ class MqttSource(Source):
 
     @property
     def pending_messages(self) -> int:
-        return len(self._buffer)
+        return len(self._raw)
+
+    @property
+    def window(self) -> int | None:
+        return self.config.receive_maximum
 
     def poll(self, timeout: float) -> list[Delivery]:
-        return self._buffer.drain(timeout)
+        if not self._raw:
+            self._arrived.clear()
+            if not self._raw and not self._arrived.wait(timeout):
+                return []
+        raw = []
+        for _ in range(len(self._raw)):
+            raw.append(self._raw.popleft())
+        return [self._gather(raw)] if raw else []
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -306,7 +371,21 @@ class MqttSource(Source):
             return
         self._closing = True
         client.disconnect()
+        client.loop_stop()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(10)
         self._connected.clear()
+
+
+class _Acker:
+    """Acknowledges a delivery's messages once (a second call does nothing)."""
+
+    def __init__(self, source: MqttSource, acks: list[tuple[int, int, int]]) -> None:
+        self._source = source
+        self._acks: list[tuple[int, int, int]] | None = acks
+
+    def __call__(self) -> None:
+        acks, self._acks = self._acks, None
+        if acks is not None:
+            self._source._ack(acks)

@@ -266,6 +266,7 @@ def test_http_accepts_a_large_finite_value(api: tuple[httpx.Client, str]) -> Non
     client, asset = api
     r = _post(client, asset, [{"time": "2023-11-15T02:00:00Z", "signal": "big", "value": 1e39}])
     assert r.status_code == 201, r.text
+    assert _stored(client, asset, "big") == [1e39]  # finite float64, stored as sent
 
 
 # -------------------------------------------------------------------------- parser fuzzing

@@ -33,6 +33,8 @@ if ! command -v chromium >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq chromium fonts-nanum) >/dev/null 2>&1 \
     || echo "warning: could not install chromium; browser tests will skip" >&2
 fi
+# Independent protocol peers (Node.js, npm) for the connector tests.
+bash "$(dirname "$0")/peers.sh"
 for i in $(seq 1 30); do port_open 5432 && port_open 1883 && break; sleep 1; done
 port_open 5432 || echo "warning: PostgreSQL is not reachable on 127.0.0.1:5432" >&2
 port_open 1883 || echo "warning: Mosquitto is not reachable on 127.0.0.1:1883" >&2

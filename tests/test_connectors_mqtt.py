@@ -185,7 +185,7 @@ def test_bad_rows_are_reported_and_good_rows_kept() -> None:
     table, reasons = parser.parse(payload, {"asset": "pump"}, 0)
     assert table["signal"].to_pylist() == ["a"]
     assert len(reasons) == 3
-    assert reasons[0].startswith("item 1") and "value must be a number" in reasons[0]
+    assert reasons[0].startswith("item 1") and "is text" in reasons[0]
     assert "no signal" in reasons[1] and "ISO-8601" in reasons[2]
     _, reasons = parser.parse(b"{not json", {"asset": "pump"}, 0)
     assert reasons and "not valid JSON" in reasons[0]
@@ -219,7 +219,7 @@ def test_worker_stores_exactly_what_was_published(
     assert sink.rows[("press-1", "pressure", T0_MS * 1000)] == 4.2
     reasons = sorted(d.reason for d in deadletters.read("demo"))
     assert len(reasons) == 2
-    assert "not valid JSON" in reasons[1] and "value must be a number" in reasons[0]
+    assert "not valid JSON" in reasons[1] and "is text" in reasons[0]
     assert worker.stats.duplicates == 0
 
 

@@ -88,7 +88,7 @@ def test_validation_sends_bad_rows_to_dead_letters_and_acks_after_write(tmp_path
     batch = make_batch(["m-1", "m-1", "bad/name", "m-1", "m-1"], "temp", ts, [1.0, np.nan, 2.0, 3.0, 4.0])
     good, bad = validate_batch(batch)
     assert good["value"].to_pylist() == [1.0, 4.0]
-    assert sorted(r.reason.split(" ")[0] for r in bad) == ["asset", "ts", "value"]
+    assert sorted(r.reason.split(" ")[0] for r in bad) == ["asset", "time", "value"]
     acked: list[int] = []
     store = TimeSeriesStore(tmp_path / "ts")
     source = ListSource([Delivery(batch, ack=lambda: acked.append(1))])

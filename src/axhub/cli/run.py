@@ -34,6 +34,32 @@ def _serialised(func: Callable[[Any], None]) -> Callable[[Any], None]:
     return call
 
 
+def _chain(hooks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
+    def call(batch: Any) -> None:
+        for hook in hooks:
+            hook(batch)
+
+    return call
+
+
+def _write_health(path: Path, workers: list[Any]) -> None:
+    """The workers' health as JSON, replaced atomically (a monitor never reads half a file)."""
+    import json
+    import os
+
+    body = {"updated": time.time(), "pid": os.getpid(), "workers": [w.health() for w in workers]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _health_line(health: dict[str, Any]) -> str:
+    """One source's state for the periodic summary line (never payloads)."""
+    state = "ok" if health.get("ok") else "NOT OK"
+    problems = health.get("problems") or []
+    return f"{health.get('kind')}: {state}" + (f" ({'; '.join(problems[:3])})" if problems else "")
+
+
 def register(app: typer.Typer) -> None:
     run_app = typer.Typer(
         help="Long-running services: the ingest worker and the live simulated plant. / 상시 실행 서비스.",
@@ -56,6 +82,10 @@ def register(app: typer.Typer) -> None:
         flush_rows: int = typer.Option(50_000, help="Write to the store after this many readings ..."),
         flush_ms: int = typer.Option(200, help="... or after this many milliseconds."),
         stats_every: float = typer.Option(10.0, help="Print throughput every N seconds (0 = never)."),
+        health_file: Path | None = typer.Option(
+            None,
+            help="Keep each worker's health (state, problems, counts) in this JSON file, for monitoring.",
+        ),
     ) -> None:
         """Read machines continuously into the time-series store; nothing lost, nothing twice.
 
@@ -64,8 +94,9 @@ def register(app: typer.Typer) -> None:
         / 설비 데이터를 계속 수집해 시계열 저장소에 기록합니다.
         """
         from axhub.core.settings import get_settings
-        from axhub.ingest.connectors.factory import build_source, configured_protocols
+        from axhub.ingest.connectors.factory import build_source, configured_protocols, quiet_protocol_loggers
         from axhub.ingest.deadletter import DeadLetterStore
+        from axhub.ingest.registrar import SignalRegistrar
         from axhub.ingest.tag_mapping import load_mapping
         from axhub.ingest.worker import IngestWorker
         from axhub.serve.alerts import AlertManager, DbAlertSink
@@ -74,6 +105,7 @@ def register(app: typer.Typer) -> None:
         from axhub.store.timeseries import TimeSeriesStore
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        quiet_protocol_loggers()
         mapping = load_mapping(config)
         settings = get_settings()
         settings.ensure_dirs()
@@ -83,7 +115,7 @@ def register(app: typer.Typer) -> None:
         store = TimeSeriesStore(settings.timeseries_root)
         # The organisation's deployed models score every batch right after it is stored.
         scorers = deployed_scorers(db, settings, org_id, AlertManager(DbAlertSink(db, org_id)))
-        on_written = _serialised(LiveScoring(scorers)) if scorers else None
+        scoring = _serialised(LiveScoring(scorers)) if scorers else None
         deadletters = DeadLetterStore(settings.home / "deadletter")
         protocols = [p for p in configured_protocols(mapping) if not only or p in only]
         if not protocols:
@@ -94,6 +126,12 @@ def register(app: typer.Typer) -> None:
         threads: list[threading.Thread] = []
         for protocol in protocols:
             source = build_source(mapping, protocol, client_id=client_id)
+            # New signals (Korean names too) are registered so the dashboard lists them.
+            names = getattr(source, "display_names", None)
+            hooks: list[Callable[[Any], None]] = [SignalRegistrar(db, org_id, names)]
+            if scoring is not None:
+                hooks.append(scoring)
+            on_written = _chain(hooks)
             worker = IngestWorker(
                 source,
                 # Through the write-ahead log: one fsync per flush, whatever it touches.
@@ -118,21 +156,33 @@ def register(app: typer.Typer) -> None:
             stop.wait(1.0)
             if stop.is_set():
                 break
+            if health_file is not None:
+                _write_health(health_file, workers)
             if stats_every and time.monotonic() - last >= stats_every:
                 written = sum(w.stats.written for w in workers)
                 rate = (written - last_written) / (time.monotonic() - last)
                 dead = sum(w.stats.dead_letters for w in workers)
-                console.print(f"written {written:,} readings ({rate:,.0f}/s), dead letters {dead}")
+                console.print(
+                    f"written {written:,} readings ({rate:,.0f}/s), dead letters {dead}; "
+                    + "; ".join(_health_line(w.health()) for w in workers)
+                )
                 last, last_written = time.monotonic(), written
         for thread in threads:
             thread.join(30)
+        if health_file is not None:
+            _write_health(health_file, workers)
         store.close()  # stops the log compactor; what is still in the log stays durable
+        failed = [w for w in workers if w.error]
         for w in workers:
             console.print(
                 f"{w.source.kind}: written {w.stats.written:,} (redelivered duplicates dropped when "
                 "read and compacted), "
-                f"dead letters {w.stats.dead_letters}"
+                f"dead letters {w.stats.dead_letters}" + (f" [red]stopped: {w.error}[/]" if w.error else "")
             )
+        if failed and not stop.is_set():
+            # A worker that died must not leave a process that looks alive: exit non-zero so the
+            # service manager restarts it (unacked messages are redelivered).
+            raise typer.Exit(1)
 
     @run_app.command("sim-live")
     @friendly_errors

@@ -41,6 +41,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from axhub.core.domain import Quality
 from axhub.core.errors import AxHubError, InputProblem, InputValidationError
 from axhub.core.ids import check_path_safe
+from axhub.core.reading_rules import MAX_TS_US, MIN_TS_US, signal_name_problem, time_problem_us
 from axhub.core.readings import READINGS_SCHEMA, ReadingSink
 from axhub.ingest.file_mapping import FileMapping, guess_time_column
 from axhub.ingest.file_values import parse_numbers, parse_times
@@ -82,6 +83,10 @@ class IngestReport:
 
 
 # ---------------------------------------------------------------------- rejects
+_NOT_A_NUMBER = "not a number"
+_NOT_FINITE = "not a finite number (NaN and infinity are refused)"
+
+
 class _Rejects:
     """Rejects CSV (file, row, field, reason, raw), opened on the first problem only."""
 
@@ -228,6 +233,13 @@ def _plan(header: list[str], mapping: FileMapping, label: str) -> _Plan:
             raise InputValidationError(
                 InputProblem(label, None, col, "no asset for this column"),
                 hint="pass --asset NAME (wide files hold one asset unless the mapping says otherwise)",
+            )
+        problem = signal_name_problem(signal)
+        if problem is not None:
+            raise InputValidationError(
+                InputProblem(label, None, col, problem.en),
+                hint=f"give the column another signal name in the mapping (columns: {col!r}: "
+                f"{{signal: ...}}) or leave it out (--ignore {col!r})",
             )
         value_columns[col] = (signal, asset, unit)
     return _Plan("wide", time_column, value_columns=value_columns)
@@ -408,33 +420,43 @@ class _Converter:
             )
 
     def _reject_times(
-        self, bad: np.ndarray, raw: pa.Array, lines: Callable[[np.ndarray], np.ndarray]
+        self,
+        bad: np.ndarray,
+        raw: pa.Array,
+        lines: Callable[[np.ndarray], np.ndarray],
+        ts: np.ndarray,
+        parsed: np.ndarray,
     ) -> None:
         idx = np.flatnonzero(bad)
         if len(idx) == 0:
             return
         texts = raw.take(pa.array(idx)).to_pylist()
-        for line, text in zip(lines(idx).tolist(), texts, strict=True):
-            self.rejects.add(
-                int(line),
-                self.plan.time_column,
-                "unparseable time: expected ISO 8601 like 2024-03-01 08:00:00 or the --time-format"
-                if text is not None
-                else "missing time",
-                text,
-            )
+        for i, line, text in zip(idx.tolist(), lines(idx).tolist(), texts, strict=True):
+            if text is None:
+                reason = "missing time"
+            elif parsed[i]:
+                reason = str(time_problem_us(int(ts[i])) or "time outside the allowed window")
+            else:
+                reason = "unparseable time: expected ISO 8601 like 2024-03-01 08:00:00 or the --time-format"
+            self.rejects.add(int(line), self.plan.time_column, reason, text)
         self.report.rows_rejected += len(idx)
 
     def wide(self, batch: pa.RecordBatch, lines: Callable[[np.ndarray], np.ndarray]) -> _Converted:
         plan, n = self.plan, batch.num_rows
         raw_time = batch.column(plan.time_column)
-        ts, time_ok = parse_times(raw_time, self.mapping.time_format, self.mapping.timezone)
+        ts, parsed = parse_times(raw_time, self.mapping.time_format, self.mapping.timezone)
+        time_ok = parsed & (ts >= MIN_TS_US) & (ts < MAX_TS_US)
         k = len(plan.value_columns)
         values = np.empty((k, n), dtype=np.float64)
         present = np.empty((k, n), dtype=bool)
         bad_cells: list[tuple[int, np.ndarray]] = []
+        nan_cells: list[np.ndarray] = []
         for j, col in enumerate(plan.value_columns):
             v, p, bad = parse_numbers(batch.column(col), self.mapping.decimal)
+            not_finite = p & ~np.isfinite(v)  # NaN and infinity are refused like text
+            p &= ~not_finite
+            bad |= not_finite
+            nan_cells.append(not_finite)
             values[j], present[j] = v, p
             if bad.any():
                 if self.first_batch and bad.sum() >= 2 and not p.any():
@@ -449,10 +471,10 @@ class _Converter:
             any_cell |= bad
         blank = ~time_present & ~any_cell
         nonblank = ~blank
-        self._check_first_times(time_ok, nonblank & time_present, raw_time)
+        self._check_first_times(parsed, nonblank & time_present, raw_time)
         self.first_batch = False
         self.report.rows_read += int(nonblank.sum())
-        self._reject_times(nonblank & ~time_ok, raw_time, lines)
+        self._reject_times(nonblank & ~time_ok, raw_time, lines, ts, parsed)
         row_rejected = np.zeros(n, dtype=bool)
         cols = list(plan.value_columns)
         for j, bad in bad_cells:
@@ -460,8 +482,9 @@ class _Converter:
             idx = np.flatnonzero(bad)
             row_rejected[idx] = True
             texts = batch.column(cols[j]).take(pa.array(idx)).to_pylist()
-            for line, text in zip(lines(idx).tolist(), texts, strict=True):
-                self.rejects.add(int(line), cols[j], "not a number", text)
+            plain_text = ~nan_cells[j][idx]
+            for line, text, plain in zip(lines(idx).tolist(), texts, plain_text.tolist(), strict=True):
+                self.rejects.add(int(line), cols[j], _NOT_A_NUMBER if plain else _NOT_FINITE, text)
             self.report.values_rejected += len(idx)
         self.report.rows_rejected += int(row_rejected.sum())
         present &= time_ok[None, :]
@@ -508,18 +531,22 @@ class _Converter:
         plan, mapping, n = self.plan, self.mapping, batch.num_rows
         assert plan.signal_column and plan.value_column
         raw_time = batch.column(plan.time_column)
-        ts, time_ok = parse_times(raw_time, mapping.time_format, mapping.timezone)
+        ts, parsed = parse_times(raw_time, mapping.time_format, mapping.timezone)
+        time_ok = parsed & (ts >= MIN_TS_US) & (ts < MAX_TS_US)
         values, present, bad_value = parse_numbers(batch.column(plan.value_column), mapping.decimal)
+        not_finite = present & ~np.isfinite(values)  # NaN and infinity are refused like text
+        present &= ~not_finite
+        bad_value |= not_finite
         sig_raw = pc.cast(batch.column(plan.signal_column), pa.string())
         sig_ok = np.asarray(pc.is_valid(sig_raw).to_numpy(zero_copy_only=False), dtype=bool)
         time_present = np.asarray(pc.is_valid(raw_time).to_numpy(zero_copy_only=False), dtype=bool)
         blank = ~time_present & ~sig_ok & ~present & ~bad_value
         nonblank = ~blank
-        self._check_first_times(time_ok, nonblank & time_present, raw_time)
+        self._check_first_times(parsed, nonblank & time_present, raw_time)
         self.first_batch = False
         self.report.rows_read += int(nonblank.sum())
         rejected = nonblank & ~time_ok
-        self._reject_times(rejected, raw_time, lines)
+        self._reject_times(rejected, raw_time, lines, ts, parsed)
 
         def reject(mask: np.ndarray, column: str, reason: str) -> None:
             nonlocal rejected
@@ -534,8 +561,16 @@ class _Converter:
             rejected = rejected | mask
 
         reject(~sig_ok, plan.signal_column, "missing signal name")
+        # Signal names (after renaming) follow the one naming rule; each distinct name checked once.
+        sig_codes = _one(pc.dictionary_encode(sig_raw))
+        for code, raw_name in enumerate(sig_codes.dictionary.to_pylist()):
+            problem = signal_name_problem(mapping.signal_for(str(raw_name))[0])
+            if problem is not None:
+                codes_np = sig_codes.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+                reject(codes_np == code, plan.signal_column, problem.en)
         self.report.values_rejected += int((bad_value & ~rejected & nonblank).sum())
-        reject(bad_value, plan.value_column, "not a number")
+        reject(not_finite, plan.value_column, _NOT_FINITE)
+        reject(bad_value, plan.value_column, _NOT_A_NUMBER)
         # Assets: a column (checked to be path-safe) or the default.
         if plan.asset_column:
             asset_raw = pc.cast(batch.column(plan.asset_column), pa.string())

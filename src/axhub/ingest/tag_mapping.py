@@ -14,6 +14,11 @@ One YAML file describes one connection. Example::
         - topic: plant/{asset}/{signal}      # {name} = one topic level, becomes '+'
         - topic: plant/{asset}/batch         # JSON arrays of readings
           ts_unit: ms
+        - topic: v1/gateway/telemetry        # ThingsBoard gateway: device names -> asset ids
+          assets: {"프레스 1": press-01}
+          make_ids: true                     # other names get ids made from them
+        - topic: spBv1.0/plant/#             # Sparkplug B edge nodes
+          format: sparkplug
     opcua:
       endpoint: opc.tcp://127.0.0.1:4840
       username: operator
@@ -38,18 +43,46 @@ from __future__ import annotations
 import re
 import struct
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from axhub.core.errors import InputProblem, InputValidationError
+from axhub.core.reading_rules import asset_id_problem, signal_name_problem
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_asset(value: str) -> str:
+    problem = asset_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem.en)
+    return value
+
+
+def _check_signal(value: str) -> str:
+    problem = signal_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem.en)
+    return value
+
+
+# Fixed names in a mapping follow the one rule for readings, checked when the file loads.
+AssetId = Annotated[str, AfterValidator(_check_asset)]
+SignalName = Annotated[str, AfterValidator(_check_signal)]
 
 
 class Scaling(_Model):
@@ -78,6 +111,23 @@ class MqttTopicRule(Scaling):
     ts_unit: Literal["s", "ms", "us", "ns"] = "ms"
     # Rename signals coming from the payload: {"temp_c": "temperature"}.
     rename: dict[str, str] = Field(default_factory=dict)
+    # "json": every JSON shape below is recognised by itself (AX Hub readings/records/columns,
+    # ThingsBoard device and gateway telemetry, Kepware IoT Gateway, Node-RED objects);
+    # "sparkplug": Sparkplug B protobuf on spBv1.0/<group>/<type>/<node>[/<device>] topics.
+    format: Literal["json", "sparkplug"] = "json"
+    # The payload key holding the time; default: 'ts', then 'timestamp' (Node-RED, Kepware).
+    # A time under any other key is refused, never replaced by the arrival time.
+    ts_key: str | None = None
+    # Gateways that send numbers as text ("12.5"): opt in per rule; off, such values are refused.
+    numbers_as_strings: bool = False
+    # Numeric quality codes: 0/1/2 are AX Hub's (good/uncertain/bad), 3-255 OPC Classic (DA)
+    # quality bytes (192 = good), larger OPC UA status codes; or force one reading.
+    quality_codes: Literal["auto", "axhub", "opc-da", "opc-ua"] = "auto"
+    # Asset names as machines send them -> asset ids ({"프레스 1": "press-01", "Device A": "dev-a"}).
+    assets: dict[str, AssetId] = Field(default_factory=dict)
+    # Names that are not asset ids and not in 'assets' become ids made from them (the name kept
+    # as display name) instead of being refused.
+    make_ids: bool = False
 
     @field_validator("topic")
     @classmethod
@@ -157,6 +207,12 @@ class MqttConfig(_Model):
     def _check_shared(self) -> MqttConfig:
         if self.shared_group and self.version != "5":
             raise ValueError("shared_group needs MQTT version '5'")
+        if self.shared_group and any(t.format == "sparkplug" for t in self.topics):
+            # A host must see every message of an edge node to check its sequence numbers.
+            raise ValueError(
+                "Sparkplug B rules cannot use shared_group: each worker would see only part of a "
+                "node's messages; run one worker for the Sparkplug topics"
+            )
         return self
 
     def subscriptions(self) -> list[str]:
@@ -176,8 +232,8 @@ class MqttConfig(_Model):
 # -------------------------------------------------------------------------------- OPC UA
 class OpcUaNode(Scaling):
     node: str
-    asset: str
-    signal: str
+    asset: AssetId
+    signal: SignalName
 
 
 class OpcUaBrowse(Scaling):
@@ -233,8 +289,8 @@ class ModbusRegister(Scaling):
     byte_order: Literal["big", "little"] = "big"
     # For 32-bit types: which 16-bit register holds the high word ("big" = first).
     word_order: Literal["big", "little"] = "big"
-    asset: str
-    signal: str
+    asset: AssetId
+    signal: SignalName
 
     @property
     def count(self) -> int:

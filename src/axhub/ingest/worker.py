@@ -22,65 +22,34 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from axhub.core.reading_rules import check_batch
 from axhub.core.readings import READINGS_SCHEMA, ReadingSink
 from axhub.ingest.connectors.base import Backoff, Delivery, Rejected, Source
 from axhub.ingest.deadletter import DeadLetterStore
 
 log = logging.getLogger(__name__)
 
-_SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-# Readings outside these years are almost always a unit mistake (seconds sent as ms).
-MIN_TS_US = 946_684_800_000_000  # 2000-01-01
-MAX_TS_US = 4_102_444_800_000_000  # 2100-01-01
-
 
 def validate_batch(batch: pa.Table, source: str = "ingest") -> tuple[pa.Table, list[Rejected]]:
-    """Split a batch into rows fit to store and rejected rows (each with its reason)."""
-    if batch.num_rows == 0:
-        return batch, []
-    n = batch.num_rows
-    reasons: list[tuple[pa.Array, str]] = []
-    for col in ("asset", "signal"):
-        # Names repeat (a few machines and signals, many readings): check each distinct
-        # name once and map the verdict back to the rows.
-        encoded = pc.dictionary_encode(batch[col]).combine_chunks()
-        names = encoded.dictionary
-        safe = pc.fill_null(pc.match_substring_regex(names, _SAFE_NAME), False)
-        dots = pc.fill_null(pc.match_substring(names, ".."), True)
-        bad_name = pc.or_(pc.invert(safe), dots)
-        reasons.append(
-            (
-                pc.fill_null(pc.take(bad_name, encoded.indices), True),
-                f"{col} name must be 1-128 letters, digits, '_', '.' or '-' (no '..')",
-            )
-        )
-    ts = batch["ts"].cast(pa.int64())
-    reasons.append(
-        (pc.or_(pc.less(ts, MIN_TS_US), pc.greater_equal(ts, MAX_TS_US)), "ts outside 2000..2100 (unit?)")
-    )
-    values = batch["value"]
-    reasons.append((pc.fill_null(pc.invert(pc.is_finite(values)), False), "value is NaN or infinite"))
-    reasons.append((pc.greater(batch["quality"], 2), "quality must be 0 (good), 1 (uncertain) or 2 (bad)"))
-    bad = np.zeros(n, dtype=bool)
-    why: dict[int, str] = {}
-    for mask, reason in reasons:
-        m = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-        for i in np.flatnonzero(m & ~bad):
-            why[int(i)] = reason
-        bad |= m
-    if not bad.any():
-        return batch, []
-    rows = batch.filter(pa.array(bad)).to_pylist()
+    """Split a batch into rows fit to store and rejected rows (each with its reason).
+
+    The rule is the one of every path (``core.reading_rules``).
+    """
+    good, problems = check_batch(batch)
     rejected = [
-        Rejected(source, f"{r['asset']}/{r['signal']}", why[i], json.dumps(r, default=str).encode())
-        for i, r in zip(np.flatnonzero(bad).tolist(), rows, strict=True)
+        Rejected(
+            source,
+            f"{p.reading['asset']}/{p.reading['signal']}",
+            p.problem.en,
+            json.dumps(p.reading, default=str, ensure_ascii=False).encode(),
+        )
+        for p in problems
     ]
-    return batch.filter(pa.array(~bad)), rejected
+    return good, rejected
 
 
 @dataclass
@@ -126,6 +95,8 @@ class IngestWorker:
         self._pending_messages = 0
         self._oldest: float | None = None
         self._retry = Backoff(retry_min_s, retry_max_s)
+        self.error: str | None = None
+        self.running = False
 
     def step(self, stop: threading.Event | None = None) -> None:
         """Poll once (waiting at most until the next flush is due) and flush when due."""
@@ -207,14 +178,40 @@ class IngestWorker:
         connect: bool = True,
     ) -> WorkerStats:
         """Run until ``stop`` is set (or ``until(stats)`` is true); flush and close at the end."""
-        if connect:
-            self.source.connect()
+        self.running = True
         try:
+            if connect:
+                self.source.connect()
             while not stop.is_set():
                 self.step(stop)
                 if until is not None and until(self.stats):
                     break
             self.flush(stop)
+        except BaseException as exc:
+            # Shown in the health (and by ``axhub run ingest``), never a silently idle worker.
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("ingest worker for %s stopped", self.source.kind)
+            raise
         finally:
+            self.running = False
             self.source.close()
         return self.stats
+
+    def health(self) -> dict[str, Any]:
+        """The worker's real state: its source's health, plus store failures and whether it runs."""
+        source = self.source.health()
+        problems = list(source.get("problems", []))
+        if self.error:
+            problems.insert(0, f"the worker stopped: {self.error}")
+        if self.stats.write_failures and self._pending:
+            problems.append(
+                f"store writes failing ({self.stats.write_failures} so far); nothing acked meanwhile"
+            )
+        return {
+            **source,
+            "ok": bool(source.get("ok")) and self.running and not self.error,
+            "running": self.running,
+            "written": self.stats.written,
+            "dead_letters": self.stats.dead_letters,
+            "problems": problems,
+        }

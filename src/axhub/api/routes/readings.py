@@ -176,6 +176,47 @@ def _landed(flight_key: tuple[Any, ...], live_key: tuple[Any, ...], task: asynci
     _live_cache[live_key] = (time.monotonic(), task.result())
 
 
+def _check_readings(body: ReadingsIn, lang: str = "en") -> list[tuple[int, datetime]]:
+    """Every reading checked against the one rule for readings (``core.reading_rules``) before
+    anything is written: a request is stored whole or not at all (422 naming each bad reading,
+    in Korean when the client asks for it with Accept-Language)."""
+    from datetime import UTC
+
+    from axhub.core.reading_rules import signal_name_problem, time_problem, value_problem
+
+    problems: list[dict[str, Any]] = []
+    times: list[tuple[int, datetime]] = []
+    for i, r in enumerate(body.readings):
+        when = r.time if r.time.tzinfo is not None else r.time.replace(tzinfo=UTC)
+        for field, problem in (
+            ("signal", signal_name_problem(r.signal)),
+            ("time", time_problem(when)),
+            ("value", value_problem(r.value)),
+        ):
+            if problem is not None:
+                problems.append(
+                    {"index": i, "field": field, "code": problem.code, "message": problem.text(lang)}
+                )
+                break
+        else:
+            times.append((i, when.astimezone(UTC)))
+    if problems:
+        first = problems[0]
+        if lang == "ko":
+            more = f" (외 {len(problems) - 1}건)" if len(problems) > 1 else ""
+            where = f"{first['index']}번 읽기값, {first['field']}"
+            message = f"{where}: {first['message']}{more}; 아무것도 저장하지 않았습니다"
+            hint = "details에 나온 읽기값을 고쳐 요청 전체를 다시 보내세요"
+        else:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            message = (
+                f"reading {first['index']}, {first['field']}: {first['message']}{more}; nothing was stored"
+            )
+            hint = "fix the readings listed in details and send the whole request again"
+        raise ApiError(422, "validation_error", message, hint=hint, details=problems[:100])
+    return times
+
+
 def _bound_days(body: ReadingsIn) -> None:
     days = {as_utc(r.time).date() for r in body.readings}
     if len(days) > MAX_DAYS_PER_WRITE:
@@ -189,17 +230,25 @@ def _bound_days(body: ReadingsIn) -> None:
 
 
 @router.post("", operation_id="write_readings", response_model=WriteOut, status_code=201)
-def write_readings(asset_id: str, body: ReadingsIn, scope: IngestScope, state: State) -> WriteOut:
-    """Push a batch of readings (gateways with an ingest-only key); new signals are registered."""
+def write_readings(
+    asset_id: str, body: ReadingsIn, scope: IngestScope, state: State, request: Request
+) -> WriteOut:
+    """Push a batch of readings (gateways with an ingest-only key); new signals are registered.
+
+    Signal names may be Korean (or any language); times must lie in 2000..2100 UTC and values be
+    finite. One bad reading refuses the whole request with a 422 that lists the bad readings.
+    """
     from axhub.core.readings import make_batch
 
     asset = scope.get(AssetRow, asset_id)
-    _bound_days(body)
     rows = body.readings
+    lang = "ko" if request.headers.get("accept-language", "").lower().startswith("ko") else "en"
+    times = _check_readings(body, lang)  # first: a year-1 time must not reach a date conversion
+    _bound_days(body)
     batch = make_batch(
         asset.slug,
         [r.signal for r in rows],
-        [int(as_utc(r.time).timestamp() * 1_000_000) for r in rows],
+        [int(when.timestamp() * 1_000_000) for _i, when in times],
         [r.value for r in rows],
         [r.quality for r in rows],
     )

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from axhub.api.schemas.common import In, Out
+from axhub.core.reading_rules import MAX_NAME_CHARS, signal_name_problem
 
 AssetKindName = Literal["line", "cnc", "pump", "turbine", "compressor", "camera", "other"]
+
+
+def _signal_name(value: str) -> str:
+    problem = signal_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem.en)
+    return value
+
+
+SignalName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_signal_name)]
 Slug = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -71,7 +82,8 @@ class SignalOut(Out):
 
 class SignalCreate(In):
     asset_id: str = Field(max_length=40)
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    # The one naming rule of every path (core.reading_rules): Korean and other letters welcome.
+    name: SignalName
     unit: str = Field(default="", max_length=40)
     dtype: Literal["float", "int", "bool"] = "float"
     source_address: str | None = Field(default=None, max_length=500)

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -108,6 +108,11 @@ class Source(ABC):
     @property
     def connected(self) -> bool:
         return True
+
+    def health(self) -> dict[str, Any]:
+        """The source's real state: ``ok``, ``connected`` and ``problems`` (what a person should
+        know: not connected, a register or node that does not exist, a thread that died)."""
+        return {"kind": self.kind, "ok": self.connected, "connected": self.connected, "problems": []}
 
     @property
     def window(self) -> int | None:

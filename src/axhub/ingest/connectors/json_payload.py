@@ -1,17 +1,25 @@
 """JSON payloads as sent by gateways and PLC bridges, turned into reading batches.
 
-Accepted shapes (``ts`` numeric in the rule's unit, or ISO-8601; missing = time received):
+Recognised shapes (times numeric in the rule's ``ts_unit``, or ISO-8601 with a zone):
 
 - a bare number: one reading, asset and signal from the topic;
 - one reading: ``{"ts": 1700000000000, "value": 1.5, "quality": "good"}`` (``asset`` and
-  ``signal`` fields override the topic);
-- one record of several signals: ``{"ts": ..., "values": {"temp": 20.1, "rpm": 1500}}``;
+  ``signal`` fields override the topic); Node-RED sends the time as ``timestamp``;
+- one record of several signals: ``{"ts": ..., "values": {"temp": 20.1, "rpm": 1500}}``
+  (also ThingsBoard device telemetry);
+- ThingsBoard key-values without a time: ``{"temp": 20.1, "rpm": 1500}``;
 - columns: ``{"ts": [t0, t1, ...], "values": {"temp": [..], "rpm": [..]}}``;
-- a JSON array of readings or records (batching many readings per message is what makes
-  100k readings/s possible).
+- ThingsBoard gateway telemetry: ``{"Device A": [{"ts": ..., "values": {...}}], ...}`` (the
+  device name is the asset: map it with the rule's ``assets`` or let ``make_ids`` make an id);
+- Kepware IoT Gateway: ``{"timestamp": ..., "values": [{"id": "Ch1.Dev1.Tag1", "v": 1, "q": true,
+  "t": ...}]}`` (``id`` is the signal, ``t`` its time, ``q`` its quality);
+- a JSON array of any of these (batching many readings per message is what makes 100k
+  readings/s possible).
 
-Rows that cannot be read are returned with the reason (for the dead-letter store); the
-rest of the message is kept.
+Nothing a publisher sends raises out of ``parse``: whatever cannot become readings comes back
+as a reason (for the dead letters) and the rest of the message is kept. Times are refused
+rather than guessed: NaN, infinite or out-of-range numbers, ISO strings without a zone, and a
+time under a key the rule does not read (it never silently becomes the arrival time).
 """
 
 from __future__ import annotations
@@ -26,11 +34,17 @@ import numpy as np
 import pyarrow as pa
 
 from axhub.core.domain import Quality
+from axhub.core.reading_rules import asset_id_from_name, asset_id_problem
 from axhub.core.readings import READINGS_SCHEMA, TIMESTAMP_TYPE
 from axhub.ingest.tag_mapping import MqttTopicRule, fill
 
 _UNIT_TO_US = {"s": 1_000_000.0, "ms": 1_000.0, "us": 1.0, "ns": 0.001}
 _QUALITY_NAMES = {q.name.lower(): int(q) for q in Quality}
+# Beyond this many µs from 1970 a time cannot be an int64 µs timestamp at all (year ±292,000).
+_MAX_ABS_US = 9.2e18
+# Keys that hold a time in some gateway's JSON; one the rule does not read is refused.
+_TIME_KEYS = ("ts", "timestamp", "time", "Timestamp", "TimeStamp", "datetime", "date", "@timestamp", "t")
+_DEFAULT_TS_KEYS = ("ts", "timestamp")
 
 
 def _plain_number(x: Any) -> bool:
@@ -47,40 +61,40 @@ class PayloadError(ValueError):
     """A payload (or one row of it) that cannot become readings."""
 
 
-def _ts_us(value: Any, unit_us: float, received_us: int) -> int:
-    if value is None:
-        return received_us
-    if isinstance(value, bool):
-        raise PayloadError("ts must be a number or an ISO-8601 string, got a boolean")
-    if isinstance(value, int | float):
-        return round(value * unit_us)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise PayloadError(f"ts {value!r} is not an ISO-8601 time") from exc
-        if parsed.tzinfo is None:
-            raise PayloadError(f"ts {value!r} has no time zone; add 'Z' or '+09:00'")
-        return int(parsed.timestamp() * 1_000_000)
-    raise PayloadError(f"ts must be a number or an ISO-8601 string, got {type(value).__name__}")
+def _short(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
-def _value(value: Any, scale: float, offset: float) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool | int | float):
-        return float(value) * scale + offset
-    raise PayloadError(f"value must be a number, true/false or null, got {json.dumps(value)[:40]}")
+def _finite(value: int | float, what: str) -> float:
+    """``value`` as a finite float (huge integers, NaN and infinity refused)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise PayloadError(f"{what} {str(value)[:20]}… is too large for a float64") from None
+    if not math.isfinite(number):
+        raise PayloadError(f"{what} is {number} (NaN and infinity are refused)")
+    return number
 
 
-def _quality(value: Any) -> int:
-    if value is None:
-        return int(Quality.GOOD)
-    if isinstance(value, str) and value.lower() in _QUALITY_NAMES:
-        return _QUALITY_NAMES[value.lower()]
-    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1, 2):
-        return value
-    raise PayloadError(f"quality must be good/uncertain/bad or 0/1/2, got {value!r}")
+def _quality_code(code: int, codes: str) -> int:
+    """A numeric quality: AX Hub 0/1/2, OPC Classic (DA) quality byte, or OPC UA status code."""
+    if codes == "axhub" or (codes == "auto" and code in (0, 1, 2)):
+        if code in (0, 1, 2):
+            return code
+        raise PayloadError(f"quality must be 0 (good), 1 (uncertain) or 2 (bad), got {code}")
+    if codes == "opc-da" or (codes == "auto" and 0 <= code <= 255):
+        if not 0 <= code <= 255:
+            raise PayloadError(f"an OPC Classic quality is 0-255, got {code}")
+        bits = code & 0xC0  # 11xxxxxx good (192), 01xxxxxx uncertain (64), 00xxxxxx bad
+        return int(Quality.GOOD if bits == 0xC0 else Quality.UNCERTAIN if bits == 0x40 else Quality.BAD)
+    if 0 <= code <= 0xFFFFFFFF:  # OPC UA status code: the top two bits are the severity
+        severity = code >> 30
+        return int(Quality.GOOD if severity == 0 else Quality.UNCERTAIN if severity == 1 else Quality.BAD)
+    raise PayloadError(f"quality {str(code)[:20]} is not a quality code")
 
 
 class _Columns:
@@ -132,6 +146,10 @@ class JsonPayloadParser:
     def __init__(self, rule: MqttTopicRule) -> None:
         self.rule = rule
         self.unit_us = _UNIT_TO_US[rule.ts_unit]
+        self.ts_keys = (rule.ts_key,) if rule.ts_key else _DEFAULT_TS_KEYS
+        self.other_time_keys = tuple(k for k in _TIME_KEYS if k not in self.ts_keys)
+        # Asset ids made from names (make_ids), id -> the name as sent: the display name.
+        self.display_names: dict[str, str] = {}
         # (asset, signal) named by each topic, for the one-reading fast path in parse_into.
         self._topic_names: dict[tuple[tuple[str, str], ...], tuple[str, str] | None] = {}
 
@@ -160,77 +178,236 @@ class JsonPayloadParser:
         self._topic_names[key] = found
         return found
 
-    def _names(self, obj: Mapping[str, Any], topic_values: dict[str, str]) -> tuple[str | None, str | None]:
+    # -- single values ------------------------------------------------------------------
+    def _ts_us(self, value: Any, received_us: int) -> int:
+        if value is None:
+            return received_us
+        if isinstance(value, bool):
+            raise PayloadError("ts must be a number or an ISO-8601 string, got a boolean")
+        if isinstance(value, int | float):
+            us = _finite(value, "ts") * self.unit_us
+            if abs(us) >= _MAX_ABS_US:
+                raise PayloadError(f"ts {_short(value)} is out of range (unit is '{self.rule.ts_unit}')")
+            return round(us)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise PayloadError(f"ts {_short(value)} is not an ISO-8601 time") from None
+            if parsed.tzinfo is None:
+                raise PayloadError(f"ts {_short(value)} has no time zone; add 'Z' or '+09:00'")
+            try:
+                return int(parsed.timestamp() * 1_000_000)
+            except (OverflowError, ValueError, OSError):
+                raise PayloadError(f"ts {_short(value)} is out of range") from None
+        raise PayloadError(f"ts must be a number or an ISO-8601 string, got {type(value).__name__}")
+
+    def _record_ts(self, obj: Mapping[str, Any], received_us: int) -> tuple[Any, int | None]:
+        """The raw time field of an object and its µs (None when the object has none)."""
+        for key in self.ts_keys:
+            if key in obj:
+                return obj[key], None
+        for key in self.other_time_keys:
+            if key in obj:
+                raise PayloadError(
+                    f"the payload has a time in '{key}', which this rule does not read; set "
+                    f"ts_key: {key} in the topic rule (it is not replaced by the arrival time)"
+                )
+        return None, received_us
+
+    def _value(self, value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, int | float):
+            try:
+                number = float(value)
+            except OverflowError:
+                raise PayloadError(f"value {str(value)[:20]}… is too large for a float64") from None
+        elif isinstance(value, str) and self.rule.numbers_as_strings:
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise PayloadError(f"value {_short(value)} is not a number") from None
+        elif isinstance(value, str):
+            raise PayloadError(
+                f"value {_short(value)} is text; if the gateway sends numbers as text, "
+                "set numbers_as_strings: true in the topic rule"
+            )
+        else:
+            raise PayloadError(f"value must be a number, true/false or null, got {_short(value)}")
+        # NaN and infinity pass through: the reading rule refuses them with its own reason.
+        return number * self.rule.scale + self.rule.offset
+
+    def _quality(self, value: Any) -> int:
+        if value is None:
+            return int(Quality.GOOD)
+        if isinstance(value, bool):  # Kepware's "q": true/false
+            return int(Quality.GOOD if value else Quality.BAD)
+        if isinstance(value, str) and value.lower() in _QUALITY_NAMES:
+            return _QUALITY_NAMES[value.lower()]
+        if isinstance(value, int):
+            return _quality_code(value, self.rule.quality_codes)
+        raise PayloadError(f"quality must be good/uncertain/bad or a quality code, got {_short(value)}")
+
+    # -- names --------------------------------------------------------------------------
+    def asset_id(self, name: Any) -> Any:
+        """The asset id for a name as sent (the rule's ``assets`` map, then ``make_ids``)."""
+        if not isinstance(name, str):
+            return name
+        mapped = self.rule.assets.get(name)
+        if mapped is not None:
+            return mapped
+        if self.rule.make_ids and asset_id_problem(name) is not None:
+            made = asset_id_from_name(name)
+            self.display_names[made] = name
+            return made
+        return name
+
+    def _names(self, obj: Mapping[str, Any], topic_values: dict[str, str]) -> tuple[Any, Any]:
         asset = obj.get("asset")
         signal = obj.get("signal")
         if asset is None:
             asset = fill(self.rule.asset, topic_values)
         if signal is None:
             signal = fill(self.rule.signal, topic_values)
-        return asset, signal
+        return self.asset_id(asset), signal
 
     def _signal_name(self, name: str) -> str:
         return self.rule.rename.get(name, name)
 
+    # -- shapes -------------------------------------------------------------------------
     def _one(self, obj: Any, topic_values: dict[str, str], received_us: int, out: _Columns) -> None:
-        """Append the readings of one reading/record/columns object (raises PayloadError)."""
-        scale, offset = self.rule.scale, self.rule.offset
+        """Append the readings of one object of any recognised shape (raises PayloadError)."""
         if isinstance(obj, bool) or not isinstance(obj, int | float | dict):
             raise PayloadError(f"expected a number or an object, got {type(obj).__name__}")
         if not isinstance(obj, dict):
             obj = {"value": obj}
         asset, signal = self._names(obj, topic_values)
+        if self._is_gateway(obj):
+            self._gateway(obj, topic_values, received_us, out)
+            return
         if not isinstance(asset, str) or not asset:
             raise PayloadError("no asset: put it in the topic or an 'asset' field")
-        if "values" in obj:
-            values = obj["values"]
-            if not isinstance(values, dict) or not values:
-                raise PayloadError("'values' must be an object of signal -> value(s)")
-            ts_field = obj.get("ts")
-            quality = _quality(obj.get("quality"))
-            if isinstance(ts_field, list):
-                stamps = [_ts_us(t, self.unit_us, received_us) for t in ts_field]
-                for name, series in values.items():
-                    if not isinstance(series, list) or len(series) != len(stamps):
-                        raise PayloadError(f"column {name!r} must be a list as long as 'ts' ({len(stamps)})")
-                    sig = self._signal_name(str(name))
-                    for t, v in zip(stamps, series, strict=True):
-                        out.add(asset, sig, t, _value(v, scale, offset), quality)
-                return
-            ts = _ts_us(ts_field, self.unit_us, received_us)
-            for name, v in values.items():
-                out.add(asset, self._signal_name(str(name)), ts, _value(v, scale, offset), quality)
+        values = obj.get("values")
+        if isinstance(values, list):
+            self._kepware(obj, asset, values, received_us, out)
             return
+        if "values" in obj:
+            self._record(obj, asset, received_us, out)
+            return
+        if "value" not in obj:
+            if "signal" not in obj and obj:
+                self._key_values(obj, asset, received_us, out)
+                return
+            raise PayloadError("a reading needs a 'value' (or 'values' for several signals)")
         if not isinstance(signal, str) or not signal:
             raise PayloadError("no signal: put it in the topic or a 'signal' field")
-        if "value" not in obj:
-            raise PayloadError("a reading needs a 'value' (or 'values' for several signals)")
+        raw_ts, ts = self._record_ts(obj, received_us)
         out.add(
             asset,
             self._signal_name(signal),
-            _ts_us(obj.get("ts"), self.unit_us, received_us),
-            _value(obj["value"], scale, offset),
-            _quality(obj.get("quality")),
+            ts if ts is not None else self._ts_us(raw_ts, received_us),
+            self._value(obj["value"]),
+            self._quality(obj.get("quality")),
         )
+
+    def _record(self, obj: dict[str, Any], asset: str, received_us: int, out: _Columns) -> None:
+        values = obj["values"]
+        if not isinstance(values, dict) or not values:
+            raise PayloadError("'values' must be an object of signal -> value(s)")
+        raw_ts, ts = self._record_ts(obj, received_us)
+        quality = self._quality(obj.get("quality"))
+        if isinstance(raw_ts, list):
+            stamps = [self._ts_us(t, received_us) for t in raw_ts]
+            for name, series in values.items():
+                if not isinstance(series, list) or len(series) != len(stamps):
+                    raise PayloadError(
+                        f"column {_short(name)} must be a list as long as the times ({len(stamps)})"
+                    )
+                sig = self._signal_name(str(name))
+                for t, v in zip(stamps, series, strict=True):
+                    out.add(asset, sig, t, self._value(v), quality)
+            return
+        at = ts if ts is not None else self._ts_us(raw_ts, received_us)
+        for name, v in values.items():
+            out.add(asset, self._signal_name(str(name)), at, self._value(v), quality)
+
+    def _key_values(self, obj: dict[str, Any], asset: str, received_us: int, out: _Columns) -> None:
+        """ThingsBoard's plain telemetry: every key but the time is a signal."""
+        raw_ts, ts = self._record_ts(obj, received_us)
+        at = ts if ts is not None else self._ts_us(raw_ts, received_us)
+        skip = {*self.ts_keys, "asset", "quality"}
+        quality = self._quality(obj.get("quality"))
+        names = [name for name in obj if name not in skip]
+        if not names:
+            raise PayloadError("no readings: the object holds no signal -> value pairs")
+        for name in names:
+            out.add(asset, self._signal_name(str(name)), at, self._value(obj[name]), quality)
+
+    def _kepware(
+        self, obj: dict[str, Any], asset: str, values: list[Any], received_us: int, out: _Columns
+    ) -> None:
+        """Kepware IoT Gateway: each item's own time ``t`` (else the message's), id, v, q."""
+        raw_ts, ts = self._record_ts(obj, received_us)
+        message_ts = ts if ts is not None else self._ts_us(raw_ts, received_us)
+        for item in values:
+            if not isinstance(item, dict) or "id" not in item or "v" not in item:
+                raise PayloadError("each item of a 'values' list needs 'id' and 'v' (Kepware IoT Gateway)")
+            at = self._ts_us(item["t"], received_us) if "t" in item else message_ts
+            out.add(
+                asset,
+                self._signal_name(str(item["id"])),
+                at,
+                self._value(item["v"]),
+                self._quality(item.get("q")),
+            )
+
+    @staticmethod
+    def _is_gateway(obj: dict[str, Any]) -> bool:
+        """ThingsBoard gateway telemetry: every value a list of {ts, values} objects."""
+        return bool(obj) and all(
+            isinstance(v, list) and v and all(isinstance(r, dict) and "values" in r for r in v)
+            for v in obj.values()
+        )
+
+    def _gateway(
+        self, obj: dict[str, Any], topic_values: dict[str, str], received_us: int, out: _Columns
+    ) -> None:
+        for device, records in obj.items():
+            asset = self.asset_id(device)
+            for record in records:
+                self._record(record, asset, received_us, out)
 
     def _fast_array(self, rows: list[Any], topic_values: dict[str, str]) -> pa.Table | None:
         """Vectorised path for arrays of flat readings with numeric ts; None = use the slow path."""
         try:
-            a0 = fill(self.rule.asset, topic_values)
+            a0 = self.asset_id(fill(self.rule.asset, topic_values))
             s0 = fill(self.rule.signal, topic_values)
+            if any(
+                type(r) is not dict or len(r) > 4 or type(r.get("value")) not in (int, float) or "ts" not in r
+                for r in rows
+            ):
+                return None
             assets = [r.get("asset", a0) for r in rows]
             signals = [r.get("signal", s0) for r in rows]
             ts = np.array([r["ts"] for r in rows], dtype=np.float64)
             values = np.array([r["value"] for r in rows], dtype=np.float64)
-            if any("quality" in r or "values" in r for r in rows):
+            if any("quality" in r or "values" in r for r in rows) or ts.dtype != np.float64:
                 return None
-        except (AttributeError, KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+            return None
+        if self.ts_keys[0] != "ts" or self.rule.assets or self.rule.make_ids:
             return None
         if None in assets or None in signals or not np.all(np.isfinite(ts)):
             return None
         if any(not isinstance(a, str) or not a for a in set(assets)) or any(
             not isinstance(s, str) or not s for s in set(signals)
         ):
+            return None
+        us = ts * self.unit_us
+        if np.any(np.abs(us) >= _MAX_ABS_US):
             return None
         if self.rule.rename:
             signals = [self._signal_name(s) for s in signals]
@@ -241,17 +418,18 @@ class JsonPayloadParser:
             {
                 "asset": pa.array(assets, pa.string()),
                 "signal": pa.array(signals, pa.string()),
-                "ts": pa.array(np.rint(ts * self.unit_us).astype(np.int64), pa.int64()).cast(TIMESTAMP_TYPE),
-                "value": pa.array(values, pa.float64(), from_pandas=True),
+                "ts": pa.array(np.rint(us).astype(np.int64), pa.int64()).cast(TIMESTAMP_TYPE),
+                "value": pa.array(values, pa.float64()),
                 "quality": pa.array(np.zeros(n, dtype=np.uint8), pa.uint8()),
             },
             schema=READINGS_SCHEMA,
         )
 
+    # -- entry point --------------------------------------------------------------------
     def parse(
         self, payload: bytes, topic_values: dict[str, str], received_us: int
     ) -> tuple[pa.Table, list[str]]:
-        """The readings in ``payload`` and the reasons rows were rejected."""
+        """The readings in ``payload`` and the reasons rows were rejected. Never raises."""
         out = _Columns()
         table, reasons = self.parse_into(payload, topic_values, received_us, out)
         return (table if table is not None else out.table()), reasons
@@ -261,11 +439,27 @@ class JsonPayloadParser:
     ) -> tuple[pa.Table | None, list[str]]:
         """Like ``parse``, but small payloads append their rows to ``out`` (one table for many
         messages: building an Arrow table per one-reading message costs more than the rest of
-        its handling). Returns a table only for a payload read the vectorised way."""
+        its handling). Returns a table only for a payload read the vectorised way.
+
+        Never raises: whatever cannot be read comes back as a reason, and a payload that
+        failed half-way leaves nothing in ``out``.
+        """
+        mark = len(out)
+        try:
+            return self._parse_into(payload, topic_values, received_us, out)
+        except Exception as exc:  # nothing a publisher sends may stop the worker
+            out.truncate(mark)
+            return None, [f"payload could not be read ({type(exc).__name__}: {exc})"[:300]]
+
+    def _parse_into(
+        self, payload: bytes, topic_values: dict[str, str], received_us: int, out: _Columns
+    ) -> tuple[pa.Table | None, list[str]]:
         try:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return None, [f"not valid JSON: {exc}"]
+        except RecursionError:
+            return None, ["not valid JSON: nested too deeply"]
         if type(doc) is dict and len(doc) == 2:
             # Fast path for what most gateways send, {"ts": <number>, "value": <number>} with
             # asset and signal from the topic: what _one gives it (tests keep them equal),
@@ -291,7 +485,7 @@ class JsonPayloadParser:
                 mark = len(out)
                 try:
                     self._one(item, topic_values, received_us, out)
-                except PayloadError as exc:
+                except (PayloadError, RecursionError) as exc:
                     out.truncate(mark)
                     reasons.append(f"item {i}: {exc}")
             return None, reasons
@@ -327,6 +521,15 @@ class BatchBuilder:
                 self._cols = _Columns()
             self._tables.append(table)
         return reasons
+
+    def add_table(self, table: pa.Table) -> None:
+        """Add readings already read into a table (e.g. a Sparkplug B message), in order."""
+        if not table.num_rows:
+            return
+        if len(self._cols):
+            self._tables.append(self._cols.table())
+            self._cols = _Columns()
+        self._tables.append(table)
 
     def table(self) -> pa.Table:
         if len(self._cols):

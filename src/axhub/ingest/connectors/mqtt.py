@@ -23,6 +23,7 @@ Why it does not lose or duplicate readings:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -35,17 +36,37 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from axhub.ingest.connectors.base import Delivery, Rejected, Source
+from axhub.ingest.connectors.base import Backoff, Delivery, Rejected, Source
 from axhub.ingest.connectors.json_payload import BatchBuilder, JsonPayloadParser
+from axhub.ingest.connectors.sparkplug import SparkplugParser
 from axhub.ingest.tag_mapping import MqttConfig, MqttTopicRule
 
 log = logging.getLogger(__name__)
 
 
-def make_client(config: MqttConfig, *, client_id: str | None = None, manual_ack: bool = False) -> mqtt.Client:
+class SupervisedClient(mqtt.Client):
+    """paho's client, remembering why its network loop died (paho's thread just ends)."""
+
+    crash: str | None = None
+
+    def loop_forever(self, *args: Any, **kwargs: Any) -> mqtt.MQTTErrorCode:
+        try:
+            return super().loop_forever(*args, **kwargs)
+        except Exception as exc:
+            self.crash = f"{type(exc).__name__}: {exc}"
+            raise
+
+
+def make_client(
+    config: MqttConfig,
+    *,
+    client_id: str | None = None,
+    manual_ack: bool = False,
+    factory: type[mqtt.Client] = mqtt.Client,
+) -> mqtt.Client:
     """A paho client configured from the mapping (protocol, session, credentials, TLS)."""
     v5 = config.version == "5"
-    client = mqtt.Client(
+    client = factory(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id if client_id is not None else config.client_id,
         clean_session=None if v5 else False,
@@ -85,23 +106,32 @@ class MqttSource(Source):
         self._arrived = threading.Event()
         self._rules: dict[str, tuple[MqttTopicRule, dict[str, str]] | None] = {}
         self._parsers: dict[int, JsonPayloadParser] = {}
+        self._sparkplug: dict[int, SparkplugParser] = {}
         self._client: mqtt.Client | None = None
         self._generation = 0
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._unacked = threading.Semaphore(config.receive_maximum)
         self._closing = False
+        self._thread: threading.Thread | None = None
         self.connects = 0
         self.disconnects = 0
         self.messages = 0
+        # The network thread's crashes (a bug in a callback, a paho failure): it is restarted
+        # with a fresh connection, and the last error is shown in the health.
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.refused: str | None = None
 
     # -- paho callbacks (network thread) -------------------------------------------------
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _props: Any
     ) -> None:
         if reason_code.is_failure:
+            self.refused = str(reason_code)
             log.warning("MQTT connect to %s:%s refused: %s", self.config.host, self.config.port, reason_code)
             return
+        self.refused = None
         with self._lock:
             self._generation += 1
             self.connects += 1
@@ -146,11 +176,34 @@ class MqttSource(Source):
             parser = self._parsers[id(rule)] = JsonPayloadParser(rule)
         return parser
 
+    def _sparkplug_parser(self, rule: MqttTopicRule) -> SparkplugParser:
+        parser = self._sparkplug.get(id(rule))
+        if parser is None:
+            parser = self._sparkplug[id(rule)] = SparkplugParser(rule)
+        return parser
+
+    def display_names(self) -> dict[str, str]:
+        """Asset ids made from names (``make_ids``) -> the names as machines sent them."""
+        out: dict[str, str] = {}
+        for parser in self._parsers.values():
+            out.update(parser.display_names)
+        for sparkplug in self._sparkplug.values():
+            out.update(sparkplug.display_names)
+        return out
+
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # Wait for room (back-pressure); on close, leave the message unacked for redelivery.
         while not self._unacked.acquire(timeout=0.25):
             if self._closing:
                 return
+        try:
+            self._deliver(client, msg)
+        except Exception as exc:  # nothing a publisher sends may stop the network thread
+            log.exception("MQTT message on %s could not be handled", msg.topic)
+            self._unacked.release()
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _deliver(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         self.messages += 1
         self._raw.append((msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1000))
         if not self._arrived.is_set():
@@ -177,7 +230,16 @@ class MqttSource(Source):
                 continue
             rule, values = found
             try:
-                reasons = builder.add(self._parser(rule), bytes(payload), values, received_us)
+                if rule.format == "sparkplug":
+                    result = self._sparkplug_parser(rule).parse_message(topic, bytes(payload), received_us)
+                    builder.add_table(result.batch)
+                    reasons = result.reasons
+                    client = self._client
+                    for out_topic, out_payload in result.publish:  # rebirth requests
+                        if client is not None:
+                            client.publish(out_topic, out_payload, qos=0)
+                else:
+                    reasons = builder.add(self._parser(rule), bytes(payload), values, received_us)
             except Exception as exc:  # a payload the parser trips on must not stop the stream
                 reasons = [f"could not read the payload: {type(exc).__name__}: {exc}"]
             if reasons:
@@ -195,16 +257,12 @@ class MqttSource(Source):
         self._unacked.release(len(acks))
 
     # -- Source ---------------------------------------------------------------------------
-    def connect(self) -> None:
-        self._closing = False
-        client = make_client(self.config, client_id=self.client_id, manual_ack=True)
+    def _new_client(self) -> mqtt.Client:
+        client = make_client(self.config, client_id=self.client_id, manual_ack=True, factory=SupervisedClient)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        self._client = client
         clean_start: Any = False if self.config.version == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY
-        # connect_async + loop_start: the network thread connects, and reconnects with
-        # exponential back-off whenever the broker goes away (also if it is down at start).
         client.connect_async(
             self.config.host,
             self.config.port,
@@ -212,7 +270,75 @@ class MqttSource(Source):
             clean_start=clean_start,
             properties=connect_properties(self.config),
         )
+        return client
+
+    def _watch(self) -> None:
+        """Watches paho's network thread (which reconnects with back-off by itself) and
+        restarts it on a fresh connection if it ever dies, so the source never stops silently;
+        unacknowledged messages are redelivered by the broker."""
+        backoff = Backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
+        while not self._closing:
+            time.sleep(0.2)
+            client = self._client
+            if (
+                client is None
+                or self._closing
+                or not isinstance(client, SupervisedClient)
+                or not client.crash
+            ):
+                continue
+            self._connected.clear()
+            self.restarts += 1
+            self.last_error = client.crash
+            delay = backoff.next_delay()
+            log.error("MQTT network thread failed (%s); restarting in %.1fs", self.last_error, delay)
+            with contextlib.suppress(Exception):
+                client.loop_stop()
+            time.sleep(delay)
+            if not self._closing:
+                fresh = self._new_client()
+                self._client = fresh
+                fresh.loop_start()
+                if self._closing:  # closed meanwhile: do not leave a connection behind
+                    fresh.disconnect()
+                    fresh.loop_stop()
+
+    def connect(self) -> None:
+        self._closing = False
+        # connect_async + paho's network thread: it connects, and reconnects with exponential
+        # back-off whenever the broker goes away (also if it is down at start).
+        client = self._client = self._new_client()
         client.loop_start()
+        self._thread = threading.Thread(target=self._watch, name="mqtt-watch", daemon=True)
+        self._thread.start()
+
+    def health(self) -> dict[str, Any]:
+        client = self._client
+        crashed = isinstance(client, SupervisedClient) and client.crash is not None
+        alive = self._thread is not None and self._thread.is_alive() and not crashed
+        problems = []
+        if not alive:
+            problems.append("the MQTT network thread is not running")
+        if not self.connected:
+            problems.append(
+                f"not connected to {self.config.host}:{self.config.port}"
+                + (f" (refused: {self.refused})" if self.refused else "; reconnecting")
+            )
+        if self.last_error:
+            problems.append(f"last error: {self.last_error} (network thread restarted {self.restarts}x)")
+        for parser in self._sparkplug.values():
+            if parser.gaps or parser.rebirths:
+                problems.append(
+                    f"Sparkplug: {parser.gaps} sequence gap(s), {parser.rebirths} rebirth request(s) so far"
+                )
+        return {
+            "kind": self.kind,
+            "ok": alive and self.connected,
+            "connected": self.connected,
+            "messages": self.messages,
+            "restarts": self.restarts,
+            "problems": problems,
+        }
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -246,6 +372,9 @@ class MqttSource(Source):
         self._closing = True
         client.disconnect()
         client.loop_stop()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(10)
         self._connected.clear()
 
 

@@ -9,7 +9,12 @@ gathered and handed to the worker once per publishing interval as one ``Delivery
 - Security: username/password, and certificate security (Basic256Sha256 etc.) from the
   mapping file.
 - Reconnect: if the server goes away, the session is rebuilt with exponential back-off and
-  the subscriptions are created again.
+  the subscriptions are created again; the back-off starts afresh after each session that
+  got as far as subscribing, so a server that is back is reconnected within ``reconnect_min_s``.
+- Problems a person must fix are said at connect time and kept in the health: NodeIds the
+  server does not have, objects below the browse depth that were not browsed, browse names
+  that are not valid names (turned into valid ids, the original kept as display name), and a
+  certificate the server does not trust (with the file to trust on the server).
 - OPC UA acknowledges notifications inside the protocol, so ``ack`` is a no-op here; values
   that change while the connection is down are not replayed by a server after a restart
   (the new subscription starts with each tag's current value).
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ from asyncua.crypto import security_policies, uacrypto
 from cryptography import x509
 
 from axhub.core.domain import Quality
+from axhub.core.reading_rules import asset_id_from_name, signal_name_from
 from axhub.ingest.connectors.base import Backoff, Delivery, DeliveryBuffer, Rejected, Source, columns_to_batch
 from axhub.ingest.tag_mapping import OpcUaBrowse, OpcUaConfig, Scaling, fill
 
@@ -64,11 +71,25 @@ class Tag:
     asset: str
     signal: str
     scaling: Scaling
+    asset_display: str = ""  # the browse name the asset id was made from
 
 
-async def browse_variables(client: Client, rule: OpcUaBrowse) -> dict[str, Tag]:
-    """Variables below ``rule.root`` named by the rule's templates ({name}, {parent}, {path})."""
+@dataclass
+class BrowseResult:
+    tags: dict[str, Tag]
+    # Objects at the depth limit that have children: their variables were not browsed.
+    too_deep: list[str]
+
+
+async def browse_variables(client: Client, rule: OpcUaBrowse) -> BrowseResult:
+    """Variables below ``rule.root`` named by the rule's templates ({name}, {parent}, {path}).
+
+    Browse names become valid names by the one rule for readings: the asset an asset id
+    (``asset_id_from_name``: 'Line 1' -> 'line-1-<hash>'), the signal a signal name ('Door Open'
+    and 'Zone1 °C' already are); a tag keeps the original as its display name.
+    """
     found: dict[str, Tag] = {}
+    too_deep: list[str] = []
 
     async def walk(node: Node, names: list[str], depth: int) -> None:
         for child in await node.get_children(refs=ua.ObjectIds.HierarchicalReferences):
@@ -82,13 +103,51 @@ async def browse_variables(client: Client, rule: OpcUaBrowse) -> dict[str, Tag]:
                 }
                 asset, signal = fill(rule.asset, values), fill(rule.signal, values)
                 if asset and signal:
-                    found[child.nodeid.to_string()] = Tag(asset, signal, rule)
-            elif node_class == ua.NodeClass.Object and depth < rule.max_depth:
-                await walk(child, [*names, name], depth + 1)
+                    found[child.nodeid.to_string()] = Tag(
+                        asset_id_from_name(asset), signal_name_from(signal), rule, asset_display=asset
+                    )
+            elif node_class == ua.NodeClass.Object:
+                if depth < rule.max_depth:
+                    await walk(child, [*names, name], depth + 1)
+                elif await child.get_children(refs=ua.ObjectIds.HierarchicalReferences):
+                    too_deep.append(".".join([*names, name]))
 
     root = client.get_node(rule.root)
     await walk(root, [(await root.read_browse_name()).Name], 1)
-    return found
+    return BrowseResult(found, too_deep)
+
+
+def describe_failure(exc: BaseException, cfg: OpcUaConfig, *, connecting: bool = True) -> str:
+    """What went wrong, in words a person can act on (asyncua's own text is often empty).
+
+    ``connecting``: the failure came before a session was established, where a server that
+    refuses our certificate simply closes the secure channel.
+    """
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing listens at {cfg.endpoint} (is the server running, the port right?)"
+    text = str(exc).strip()
+    code = getattr(exc, "code", None)
+    if isinstance(exc, ua.UaStatusCodeError) and code is not None:
+        name = ua.status_codes.get_name_and_doc(code)[0]
+        text = f"{name}: {text}" if text and name not in text else (text or name)
+    text = text or type(exc).__name__
+    certificate_words = (
+        "Certificate",
+        "SecurityChecksFailed",
+        "SecurityPolicyRejected",
+        "NoValidCertificates",
+    )
+    refused_during_handshake = isinstance(exc, ConnectionError | TimeoutError | asyncio.IncompleteReadError)
+    closed = refused_during_handshake or not str(exc).strip()
+    if cfg.security_policy != "None" and (
+        any(w in text for w in certificate_words) or (connecting and closed)
+    ):
+        text += (
+            f". The server did not accept our certificate ({cfg.security_policy}, {cfg.security_mode}): "
+            f"trust this client certificate on the server ({cfg.certificate}), e.g. move it from the "
+            "server's rejected folder to its trusted folder; the connection is retried by itself"
+        )
+    return text
 
 
 class OpcUaSource(Source):
@@ -104,6 +163,9 @@ class OpcUaSource(Source):
         self._stop: asyncio.Event | None = None
         self._connected = threading.Event()
         self.tags: dict[str, Tag] = {}
+        # What a person must fix, found at connect time (missing nodes, browse depth, names).
+        self.problems: list[str] = []
+        self.last_error: str | None = None
         self.connects = 0
         self.notifications = 0
         self._rows: tuple[list[str], list[str], list[int], list[float | None], list[int]] = (
@@ -164,10 +226,37 @@ class OpcUaSource(Source):
 
     async def _resolve_tags(self, client: Client) -> dict[str, Tag]:
         tags: dict[str, Tag] = {}
+        problems: list[str] = []
         for rule in self.config.browse:
-            tags.update(await browse_variables(client, rule))
-        for node in self.config.nodes:
-            tags[ua.NodeId.from_string(node.node).to_string()] = Tag(node.asset, node.signal, node)
+            found = await browse_variables(client, rule)
+            tags.update(found.tags)
+            if found.too_deep:
+                shown = ", ".join(found.too_deep[:5]) + (" ..." if len(found.too_deep) > 5 else "")
+                problems.append(
+                    f"browse of {rule.root} stopped at max_depth {rule.max_depth}: {len(found.too_deep)} "
+                    f"object(s) below were not browsed ({shown}); raise max_depth to include them"
+                )
+        configured = [(ua.NodeId.from_string(n.node).to_string(), n) for n in self.config.nodes]
+        if configured:
+            # Read each configured node's class: a NodeId the server lacks answers BadNodeIdUnknown
+            # (and would otherwise be subscribed to silently, never giving data).
+            results = await client.read_attributes(
+                [client.get_node(nid) for nid, _n in configured], ua.AttributeIds.NodeClass
+            )
+            for (nid, node), result in zip(configured, results, strict=True):
+                status = result.StatusCode
+                if status is not None and not status.is_good():
+                    problems.append(
+                        f"node {node.node} ({node.asset}/{node.signal}) does not exist on "
+                        f"{self.config.endpoint} ({status.name}); fix the mapping"
+                    )
+                    continue
+                tags[nid] = Tag(node.asset, node.signal, node)
+        for problem in problems:
+            if problem not in self.problems:
+                log.warning("OPC UA: %s", problem)
+                self._rejected.append(Rejected("opcua", self.config.endpoint, problem, b""))
+        self.problems = problems
         return tags
 
     def _on_change(self, node_id: str, value: Any, dv: ua.DataValue | None) -> None:
@@ -183,6 +272,10 @@ class OpcUaSource(Source):
         quality = status_to_quality(dv.StatusCode if dv is not None else None)
         if value is None or isinstance(value, bool | int | float):
             number = None if value is None else tag.scaling.apply(float(value))
+            if number is not None and not math.isfinite(number):
+                # A PLC's NaN/infinity means "no valid value" (as with Modbus): stored as a
+                # missing value of bad quality rather than a dead letter at every change.
+                number, quality = None, Quality.BAD
             assets, signals, stamps, values, quals = self._rows
             assets.append(tag.asset)
             signals.append(tag.signal)
@@ -256,13 +349,17 @@ class OpcUaSource(Source):
         self._stop = stop = asyncio.Event()
         backoff = Backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
         while not stop.is_set():
+            connects = self.connects
             try:
                 await self._session(stop)
                 backoff.reset()
             except Exception as exc:
                 self._hand_over()
+                if self.connects > connects:
+                    backoff.reset()  # that session worked: a server that is back is retried soon
                 delay = backoff.next_delay()
-                log.warning("OPC UA %s: %s; retrying in %.1fs", self.config.endpoint, exc, delay)
+                self.last_error = describe_failure(exc, self.config, connecting=self.connects == connects)
+                log.warning("OPC UA %s: %s; retrying in %.1fs", self.config.endpoint, self.last_error, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         self._hand_over()
@@ -290,6 +387,27 @@ class OpcUaSource(Source):
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def health(self) -> dict[str, Any]:
+        problems = list(self.problems)
+        if not self.connected:
+            problems.insert(0, f"not connected to {self.config.endpoint}: {self.last_error or 'connecting'}")
+        return {
+            "kind": self.kind,
+            "ok": self.connected and not self.problems,
+            "connected": self.connected,
+            "tags": len(self.tags),
+            "notifications": self.notifications,
+            "problems": problems,
+        }
+
+    def display_names(self) -> dict[str, str]:
+        """Asset ids made from browse names -> the names as the server has them."""
+        return {
+            t.asset: t.asset_display
+            for t in self.tags.values()
+            if t.asset_display and t.asset_display != t.asset
+        }
 
     def poll(self, timeout: float) -> list[Delivery]:
         return self._buffer.drain(timeout)

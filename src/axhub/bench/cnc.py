@@ -141,7 +141,8 @@ def run(io: BenchIO, experiments: list[int] | None, test: list[int], permutation
             + ". Physics expects a consistent positive sign (more force with a worn tool). Features with one "
             "sign in every pair: "
             + (", ".join(f for f in signs if signs[f].startswith("0+") or signs[f].endswith("/0-")) or "none")
-            + f"; with {len(pairs)} pairs the two-sided sign-test p is at least {2 * 0.5 ** max(len(pairs), 1):.3f}, "
+            + f"; with {len(pairs)} pairs the two-sided sign-test p is at least "
+            f"{2 * 0.5 ** max(len(pairs), 1):.3f}, "
             "and a consistent sign within pairs did not carry to other feedrates in the leave-one-out "
             "model above.",
             "Only experiments 1-14 are shipped here (the original set has 18). The following-error features "

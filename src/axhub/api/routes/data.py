@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -10,13 +11,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import ValidationError
 
-from axhub.api.deps import AppState, IngestScope, ReadScope, State, WriteScope
+from axhub.api.deps import AppState, IngestScope, ReadScope, State, UploadSlot, WriteScope
 from axhub.api.errors import ERROR_RESPONSES, ApiError
 from axhub.api.routes._util import page_of
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.work import DatasetCreate, DatasetOut, RejectOut, UploadOut
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.core.timeutil import utcnow
+from axhub.ingest.file_limits import check_image, check_table, safe_filename
 from axhub.ingest.file_mapping import ColumnMap, FileMapping
 from axhub.ingest.files import IngestReport, ingest_file
 from axhub.jobs.data import check_dataset_spec
@@ -29,6 +31,7 @@ datasets = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESP
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_REJECTS_SHOWN = 200
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _suffix(name: str) -> str:
@@ -56,7 +59,12 @@ def _record_upload(
 
 
 def _owns_upload(scope: OrgScope, sha: str) -> bool:
-    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.like(f"upload:{sha}:%")).limit(1)
+    # Only a real sha256 (64 hex digits): '%' or '_' in it would be LIKE wildcards matching
+    # any upload; the prefix match escapes them anyway.
+    if not _SHA256.fullmatch(sha):
+        return False
+    prefix = f"upload:{sha}:"
+    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.startswith(prefix, autoescape=True)).limit(1)
     return scope.session.scalars(stmt).first() is not None
 
 
@@ -137,6 +145,7 @@ def _store_readings(
 @uploads.post("", operation_id="create_upload", response_model=UploadOut, status_code=201)
 def create_upload(
     scope: IngestScope,
+    _slot: UploadSlot,
     state: State,
     file: Annotated[UploadFile, File(description="CSV, Parquet or an image (PNG, JPEG, BMP, TIFF)")],
     dataset_name: Annotated[str | None, Form(max_length=200)] = None,
@@ -152,7 +161,7 @@ def create_upload(
     row and field) and, with ``dataset_name``, become the next version of that dataset. With
     ``asset``, a table's readings are also stored in the time-series store (wide layout: a time
     column and one column per signal); good rows land, bad rows come back as rejects."""
-    filename = (file.filename or "upload").rsplit("/", 1)[-1][:200]
+    filename = safe_filename(file.filename)
     suffix = _suffix(filename)
     if kind == "auto":
         kind = "table" if suffix in TABLE_SUFFIXES else "image" if suffix in IMAGE_SUFFIXES else "auto"
@@ -167,15 +176,7 @@ def create_upload(
     if len(raw) > state.max_upload_bytes:
         raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
     if kind == "image":
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(io.BytesIO(raw)) as image:
-                image.load()
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputValidationError(
-                InputProblem(filename, None, None, f"not a readable image: {exc}"), hint="upload PNG or JPEG"
-            ) from exc
+        check_image(raw, filename)
         sha = state.blobs.put(raw)
         run = _record_upload(scope, sha, filename, rows=1)
         return UploadOut(
@@ -183,8 +184,14 @@ def create_upload(
         )
 
     fmt = TABLE_SUFFIXES.get(suffix, "csv")
+    check_table(raw, fmt, filename)  # decoded size bounded before any reader runs (413/422)
     frame = _read_table(raw, fmt, filename)
     sha = state.blobs.put(raw)
+    # The upload is recorded (and committed) before any reading is stored: a server killed or a
+    # failure part-way leaves an unfinished record naming the file, never readings nothing lists.
+    run = _record_upload(scope, sha, filename, rows=len(frame))
+    run.finished_at = None
+    scope.session.commit()
     points_written = 0
     if asset:
         report = _store_readings(scope, state, raw, filename, asset, time_column, timezone, signals)
@@ -193,8 +200,9 @@ def create_upload(
     else:
         problems = _row_problems(frame, filename)
         rejected_rows = len({p.row for p in problems})
-    run = _record_upload(scope, sha, filename, rows=len(frame), rejected=rejected_rows)
+    run.rows_rejected = rejected_rows
     run.points_written = points_written
+    run.finished_at = utcnow()
     dataset = None
     if dataset_name:
         spec = {

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from axhub.api.deps import Principal, Reader, ReadScope, State, Writer, WriteScope
@@ -103,6 +103,7 @@ def list_alerts(
     responses={**ERROR_RESPONSES, **SSE_RESPONSE},
 )
 def stream_alerts(
+    request: Request,
     principal: Reader,
     app: State,
     since: Annotated[datetime | None, Query(description="Also send alerts created after this time")] = None,
@@ -111,8 +112,10 @@ def stream_alerts(
     ] = 600,
     poll: Annotated[float, Query(ge=0.05, le=10)] = 1.0,
 ) -> StreamingResponse:
-    """Server-sent events: one ``alert`` event per new alert of your organisation."""
+    """Server-sent events: one ``alert`` event per new alert of your organisation (at most a few
+    streams per caller at once: 429 beyond)."""
     org_id = principal.org_id
+    slot = app.streams.take(principal.actor, org_id, timeout)
     cursor = as_utc(since) if since else utcnow()
 
     async def events() -> AsyncIterator[bytes]:
@@ -120,7 +123,7 @@ def stream_alerts(
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
         yield b": connected\n\n"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not await request.is_disconnected():
             rows = await asyncio.to_thread(_new_alerts, app, org_id, cursor)
             for row in rows:
                 if row.id in seen:
@@ -131,7 +134,11 @@ def stream_alerts(
             await asyncio.sleep(poll)
         yield sse("end", {})
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        app.streams.guard(slot, events()),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def _new_alerts(app: State, org_id: str, after: datetime) -> list[AlertOut]:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from axhub.core.cancel import checkpoint
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.base import ExampleData, SensorEstimator, standardisation_stats
 from axhub.ml.baseline import always_alarm_f1, with_baseline
@@ -123,6 +124,7 @@ class AnomalyEstimator(SensorEstimator):
         steps = self._window_steps()
         scores: list[np.ndarray] = []
         for fold in range(folds):
+            checkpoint()  # a cancelled job stops between folds
             held = block_ids == fold
             if held.sum() < self.window_length or (~held).sum() < 2 * self.window_length:
                 continue

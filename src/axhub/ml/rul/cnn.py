@@ -21,6 +21,7 @@ import onnx
 import pandas as pd
 from onnx import helper
 
+from axhub.core.cancel import checkpoint
 from axhub.ml.rul.base import RulWindowEstimator
 from axhub.ml.rul.features import padded_windows
 from axhub.ml.rul.synthetic import SYNTH_SETTINGS
@@ -186,6 +187,7 @@ class RulCNN(RulWindowEstimator):
             generator = torch.Generator().manual_seed(int(self.seed))
             net.train()
             for _ in range(int(self.epochs)):
+                checkpoint()  # a cancelled job stops between epochs
                 order = torch.randperm(len(data), generator=generator)
                 for start in range(0, len(data), int(self.batch_size)):
                     batch = order[start : start + int(self.batch_size)]

@@ -29,6 +29,7 @@ import onnx
 import pandas as pd
 from onnx import helper
 
+from axhub.core.cancel import checkpoint
 from axhub.ml.rul.base import RulWindowEstimator
 from axhub.ml.rul.features import padded_windows, window_feature_matrix
 from axhub.ml.rul.synthetic import SYNTH_SETTINGS
@@ -173,6 +174,7 @@ class RulGBM(RulWindowEstimator):
         fold_of_unit = np.random.default_rng(int(self.seed)).permutation(np.arange(n_units) % folds)
         oof = np.empty(len(y))
         for f in range(folds):
+            checkpoint()  # a cancelled job stops between folds
             held = fold_of_unit[unit] == f
             oof[held] = self._train(features[~held], y[~held]).predict(features[held].astype(np.float32))
         return oof

@@ -116,7 +116,7 @@ def _baselines(data: CmapssSubset, cap: float) -> dict[str, dict[str, Any]]:
     constant = np.full(len(data.test_rul), float(np.mean(true_rows)))
     rows = {
         "baseline: constant mean training RUL": figures(constant, data.test_rul, cap),
-        "baseline: age only, E[life - t | life > t]": figures(
+        "baseline: age only, mean remaining training life beyond age t": figures(
             survival_prior(data.train, ages), data.test_rul, cap
         ),
     }

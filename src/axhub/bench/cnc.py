@@ -138,8 +138,13 @@ def run(io: BenchIO, experiments: list[int] | None, test: list[int], permutation
             "extra.matched_pairs): "
             "the sign of the difference per feature over the pairs: "
             + (", ".join(f"{k} {v}" for k, v in signs.items()) or "no pairs")
-            + ". Wear would show as a consistent positive sign; where signs are mixed the signals do not "
-            "carry wear across experiments at fixed settings, and no model can learn it from 14 jobs.",
+            + ". Physics expects a consistent positive sign (more force with a worn tool). Features with one "
+            "sign in every pair: "
+            + (", ".join(f for f in signs if signs[f].startswith("0+") or signs[f].endswith("/0-")) or "none")
+            + f"; with {len(pairs)} pairs the two-sided sign-test p is at least "
+            f"{2 * 0.5 ** max(len(pairs), 1):.3f}, "
+            "and a consistent sign within pairs did not carry to other feedrates in the leave-one-out "
+            "model above.",
             "Only experiments 1-14 are shipped here (the original set has 18). The following-error features "
             "of the aggregate model were added after per-experiment aggregates had been looked at next to "
             "the "

@@ -227,11 +227,16 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
+# Commit before the response goes out (``scope="function"``): a client that creates a site and
+# then a machine on it must find the site, and a failed commit must reach the client as an error.
+_SessionDep = Depends(_session, scope="function")
+
+
 @functools.cache
 def scope_for(need: Need) -> Callable[..., OrgScope]:
     def dependency(
         principal: Principal = Depends(require(need)),
-        session: Session = Depends(_session),
+        session: Session = _SessionDep,
     ) -> OrgScope:
         return OrgScope(session, principal.org_id)
 
@@ -249,4 +254,4 @@ ReadScope = Annotated[OrgScope, Depends(scope_for(Need.READ))]
 WriteScope = Annotated[OrgScope, Depends(scope_for(Need.WRITE))]
 IngestScope = Annotated[OrgScope, Depends(scope_for(Need.INGEST))]
 AdminScope = Annotated[OrgScope, Depends(scope_for(Need.ADMIN))]
-DbSession = Annotated[Session, Depends(_session)]
+DbSession = Annotated[Session, _SessionDep]

@@ -112,6 +112,9 @@ class SiteRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Display names per language over the stable id (name/slug); empty falls back to ``name``.
+    name_ko: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class AssetRow(Base):
@@ -127,6 +130,9 @@ class AssetRow(Base):
     kind: Mapped[str] = mapped_column(String(20), default="other")
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Display names per language over the stable id (name/slug); empty falls back to ``name``.
+    name_ko: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class SignalRow(Base):
@@ -143,6 +149,9 @@ class SignalRow(Base):
     # Normal operating limits for threshold rules (optional).
     low_limit: Mapped[float | None] = mapped_column(Float, default=None)
     high_limit: Mapped[float | None] = mapped_column(Float, default=None)
+    # Display names per language over the stable id (name/slug); empty falls back to ``name``.
+    name_ko: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class DatasetRow(Base):

@@ -20,6 +20,7 @@ from axhub.store.platform import list_orgs, usage_by_org
 from axhub.store.scoped import OrgScope
 from axhub.web import views
 from axhub.web.i18n import LANG_COOKIE, LOCALES, Translator, locale_of, texts
+from axhub.web.names import display_name
 from axhub.web.series import data_extent
 from axhub.web.session import (
     check_credentials,
@@ -36,6 +37,7 @@ PagePrincipal = Annotated[Principal, Depends(page_principal)]
 # Navigation entries: (path, i18n key, who sees it).
 NAV: list[tuple[str, str, Need]] = [
     ("/", "nav.overview", Need.READ),
+    ("/plant", "nav.plant", Need.READ),
     ("/alerts", "nav.alerts", Need.READ),
     ("/inspection", "nav.inspection", Need.READ),
     ("/data", "nav.data", Need.INGEST),
@@ -65,6 +67,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         "path": request.url.path,
         "client_texts": client_texts,
         "can_write": principal is not None and principal.allows(Need.WRITE),
+        "dn": lambda row: display_name(row, locale),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
@@ -236,7 +239,16 @@ def operator_page(request: Request, principal: PagePrincipal) -> HTMLResponse:
         # never their readings, images or models.
         orgs: list[OrganizationRow] = list(list_orgs(page.session))
         usage = usage_by_org(page.session)
-        return render(request, "operator.html", active="/operator", orgs=orgs, usage=usage, **page.ident)
+        history = views.usage_over_time(page.session)
+        return render(
+            request,
+            "operator.html",
+            active="/operator",
+            orgs=orgs,
+            usage=usage,
+            history=history,
+            **page.ident,
+        )
 
 
 def login_url(next_path: str) -> str:

@@ -195,3 +195,75 @@ def inspection_view(scope: OrgScope) -> dict[str, Any]:
         "defects": defects,
         "vision_models": vision_models,
     }
+
+
+@dataclass
+class MachineBlock:
+    asset: AssetRow
+    line: AssetRow | None
+    signals: list[SignalRow] = field(default_factory=list)
+
+
+@dataclass
+class PlantSite:
+    site: SiteRow
+    lines: list[AssetRow] = field(default_factory=list)
+    machines: list[MachineBlock] = field(default_factory=list)
+
+
+def plant_structure(scope: OrgScope) -> dict[str, Any]:
+    """Sites with their lines (assets of kind ``line``) and machines with their signals."""
+    sites = {s.id: PlantSite(site=s) for s in scope.list(SiteRow, order_by=SiteRow.name)}
+    assets = list(scope.list(AssetRow, order_by=AssetRow.slug))
+    by_id = {a.id: a for a in assets}
+    signals: dict[str, list[SignalRow]] = defaultdict(list)
+    for sig in scope.list(SignalRow, order_by=SignalRow.name):
+        signals[sig.asset_id].append(sig)
+    for asset in assets:
+        block = sites.get(asset.site_id)
+        if block is None:
+            continue
+        if asset.kind == "line":
+            block.lines.append(asset)
+        else:
+            line = by_id.get(asset.parent_id) if asset.parent_id else None
+            block.machines.append(MachineBlock(asset, line, signals.get(asset.id, [])))
+    machines = sum(len(b.machines) for b in sites.values())
+    return {"plant": list(sites.values()), "n_machines": machines}
+
+
+def usage_over_time(session: Any, days: int = 14, now: datetime | None = None) -> dict[str, Any]:
+    """Per company and day (UTC) over the last ``days``: readings stored, files taken in, jobs
+    submitted and alerts raised. Counts only: the operator never sees a company's data."""
+    from sqlalchemy import func, select
+
+    from axhub.core.timeutil import utcnow
+    from axhub.store.models import IngestRunRow
+
+    end = (now or utcnow()).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    start = end - timedelta(days=days)
+    labels = [(start + timedelta(days=i)).date().isoformat() for i in range(days)]
+    index = {d: i for i, d in enumerate(labels)}
+    series: dict[str, dict[str, list[int]]] = defaultdict(
+        lambda: {k: [0] * days for k in ("points", "files", "jobs", "alerts")}
+    )
+
+    def add(key: str, model: Any, column: Any, value: Any) -> None:
+        day = func.date(column)
+        stmt = (
+            select(
+                model.org_id, day, func.coalesce(func.sum(value), 0) if value is not None else func.count()
+            )
+            .where(column >= start, column < end)
+            .group_by(model.org_id, day)
+        )
+        for org_id, d, n in session.execute(stmt).all():
+            i = index.get(str(d)[:10])
+            if i is not None:
+                series[org_id][key][i] += int(n or 0)
+
+    add("points", IngestRunRow, IngestRunRow.started_at, IngestRunRow.points_written)
+    add("files", IngestRunRow, IngestRunRow.started_at, None)
+    add("jobs", JobRow, JobRow.created_at, None)
+    add("alerts", AlertRow, AlertRow.created_at, None)
+    return {"days": labels, "series": {k: dict(v) for k, v in series.items()}}

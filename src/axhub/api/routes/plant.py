@@ -44,7 +44,9 @@ def create_site(body: SiteCreate, scope: WriteScope) -> SiteOut:
     parse_timezone(body.timezone)
     if scope.find(SiteRow, name=body.name):
         raise ConflictError(f"site '{body.name}' already exists")
-    return SiteOut.model_validate(scope.add(SiteRow(name=body.name, timezone=body.timezone)))
+    return SiteOut.model_validate(
+        scope.add(SiteRow(name=body.name, timezone=body.timezone, name_ko=body.name_ko, name_en=body.name_en))
+    )
 
 
 @sites.get("/{site_id}", operation_id="get_site", response_model=SiteOut)
@@ -92,6 +94,8 @@ def create_asset(body: AssetCreate, scope: WriteScope) -> AssetOut:
             kind=body.kind,
             parent_id=body.parent_id,
             description=body.description,
+            name_ko=body.name_ko,
+            name_en=body.name_en,
         )
     )
     return AssetOut.model_validate(row)

@@ -85,6 +85,18 @@
     return data;
   }
 
+  // An API error in the page's language. The server's own message is English and may name API
+  // fields; a page shows a translated sentence for the error's code instead, and names the fields
+  // by the labels the user sees (``labelOf`` maps an API field name to a label).
+  function problem(e, labelOf) {
+    const code = (e && e.code) || "failed";
+    const key = config.texts["js.err_" + code] ? "err_" + code : "err_failed";
+    const details = Array.isArray(e && e.details) ? e.details : [];
+    const names = [...new Set(details.map((d) => d.field || (Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : ""))
+      .filter((f) => f && f !== "body"))].map((f) => (labelOf && labelOf(f)) || f);
+    return names.length ? t(key) + " " + t("err_fields", { fields: names.join(", ") }) : t(key);
+  }
+
   let toastTimer = null;
   function toast(message, action) {
     const el = document.getElementById("toast");
@@ -123,6 +135,6 @@
     window.addEventListener("beforeunload", () => source.close());
   }
 
-  window.AX = { config, locale, t, wall, fmtDate, fmtNum, fmtPct, localise, api, toast, toastReload, csrf };
+  window.AX = { config, locale, t, wall, fmtDate, fmtNum, fmtPct, localise, api, problem, toast, toastReload, csrf };
   document.addEventListener("DOMContentLoaded", () => { localise(document); connectLive(); });
 })();

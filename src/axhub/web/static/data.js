@@ -60,7 +60,8 @@
     out.replaceChildren();
     if (!ok) { out.append(el("p", { class: "error", role: "alert" }, AX.t("upload_failed", { msg: res.message }))); }
     const rows = ok ? res.rejects || [] : res.details || [];
-    if (ok) out.append(el("p", { class: "ok" }, AX.t("upload_ok", { good: AX.fmtNum(res.rows_read - res.rows_rejected, 0), rows: AX.fmtNum(res.rows_read, 0), points: AX.fmtNum(res.points_written || 0, 0), dataset: res.dataset ? res.dataset.name + " v" + res.dataset.version : "" })));
+    if (ok && !res.points_written) out.append(el("p", { class: "warn", role: "alert", id: "nothing-stored" }, AX.t("upload_nothing")));
+    else if (ok) out.append(el("p", { class: "ok" }, AX.t("upload_ok", { good: AX.fmtNum(res.rows_read - res.rows_rejected, 0), rows: AX.fmtNum(res.rows_read, 0), points: AX.fmtNum(res.points_written || 0, 0), dataset: res.dataset ? res.dataset.name + " v" + res.dataset.version : "" })));
     if (Array.isArray(rows) && rows.length) {
       out.append(el("p", { class: "warn", role: "alert" }, AX.t("upload_rejected", { n: rows.length })));
       const table = el("table", { class: "table compact row-errors" });

@@ -1,0 +1,43 @@
+"""Pages for a factory's own data: the plant structure (sites, lines, machines, signals).
+
+Writes go through the API's own routes (``/api/v1/sites``, ``/assets``, ``/signals``) from the
+page's script, so the dashboard can do nothing the API would refuse.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from axhub.api.deps import Need
+from axhub.web import views
+from axhub.web.pages import PagePrincipal, _Page, render
+
+router = APIRouter(include_in_schema=False)
+
+# The zones a Korean factory and its partners abroad most often need; any IANA zone is accepted.
+TIMEZONES = (
+    "Asia/Seoul",
+    "UTC",
+    "Asia/Tokyo",
+    "Asia/Shanghai",
+    "Asia/Ho_Chi_Minh",
+    "Europe/Berlin",
+    "America/New_York",
+)
+
+
+@router.get("/plant", response_class=HTMLResponse)
+def plant_page(request: Request, principal: PagePrincipal, created: str = "") -> HTMLResponse:
+    with _Page(request, principal) as page:
+        data = views.plant_structure(page.scope)
+        return render(
+            request,
+            "plant.html",
+            active="/plant",
+            can_edit=principal.allows(Need.WRITE),
+            timezones=TIMEZONES,
+            created=created,
+            **page.ident,
+            **data,
+        )

@@ -132,8 +132,12 @@ def _rows(
     return out
 
 
-def preview_file(path: Path, mapping: FileMapping, *, label: str, rows: int = 20) -> FilePreview:
-    """Preview ``path`` as it would be ingested with ``mapping`` (see the module docstring)."""
+def preview_file(
+    path: Path, mapping: FileMapping, *, label: str, rows: int = 20, count: bool = True
+) -> FilePreview:
+    """Preview ``path`` as it would be ingested with ``mapping`` (see the module docstring).
+
+    ``count=False`` skips the dry run over the whole file (settings and column roles only)."""
     preview = FilePreview(file=label, settings={}, mapping=mapping)
     try:
         source = open_source(path, mapping, label)
@@ -168,6 +172,8 @@ def preview_file(path: Path, mapping: FileMapping, *, label: str, rows: int = 20
     }
     try:
         preview.rows = _rows(head, numbers, resolved, columns)
+        if not count:
+            return preview
         sink = CountingSink()
         preview.report = ingest_file(path, sink, "preview", resolved, label=label, write_rejects=False)
         preview.points = {}

@@ -86,6 +86,35 @@ def _readings_frame(dataset: DatasetRow, spec: dict[str, Any], settings: Setting
     )
 
 
+def readings_for_training(frames: Frames, name: str) -> Frames:
+    """A window of readings as training rows: time order, complete rows only, no ``ts`` column."""
+    frame = frames.train.sort_values("ts") if "ts" in frames.train.columns else frames.train
+    frame = frame.dropna()
+    if frame.empty:
+        raise InputValidationError(
+            InputProblem(f"dataset {name}", None, None, "no complete rows in the chosen period"),
+            hint="choose a period where every chosen signal has readings",
+        )
+    return Frames(frame.drop(columns=["ts"], errors="ignore").reset_index(drop=True))
+
+
+def training_record(spec: dict[str, Any], train: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    """What a model trained on readings must remember: bucket interval, machine, period and the
+    normal statistics per operating state (for explanations in engineering units)."""
+    from axhub.serve.explain import fit_normal_states
+
+    columns = columns or [c for c in train.columns if c != "ts"]
+    return {
+        "interval": spec.get("interval"),
+        "agg": spec.get("agg", "mean"),
+        "asset": spec.get("asset"),
+        "signals": list(spec.get("signals", [])),
+        "train_start": spec.get("start"),
+        "train_end": spec.get("end"),
+        "normal_states": fit_normal_states(train, columns),
+    }
+
+
 def split_tail(frame: pd.DataFrame, test_fraction: float) -> Frames:
     """Hold out the last rows (time order), never a random shuffle of a time series."""
     n_test = int(len(frame) * test_fraction)

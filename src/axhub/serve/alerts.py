@@ -42,8 +42,10 @@ class AlertEvent:
     explanation: list[dict[str, Any]] = field(default_factory=list)
     score: float | None = None
     threshold: float | None = None
-    # Readings this event stands for (a scorer reports one event per batch, not per row).
+    # Readings this event stands for (a scorer reports one event per episode, not per row).
     rows: int = 1
+    # Time of the last reading of the episode (``ts`` is its first).
+    last_ts: datetime | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -117,7 +119,7 @@ class AlertManager:
             open_alert = self._open.get(key)
             if open_alert is not None and (event.ts - open_alert[1]).total_seconds() <= self.dedup_window_s:
                 self.sink.merge(open_alert[0], event)
-                self._open[key] = (open_alert[0], max(event.ts, open_alert[1]))
+                self._open[key] = (open_alert[0], max(event.last_ts or event.ts, open_alert[1]))
                 return "merged"
             recent = self._recent[event.asset]
             while recent and (event.ts - recent[0]).total_seconds() > self.rate_window_s:
@@ -127,7 +129,7 @@ class AlertManager:
                 return "suppressed"
             alert_id = self.sink.add(event)
             recent.append(event.ts)
-            self._open[key] = (alert_id, event.ts)
+            self._open[key] = (alert_id, event.last_ts or event.ts)
             return "new"
 
 
@@ -276,6 +278,9 @@ class DbAlertSink:
         self.db = db
         self.org_id = org_id
         self._asset_ids: dict[str, str] = {}
+        self.added: list[str] = []  # ids of the alerts this sink stored
+        # Called with each new alert's id after it is committed (notifications).
+        self.on_added: Any = None
 
     def _asset_id(self, scope: Any, slug: str) -> str:
         from axhub.store.models import AssetRow
@@ -305,10 +310,14 @@ class DbAlertSink:
                     explanation=event.explanation,
                     dedup_key=event.dedup_key,
                     count=event.rows,
-                    last_seen_at=event.ts,
+                    last_seen_at=event.last_ts or event.ts,
                 )
             )
-            return str(row.id)
+            alert_id = str(row.id)
+        self.added.append(alert_id)
+        if self.on_added is not None:
+            self.on_added(alert_id)
+        return alert_id
 
     def merge(self, alert_id: str, event: AlertEvent) -> None:
         from axhub.store.models import AlertRow
@@ -317,7 +326,7 @@ class DbAlertSink:
         with self.db.session() as session:
             row = OrgScope(session, self.org_id).get(AlertRow, alert_id)
             row.count += event.rows
-            row.last_seen_at = max(event.ts, row.last_seen_at or event.ts)
+            row.last_seen_at = max(event.last_ts or event.ts, row.last_seen_at or event.ts)
             if event.score is not None and (row.score is None or event.score > row.score):
                 row.score = event.score
                 row.explanation = event.explanation

@@ -24,7 +24,8 @@ class SiteOut(Out):
 
 class SiteCreate(In):
     name: str = Field(min_length=1, max_length=200)
-    timezone: str = Field(default="Asia/Seoul", max_length=64)
+    # Default: the company's zone (Asia/Seoul for a Korean company).
+    timezone: str | None = Field(default=None, max_length=64)
     name_ko: str = Field(default="", max_length=200)
     name_en: str = Field(default="", max_length=200)
 

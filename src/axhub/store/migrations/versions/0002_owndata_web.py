@@ -1,7 +1,7 @@
 """display names in Korean and English for sites, assets and signals
 
 Revision ID: 0002_owndata_web
-Revises: 0001
+Revises: 0002_owndata_api
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_owndata_web"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_owndata_api"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

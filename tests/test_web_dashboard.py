@@ -350,7 +350,8 @@ def test_login_shows_the_plant(browser: Any, hub: tuple[str, Seeded, Settings]) 
     assert "st-critical" in (tile.get_attribute("class") or "")
     assert "Critical" in tile.inner_text()
     assert "Normal" in page.locator("a.asset-tile", has_text="Air compressor").inner_text()
-    assert "Unusual vibration on CNC lathe 1" in page.locator("#alert-feed").inner_text()
+    # Titles are built in the page's language from the alert's machine and signals.
+    assert "CNC lathe 1: unusual vibration_rms" in page.locator("#alert-feed").inner_text()
     assert page.locator("#kpi-open-alerts").inner_text() == "2"
     shot(page, "overview", docs=True)
     page.context.close()

@@ -19,6 +19,7 @@ from axhub.store.models import OrganizationRow, SiteRow, UserRow
 from axhub.store.platform import list_orgs, usage_by_org
 from axhub.store.scoped import OrgScope
 from axhub.web import views
+from axhub.web.alert_text import alert_title
 from axhub.web.i18n import LANG_COOKIE, LOCALES, Translator, locale_of, texts
 from axhub.web.names import display_name
 from axhub.web.series import data_extent
@@ -68,6 +69,13 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         "client_texts": client_texts,
         "can_write": principal is not None and principal.allows(Need.WRITE),
         "dn": lambda row: display_name(row, locale),
+        # An alert's title in this language: atitle(alert, asset_row, {signal id: SignalRow}).
+        "atitle": lambda alert, asset, sigs=None: alert_title(
+            alert,
+            display_name(asset, locale) if asset is not None else str(alert.asset_id),
+            {k: display_name(v, locale) for k, v in (sigs or {}).items()},
+            t,
+        ),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 

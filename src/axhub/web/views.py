@@ -57,6 +57,14 @@ def status_of(alerts: list[AlertRow]) -> str:
     return max((a.severity for a in alerts), key=lambda s: _SEVERITY_RANK.get(s, 0))
 
 
+def signals_by_asset(scope: OrgScope) -> dict[str, dict[str, SignalRow]]:
+    """{asset id: {signal id: row}}: what alert titles need to name signals for people."""
+    found: dict[str, dict[str, SignalRow]] = defaultdict(dict)
+    for sig in scope.list(SignalRow):
+        found[sig.asset_id][sig.name] = sig
+    return dict(found)
+
+
 def plant_overview(scope: OrgScope) -> dict[str, Any]:
     open_by_asset = open_alerts_by_asset(scope)
     signal_counts = Counter(s.asset_id for s in scope.list(SignalRow))
@@ -80,6 +88,8 @@ def plant_overview(scope: OrgScope) -> dict[str, Any]:
         },
         "open_alerts": open_alerts[:8],
         "asset_names": {c.asset.id: c.asset.name for c in cards},
+        "asset_rows": {c.asset.id: c.asset for c in cards},
+        "signals_by_asset": signals_by_asset(scope),
         "asset_slugs": {c.asset.id: c.asset.slug for c in cards},
     }
 
@@ -96,6 +106,7 @@ def asset_detail(scope: OrgScope, slug: str) -> dict[str, Any]:
         "asset": asset,
         "site": site,
         "signals": signals,
+        "signals_by_asset": {asset.id: {s.name: s for s in signals}},
         "alerts": alerts,
         "open_alerts": [a for a in alerts if a.acknowledged_at is None],
         "status": status_of([a for a in alerts if a.acknowledged_at is None]),
@@ -126,7 +137,13 @@ def alert_list(
     alerts = list(scope.session.scalars(stmt.limit(limit)))
     users = {u.id: u for u in scope.list(UserRow)}
     sites = {s.id: s for s in scope.list(SiteRow)}
-    return {"alerts": alerts, "assets": assets, "users": users, "sites": sites}
+    return {
+        "alerts": alerts,
+        "assets": assets,
+        "users": users,
+        "sites": sites,
+        "signals_by_asset": signals_by_asset(scope),
+    }
 
 
 def model_list(scope: OrgScope) -> dict[str, Any]:

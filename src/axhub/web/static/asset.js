@@ -35,10 +35,11 @@
     try { data = await AX.api("GET", "/assets/" + el.dataset.assetId + "/readings?" + params); }
     catch (e) { status.textContent = AX.t("chart_error", { msg: e.message }); el.dataset.rendered = "error"; return; }
     const series = data.series || [];
+    const labels = Object.fromEntries(picks.map((p) => [p.value, p.dataset.label || p.value]));
     const n = series.reduce((a, s) => a + s.values.filter((v) => v !== null).length, 0);
     // One stacked panel per signal: signals have different units and scales.
     const traces = series.map((s, i) => ({
-      x: s.times.map((v) => AX.wall(v)), y: s.values, name: s.signal + (s.unit ? " (" + s.unit + ")" : ""), type: "scattergl", mode: "lines",
+      x: s.times.map((v) => AX.wall(v)), y: s.values, name: (labels[s.signal] || s.signal) + (s.unit ? " (" + s.unit + ")" : ""), type: "scattergl", mode: "lines",
       line: { width: 1.4, color: COLORS[i % COLORS.length] }, yaxis: i ? "y" + (i + 1) : "y", connectgaps: false,
     }));
     const layout = plotLayout({ height: Math.max(260, 150 * series.length + 60), grid: { rows: series.length, columns: 1, pattern: "coupled" },

@@ -545,3 +545,94 @@ def test_operator_sees_companies_not_their_data(browser: Any, hub: tuple[str, Se
     assert row[2:5] == ["2", "3", "2"]  # users, machines, jobs
     shot(page, "operator")
     page.context.close()
+
+
+# Latin words a Korean page may show: the product's name, the language switch, units and
+# abbreviations Korean engineers write in Latin letters. Everything else in Latin letters must be
+# the company's own data (names, ids), which the test collects from the database.
+KOREAN_PAGE_LATIN = {
+    *("AX", "Hub", "EN", "API", "CNC", "CPU", "GPU", "CSV", "OEE", "RUL", "UTC", "KST"),
+    *("rpm", "mm", "mm/s", "kW", "Hz", "bar", "m3", "m3/h"),
+}
+
+LATIN_WORDS_JS = """() => {
+  const out = [];
+  const skip = (el) => el.closest('script, style, code, pre, [translate="no"], .modebar');
+  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || skip(el) || !visible(el)) continue;
+    for (const w of n.textContent.match(/[A-Za-z][A-Za-z0-9_./-]*/g) || []) out.push([w.replace(/[./-]+$/, ''), n.textContent.trim().slice(0, 80)]);
+  }
+  for (const el of document.querySelectorAll('[placeholder], [aria-label], [title]')) {
+    if (skip(el)) continue;
+    for (const a of ['placeholder', 'aria-label', 'title']) {
+      const v = el.getAttribute(a) || '';
+      if (a === 'title' && el.tagName === 'TIME') continue;  // the machine-readable instant
+      for (const w of v.match(/[A-Za-z][A-Za-z0-9_./-]*/g) || []) out.push([w.replace(/[./-]+$/, ''), a + ': ' + v.slice(0, 80)]);
+    }
+  }
+  return out;
+}"""
+
+
+def _data_words(settings: Settings) -> set[str]:
+    """Every Latin word in the company's own data (names, ids, units, users, titles of datasets)."""
+    from axhub.store.models import AssetRow, OrganizationRow, SignalRow, SiteRow
+
+    words: set[str] = set()
+    db = Database(settings.database_url)
+    with db.session() as s:
+        for model, fields in (
+            (AssetRow, ("name", "slug", "name_en")),
+            (SignalRow, ("name", "unit", "name_en")),
+            (SiteRow, ("name", "name_en", "timezone")),
+            (UserRow, ("name", "email")),
+            (OrganizationRow, ("name", "slug")),
+            (ModelVersionRow, ("name", "estimator")),
+        ):
+            for row in s.query(model).all():
+                for f in fields:
+                    words.update(re.findall(r"[A-Za-z][A-Za-z0-9_./-]*", str(getattr(row, f) or "")))
+    db.dispose()
+    return words
+
+
+def test_korean_pages_have_no_english(browser: Any, hub: tuple[str, Seeded, Settings]) -> None:
+    base, seeded, settings = hub
+    allowed = KOREAN_PAGE_LATIN | _data_words(settings)
+    page = new_page(browser, base, locale="ko-KR")
+    page.goto("/login")
+    found: dict[str, list[str]] = {}
+
+    def audit(path: str) -> None:
+        response = page.goto(path)
+        assert response.status == 200, path
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)  # charts and localised dates are drawn after load
+        words = page.evaluate(LATIN_WORDS_JS)
+        bad = sorted({f"{w} ({ctx})" for w, ctx in words if w not in allowed and not re.fullmatch(r"v\d+", w)})
+        if bad:
+            found[path] = bad
+
+    audit("/login")
+    login(page, "admin@hanbit.example")
+    for path in (
+        "/",
+        "/plant",
+        "/alerts?state=all",
+        f"/assets/{seeded.asset_slug}",
+        "/data",
+        "/models",
+        "/jobs",
+        "/admin",
+        "/inspection",
+    ):
+        audit(path)
+    page.context.close()
+    page = new_page(browser, base, locale="ko-KR")
+    login(page, "ops@datacenter.example", next_path="/operator")
+    audit("/operator")
+    page.context.close()
+    assert found == {}, "English on Korean pages:\n" + "\n".join(f"{p}: {w}" for p, w in found.items())

@@ -9,7 +9,7 @@
       try {
         await AX.api("POST", "/users", { email: f.get("email"), name: f.get("name"), password: f.get("password"), role: f.get("role"), locale: AX.config.locale });
         AX.toast(AX.t("created")); setTimeout(() => location.reload(), 600);
-      } catch (e) { AX.toast(AX.t("failed", { msg: e.message })); }
+      } catch (e) { AX.toast(AX.t("failed", { msg: AX.problem(e) })); }
     });
     const keyForm = document.getElementById("key-form");
     keyForm && keyForm.addEventListener("submit", async (ev) => {
@@ -22,7 +22,7 @@
         const p = document.createElement("p"); p.textContent = AX.t("key_once");
         const code = document.createElement("code"); code.className = "secret"; code.textContent = made.key; code.tabIndex = 0;
         out.append(p, code);
-      } catch (e) { AX.toast(AX.t("failed", { msg: e.message })); }
+      } catch (e) { AX.toast(AX.t("failed", { msg: AX.problem(e) })); }
     });
   });
 })();

@@ -135,6 +135,27 @@
     window.addEventListener("beforeunload", () => source.close());
   }
 
-  window.AX = { config, locale, t, wall, fmtDate, fmtNum, fmtPct, localise, api, problem, toast, toastReload, csrf };
+  // Plotly speaks English unless told otherwise: a Korean locale (month names, modebar tooltips)
+  // registered once, and every chart's config names the page's locale.
+  let plotlyReady = false;
+  function plotConfig(extra) {
+    if (!plotlyReady && window.Plotly && config.locale === "ko") {
+      const months = Array.from({ length: 12 }, (_, i) => (i + 1) + "월");
+      window.Plotly.register({ moduleType: "locale", name: "ko", dictionary: {
+        "Zoom": "확대", "Pan": "이동", "Box Select": "상자 선택", "Lasso Select": "올가미 선택", "Zoom in": "확대",
+        "Zoom out": "축소", "Autoscale": "자동 크기", "Reset axes": "축 초기화", "Download plot as a png": "그림으로 저장",
+        "Download plot": "그림으로 저장", "Toggle Spike Lines": "보조선 전환", "Show closest data on hover": "가까운 값 표시",
+        "Compare data on hover": "값 비교", "Double-click to zoom back out": "두 번 눌러 원래 크기로",
+        "Click to enter Colorscale title": "", "Click to enter X axis title": "", "Click to enter Y axis title": "",
+        "Produced with Plotly.js": "" },
+        format: { days: ["일요일", "월요일", "화요일", "수요일", "목요일", "금요일", "토요일"], shortDays: ["일", "월", "화", "수", "목", "금", "토"],
+          months, shortMonths: months, date: "%Y-%m-%d", decimal: ".", thousands: ",", year: "%Y년", month: "%Y년 %b", dayMonth: "%b %-d일",
+          dayMonthYear: "%Y년 %b %-d일" } });
+    }
+    plotlyReady = true;
+    return Object.assign({ displaylogo: false, responsive: true, locale: config.locale }, extra || {});
+  }
+
+  window.AX = { config, locale, t, wall, fmtDate, fmtNum, fmtPct, localise, api, problem, plotConfig, toast, toastReload, csrf };
   document.addEventListener("DOMContentLoaded", () => { localise(document); connectLive(); });
 })();

@@ -12,7 +12,7 @@
       barmode: "stack", height: 280, margin: { l: 56, r: 16, t: 8, b: 40 }, legend: { orientation: "h", y: 1.15 },
       xaxis: { type: "category" }, yaxis: { title: { text: AX.t("op_" + measure) }, rangemode: "tozero" },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff",
-    }, { displaylogo: false, responsive: true, locale: AX.config.locale });
+    }, AX.plotConfig());
     el.dataset.measure = measure;
   }
 

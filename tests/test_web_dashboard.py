@@ -557,20 +557,22 @@ KOREAN_PAGE_LATIN = {
 
 LATIN_WORDS_JS = """() => {
   const out = [];
+  const WORD = /[A-Za-z][A-Za-z0-9_./-]*/g;
+  const trim = (w) => w.replace(/[./-]+$/, '');
   const skip = (el) => el.closest('script, style, code, pre, [translate="no"], .modebar');
   const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const el = n.parentElement;
     if (!el || skip(el) || !visible(el)) continue;
-    for (const w of n.textContent.match(/[A-Za-z][A-Za-z0-9_./-]*/g) || []) out.push([w.replace(/[./-]+$/, ''), n.textContent.trim().slice(0, 80)]);
+    for (const w of n.textContent.match(WORD) || []) out.push([trim(w), n.textContent.trim().slice(0, 80)]);
   }
   for (const el of document.querySelectorAll('[placeholder], [aria-label], [title]')) {
     if (skip(el)) continue;
     for (const a of ['placeholder', 'aria-label', 'title']) {
       const v = el.getAttribute(a) || '';
       if (a === 'title' && el.tagName === 'TIME') continue;  // the machine-readable instant
-      for (const w of v.match(/[A-Za-z][A-Za-z0-9_./-]*/g) || []) out.push([w.replace(/[./-]+$/, ''), a + ': ' + v.slice(0, 80)]);
+      for (const w of v.match(WORD) || []) out.push([trim(w), a + ': ' + v.slice(0, 80)]);
     }
   }
   return out;
@@ -612,7 +614,9 @@ def test_korean_pages_have_no_english(browser: Any, hub: tuple[str, Seeded, Sett
         page.wait_for_load_state("load")
         page.wait_for_timeout(300)  # charts and localised dates are drawn after load
         words = page.evaluate(LATIN_WORDS_JS)
-        bad = sorted({f"{w} ({ctx})" for w, ctx in words if w not in allowed and not re.fullmatch(r"v\d+", w)})
+        bad = sorted(
+            {f"{w} ({ctx})" for w, ctx in words if w not in allowed and not re.fullmatch(r"v\d+", w)}
+        )
         if bad:
             found[path] = bad
 

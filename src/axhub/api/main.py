@@ -27,7 +27,20 @@ API_PREFIX = "/api/v1"
 
 
 def _routers() -> list[APIRouter]:
-    from axhub.api.routes import auth, data, jobs, keys, models, ops, orgs, plant, readings, users
+    from axhub.api.routes import (
+        auth,
+        data,
+        files,
+        jobs,
+        keys,
+        learn,
+        models,
+        ops,
+        orgs,
+        plant,
+        readings,
+        users,
+    )
 
     return [
         auth.router,
@@ -44,6 +57,10 @@ def _routers() -> list[APIRouter]:
         models.router,
         ops.deployments,
         ops.alerts,
+        files.uploads,
+        files.mappings,
+        learn.learn,
+        learn.events,
     ]
 
 

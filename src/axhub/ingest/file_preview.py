@@ -175,7 +175,13 @@ def preview_file(
         if not count:
             return preview
         sink = CountingSink()
-        preview.report = ingest_file(path, sink, "preview", resolved, label=label, write_rejects=False)
+        # Without a machine yet, the dry run counts for a stand-in one.
+        dry = (
+            resolved
+            if resolved.asset or resolved.layout == "long"
+            else resolved.model_copy(update={"asset": "preview"})
+        )
+        preview.report = ingest_file(path, sink, "preview", dry, label=label, write_rejects=False)
         preview.points = {}
         for (_asset, signal), n in sink.points.items():
             preview.points[signal] = preview.points.get(signal, 0) + n

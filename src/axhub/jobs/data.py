@@ -12,9 +12,11 @@ A dataset's ``spec`` says where its rows come from:
 
 from __future__ import annotations
 
-import io
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -57,10 +59,16 @@ def load_frames(dataset: DatasetRow, settings: Settings) -> Frames:
     check_dataset_spec(spec)
     source = spec["source"]
     if source == "upload":
-        raw = BlobStore(settings.blob_root).get(str(spec["blob_sha256"]))
+        from axhub.ingest.file_table import read_table
+
+        blobs = BlobStore(settings.blob_root)
         fmt = str(spec.get("format", "parquet"))
-        frame = pd.read_csv(io.BytesIO(raw)) if fmt == "csv" else pd.read_parquet(io.BytesIO(raw))
-        return Frames(frame)
+        blobs.get(str(spec["blob_sha256"]))  # a missing blob says so
+        suffix = {"csv": ".csv", "xlsx": ".xlsx"}.get(fmt, ".parquet")
+        with tempfile.TemporaryDirectory(prefix="axhub-ds-") as tmp:
+            path = Path(tmp) / f"{spec.get('filename') or 'upload'}{suffix}"
+            shutil.copyfile(blobs.path(str(spec["blob_sha256"])), path)
+            return Frames(read_table(path, str(spec.get("filename") or dataset.name)))
     if source == "example":
         from axhub.ml.base import Estimator
 

@@ -419,19 +419,20 @@ def test_upload_shows_the_bad_row(browser: Any, hub: tuple[str, Seeded, Settings
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     page = new_page(browser, base)
     login(page, "kim@hanbit.example", next_path="/data")
-    page.get_by_label("CSV file").set_input_files(str(csv))
-    preview = page.locator("#preview-table tbody tr")
-    preview.first.wait_for()  # the preview is drawn after the browser has read the file
-    assert preview.count() == 8  # the first rows only
     page.get_by_label("Machine").select_option("pump-1")
+    page.get_by_label("CSV or Excel file").set_input_files(str(csv))
+    preview = page.locator("#preview-table tbody tr")
+    preview.first.wait_for()  # the server reads the whole file, then the first rows are drawn
+    assert preview.count() == 8  # the first rows only
     assert page.get_by_label("Time column").input_value() == "time"
-    page.get_by_role("button", name="Upload").click()
-    errors = page.locator("table.row-errors tbody tr")
-    errors.first.wait_for()
+    assert "10 rows" in page.locator("#preview-note").inner_text()  # counted over the whole file
+    errors = page.locator("#preview-problems table.row-errors tbody tr")
     assert errors.count() == 1
     cells = errors.first.locator("td").all_inner_texts()
-    assert cells[0] == "4" and cells[1] == "flow" and "'abc'" in cells[2]
-    assert "9 of 10 rows are usable" in page.locator("#upload-result").inner_text()
+    assert cells[:3] == ["pump-export.csv", "4", "flow"] and "abc" in cells[3], cells
+    page.get_by_role("button", name="Store the readings").click()
+    page.locator("#stored").wait_for()
+    assert "19 readings of 2 signals stored from 10 rows" in page.locator("#upload-result").inner_text()
     shot(page, "data-upload", docs=True)
     page.context.close()
 
@@ -553,6 +554,8 @@ def test_operator_sees_companies_not_their_data(browser: Any, hub: tuple[str, Se
 KOREAN_PAGE_LATIN = {
     *("AX", "Hub", "EN", "API", "CNC", "CPU", "GPU", "CSV", "OEE", "RUL", "UTC", "KST"),
     *("rpm", "mm", "mm/s", "kW", "Hz", "bar", "m3", "m3/h"),
+    # file formats and encodings, named as Korean engineers write them
+    *("xlsx", "Parquet", "UTF-8", "BOM", "CP949", "CP949/EUC-KR", "EUC-KR", "Latin-1"),
 }
 
 LATIN_WORDS_JS = """() => {

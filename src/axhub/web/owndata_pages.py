@@ -41,3 +41,13 @@ def plant_page(request: Request, principal: PagePrincipal, created: str = "") ->
             **page.ident,
             **data,
         )
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(request: Request, alert_id: str, principal: PagePrincipal) -> HTMLResponse:
+    """One alert: the chart at that moment with its signals ticked, each signal's reading against
+    its normal range, severity, notes, acknowledge and resolve."""
+    with _Page(request, principal) as page:
+        data = views.alert_detail(page.scope, alert_id)
+        tz = data["site"].timezone if data["site"] else page.ident["site_tz"]
+        return render(request, "alert.html", active="/alerts", tz=tz, **page.ident, **data)

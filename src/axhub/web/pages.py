@@ -152,21 +152,31 @@ def overview(request: Request, principal: PagePrincipal) -> HTMLResponse:
 
 
 @router.get("/assets/{slug}", response_class=HTMLResponse)
-def asset_page(request: Request, slug: str, principal: PagePrincipal) -> HTMLResponse:
+def asset_page(
+    request: Request, slug: str, principal: PagePrincipal, signals: str = "", start: str = "", end: str = ""
+) -> HTMLResponse:
+    """A machine's page; ``?signals=a,b&start=..&end=..`` opens it on those signals and that window
+    (the links from an alert do)."""
     with _Page(request, principal) as page:
         data = views.asset_detail(page.scope, slug)
         settings = app_state(request).settings
         extent = data_extent(settings, principal.org_id, slug)
         if extent is not None:
-            end = extent[1] + timedelta(seconds=1)
-            start = max(extent[0], end - timedelta(hours=24))
+            w_end = extent[1] + timedelta(seconds=1)
+            w_start = max(extent[0], w_end - timedelta(hours=24))
         else:
-            start, end = views.recent_window(data["alerts"], utcnow())
+            w_start, w_end = views.recent_window(data["alerts"], utcnow())
+        asked = views.parse_window(start, end)
+        if asked is not None:
+            w_start, w_end = asked
         return render(
             request,
             "asset.html",
             active="/",
-            window={"start": start.isoformat(), "end": end.isoformat()},
+            window={"start": w_start.isoformat(), "end": w_end.isoformat()},
+            history_start=extent[0].isoformat() if extent else "",
+            focus=[s for s in signals.split(",") if s],
+            can_learn=principal.allows(Need.WRITE),
             **page.ident,
             **data,
         )

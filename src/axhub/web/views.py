@@ -103,6 +103,7 @@ def asset_detail(scope: OrgScope, slug: str) -> dict[str, Any]:
     models = [scope.get(ModelVersionRow, d.model_version_id) for d in deployments]
     rul_models = [m for m in models if m.family == "rul"]
     return {
+        **machine_models(scope, asset),
         "asset": asset,
         "site": site,
         "signals": signals,
@@ -284,3 +285,55 @@ def usage_over_time(session: Any, days: int = 14, now: datetime | None = None) -
     add("jobs", JobRow, JobRow.created_at, None)
     add("alerts", AlertRow, AlertRow.created_at, None)
     return {"days": labels, "series": {k: dict(v) for k, v in series.items()}}
+
+
+def parse_window(start: str, end: str) -> tuple[datetime, datetime] | None:
+    """Two ISO instants from a link (naive = UTC), or None when absent or unreadable."""
+    from datetime import UTC
+
+    try:
+        a, b = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    except ValueError:
+        return None
+    a = a if a.tzinfo else a.replace(tzinfo=UTC)
+    b = b if b.tzinfo else b.replace(tzinfo=UTC)
+    return (a, b) if b > a else None
+
+
+def machine_models(scope: OrgScope, asset: AssetRow) -> dict[str, Any]:
+    """The model versions trained for this machine (named after it) or deployed on it, newest
+    first, with which one is deployed."""
+    deployed = {d.model_version_id for d in scope.list(DeploymentRow, asset_id=asset.id, active=True)}
+    versions = [
+        v
+        for v in scope.list(ModelVersionRow, order_by=desc(ModelVersionRow.created_at))
+        if v.id in deployed or v.name.startswith(asset.slug + "-")
+    ]
+    return {"versions": versions, "deployed_ids": deployed}
+
+
+def alert_detail(scope: OrgScope, alert_id: str) -> dict[str, Any]:
+    """One alert with what explains it: the machine, its signals, the notes and who did what."""
+    from axhub.store.models import AlertNoteRow
+
+    alert = scope.get(AlertRow, alert_id)
+    asset = scope.find(AssetRow, id=alert.asset_id)
+    site = scope.get(SiteRow, asset.site_id) if asset else None
+    signals = {s.name: s for s in scope.list(SignalRow, asset_id=asset.id)} if asset else {}
+    items = [e for e in (alert.explanation or []) if isinstance(e, dict) and e.get("signal")]
+    notes = list(scope.list(AlertNoteRow, alert_id=alert.id, order_by=AlertNoteRow.created_at))
+    last = alert.last_seen_at if alert.last_seen_at and alert.last_seen_at > alert.ts else alert.ts
+    return {
+        "alert": alert,
+        "asset": asset,
+        "site": site,
+        "signals_by_name": signals,
+        "items": items,
+        "focus": [str(e["signal"]) for e in items if str(e["signal"]) in signals],
+        "notes": notes,
+        "users": {u.id: u for u in scope.list(UserRow)},
+        "window": {
+            "start": (alert.ts - timedelta(hours=3)).isoformat(),
+            "end": (last + timedelta(hours=1)).isoformat(),
+        },
+    }

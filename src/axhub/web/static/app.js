@@ -35,6 +35,13 @@
     return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
   }
 
+  // The inverse of wall(): a wall-clock text in the site's zone back to the instant (a Date).
+  function unwall(text, tz) {
+    const asUtc = Date.parse(String(text).replace(" ", "T").slice(0, 19) + "Z");
+    const offset = Date.parse(wall(asUtc, tz).replace(" ", "T") + "Z") - asUtc;
+    return new Date(asUtc - offset);
+  }
+
   function fmtNum(value, digits, unit) {
     const n = Number(value);
     if (!isFinite(n)) return "—";
@@ -156,6 +163,6 @@
     return Object.assign({ displaylogo: false, responsive: true, locale: config.locale }, extra || {});
   }
 
-  window.AX = { config, locale, t, wall, fmtDate, fmtNum, fmtPct, localise, api, problem, plotConfig, toast, toastReload, csrf };
+  window.AX = { config, locale, t, wall, unwall, fmtDate, fmtNum, fmtPct, localise, api, problem, plotConfig, toast, toastReload, csrf };
   document.addEventListener("DOMContentLoaded", () => { localise(document); connectLive(); });
 })();

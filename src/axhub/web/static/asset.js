@@ -49,6 +49,7 @@
       line: { width: 1.4, color: COLORS[i % COLORS.length] }, yaxis: i ? "y" + (i + 1) : "y", connectgaps: false,
     }));
     const layout = plotLayout({ height: Math.max(260, 150 * series.length + 60), grid: { rows: series.length, columns: 1, pattern: "coupled" },
+      dragmode: el.dataset.dragmode || "zoom", selectdirection: "h",
       xaxis: { type: "date", range: [AX.wall(start), AX.wall(end)] } });
     series.forEach((s, i) => { layout["yaxis" + (i ? i + 1 : "")] = { title: { text: s.unit || "", standoff: 4 }, zeroline: false, automargin: true }; });
     const alerts = JSON.parse(el.dataset.alerts || "[]").map((v) => AX.wall(v));
@@ -82,11 +83,12 @@
     if (!el) return;
     let end = new Date(el.dataset.end), start = new Date(el.dataset.start);
     const full = () => drawSignals(el, start, end);
+    el.redraw = full;
     full();
     document.querySelectorAll('input[name="signal"]').forEach((c) => c.addEventListener("change", full));
     document.querySelectorAll(".range button").forEach((b) => b.addEventListener("click", () => {
       document.querySelectorAll(".range button").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
-      start = new Date(end.getTime() - Number(b.dataset.hours) * 3600e3);
+      start = b.dataset.hours === "all" ? new Date(b.dataset.from) : new Date(end.getTime() - Number(b.dataset.hours) * 3600e3);
       full();
     }));
     // Zoom: ask the store again for the narrower window (finer buckets).

@@ -190,7 +190,11 @@
         const ok = el("p", { class: "ok", id: "stored" }, AX.t("stored", { points: AX.fmtNum(res.points_written, 0), rows: AX.fmtNum(res.rows_read, 0),
           signals: res.signals.length, first: res.first_time ? AX.fmtDate(res.first_time) : "—", last: res.last_time ? AX.fmtDate(res.last_time) : "—" }));
         out.append(ok);
-        if (res.alerts && res.alerts.length) out.append(el("p", { class: "warn", id: "stored-alerts" }, AX.t("stored_alerts", { n: res.alerts.length })));
+        if (res.alerts && res.alerts.length) {
+          const warn = el("p", { class: "warn", id: "stored-alerts" }, AX.t("stored_alerts", { n: res.alerts.length }) + " ");
+          warn.append(el("a", { href: "/alerts/" + encodeURIComponent(res.alerts[0]), id: "to-alert" }, AX.t("see_alert")));
+          out.append(warn);
+        }
         const link = el("a", { class: "btn primary", href: "/assets/" + encodeURIComponent(res.asset), id: "to-chart" }, AX.t("see_chart"));
         out.append(link);
       }

@@ -113,7 +113,8 @@ def score_frame(
     if len(complete) < runner.min_rows:
         empty.skipped_rows = len(frame)
         return empty
-    ts = pd.to_datetime(complete["ts"], utc=True).astype("int64").to_numpy() // 1000
+    # Microseconds whatever unit the frame carries (the store answers in us or ns by query).
+    ts = pd.to_datetime(complete["ts"], utc=True).dt.as_unit("us").astype("int64").to_numpy()
     results = runner.run({c: complete[c].to_numpy(dtype=np.float64) for c in columns})
     scores = np.asarray(results["score"], dtype=np.float64)
     contributions = results.get("contributions")

@@ -106,6 +106,9 @@ def register(scope: OrgScope, report: IngestReport, mapping: FileMapping) -> int
             sig = scope.find(SignalRow, asset_id=asset.id, name=seen.signal) if asset else None
             if sig is not None and not sig.description:
                 sig.description = names[seen.signal] or ""
+            # ... and their Korean display names (the dashboard's wizard asks for exactly that).
+            if sig is not None and not sig.name_ko:
+                sig.name_ko = names[seen.signal] or ""
     return new
 
 

@@ -4,7 +4,9 @@ The same model, bundle and explanation as live scoring, over a window of the tim
 store: readings are averaged into the buckets the model was trained on, rows with a missing
 signal are skipped, and windowed models get the rows before ``start`` as context. Over-threshold
 rows become episodes (``split_episodes``), each one alert stamped with the time of its first
-readings and explained by its worst row.
+readings and explained by its worst row. A lone row only just past the threshold (one reading,
+under ``WARNING_RATIO`` x threshold) is noise a model tuned to a 1 % false-alarm rate produces
+several times a day; it is not an alert.
 
 * ``score_period`` returns the scores, threshold and the alerts that *would* fire (backtest);
 * ``store_episodes`` stores them as alerts (backfill, and files after ingest), idempotently:
@@ -28,7 +30,7 @@ from axhub.core.settings import Settings
 from axhub.registry.bundle import BundleRunner
 from axhub.serve.alerts import AlertEvent, AlertManager, DbAlertSink
 from axhub.serve.deployed import DeployedModel, active_deployments
-from axhub.serve.explain import NormalStats, explain_row, severity_for
+from axhub.serve.explain import WARNING_RATIO, NormalStats, explain_row, severity_for
 from axhub.serve.scorer import alert_title, split_episodes
 from axhub.store.db import Database
 from axhub.store.models import AlertRow, AssetRow
@@ -37,6 +39,7 @@ from axhub.store.timeseries import Agg, TimeSeriesStore
 
 log = logging.getLogger(__name__)
 MAX_POINTS = 2000
+MIN_EPISODE_ROWS = 2
 
 
 @dataclass
@@ -113,7 +116,8 @@ def score_frame(
     if len(complete) < runner.min_rows:
         empty.skipped_rows = len(frame)
         return empty
-    ts = pd.to_datetime(complete["ts"], utc=True).astype("int64").to_numpy() // 1000
+    stamps = pd.DatetimeIndex(pd.to_datetime(complete["ts"], utc=True)).tz_convert(None)
+    ts = stamps.to_numpy(dtype="datetime64[us]").astype(np.int64)
     results = runner.run({c: complete[c].to_numpy(dtype=np.float64) for c in columns})
     scores = np.asarray(results["score"], dtype=np.float64)
     contributions = results.get("contributions")
@@ -126,6 +130,8 @@ def score_frame(
     over = idx[scores[idx] > threshold]
     for episode in split_episodes(ts, over, round(episode_gap_s * 1e6)):
         i = int(episode[np.argmax(scores[episode])])
+        if len(episode) < MIN_EPISODE_ROWS and scores[i] < WARNING_RATIO * threshold:
+            continue
         contrib = np.asarray(contributions)[i] if contributions is not None else None
         out.episodes.append(
             Episode(

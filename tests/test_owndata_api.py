@@ -4,11 +4,16 @@ new day with a fault raising an alert that explains itself in engineering units.
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from email.header import decode_header, make_header
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -179,3 +184,128 @@ def test_files_to_an_explained_alert(hub: Hub, tmp_path: Path) -> None:
         # Scoring the same file again stores no second alert.
         again3 = c.post(f"/api/v1/uploads/{preview3['sha256']}/ingest", json={"asset": asset_id}).json()
         assert again3["alerts"] == [] and again3["points_written"] == 0
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Webhook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_rules_notifications_and_handling_an_alert(hub: Hub, tmp_path: Path) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    mails: list[Any] = []
+
+    class Sink(Message):
+        def handle_message(self, message: Any) -> None:
+            mails.append(message)
+
+    with socket.socket() as probe:  # a free port (others run tests on this machine too)
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = probe.getsockname()[1]
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    web = HTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        with hub.client("a_admin") as c:
+            site = c.post("/api/v1/sites", json={"name": "창원 2공장"}).json()
+            asset_id = c.post(
+                "/api/v1/assets", json={"site_id": site["id"], "name": "펌프 1", "slug": "pump-01"}
+            ).json()["id"]
+            rule = c.post(
+                "/api/v1/rules",
+                json={
+                    "asset_id": asset_id,
+                    "signal": "압력",
+                    "kind": "limit",
+                    "high": 5.0,
+                    "severity": "critical",
+                },
+            )
+            assert rule.status_code == 201, rule.text
+            bad_rule = c.post("/api/v1/rules", json={"asset_id": asset_id, "signal": "압력", "kind": "limit"})
+            assert bad_rule.status_code == 422
+            hook = c.post(
+                "/api/v1/notifications/channels",
+                json={
+                    "name": "정비팀 웹훅",
+                    "kind": "webhook",
+                    "target": f"http://127.0.0.1:{web.server_port}/hook",
+                    "lang": "ko",
+                },
+            )
+            assert hook.status_code == 201, hook.text
+            mail = c.post(
+                "/api/v1/notifications/channels",
+                json={
+                    "name": "e-mail",
+                    "kind": "email",
+                    "target": "maint@acme.example",
+                    "lang": "en",
+                    "min_severity": "critical",
+                    "smtp": {
+                        "host": "127.0.0.1",
+                        "port": smtp_port,
+                        "password": "s3cret",
+                    },
+                },
+            ).json()
+            assert "password" not in mail["settings"]
+            assert c.post(f"/api/v1/notifications/channels/{mail['id']}/test").json() == {
+                "ok": True,
+                "error": None,
+            }
+            assert len(mails) == 1 and mails[0]["Subject"] == "[AX Hub] test notification"
+
+            csv = "시간,압력\n" + "".join(
+                f'2026-03-05 오후 1:{m:02d}:00,"{4.0 + (2.5 if m == 30 else 0):.1f}"\n'.replace(".", ",")
+                for m in range(60)
+            )
+            path = tmp_path / "펌프.csv"
+            path.write_bytes(csv.encode("cp949"))
+            preview = _upload(c, path, asset_id)
+            done = c.post(f"/api/v1/uploads/{preview['sha256']}/ingest", json={"asset": asset_id}).json()
+            assert len(done["alerts"]) == 1, done
+            alert_id = done["alerts"][0]
+            detail = c.get(f"/api/v1/alerts/{alert_id}/explain", headers={"Accept-Language": "ko"}).json()
+            assert detail["alert"]["severity"] == "critical" and detail["alert"]["kind"] == "rule"
+            assert datetime.fromisoformat(detail["alert"]["ts"]).astimezone(SEOUL).replace(
+                tzinfo=None
+            ) == datetime(2026, 3, 5, 13, 30)
+            assert (
+                detail["title"] == "펌프 1: 압력 한계 규칙 위반"
+                and detail["asset"]["timezone"] == "Asia/Seoul"
+            )
+            assert [s["signal"] for s in detail["signals"]] == ["압력"] and detail["signals"][0][
+                "value"
+            ] == 6.5
+            # Both channels heard of it: the webhook in Korean, the e-mail (critical only) in English.
+            assert _Webhook.received[-1]["id"] == alert_id and "설비: 펌프 1" in _Webhook.received[-1]["text"]
+            assert "13:30:00 (Asia/Seoul)" in _Webhook.received[-1]["text"]
+            subject = str(make_header(decode_header(mails[-1]["Subject"])))
+            assert subject == "[AX Hub] Rule broken on 펌프 1 (critical)"
+
+            ack = c.post(f"/api/v1/alerts/{alert_id}/ack", json={"note": "압력 밸브 점검 중"})
+            assert ack.status_code == 200 and ack.json()["acknowledged_by"] == hub.users["a_admin"]
+            c.post(f"/api/v1/alerts/{alert_id}/notes", json={"text": "밸브 교체 완료"})
+            solved = c.post(f"/api/v1/alerts/{alert_id}/resolve").json()
+            assert solved["resolved_at"] and solved["resolved_by"] == hub.users["a_admin"]
+            notes = c.get(f"/api/v1/alerts/{alert_id}/notes").json()
+            assert [n["text"] for n in notes] == ["압력 밸브 점검 중", "밸브 교체 완료"]
+        with hub.client("b_admin") as c:  # another company sees none of it
+            assert c.get(f"/api/v1/alerts/{alert_id}/explain").status_code == 404
+            assert c.get("/api/v1/rules").json() == []
+            assert c.post(f"/api/v1/alerts/{alert_id}/notes", json={"text": "x"}).status_code == 404
+    finally:
+        web.shutdown()
+        smtp.stop()

@@ -28,6 +28,7 @@ API_PREFIX = "/api/v1"
 
 def _routers() -> list[APIRouter]:
     from axhub.api.routes import (
+        alerting,
         auth,
         data,
         files,
@@ -61,6 +62,9 @@ def _routers() -> list[APIRouter]:
         files.mappings,
         learn.learn,
         learn.events,
+        alerting.alert_actions,
+        alerting.rules,
+        alerting.channels,
     ]
 
 

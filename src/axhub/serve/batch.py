@@ -233,7 +233,7 @@ def score_new_data(
     store the alerts. Returns the new alert ids. A model that fails is logged, never fatal."""
     if start is None or end is None or not assets:
         return []
-    new: list[str] = []
+    new = _apply_rules(db, settings, org_id, assets, start, end)
     for dep in active_deployments(db, settings, org_id, assets):
         try:
             scored = score_period(settings, org_id, dep, start, end + timedelta(microseconds=1))
@@ -241,3 +241,33 @@ def score_new_data(
         except Exception:
             log.exception("scoring new data of %s with %s failed", dep.asset, dep.name)
     return new
+
+
+def _apply_rules(
+    db: Database, settings: Settings, org_id: str, assets: set[str], start: datetime, end: datetime
+) -> list[str]:
+    """The organisation's limit and rate rules over the readings just stored on ``assets``."""
+    import pyarrow as pa
+
+    from axhub.serve.alerts import RuleEngine
+    from axhub.serve.deployed import rules_from_db
+
+    found = [r for r in rules_from_db(db, org_id) if r.asset in assets]
+    if not found:
+        return []
+    sink = DbAlertSink(db, org_id)
+    engine = RuleEngine(found, AlertManager(sink, max_new_per_window=1_000_000))
+    store = TimeSeriesStore(settings.timeseries_root)
+    for slug in sorted({r.asset for r in found}):
+        frame = store.query(
+            org_id,
+            slug,
+            sorted({r.signal for r in found if r.asset == slug}),
+            start,
+            end + timedelta(microseconds=1),
+        )
+        if frame.empty:
+            continue
+        frame = frame.assign(asset=slug).sort_values("ts")
+        engine.process(pa.Table.from_pandas(frame[["asset", "signal", "ts", "value"]], preserve_index=False))
+    return list(sink.added)

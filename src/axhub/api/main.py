@@ -40,6 +40,7 @@ def _routers() -> list[APIRouter]:
         orgs,
         plant,
         readings,
+        refused,
         users,
     )
 
@@ -65,6 +66,7 @@ def _routers() -> list[APIRouter]:
         alerting.alert_actions,
         alerting.rules,
         alerting.channels,
+        refused.router,
     ]
 
 

@@ -28,6 +28,7 @@ API_PREFIX = "/api/v1"
 
 def _routers() -> list[APIRouter]:
     from axhub.api.routes import (
+        alerting,
         auth,
         data,
         files,
@@ -39,6 +40,7 @@ def _routers() -> list[APIRouter]:
         orgs,
         plant,
         readings,
+        refused,
         users,
     )
 
@@ -61,6 +63,10 @@ def _routers() -> list[APIRouter]:
         files.mappings,
         learn.learn,
         learn.events,
+        alerting.alert_actions,
+        alerting.rules,
+        alerting.channels,
+        refused.router,
     ]
 
 

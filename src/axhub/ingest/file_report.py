@@ -1,6 +1,7 @@
 """What a file ingest reports: counts, the signals seen, and the rejects file beside it.
 
-Rejects CSV columns: file, row, field, reason, raw. ``row`` is the line number in a CSV file
+Rejects CSV columns: file, row, field, reason, raw, code, params (the last two let the reason be
+shown again in Korean or English; ``params`` is JSON). ``row`` is the line number in a CSV file
 (header = line 1), the sheet row in an ``.xlsx`` file, the 1-based row in a Parquet file.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +66,7 @@ class IngestReport:
 class Rejects:
     """Rejects CSV (file, row, field, reason, raw), opened on the first problem only."""
 
-    HEADER = ("file", "row", "field", "reason", "raw")
+    HEADER = ("file", "row", "field", "reason", "raw", "code", "params")
 
     def __init__(self, path: Path | None, file_label: str) -> None:
         self.path = path  # None: count and keep the first ones, write nothing (previews)
@@ -84,7 +86,15 @@ class Rejects:
                 self._writer = csv.writer(self._fh)
                 self._writer.writerow(self.HEADER)
             self._writer.writerow(
-                (self.file_label, "" if row is None else row, field_name or "", found.problem, raw_text)
+                (
+                    self.file_label,
+                    "" if row is None else row,
+                    field_name or "",
+                    found.problem,
+                    raw_text,
+                    code,
+                    json.dumps(dict(found.params), ensure_ascii=False, default=str),
+                )
             )
         self.count += 1
         if len(self.first) < FIRST_REJECTS_KEPT:

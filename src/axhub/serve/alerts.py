@@ -279,8 +279,13 @@ class DbAlertSink:
         self.org_id = org_id
         self._asset_ids: dict[str, str] = {}
         self.added: list[str] = []  # ids of the alerts this sink stored
-        # Called with each new alert's id after it is committed (notifications).
-        self.on_added: Any = None
+        # Called with each new alert's id after it is committed: by default, notifications.
+        self.on_added: Any = self._notify
+
+    def _notify(self, alert_id: str) -> None:
+        from axhub.serve.notify import notify_alert
+
+        notify_alert(self.db, self.org_id, alert_id)
 
     def _asset_id(self, scope: Any, slug: str) -> str:
         from axhub.store.models import AssetRow

@@ -4,7 +4,9 @@ The same model, bundle and explanation as live scoring, over a window of the tim
 store: readings are averaged into the buckets the model was trained on, rows with a missing
 signal are skipped, and windowed models get the rows before ``start`` as context. Over-threshold
 rows become episodes (``split_episodes``), each one alert stamped with the time of its first
-readings and explained by its worst row.
+readings and explained by its worst row. A lone row only just past the threshold (one reading,
+under ``WARNING_RATIO`` x threshold) is noise a model tuned to a 1 % false-alarm rate produces
+several times a day; it is not an alert.
 
 * ``score_period`` returns the scores, threshold and the alerts that *would* fire (backtest);
 * ``store_episodes`` stores them as alerts (backfill, and files after ingest), idempotently:
@@ -28,7 +30,7 @@ from axhub.core.settings import Settings
 from axhub.registry.bundle import BundleRunner
 from axhub.serve.alerts import AlertEvent, AlertManager, DbAlertSink
 from axhub.serve.deployed import DeployedModel, active_deployments
-from axhub.serve.explain import NormalStats, explain_row, severity_for
+from axhub.serve.explain import WARNING_RATIO, NormalStats, explain_row, severity_for
 from axhub.serve.scorer import alert_title, split_episodes
 from axhub.store.db import Database
 from axhub.store.models import AlertRow, AssetRow
@@ -37,6 +39,7 @@ from axhub.store.timeseries import Agg, TimeSeriesStore
 
 log = logging.getLogger(__name__)
 MAX_POINTS = 2000
+MIN_EPISODE_ROWS = 2
 
 
 @dataclass
@@ -113,8 +116,8 @@ def score_frame(
     if len(complete) < runner.min_rows:
         empty.skipped_rows = len(frame)
         return empty
-    # Microseconds whatever unit the frame carries (the store answers in us or ns by query).
-    ts = pd.to_datetime(complete["ts"], utc=True).dt.as_unit("us").astype("int64").to_numpy()
+    stamps = pd.DatetimeIndex(pd.to_datetime(complete["ts"], utc=True)).tz_convert(None)
+    ts = stamps.to_numpy(dtype="datetime64[us]").astype(np.int64)
     results = runner.run({c: complete[c].to_numpy(dtype=np.float64) for c in columns})
     scores = np.asarray(results["score"], dtype=np.float64)
     contributions = results.get("contributions")
@@ -127,6 +130,8 @@ def score_frame(
     over = idx[scores[idx] > threshold]
     for episode in split_episodes(ts, over, round(episode_gap_s * 1e6)):
         i = int(episode[np.argmax(scores[episode])])
+        if len(episode) < MIN_EPISODE_ROWS and scores[i] < WARNING_RATIO * threshold:
+            continue
         contrib = np.asarray(contributions)[i] if contributions is not None else None
         out.episodes.append(
             Episode(
@@ -228,7 +233,7 @@ def score_new_data(
     store the alerts. Returns the new alert ids. A model that fails is logged, never fatal."""
     if start is None or end is None or not assets:
         return []
-    new: list[str] = []
+    new = _apply_rules(db, settings, org_id, assets, start, end)
     for dep in active_deployments(db, settings, org_id, assets):
         try:
             scored = score_period(settings, org_id, dep, start, end + timedelta(microseconds=1))
@@ -236,3 +241,33 @@ def score_new_data(
         except Exception:
             log.exception("scoring new data of %s with %s failed", dep.asset, dep.name)
     return new
+
+
+def _apply_rules(
+    db: Database, settings: Settings, org_id: str, assets: set[str], start: datetime, end: datetime
+) -> list[str]:
+    """The organisation's limit and rate rules over the readings just stored on ``assets``."""
+    import pyarrow as pa
+
+    from axhub.serve.alerts import RuleEngine
+    from axhub.serve.deployed import rules_from_db
+
+    found = [r for r in rules_from_db(db, org_id) if r.asset in assets]
+    if not found:
+        return []
+    sink = DbAlertSink(db, org_id)
+    engine = RuleEngine(found, AlertManager(sink, max_new_per_window=1_000_000))
+    store = TimeSeriesStore(settings.timeseries_root)
+    for slug in sorted({r.asset for r in found}):
+        frame = store.query(
+            org_id,
+            slug,
+            sorted({r.signal for r in found if r.asset == slug}),
+            start,
+            end + timedelta(microseconds=1),
+        )
+        if frame.empty:
+            continue
+        frame = frame.assign(asset=slug).sort_values("ts")
+        engine.process(pa.Table.from_pandas(frame[["asset", "signal", "ts", "value"]], preserve_index=False))
+    return list(sink.added)

@@ -186,6 +186,6 @@ def ingest_onto_asset(
     if compact:
         for slug in assets:
             store.compact(org_id, slug)
-    if score:
+    if score and report.points_written:  # a file already stored raises nothing new
         result.alerts = score_new_data(db, settings, org_id, set(assets), report.first_ts, report.last_ts)
     return result

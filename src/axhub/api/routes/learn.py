@@ -1,10 +1,10 @@
 """A machine's own data to a deployed model: a dataset from a window, training on a normal
-period (a job with progress), backtests over any period (a job), deploy in one call, events."""
+period (a job with progress), backtests over any period (a job), deploy in one call, events.
+The work is ``jobs.learning`` (shared with the CLI); this module maps HTTP to it."""
 
 from __future__ import annotations
 
-import contextlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query
 from axhub.api.deps import ReadScope, State, Writer, WriteScope
 from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.routes._util import apply_update
-from axhub.api.routes.data import new_dataset
 from axhub.api.routes.jobs import _queue
 from axhub.api.schemas.common import Deleted
 from axhub.api.schemas.learn import (
@@ -28,60 +27,12 @@ from axhub.api.schemas.learn import (
 )
 from axhub.api.schemas.ops import DeploymentOut
 from axhub.api.schemas.work import DatasetOut, JobOut
-from axhub.core.errors import ConflictError, InputProblem, InputValidationError
 from axhub.core.timeutil import as_utc
-from axhub.jobs.spec import BacktestSpec, TrainSpec
-from axhub.ml.base import Estimator
-from axhub.registry.store import ModelRegistry
-from axhub.store.models import AssetRow, DatasetRow, DeploymentRow, EventRow, ModelVersionRow
-from axhub.store.scoped import OrgScope
-from axhub.store.timeseries import TimeSeriesStore
+from axhub.jobs import learning
+from axhub.store.models import AssetRow, EventRow
 
 learn = APIRouter(tags=["learn"], responses=ERROR_RESPONSES)
 events = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
-# The recommended anomaly model (chosen on SKAB, see docs/benchmarks.md): MSPC over 8-row windows.
-DEFAULT_PARAMS = {"anomaly/mspc": {"window": 8, "smooth": 8}}
-
-
-def _window(start: datetime, end: datetime, field: str = "end") -> tuple[datetime, datetime]:
-    start, end = as_utc(start), as_utc(end)
-    if end <= start:
-        raise InputValidationError(InputProblem("request", None, field, "the end must be after the start"))
-    return start, end
-
-
-def _signals(state: State, scope: OrgScope, asset: AssetRow, given: list[str] | None) -> list[str]:
-    store = TimeSeriesStore(state.settings.timeseries_root)
-    stored = store.list_signals(scope.org_id, asset.slug)
-    if not given:
-        if not stored:
-            raise InputValidationError(
-                InputProblem(asset.slug, None, None, "the machine has no readings yet"),
-                hint="upload a file or connect the machine first",
-            )
-        return stored
-    unknown = [s for s in given if s not in stored]
-    if unknown:
-        raise InputValidationError(
-            [InputProblem(asset.slug, None, s, "no readings of this signal") for s in unknown]
-        )
-    return list(given)
-
-
-def _window_dataset(
-    state: State, scope: OrgScope, asset: AssetRow, body: WindowDatasetIn | TrainIn, name: str | None
-) -> DatasetRow:
-    start, end = _window(body.start, body.end)
-    spec = {
-        "source": "readings",
-        "asset": asset.slug,
-        "signals": _signals(state, scope, asset, body.signals),
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "interval": body.interval,
-        "agg": "mean",
-    }
-    return new_dataset(scope, name or f"{asset.slug}-{start:%Y%m%d}", "readings", spec)
 
 
 @learn.post(
@@ -95,7 +46,17 @@ def create_window_dataset(
 ) -> DatasetOut:
     """A dataset from a time window of this machine's readings (one column per signal)."""
     asset = scope.get(AssetRow, asset_id)
-    return DatasetOut.model_validate(_window_dataset(state, scope, asset, body, body.name))
+    row = learning.window_dataset(
+        state.settings,
+        scope,
+        asset,
+        body.start,
+        body.end,
+        signals=body.signals,
+        interval=body.interval,
+        name=body.name,
+    )
+    return DatasetOut.model_validate(row)
 
 
 @learn.post(
@@ -109,19 +70,20 @@ def train_on_period(
     new model version). The version records the bucket interval and each operating state's
     normal range, so its alerts say e.g. '4.40 mm/s, normal 1.80 ± 0.10'."""
     asset = scope.get(AssetRow, asset_id)
-    family, _, name = body.estimator.partition("/")
-    Estimator.lookup(family, name)
-    dataset = _window_dataset(state, scope, asset, body, f"{asset.slug}-normal")
-    params = body.params if body.params is not None else DEFAULT_PARAMS.get(body.estimator, {})
-    spec = TrainSpec(
+    job, dataset = learning.submit_training(
+        state.settings,
+        _queue(state),
+        scope,
+        asset,
+        body.start,
+        body.end,
+        signals=body.signals,
+        interval=body.interval,
         estimator=body.estimator,
-        dataset_id=dataset.id,
-        params=params,
-        model_name=body.model_name or f"{asset.slug}-anomaly",
-        test_fraction=0.0,  # a normal period has no faults to measure on
+        params=body.params,
+        model_name=body.model_name,
+        actor=principal.actor,
     )
-    job = _queue(state).submit(scope, spec, submitted_by=principal.actor)
-    scope.session.commit()
     if state.executor is not None:
         state.executor.notify()
     return TrainOut(job=JobOut.model_validate(job), dataset=DatasetOut.model_validate(dataset))
@@ -137,26 +99,17 @@ def backtest_asset(
     as a job. The result holds the threshold, the scores, the alerts that would have fired and
     the events marked in that period; with ``store_alerts`` the alerts are stored (backfill)."""
     asset = scope.get(AssetRow, asset_id)
-    ModelRegistry(scope, state.blobs).get_readable(body.model_version_id)
-    first, last = TimeSeriesStore(state.settings.timeseries_root).time_range(scope.org_id, asset.slug)
-    start = as_utc(body.start) if body.start else first
-    # The last reading is included when the period runs to the end of the history.
-    end = as_utc(body.end) if body.end else (last + timedelta(microseconds=1) if last else None)
-    if start is None or end is None:
-        raise InputValidationError(
-            InputProblem(asset.slug, None, None, "the machine has no readings yet"),
-            hint="upload a file or connect the machine first",
-        )
-    start, end = _window(start, end)
-    spec = BacktestSpec(
-        model_version_id=body.model_version_id,
-        asset_id=asset.id,
-        start=start,
-        end=end,
+    job = learning.submit_backtest(
+        state.settings,
+        _queue(state),
+        scope,
+        asset,
+        body.model_version_id,
+        body.start,
+        body.end,
         store_alerts=body.store_alerts,
+        actor=principal.actor,
     )
-    job = _queue(state).submit(scope, spec, submitted_by=principal.actor)
-    scope.session.commit()
     if state.executor is not None:
         state.executor.notify()
     return JobOut.model_validate(job)
@@ -168,18 +121,8 @@ def backtest_asset(
 def deploy_model(version_id: str, body: DeployIn, scope: WriteScope, state: State) -> DeployOut:
     """Deploy a model version on a machine in one call: the machine's previous hub deployments
     are switched off, new data on it (files, uploads, connectors) is scored by this version."""
-    registry = ModelRegistry(scope, state.blobs)
-    version = scope.get(ModelVersionRow, version_id)
     asset = scope.get(AssetRow, body.asset_id)
-    replaced = []
-    for old in scope.list(DeploymentRow, asset_id=asset.id, active=True, target="hub"):
-        old.active = False
-        replaced.append(old.id)
-    if body.promote and version.stage != "production":
-        # e.g. an archived version may still be deployed by hand; its stage then stays
-        with contextlib.suppress(ConflictError):
-            registry.set_stage(version.id, "production")
-    row = scope.add(DeploymentRow(model_version_id=version.id, asset_id=asset.id, target="hub"))
+    row, replaced = learning.deploy(scope, state.blobs, version_id, asset, promote=body.promote)
     return DeployOut(deployment=DeploymentOut.model_validate(row), replaced=replaced)
 
 
@@ -208,7 +151,7 @@ def list_events(
 def create_event(asset_id: str, body: EventIn, scope: WriteScope, principal: Writer) -> EventOut:
     asset = scope.get(AssetRow, asset_id)
     if body.end is not None:
-        _window(body.start, body.end)
+        learning.check_window(body.start, body.end)
     row = EventRow(
         asset_id=asset.id,
         start=as_utc(body.start),

@@ -23,15 +23,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _korean_files import readings, write_cp949_csv, write_xlsx
-from test_web_dashboard import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SHOTS, Server, home, login, new_page, shot
 
+from _korean_files import readings, write_cp949_csv, write_xlsx
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.store.db import Database
 from axhub.store.models import AlertNoteRow, AlertRow, UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
+from test_web_dashboard import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    KOREAN_PAGE_LATIN,
+    LATIN_WORDS_JS,
+    PASSWORD,
+    SHOTS,
+    Server,
+    _data_words,
+    home,
+    login,
+    new_page,
+    shot,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -74,7 +87,12 @@ def journey_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     with db.session() as s:
         org = create_org(s, "Saehan Press", "saehan")
         OrgScope(s, org.id).add(
-            UserRow(email="eng@saehan.example", name="김지훈", password_hash=hash_password(PASSWORD), role="engineer")
+            UserRow(
+                email="eng@saehan.example",
+                name="김지훈",
+                password_hash=hash_password(PASSWORD),
+                role="engineer",
+            )
         )
         org_id = org.id
     db.dispose()
@@ -112,13 +130,27 @@ def drag_period(page: Any, start: str, end: str) -> None:
     page.mouse.up()
 
 
+def no_english(page: Any, settings: Settings) -> None:
+    """The page as it stands (with what its scripts drew) has no English outside data and units."""
+    allowed = KOREAN_PAGE_LATIN | _data_words(settings)
+    words = page.evaluate(LATIN_WORDS_JS)
+    bad = sorted({f"{w} ({ctx})" for w, ctx in words if w not in allowed and not re.fullmatch(r"v\d+", w)})
+    assert bad == [], f"English on {page.url}: {bad}"
+
+
 def test_new_company_from_nothing_to_an_understood_alert(
     browser: Any, journey_hub: tuple[str, str, Settings], tmp_path: Path
 ) -> None:
     base, org_id, settings = journey_hub
-    normal_csv = write_cp949_csv(tmp_path / "프레스1호기_0302.csv", readings(DAY1, HOURS * 60, seed=1), style=1)
-    history_xlsx = write_xlsx(tmp_path / "프레스1호기_0303.xlsx", readings(DAY2, HOURS * 60, fault_at=FAULT_ROW, seed=2))
-    new_day_csv = write_cp949_csv(tmp_path / "프레스1호기_0304.csv", readings(DAY3, HOURS * 60, fault_at=FAULT_ROW, seed=3))
+    normal_csv = write_cp949_csv(
+        tmp_path / "프레스1호기_0302.csv", readings(DAY1, HOURS * 60, seed=1), style=1
+    )
+    history_xlsx = write_xlsx(
+        tmp_path / "프레스1호기_0303.xlsx", readings(DAY2, HOURS * 60, fault_at=FAULT_ROW, seed=2)
+    )
+    new_day_csv = write_cp949_csv(
+        tmp_path / "프레스1호기_0304.csv", readings(DAY3, HOURS * 60, fault_at=FAULT_ROW, seed=3)
+    )
 
     page = new_page(browser, base, locale="ko-KR")
     login(page, "eng@saehan.example")
@@ -142,7 +174,9 @@ def test_new_company_from_nothing_to_an_understood_alert(
     assert "한글 윈도우" in page.locator("#settings-note").inner_text()
     assert "쉼표" in page.locator("#settings-note").inner_text()
     first_row = page.locator("#preview-table tbody tr").first.locator("td").all_inner_texts()
-    assert "1.8" in first_row[2] or "1.9" in first_row[2] or "1.7" in first_row[2], first_row  # 1,8x read as 1.8x
+    assert "1.8" in first_row[2] or "1.9" in first_row[2] or "1.7" in first_row[2], (
+        first_row
+    )  # 1,8x read as 1.8x
     assert "360행" in page.locator("#preview-note").inner_text()  # the whole file, not a 64 KB guess
     mapping = page.locator("#mapping-table")
     mapping.get_by_label("진동의 단위").fill("mm/s")
@@ -150,6 +184,7 @@ def test_new_company_from_nothing_to_an_understood_alert(
     mapping.get_by_label("온도의 단위").fill("°C")
     assert not mapping.get_by_label("비고 열 저장").is_checked()  # the note column is not a signal
     shot(page, "journey-2-preview", docs=True)
+    no_english(page, settings)
     did.click(page.get_by_role("button", name="측정값 저장"))
     page.locator("#stored").wait_for()
     assert "측정값 720개" in page.locator("#stored").inner_text()
@@ -169,14 +204,16 @@ def test_new_company_from_nothing_to_an_understood_alert(
     did.click(page.get_by_role("button", name="전체"))
     page.wait_for_function(
         "(() => { const gd = document.getElementById('signal-chart');"
-        " return gd.dataset.rendered === 'data' && String(gd.layout.xaxis.range[0]).startsWith('2026-03-02'); })()"
+        " return gd.dataset.rendered === 'data'"
+        " && String(gd.layout.xaxis.range[0]).startsWith('2026-03-02 08'); })()"
     )
-    assert "주축 진동" in page.evaluate("JSON.stringify(document.getElementById('signal-chart').data.map(d => d.name))")
+    assert "주축 진동" in page.evaluate(
+        "JSON.stringify(document.getElementById('signal-chart').data.map(d => d.name))"
+    )
     did.n += 1  # the drag
     drag_period(page, "2026-03-02 08:10:00", "2026-03-02 13:50:00")
     page.locator("#learn-form").wait_for()
     assert "정상 구간" in page.locator("#learn-period").inner_text()
-    print(page.locator("#learn-period").inner_text())
     shot(page, "journey-3-select", docs=True)
     with page.expect_navigation(url=re.compile(r"backtest="), timeout=120_000):
         did.click(page.get_by_role("button", name="학습 시작"))
@@ -185,13 +222,16 @@ def test_new_company_from_nothing_to_an_understood_alert(
     page.wait_for_function(
         "['done', 'failed'].includes(document.getElementById('backtest').dataset.state)", timeout=120_000
     )
-    assert page.locator("#backtest").get_attribute("data-state") == "done", page.locator("#backtest-summary").inner_text()
+    assert page.locator("#backtest").get_attribute("data-state") == "done", page.locator(
+        "#backtest-summary"
+    ).inner_text()
     summary = page.locator("#backtest-summary").inner_text()
     assert int(page.locator("#backtest-chart").get_attribute("data-alerts") or 0) >= 1, summary
     found = page.locator("#backtest-alerts tbody tr").all_inner_texts()
     fault = [r for r in found if re.search(r"2026\. 3\. 3\..*11:(1|2|3)", r)]
     assert fault and "주축 진동" in fault[0] and ("위험" in fault[0] or "주의" in fault[0]), found
     shot(page, "journey-4-backtest", docs=True)
+    no_english(page, settings)
 
     # 6. Deploy in one click.
     row = page.locator("#versions-table tbody tr").first
@@ -220,6 +260,7 @@ def test_new_company_from_nothing_to_an_understood_alert(
     ticked = page.evaluate("[...document.querySelectorAll('input[name=signal]:checked')].map(i => i.value)")
     assert ticked == ["진동"], ticked
     shot(page, "journey-5-alert", docs=True)
+    no_english(page, settings)
     page.get_by_label("메모(확인한 내용, 조치한 내용)").fill("베어링 점검, 윤활유 보충")
     with page.expect_navigation():
         did.click(page.get_by_role("button", name="확인", exact=True))

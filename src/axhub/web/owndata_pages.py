@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from axhub.api.deps import Need
 from axhub.web import views
+from axhub.web.i18n import locale_of
 from axhub.web.pages import PagePrincipal, _Page, render
 
 router = APIRouter(include_in_schema=False)
@@ -51,3 +52,28 @@ def alert_page(request: Request, alert_id: str, principal: PagePrincipal) -> HTM
         data = views.alert_detail(page.scope, alert_id)
         tz = data["site"].timezone if data["site"] else page.ident["site_tz"]
         return render(request, "alert.html", active="/alerts", tz=tz, **page.ident, **data)
+
+
+@router.get("/refused", response_class=HTMLResponse)
+def refused_page(request: Request, principal: PagePrincipal, source: str = "") -> HTMLResponse:
+    """What was refused, per source: connection payloads (dead letters) and rows of files."""
+    from axhub.api.deps import app_state
+    from axhub.serve import refused
+
+    settings = app_state(request).settings
+    with _Page(request, principal) as page:
+        summary = refused.summary(settings, page.scope)
+        letters = list(refused.dead_letters(settings, principal.org_id, source or None))[-100:]
+        letters.reverse()
+        files = refused.file_rejects(page.scope, source or None, limit=20)
+        return render(
+            request,
+            "refused.html",
+            active="/refused",
+            summary=summary,
+            letters=letters,
+            files=files,
+            source=source,
+            lang=locale_of(request),
+            **page.ident,
+        )

@@ -42,6 +42,7 @@ NAV: list[tuple[str, str, Need]] = [
     ("/alerts", "nav.alerts", Need.READ),
     ("/inspection", "nav.inspection", Need.READ),
     ("/data", "nav.data", Need.INGEST),
+    ("/refused", "nav.refused", Need.READ),
     ("/models", "nav.models", Need.READ),
     ("/jobs", "nav.jobs", Need.READ),
     ("/admin", "nav.admin", Need.ADMIN),

@@ -149,7 +149,9 @@
     current = Object.assign(preview, { userSet });
     fillSettings(preview); fillPreview(preview); fillMapping(preview);
     $("wizard").hidden = false;
-    $("wiz-status").textContent = AX.t("preview_of", { file: preview.filename });
+    // The file's name is the user's data: kept apart from the sentence around it.
+    const [before, after] = AX.t("preview_of", { file: "\u0001" }).split("\u0001");
+    $("wiz-status").replaceChildren(before, el("span", { translate: "no" }, preview.filename), after || "");
     $("wizard").dataset.state = preview.refused ? "refused" : "ready";
   }
 

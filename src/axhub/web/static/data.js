@@ -209,7 +209,10 @@
   document.addEventListener("DOMContentLoaded", () => {
     if (!$("upload-form")) return;
     $("upload-btn").dataset.label = $("upload-btn").textContent;
-    $("file").addEventListener("change", upload);
+    $("file").addEventListener("change", () => {
+      if ($("file").files.length) { $("file-name").textContent = $("file").files[0].name; $("file-name").setAttribute("translate", "no"); }
+      upload();
+    });
     $("map-asset").addEventListener("change", () => { if ($("file").files.length) upload(); });
     $("settings-form").addEventListener("submit", (ev) => { ev.preventDefault(); repreview(); });
     $("upload-btn").addEventListener("click", store);

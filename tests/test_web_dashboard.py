@@ -648,3 +648,49 @@ def test_korean_pages_have_no_english(browser: Any, hub: tuple[str, Seeded, Sett
     audit("/operator")
     page.context.close()
     assert found == {}, "English on Korean pages:\n" + "\n".join(f"{p}: {w}" for p, w in found.items())
+
+
+HANGUL_JS = """() => {
+  const out = [];
+  const skip = (el) => el.closest('script, style, code, pre, [translate="no"], .modebar');
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || skip(el) || !el.getClientRects().length) continue;
+    if (/[\\uac00-\\ud7a3]/.test(n.textContent)) out.push(n.textContent.trim().slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('[placeholder], [aria-label], [title]')) {
+    if (skip(el)) continue;
+    for (const a of ['placeholder', 'aria-label', 'title'])
+      if (/[\\uac00-\\ud7a3]/.test(el.getAttribute(a) || '')) out.push(a + ': ' + el.getAttribute(a));
+  }
+  return out;
+}"""
+
+
+def test_english_pages_have_no_korean(browser: Any, hub: tuple[str, Seeded, Settings]) -> None:
+    """The mirror of the Korean check: an English page shows no Hangul outside the company's data
+    (the seeded company's names are English, so any Hangul is a text of the page)."""
+    base, seeded, _ = hub
+    page = new_page(browser, base, locale="en-US")
+    found: dict[str, list[str]] = {}
+    login(page, "admin@hanbit.example")
+    for path in (
+        "/",
+        "/plant",
+        "/alerts?state=all",
+        f"/alerts/{seeded.alert_id}",
+        f"/assets/{seeded.asset_slug}",
+        "/data",
+        "/models",
+        "/jobs",
+        "/admin",
+        "/inspection",
+        "/refused",
+    ):
+        assert page.goto(path).status == 200, path
+        page.wait_for_timeout(300)
+        if bad := page.evaluate(HANGUL_JS):
+            found[path] = bad
+    page.context.close()
+    assert found == {}, found

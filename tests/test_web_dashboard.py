@@ -555,7 +555,7 @@ KOREAN_PAGE_LATIN = {
     *("AX", "Hub", "EN", "API", "CNC", "CPU", "GPU", "CSV", "OEE", "RUL", "UTC", "KST"),
     *("rpm", "mm", "mm/s", "kW", "Hz", "bar", "m3", "m3/h"),
     # file formats and encodings, named as Korean engineers write them
-    *("MQTT", "OPC", "UA", "Modbus"),
+    *("MQTT", "OPC", "UA", "Modbus", "JSON", "https", "STARTTLS"),
     *("xlsx", "Parquet", "UTF-8", "BOM", "CP949", "CP949/EUC-KR", "EUC-KR", "Latin-1"),
 }
 

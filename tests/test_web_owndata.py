@@ -225,3 +225,38 @@ def test_operator_creates_a_company_and_sets_its_quota(
     login(page, "boss@mirae.example")
     assert page.locator("#onboarding").is_visible()
     page.context.close()
+
+
+def test_admin_adds_a_webhook_and_tests_it(browser: Any, fresh: tuple[str, dict[str, str], Settings]) -> None:
+    import json as jsonlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(jsonlib.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base, _, _ = fresh
+    page = new_page(browser, base, locale="ko-KR")
+    login(page, "admin@saehan.example", next_path="/admin")
+    form = page.locator("#channel-form")
+    form.get_by_label("이름", exact=True).fill("정비팀 메신저")
+    form.get_by_label("받는 곳").fill(f"http://127.0.0.1:{server.server_port}/hook")
+    with page.expect_navigation():
+        form.get_by_role("button", name="채널 추가").click()
+    row = page.locator("#channel-table tbody tr", has_text="정비팀 메신저")
+    with page.expect_response(lambda r: r.url.endswith("/test") and r.status == 200) as answer:
+        row.get_by_role("button", name="시험 전송").click()
+    assert answer.value.json()["ok"] is True
+    assert len(received) == 1
+    server.shutdown()
+    page.context.close()

@@ -174,7 +174,10 @@ def job_logs(scope: OrgScope, job_id: str, after: int = 0) -> list[JobLogRow]:
 
 
 def admin_view(scope: OrgScope) -> dict[str, Any]:
+    from axhub.store.models import NotificationChannelRow
+
     return {
+        "channels": list(scope.list(NotificationChannelRow, order_by=NotificationChannelRow.created_at)),
         "users": list(scope.list(UserRow, order_by=UserRow.email)),
         "keys": list(scope.list(ApiKeyRow, order_by=desc(ApiKeyRow.created_at))),
         "running_jobs": scope.count(JobRow, state="running"),

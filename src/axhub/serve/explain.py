@@ -26,6 +26,13 @@ TOP_K = 5
 # score / threshold at which an alert becomes a warning and critical (below: info).
 WARNING_RATIO = 1.5
 CRITICAL_RATIO = 3.0
+# A lone row only just past the threshold (fewer rows, under WARNING_RATIO) is noise: a model
+# calibrated to a 1 % false-alarm rate produces such rows many times a day.
+MIN_EPISODE_ROWS = 2
+
+
+def is_noise(rows: int, score: float, threshold: float) -> bool:
+    return rows < MIN_EPISODE_ROWS and score < WARNING_RATIO * threshold
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,5 @@ def test_cli_journey_from_files_to_an_acknowledged_alert(tmp_path: Path) -> None
     assert "acknowledged: kim" in out and "베어링 점검 예정" in out and "normal 1.80 ± 0.1" in out
     out = _axhub(env, "query", "press-01", "--signals", "진동", "--start", f"{fault_day3}00", "--limit", "3")
     assert f"{fault_day3}00:00+09:00" in out
+    out = _axhub(env, "deadletters")
+    assert "거부된 데이터" in out

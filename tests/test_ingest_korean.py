@@ -129,3 +129,18 @@ def test_number_format_detection() -> None:
     assert detect_number_format(["1,234.5", "12.5"]) == (".", ",")
     assert detect_number_format(["1.234,5", "2,5"]) == (",", ".")
     assert detect_number_format(["12.5", "3"]) == (".", "")
+
+
+def test_library_errors_never_show_a_server_path(tmp_path: Path) -> None:
+    from axhub.ingest.file_readers import hide_paths
+
+    assert (
+        hide_paths("cannot open '/tmp/axhub-file-x/a.csv' (2026/03/02)")
+        == "cannot open '<file>' (2026/03/02)"
+    )
+    bad = tmp_path / "깨진.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(InputValidationError) as err:
+        ingest_file(bad, CountingSink(), "acme", FileMapping(asset="m"), label="깨진.parquet")
+    message, _hint = err.value.render("ko")
+    assert "깨진.parquet" in message and str(tmp_path) not in message and err.value.whole_file

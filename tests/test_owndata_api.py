@@ -309,3 +309,43 @@ def test_rules_notifications_and_handling_an_alert(hub: Hub, tmp_path: Path) -> 
     finally:
         web.shutdown()
         smtp.stop()
+
+
+def test_refused_data_per_source(hub: Hub, tmp_path: Path) -> None:
+    from axhub.ingest.connectors.base import Rejected
+    from axhub.serve.refused import deadletter_store
+    from axhub.store.platform import org_by_slug
+
+    with hub.db.session() as s:
+        org_id = org_by_slug(s, "acme").id
+    deadletter_store(hub.settings).add(
+        org_id,
+        [
+            Rejected(
+                source="mqtt:line-2",
+                origin="plant/line2/프레스",
+                reason="no time in payload",
+                payload=b'{"v": 1}',
+            )
+        ],
+    )
+    with hub.client("a_engineer") as c:
+        site = c.post("/api/v1/sites", json={"name": "창원 3공장"}).json()
+        asset_id = c.post(
+            "/api/v1/assets", json={"site_id": site["id"], "name": "절단기", "slug": "cutter-01"}
+        ).json()["id"]
+        path = tmp_path / "절단기.csv"
+        rows = "".join(f'2026-03-05 오전 9:{m:02d}:00,"{"높음" if m == 1 else "1,5"}"\n' for m in range(10))
+        path.write_bytes(("시간,전류\n" + rows).encode("cp949"))
+        preview = _upload(c, path, asset_id)
+        c.post(f"/api/v1/uploads/{preview['sha256']}/ingest", json={"asset": asset_id})
+        sources = {(s["source"], s["kind"]): s["refused"] for s in c.get("/api/v1/refused").json()}
+        assert sources[("mqtt:line-2", "connector")] == 1 and sources[("절단기.csv", "file")] == 1
+        letters = c.get("/api/v1/deadletters", params={"source": "mqtt:line-2"}).json()
+        assert letters["total"] == 1 and letters["items"][0]["reason"] == "no time in payload"
+        assert letters["items"][0]["payload"] == '{"v": 1}'
+        rejects = c.get("/api/v1/file-rejects", params={"source": "절단기.csv", "lang": "ko"}).json()
+        assert rejects[0]["problems"][0]["problem"] == "숫자가 아닙니다: '높음'"
+        assert rejects[0]["problems"][0]["row"] == 3 and rejects[0]["problems"][0]["field"] == "전류"
+    with hub.client("b_admin") as c:
+        assert c.get("/api/v1/refused").json() == [] and c.get("/api/v1/deadletters").json()["total"] == 0

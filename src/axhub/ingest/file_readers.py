@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -142,12 +143,19 @@ def open_source(path: Path, mapping: FileMapping, label: str) -> Source:
     return Source(path, label, kind, header, 2, settings, sample)
 
 
-def _unreadable(label: str, kind: str, exc: BaseException) -> InputValidationError:
+def hide_paths(text: str) -> str:
+    """Server paths never reach a user: '/tmp/axhub-x/a.csv' -> '<file>' (dates like 2026/03/02 stay)."""
+    return re.sub(r"(?<![\w.])(?:/[\w.\-]+){2,}/?", "<file>", text)
+
+
+def _unreadable(
+    label: str, kind: str, exc: BaseException, *, whole_file: bool = True
+) -> InputValidationError:
     # The reason of a library error may name a temp path: keep its first line, no paths.
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    reason = reason.replace(str(Path.cwd()), "")[:200]
+    reason = hide_paths(reason)[:200]
     return InputValidationError(
-        problem(label, None, None, "file_unreadable", kind=kind, reason=reason), whole_file=True
+        problem(label, None, None, "file_unreadable", kind=kind, reason=reason), whole_file=whole_file
     )
 
 
@@ -204,6 +212,9 @@ def _csv_batches(
         for batch in _prefetch(iter(reader)):
             on_progress(stream.tell())
             yield batch
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        # Mid-file: blocks before this one may be stored already, so not a whole-file refusal.
+        raise _unreadable(source.label, "CSV", exc, whole_file=False) from exc
     finally:
         stream.close()
 
@@ -252,6 +263,10 @@ def _xlsx_rows(path: Path, mapping: FileMapping, label: str) -> Iterator[tuple[i
     try:
         sheet = _sheet(book, mapping, label)
         yield from enumerate(sheet.iter_rows(values_only=True), start=1)
+    except InputValidationError:
+        raise
+    except Exception as exc:  # openpyxl raises many types for a damaged sheet
+        raise _unreadable(label, "Excel (.xlsx)", exc, whole_file=False) from exc
     finally:
         book.close()
 

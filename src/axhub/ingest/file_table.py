@@ -12,7 +12,7 @@ import pandas as pd
 from axhub.core.errors import InputValidationError, problem
 from axhub.ingest.file_encoding import detect_encoding, read_text_sample
 from axhub.ingest.file_numbers import detect_number_format
-from axhub.ingest.file_readers import file_kind, sniff_delimiter
+from axhub.ingest.file_readers import file_kind, hide_paths, sniff_delimiter
 
 
 def read_table(path: Path, label: str) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def read_table(path: Path, label: str) -> pd.DataFrame:
 
 def _unreadable(label: str, kind: str, exc: BaseException) -> InputValidationError:
     reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-    reason = reason.replace(str(Path.cwd()), "")[:200]
+    reason = hide_paths(reason)[:200]
     return InputValidationError(
         problem(label, None, None, "file_unreadable", kind=kind.upper(), reason=reason), whole_file=True
     )

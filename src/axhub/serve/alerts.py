@@ -6,7 +6,9 @@ model's normal-data statistics, or the value against the rule's limit).
 
 - De-duplication: an alert with the same key (rule or model + asset) within
   ``dedup_window_s`` of the last one is merged into it (count + 1, last seen), so an
-  operator sees one alert per episode, not one per reading.
+  operator sees one alert per episode, not one per reading. An event MORE severe than the
+  open alert is not merged: it is a new alert with its own time and explanation (a fault after
+  a mild blip must not hide inside the blip's alert).
 - Rate limiting: at most ``max_new_per_window`` new alerts per asset per
   ``rate_window_s``; more are counted as suppressed (an alert storm must not bury the rest).
 - Storage goes through an ``AlertSink``: ``DbAlertSink`` writes the metadata DB's
@@ -91,6 +93,7 @@ class MemoryAlertSink:
 
 
 Outcome = Literal["new", "merged", "suppressed"]
+_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 class AlertManager:
@@ -109,6 +112,7 @@ class AlertManager:
         self.max_new_per_window = max_new_per_window
         self.rate_window_s = rate_window_s
         self._open: dict[str, tuple[str, datetime]] = {}
+        self._open_severity: dict[str, int] = {}
         self._recent: dict[str, deque[datetime]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.suppressed = 0
@@ -117,7 +121,13 @@ class AlertManager:
         with self._lock:
             key = event.dedup_key
             open_alert = self._open.get(key)
-            if open_alert is not None and (event.ts - open_alert[1]).total_seconds() <= self.dedup_window_s:
+            rank = _RANK.get(str(event.severity), 1)
+            escalates = rank > self._open_severity.get(key, rank)
+            if (
+                open_alert is not None
+                and not escalates
+                and (event.ts - open_alert[1]).total_seconds() <= self.dedup_window_s
+            ):
                 self.sink.merge(open_alert[0], event)
                 self._open[key] = (open_alert[0], max(event.last_ts or event.ts, open_alert[1]))
                 return "merged"
@@ -130,6 +140,7 @@ class AlertManager:
             alert_id = self.sink.add(event)
             recent.append(event.ts)
             self._open[key] = (alert_id, event.last_ts or event.ts)
+            self._open_severity[key] = rank
             return "new"
 
 
@@ -332,6 +343,7 @@ class DbAlertSink:
             row = OrgScope(session, self.org_id).get(AlertRow, alert_id)
             row.count += event.rows
             row.last_seen_at = max(event.last_ts or event.ts, row.last_seen_at or event.ts)
+            # Same or lower severity only (see AlertManager): the worst readings explain it.
             if event.score is not None and (row.score is None or event.score > row.score):
                 row.score = event.score
                 row.explanation = event.explanation

@@ -4,9 +4,9 @@ The same model, bundle and explanation as live scoring, over a window of the tim
 store: readings are averaged into the buckets the model was trained on, rows with a missing
 signal are skipped, and windowed models get the rows before ``start`` as context. Over-threshold
 rows become episodes (``split_episodes``), each one alert stamped with the time of its first
-readings and explained by its worst row. A lone row only just past the threshold (one reading,
-under ``WARNING_RATIO`` x threshold) is noise a model tuned to a 1 % false-alarm rate produces
-several times a day; it is not an alert.
+readings and explained by its worst row. A lone row only just past the threshold
+(``explain.is_noise``) is noise a model tuned to a 1 % false-alarm rate produces several times
+a day; it is not an alert.
 
 * ``score_period`` returns the scores, threshold and the alerts that *would* fire (backtest);
 * ``store_episodes`` stores them as alerts (backfill, and files after ingest), idempotently:
@@ -30,7 +30,7 @@ from axhub.core.settings import Settings
 from axhub.registry.bundle import BundleRunner
 from axhub.serve.alerts import AlertEvent, AlertManager, DbAlertSink
 from axhub.serve.deployed import DeployedModel, active_deployments
-from axhub.serve.explain import WARNING_RATIO, NormalStats, explain_row, severity_for
+from axhub.serve.explain import NormalStats, explain_row, is_noise, severity_for
 from axhub.serve.scorer import alert_title, split_episodes
 from axhub.store.db import Database
 from axhub.store.models import AlertRow, AssetRow
@@ -39,7 +39,6 @@ from axhub.store.timeseries import Agg, TimeSeriesStore
 
 log = logging.getLogger(__name__)
 MAX_POINTS = 2000
-MIN_EPISODE_ROWS = 2
 
 
 @dataclass
@@ -101,7 +100,7 @@ def score_frame(
     normal: NormalStats | None,
     units: dict[str, str] | None = None,
     start: datetime | None = None,
-    episode_gap_s: float = 600.0,
+    episode_gap_s: float = 60.0,
 ) -> PeriodScores:
     """Score a wide frame (``ts`` + the model's columns); rows before ``start`` are context only."""
     threshold = float(runner.threshold) if runner.threshold is not None else float("nan")
@@ -130,7 +129,7 @@ def score_frame(
     over = idx[scores[idx] > threshold]
     for episode in split_episodes(ts, over, round(episode_gap_s * 1e6)):
         i = int(episode[np.argmax(scores[episode])])
-        if len(episode) < MIN_EPISODE_ROWS and scores[i] < WARNING_RATIO * threshold:
+        if is_noise(len(episode), float(scores[i]), threshold):
             continue
         contrib = np.asarray(contributions)[i] if contributions is not None else None
         out.episodes.append(

@@ -26,6 +26,13 @@ TOP_K = 5
 # score / threshold at which an alert becomes a warning and critical (below: info).
 WARNING_RATIO = 1.5
 CRITICAL_RATIO = 3.0
+# A lone row only just past the threshold (fewer rows, under WARNING_RATIO) is noise: a model
+# calibrated to a 1 % false-alarm rate produces such rows many times a day.
+MIN_EPISODE_ROWS = 2
+
+
+def is_noise(rows: int, score: float, threshold: float) -> bool:
+    return rows < MIN_EPISODE_ROWS and score < WARNING_RATIO * threshold
 
 
 @dataclass(frozen=True)
@@ -124,15 +131,20 @@ def severity_for(score: float, threshold: float) -> Severity:
     return Severity.INFO
 
 
-def _fmt(value: float) -> str:
+def _decimals(value: float) -> int:
     magnitude = abs(value)
     if magnitude >= 1000:
-        return f"{value:,.0f}"
+        return 0
     if magnitude >= 100:
-        return f"{value:.1f}"
-    if magnitude >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
+        return 1
+    if magnitude >= 1 or magnitude == 0:
+        return 2
+    return min(6, 2 - int(np.floor(np.log10(magnitude))))
+
+
+def _fmt(value: float, decimals: int | None = None) -> str:
+    places = _decimals(value) if decimals is None else decimals
+    return f"{value:,.{places}f}"
 
 
 def describe(item: dict[str, Any], lang: str = "en") -> str:
@@ -141,10 +153,13 @@ def describe(item: dict[str, Any], lang: str = "en") -> str:
     if item.get("normal_mean") is None:
         return f"{_fmt(item['value'])}{unit}"
     word = "정상" if lang == "ko" else "normal"
-    return (
-        f"{_fmt(item['value'])}{unit}, {word} {_fmt(item['normal_mean'])} ± "
-        f"{_fmt(item.get('normal_std') or 0.0)}"
-    )
+    # One precision for reading, mean and spread (that of the mean, finer if the spread needs it).
+    std = float(item.get("normal_std") or 0.0)
+    places = _decimals(item["normal_mean"])
+    if 0 < std < 10 ** (-places):
+        places = _decimals(std)
+    normal = f"{_fmt(item['normal_mean'], places)} ± {_fmt(std, places)}"
+    return f"{_fmt(item['value'], places)}{unit}, {word} {normal}"
 
 
 def explain_row(

@@ -8,7 +8,8 @@ bundle's threshold. The explanation names the signals that were off, most first,
 reading vs normal range in engineering units (``serve.explain``), per operating state where
 the model knows states; severity grows with how far past the threshold the score went.
 
-Over-threshold rows are grouped into episodes (a gap of ``episode_gap_s`` splits them), and
+Over-threshold rows are grouped into episodes (a gap of ``episode_gap_s``, or of three row
+spacings when rows are sparser, splits them; lone barely-over rows are noise, not events), and
 each episode is one event stamped with the time of ITS first readings and explained by ITS
 worst row: readings that arrive in one burst (a gateway after an outage) give alerts at the
 times things happened, never at the time they arrived.
@@ -29,7 +30,7 @@ import pyarrow.compute as pc
 
 from axhub.core.domain import Severity
 from axhub.serve.alerts import AlertEvent, AlertManager
-from axhub.serve.explain import NormalStats, explain_row, severity_for
+from axhub.serve.explain import NormalStats, explain_row, is_noise, severity_for
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class StreamingScorer:
         bucket_s: float = 0.0,
         normal: NormalStats | None = None,
         units: dict[str, str] | None = None,
-        episode_gap_s: float = 600.0,
+        episode_gap_s: float = 60.0,
         graded: bool = True,
     ) -> None:
         self.runner = runner
@@ -239,6 +240,8 @@ class StreamingScorer:
         for episode in split_episodes(stamps, over, self.episode_gap_us):
             # One event per episode: its worst row explains it, its first row dates it.
             i = int(episode[np.argmax(scores[episode])])
+            if is_noise(len(episode), float(scores[i]), self.threshold):
+                continue
             contrib = contributions[i] if contributions is not None else None
             event = self._event(stamps, episode, rows[i], float(scores[i]), contrib)
             self.alerts.raise_alert(event)
@@ -280,6 +283,8 @@ def split_episodes(stamps: np.ndarray, over: np.ndarray, gap_us: int) -> list[np
     """Indices of over-threshold rows, cut where two of them are more than ``gap_us`` apart."""
     if not len(over):
         return []
+    if len(stamps) > 1:  # sparse rows (minute data): three row spacings still hold together
+        gap_us = max(gap_us, 3 * int(np.median(np.diff(stamps))))
     gaps = np.diff(stamps[over]) > gap_us
     return np.split(over, np.flatnonzero(gaps) + 1)
 

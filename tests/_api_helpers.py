@@ -37,6 +37,14 @@ def make_hub(home: Path, database_url: str, *, executor: Any = "none", **app_kwa
     app = create_app(settings, executor=executor, **app_kwargs)
     db: Database = app.state.axhub.db
     hub = Hub(app=app, settings=settings, db=db)
+    hub.users, hub.keys = create_accounts(db)
+    return hub
+
+
+def create_accounts(db: Database) -> tuple[dict[str, str], dict[str, str]]:
+    """Users of every role in companies 'acme' and 'beta', an operator, and a key for each."""
+    users: dict[str, str] = {}
+    keys: dict[str, str] = {}
     for who, org, role in [
         ("a_admin", "acme", "admin"),
         ("a_engineer", "acme", "engineer"),
@@ -44,17 +52,17 @@ def make_hub(home: Path, database_url: str, *, executor: Any = "none", **app_kwa
         ("b_admin", "beta", "admin"),
     ]:
         user_id = bootstrap.create_user(db, org, f"{who}@{org}.example", PASSWORD, role)
-        hub.users[who] = user_id
+        users[who] = user_id
         scopes = {
             "admin": ["read", "write", "ingest", "admin"],
             "engineer": ["read", "write", "ingest"],
             "viewer": ["read"],
         }[role]
-        hub.keys[who] = bootstrap.create_key(db, user_id, f"{who} key", scopes)
-    hub.users["operator"] = bootstrap.create_operator(db, "ops@platform.example", PASSWORD)
-    hub.keys["operator"] = bootstrap.create_key(db, hub.users["operator"], "ops", ["read", "write", "admin"])
-    hub.keys["a_ingest"] = bootstrap.create_key(db, hub.users["a_engineer"], "gateway", ["ingest"])
-    return hub
+        keys[who] = bootstrap.create_key(db, user_id, f"{who} key", scopes)
+    users["operator"] = bootstrap.create_operator(db, "ops@platform.example", PASSWORD)
+    keys["operator"] = bootstrap.create_key(db, users["operator"], "ops", ["read", "write", "admin"])
+    keys["a_ingest"] = bootstrap.create_key(db, users["a_engineer"], "gateway", ["ingest"])
+    return users, keys
 
 
 def seed_org(client: TestClient, tag: str = "") -> dict[str, str]:

@@ -96,15 +96,51 @@ def test_rul_model_learns_the_decreasing_trend(fitted: tuple[RulGBM, pd.DataFram
     pred = model.predict(test)
     assert len(model.centroids_) == 2
     assert "const" in model.constant_columns_
-    # the piecewise target's cap is respected
-    assert pred.max() <= model.cap + 1e-6 and pred.min() >= -5
+    assert pred.min() >= -5
     # along a long unit, prediction falls as failure nears
     one = synthetic_fleet(n_units=1, seed=9, n_regimes=2, min_life=150, max_life=150)
     along = model.predict(one)
     assert along[-10:].mean() < along[60:70].mean() - 30
+    # a young, healthy unit is not stuck at the cap: its expected life beyond the cap comes
+    # from the training lives, and it shrinks as the unit ages while still looking healthy
+    assert along[:10].mean() > model.cap + 10
+    assert along[:10].mean() > along[40:50].mean()
+    capped = RulGBM(**{**model.get_params(), "beyond_cap": False}).fit(
+        synthetic_fleet(n_units=30, seed=3, n_regimes=2)
+    )
+    assert capped.predict(one).max() <= model.cap + 15  # the capped model stays near its cap
     last = test.groupby("unit").tail(1).index.to_numpy()
     assert rmse(pred[last], truth) < 15  # vs a spread of true RUL of ~40 cycles
     assert np.corrcoef(pred[last], truth)[0, 1] > 0.8
+
+
+def test_beyond_cap_tail_matches_its_numpy_twin(fitted: tuple[RulGBM, pd.DataFrame, np.ndarray]) -> None:
+    model, _, _ = fitted
+    yc = np.array([0.0, 20.0, 60.0, 79.0, 80.0, 80.0, 80.0])
+    age = np.array([150.0, 100.0, 5.0, 10.0, 1.0, 60.0, 400.0])
+    twin = model._beyond_cap_numpy(yc, age)
+    # near failure the tail only shifts (never by more than the PHM08 search range)
+    assert abs(twin[0] - yc[0]) <= 15 and abs(twin[1] - yc[1]) <= 15
+    # healthy-looking: younger means longer
+    assert twin[4] > twin[5] >= twin[6] - 1e-9
+    import onnx
+    from onnx import helper
+
+    nodes, inits = model._beyond_cap_nodes("yc", "age", "out")
+    graph = helper.make_graph(
+        nodes,
+        "tail",
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["N"]) for n in ("yc", "age")],
+        [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, ["N"])],
+        inits,
+    )
+    import onnxruntime as ort
+
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    proto.ir_version = 9
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"yc": yc.astype(np.float32), "age": age.astype(np.float32)})
+    np.testing.assert_allclose(out, twin, rtol=1e-4, atol=1e-3)
 
 
 def test_intervals_cover_the_truth_near_the_nominal_rate(

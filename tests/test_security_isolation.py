@@ -29,7 +29,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # Routes anyone may call: the health probe and signing in itself.
 PUBLIC = {"get_health", "login"}
 # Writes a viewer may make: signing out of their own session.
-VIEWER_MAY = {"logout"}
+VIEWER_MAY = {"logout", "change_password"}
 # Routes a gateway's ingest-only key may use.
 INGEST_MAY = {
     "write_readings",
@@ -133,6 +133,8 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "update_org_quota": {"max_concurrent_jobs": 9},
         "create_user": {"email": "new@b.example", "password": "0123456789ab"},
         "update_user": {"role": "admin"},
+        "end_user_sessions": None,
+        "change_password": {"current_password": "wrong-password", "new_password": "a fresh long passphrase"},
         "create_key": {"name": "k", "scopes": ["read"]},
         "create_site": {"name": "Other site"},
         "update_site": {"name": "renamed"},

@@ -259,6 +259,14 @@ def home(tmp: Path) -> Settings:
     return Settings(home=tmp / "axhub-home")
 
 
+def _poll(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """Wait until ``expression`` is true in the page (evaluate runs outside the page's CSP)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        time.sleep(0.05)
+
+
 # ------------------------------------------------------------------------------ fixtures
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -363,7 +371,9 @@ def test_asset_page_draws_history_with_alert_markers(browser: Any, hub: tuple[st
     page = new_page(browser, base)
     login(page, "kim@hanbit.example", next_path=f"/assets/{seeded.asset_slug}")
     chart = page.locator("#signal-chart")
-    page.wait_for_function("document.getElementById('signal-chart').dataset.rendered !== undefined")
+    # selectors and evaluate, not wait_for_function: Playwright evals its predicate in the page,
+    # which the dashboard's Content-Security-Policy (no eval) forbids
+    page.wait_for_selector("#signal-chart[data-rendered]", state="attached")
     assert chart.get_attribute("data-rendered") == "data", page.locator("#chart-status").inner_text()
     # Three signals ticked by default: three stacked line traces, plus the alert marker shape.
     assert page.locator("#signal-chart .scatterlayer .trace, #signal-chart .gl-container").count() >= 1
@@ -375,7 +385,7 @@ def test_asset_page_draws_history_with_alert_markers(browser: Any, hub: tuple[st
     shot(page, "asset", docs=True)
     # Untick a signal: the chart is redrawn with two.
     page.locator('input[name="signal"][value="spindle_load"]').uncheck()
-    page.wait_for_function("document.getElementById('signal-chart').data.length === 2")
+    _poll(page, "document.getElementById('signal-chart').data.length === 2")
     page.context.close()
 
 
@@ -389,7 +399,7 @@ def test_acknowledge_an_alert(browser: Any, hub: tuple[str, Seeded, Settings]) -
     )
     shot(page, "alerts", docs=True)
     item.get_by_role("button", name="Acknowledge").click()
-    page.wait_for_function(f"document.querySelector('#alert-{seeded.alert_id}').classList.contains('acked')")
+    page.wait_for_selector(f"#alert-{seeded.alert_id}.acked", state="attached")
     # Recorded in the database with who and when (polled: the API commits as the response goes out).
     db = Database(settings.database_url)
     deadline = time.monotonic() + 5
@@ -524,9 +534,10 @@ def test_every_page_renders_accessibly(browser: Any, hub: tuple[str, Seeded, Set
     # Jobs: logs open on demand.
     page.goto("/jobs")
     page.get_by_role("button", name="Show logs").first.click()
-    page.wait_for_function(
+    _poll(
+        page,
         "[...document.querySelectorAll('pre.log')]"
-        ".some(p => p.textContent.includes('epoch') || p.textContent.includes('threshold'))"
+        ".some(p => p.textContent.includes('epoch') || p.textContent.includes('threshold'))",
     )
     # Tablet: the navigation folds into a strip and nothing overflows sideways.
     page.set_viewport_size({"width": 820, "height": 1180})

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from axhub.api.errors import ApiError
+from axhub.api.login_guard import LoginGuard
 from axhub.api.security import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -29,6 +30,7 @@ from axhub.api.security import (
     key_prefix,
     keys_match,
 )
+from axhub.api.streams import StreamSlots
 from axhub.core.domain import Role
 from axhub.core.settings import Settings
 from axhub.core.timeutil import utcnow
@@ -107,6 +109,11 @@ class AppState:
     # the caller's organisation: an entry only exists after that org's scoped lookup found it.
     asset_cache: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
     ASSET_CACHE_S: float = 5.0
+    login_guard: LoginGuard = field(default_factory=LoginGuard)
+    streams: StreamSlots = field(default_factory=StreamSlots)
+    # Uploads are parsed and checked in worker threads: a few at a time per caller and company,
+    # so one tenant's stream of (bomb) files cannot occupy the whole thread pool.
+    uploads: StreamSlots = field(default_factory=lambda: StreamSlots(2, 4, "uploads in progress"))
 
 
 def app_state(request: Request) -> AppState:
@@ -116,6 +123,20 @@ def app_state(request: Request) -> AppState:
 async def _app_state(request: Request) -> AppState:
     # async: FastAPI would run a plain function in the thread pool (a hop per request)
     return app_state(request)
+
+
+ROLE_RANK = {Role.VIEWER.value: 0, Role.ENGINEER.value: 1, Role.ADMIN.value: 2, Role.OPERATOR.value: 3}
+
+
+def weaker_role(a: str, b: str) -> str:
+    """The lower of two roles (a key acts with at most its owner's current rights)."""
+    return a if ROLE_RANK.get(a, -1) <= ROLE_RANK.get(b, -1) else b
+
+
+def forget_keys(state: AppState) -> None:
+    """Drop cached key checks (after an owner's role, status or existence changed)."""
+    with state.key_cache_lock:
+        state.key_cache.clear()
 
 
 def _from_key(state: AppState, key: str) -> Principal:
@@ -129,9 +150,14 @@ def _from_key(state: AppState, key: str) -> Principal:
     with state.db.session() as s:
         for row in accounts_repo.keys_by_prefix(s, prefix):
             if keys_match(key, row.key_hash):
+                # The key acts with at most its owner's CURRENT rights, and dies with the owner:
+                # demoting, deactivating or deleting the person who made it reaches the key too.
+                owner = accounts_repo.user_by_id(s, row.user_id) if row.user_id else None
+                if owner is None or not owner.is_active or owner.org_id != row.org_id:
+                    break
                 principal = Principal(
                     org_id=row.org_id,
-                    role=row.role,
+                    role=weaker_role(row.role, owner.role),
                     via="key",
                     user_id=row.user_id,
                     key_id=row.id,
@@ -156,7 +182,9 @@ def _from_session(state: AppState, request: Request, cookie: str) -> Principal:
         raise ApiError(401, "unauthorized", "session expired or invalid", hint="sign in again")
     with state.db.session() as s:
         user = accounts_repo.user_by_id(s, str(data["uid"]))
-        if user is None or not user.is_active:
+        # A cookie from an older session generation was signed out, or its user's password or
+        # rights changed since: refuse it even though its signature is still good.
+        if user is None or not user.is_active or int(data.get("sv", 0)) != user.session_version:
             raise ApiError(401, "unauthorized", "session expired or invalid", hint="sign in again")
         principal = Principal(
             org_id=user.org_id, role=user.role, via="session", user_id=user.id, csrf=str(data["csrf"])
@@ -227,8 +255,10 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-# Commit before the response goes out (``scope="function"``): a client that creates a site and
-# then a machine on it must find the site, and a failed commit must reach the client as an error.
+# scope="function": the session commits (or rolls back) when the route function returns, BEFORE
+# the response is sent. With FastAPI's default ("request") the commit ran after the client had its
+# 201, so a read straight after a create could 404, a failed commit came too late to report, and a
+# streaming response held its connection for as long as the stream stayed open.
 _SessionDep = Depends(_session, scope="function")
 
 
@@ -255,3 +285,16 @@ WriteScope = Annotated[OrgScope, Depends(scope_for(Need.WRITE))]
 IngestScope = Annotated[OrgScope, Depends(scope_for(Need.INGEST))]
 AdminScope = Annotated[OrgScope, Depends(scope_for(Need.ADMIN))]
 DbSession = Annotated[Session, _SessionDep]
+
+
+def _upload_slot(request: Request, principal: Principal = Depends(require(Need.INGEST))) -> Iterator[None]:
+    state = app_state(request)
+    slot = state.uploads.take(principal.actor, principal.org_id, 600)
+    try:
+        yield
+    finally:
+        state.uploads.give_back(slot)
+
+
+# One of the caller's few upload slots, held while the upload is checked and stored (429 beyond).
+UploadSlot = Annotated[None, Depends(_upload_slot, scope="function")]

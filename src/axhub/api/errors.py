@@ -42,11 +42,21 @@ class ErrorResponse(BaseModel):
 class ApiError(AxHubError):
     """An error with an explicit HTTP status (authentication, CSRF, limits...)."""
 
-    def __init__(self, status: int, code: str, message: str, *, hint: str = "", details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        hint: str = "",
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.code = code
         self.details = details
+        self.headers = headers
 
 
 _STATUS_CODES = {
@@ -67,14 +77,21 @@ _STATUS_CODES = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": code.replace("_", " ")}
     for status, code in _STATUS_CODES.items()
-    if status in (401, 403, 404, 409, 422)
+    if status in (401, 403, 404, 409, 413, 422, 429)
 }
 
 
-def error_json(status: int, code: str, message: str, hint: str = "", details: Any = None) -> JSONResponse:
+def error_json(
+    status: int,
+    code: str,
+    message: str,
+    hint: str = "",
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "hint": hint, "details": details}}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    headers = {**({"WWW-Authenticate": "Bearer"} if status == 401 else {}), **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def _status_of(exc: AxHubError) -> tuple[int, str]:
@@ -86,6 +103,8 @@ def _status_of(exc: AxHubError) -> tuple[int, str]:
         return 409, "conflict"
     if isinstance(exc, PermissionDeniedError):
         return 403, "forbidden"
+    if getattr(exc, "too_large", False):
+        return 413, "payload_too_large"
     return 422, "invalid_input"
 
 
@@ -131,7 +150,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 }
                 for p in exc.problems
             ]
-        return error_json(status, code, message, hint, details)
+        headers = getattr(exc, "headers", None)
+        return error_json(status, code, message, hint, details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

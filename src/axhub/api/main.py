@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 import axhub
 from axhub.api.deps import AppState
 from axhub.api.errors import install_error_handlers
+from axhub.api.headers import SecurityHeaders
 from axhub.api.limits import BodySizeLimit
 from axhub.api.security import SessionSigner, load_or_create_secret
 from axhub.core.settings import Settings, get_settings
@@ -142,6 +143,8 @@ def create_app(
         upload_limit=max_upload_bytes + 64 * 1024,  # multipart framing around the file
         upload_prefix=f"{API_PREFIX}/uploads",
     )
+    # Outermost, so every answer (pages, API, static files, 413s) carries the security headers.
+    app.add_middleware(SecurityHeaders, hsts=secure_cookies)
     _check_operation_ids(app)
     from axhub.web import mount_web  # the dashboard: pages at "/", /static, /web/api (not in OpenAPI)
 

@@ -1,41 +1,42 @@
-"""``axhub bench cmapss``: NASA C-MAPSS FD001 and FD003, the standard last-cycle protocol.
+"""``axhub bench cmapss``: NASA C-MAPSS, the standard last-cycle protocol, on any subset.
 
-Models are fitted on the training trajectories only, with hyper-parameters fixed beforehand by
-cross-validation on training units (held-out units cut at random cycles, like the test sets);
-each test unit's RUL at its last cycle is compared with ``RUL_FD00x``: RMSE and the PHM08 score,
-plus the coverage of the conformal intervals. The deep model is run with several seeds and
-reported as mean ± std.
+Models are fitted on ``train_<subset>`` only, with hyper-parameters fixed beforehand by
+cross-validation on training units; each test unit's RUL at its last cycle is compared with
+``RUL_<subset>`` twice: against the file as given (uncapped) and against the truth clipped at
+the evaluation cap (predictions clipped too). RMSE, PHM08 score, the mean error at true RUL
+50-100 (the late bias the score punishes) and the coverage of the 90 % intervals. Two trivial
+baselines sit in the same table: a constant (the mean training RUL) and the age-only survival
+prior ``E[L - t | L > t]`` of the training lives. The deep model is run with several seeds
+(mean ± std) and is the default only if it beats the trees on training-unit validation.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from axhub.bench._output import DATA_HELP, DOCS_HELP, OUT_HELP, BenchIO, fail_nothing, split_list
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from axhub.ml.datasets.cmapss import CmapssSubset
 
-def _ref(model: str, fd001: tuple[float, float], fd003: tuple[float, float]) -> dict[str, Any]:
-    return {
-        "model": model,
-        "FD001 RMSE": fd001[0],
-        "FD001 score": fd001[1],
-        "FD003 RMSE": fd003[0],
-        "FD003 score": fd003[1],
-    }
-
-
-REFERENCES = [
-    _ref("CNN (Babu 2016)", (18.45, 1299), (19.82, 1600)),
-    _ref("Deep LSTM (Zheng 2017)", (16.14, 338), (16.18, 852)),
-    _ref("MS-DCNN", (11.44, 196), (11.67, 242)),
-    _ref("FFVE", (12.31, 280), (12.43, 302)),
-    _ref("MTSTAN", (10.97, 175), (10.90, 188)),
-]
+# Published test RMSE / PHM08 score against the RUL file as given (papers' own tables; FD001 and
+# FD003 from the datasets README, FD002 as quoted in the same papers).
+REFERENCES: dict[str, dict[str, tuple[float, float]]] = {
+    "CNN (Babu 2016)": {"FD001": (18.45, 1299), "FD002": (30.29, 13570), "FD003": (19.82, 1600)},
+    "Deep LSTM (Zheng 2017)": {"FD001": (16.14, 338), "FD002": (24.49, 4450), "FD003": (16.18, 852)},
+    "MS-DCNN": {"FD001": (11.44, 196), "FD003": (11.67, 242)},
+    "FFVE": {"FD001": (12.31, 280), "FD003": (12.43, 302)},
+    "MTSTAN": {"FD001": (10.97, 175), "FD003": (10.90, 188)},
+}
+# Targets of issue 13 (uncapped RMSE, capped RMSE); the score target is "below the best published".
+TARGETS = {"FD001": (11.0, 10.5), "FD002": (13.0, 11.5), "FD003": (11.0, 10.5)}
 SEEDS = (0, 1, 2)
 
 
@@ -52,159 +53,264 @@ def _pad_short_units(test: pd.DataFrame, window: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _last_cycle(model: Any, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    padded = _pad_short_units(test, int(model.window))
-    pred, lower, upper = model.predict_interval(padded)
-    last = padded.groupby("unit", sort=True).tail(1).index.to_numpy()  # RangeIndex: positions
-    return pred[last], lower[last], upper[last]
-
-
-def _throughput(model: Any) -> float:
-    """Windows per second through the model's ONNX graph alone (1 thread)."""
+def _last_cycle(model: Any, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(prediction, lower, upper, capped head) at the last cycle of every test unit."""
     import numpy as np
 
-    n_in = model.w_.shape[0] if hasattr(model, "w_") else None
-    shape = (20_000, n_in) if n_in is not None else (2_000, int(model.window), len(model.feature_names_in_))
-    batch = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    model._run_graph(batch[:10])
-    started = time.perf_counter()
-    model._run_graph(batch)
-    return round(len(batch) / (time.perf_counter() - started))
+    padded = _pad_short_units(test, int(model.window))
+    out = model._outputs(padded)
+    last = padded.groupby("unit", sort=True).tail(1).index.to_numpy()  # RangeIndex: positions
+    pred, lower, upper, capped = (
+        np.asarray(out[k], dtype=np.float64)[last] for k in ("prediction", "lower", "upper", "capped")
+    )
+    return pred, lower, upper, capped
+
+
+def find_subsets(root: Path) -> list[str]:
+    """Every subset with train_, test_ and RUL_ files under ``<root>/cmapss``."""
+    folder = root / "cmapss"
+    names = sorted(p.stem.removeprefix("train_") for p in folder.glob("train_*.txt"))
+    return [n for n in names if (folder / f"test_{n}.txt").is_file() and (folder / f"RUL_{n}.txt").is_file()]
+
+
+def figures(
+    pred: np.ndarray, true: np.ndarray, cap: float, capped: np.ndarray | None = None
+) -> dict[str, Any]:
+    """RMSE / score against the truth as given, and of ``capped`` (default: the prediction
+    clipped at ``cap``) against the truth clipped at ``cap``, and the late bias at true 50-100."""
+    import numpy as np
+
+    from axhub.ml.rul.target import phm08_score, rmse
+
+    mid = (true >= 50) & (true <= 100)
+    capped = np.minimum(pred, cap) if capped is None else capped
+    return {
+        "RMSE": round(rmse(pred, true), 2),
+        "score": round(phm08_score(pred, true), 1),
+        f"RMSE capped {cap:g}": round(rmse(capped, np.minimum(true, cap)), 2),
+        f"score capped {cap:g}": round(phm08_score(capped, np.minimum(true, cap)), 1),
+        "bias @ true 50-100": round(float(np.mean(pred[mid] - true[mid])), 1) if mid.any() else "",
+    }
+
+
+def survival_prior(train: pd.DataFrame, ages: np.ndarray) -> np.ndarray:
+    """Age-only baseline: ``E[L - t | L > t]`` over the training lives (the last life when no
+    training unit lived longer than ``t``)."""
+    import numpy as np
+
+    lives = train.groupby("unit")["cycle"].max().to_numpy(dtype=np.float64)
+    out = np.empty(len(ages))
+    for i, t in enumerate(ages):
+        longer = lives[lives > t]
+        out[i] = float(np.mean(longer - t)) if len(longer) else 0.0
+    return out
+
+
+def _baselines(data: CmapssSubset, cap: float) -> dict[str, dict[str, Any]]:
+    import numpy as np
+
+    from axhub.ml.rul.target import run_to_failure_rul
+
+    true_rows = run_to_failure_rul(data.train["unit"].to_numpy(), data.train["cycle"].to_numpy())
+    ages = data.test.groupby("unit", sort=True)["cycle"].max().to_numpy(dtype=np.float64)
+    constant = np.full(len(data.test_rul), float(np.mean(true_rows)))
+    rows = {
+        "baseline: constant mean training RUL": figures(constant, data.test_rul, cap),
+        "baseline: age only, E[life - t | life > t]": figures(
+            survival_prior(data.train, ages), data.test_rul, cap
+        ),
+    }
+    # the capped figure of a constant is fairest with the mean of the capped target
+    capped_constant = np.full(len(constant), float(np.mean(np.minimum(true_rows, cap))))
+    capped = figures(capped_constant, data.test_rul, cap)
+    rows["baseline: constant mean training RUL"].update(
+        {k: v for k, v in capped.items() if k.endswith(f"capped {cap:g}")}
+    )
+    return rows
 
 
 def run(
-    subsets: tuple[str, ...] = ("FD001", "FD003"), seeds: tuple[int, ...] = SEEDS, ensemble: bool = False
+    io: BenchIO,
+    subsets: list[str],
+    seeds: tuple[int, ...] = SEEDS,
+    cap: float = 125.0,
+    deep: bool = True,
 ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from rich.progress import Progress
 
-    from axhub.bench.report import BenchResult, _repo_root, save_result
+    from axhub.bench.report import BenchResult
     from axhub.ml.datasets import load_cmapss
     from axhub.ml.datasets.cmapss import SENSOR_COLUMNS, SETTING_COLUMNS
-    from axhub.ml.rul.cnn import RulCNN
     from axhub.ml.rul.gbm import RulGBM
-    from axhub.ml.rul.target import phm08_score, rmse
 
     inputs: dict[str, Any] = {
         "columns": [*SENSOR_COLUMNS, "cycle"],
         "regime_columns": list(SETTING_COLUMNS),
         "group": "unit",
+        "cap": cap,
     }
-    rows: dict[str, dict[str, Any]] = {
-        "gbm": {"model": "window features + LightGBM (rul/gbm)"},
-        "cnn": {"model": f"1D-CNN (rul/cnn), mean ± std over {len(seeds)} seeds"},
-        "ens": {"model": "mean of LightGBM and the seed-averaged CNN"},
-    }
-    extra: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {"cap": cap}
     fig, axes = plt.subplots(1, len(subsets), figsize=(5 * len(subsets), 4), squeeze=False)
-    for ax, subset in zip(axes[0], subsets, strict=True):
-        data = load_cmapss(subset)
-        true = data.test_rul
-        info: dict[str, Any] = {}
+    n_steps = len(subsets) * (1 + (len(seeds) if deep else 0))
+    with Progress() as progress:
+        task = progress.add_task("C-MAPSS", total=n_steps)
+        for ax, subset in zip(axes[0], subsets, strict=True):
+            data = load_cmapss(subset, io.data)
+            true = data.test_rul
+            info: dict[str, Any] = {
+                "test_units": len(true),
+                "test_units_beyond_cap": int(np.sum(true > cap)),
+                "max_true_rul": float(true.max()),
+            }
+            for name, figs in _baselines(data, cap).items():
+                rows.append({"model": name, "subset": subset, **figs})
 
-        started = time.perf_counter()
-        gbm = RulGBM(**inputs).fit(data.train)
-        gbm_s = time.perf_counter() - started
-        p_gbm, lo, hi = _last_cycle(gbm, data.test)
-        row = rows["gbm"]
-        row[f"{subset} RMSE"] = round(rmse(p_gbm, true), 2)
-        row[f"{subset} score"] = round(phm08_score(p_gbm, true), 1)
-        row[f"{subset} coverage (90%)"] = round(float(np.mean((true >= lo) & (true <= hi))), 3)
-        row[f"{subset} train s"] = round(gbm_s, 1)
-        info["gbm"] = {
-            "regimes": len(gbm.centroids_),
-            "constant_sensors_dropped": gbm.constant_columns_,
-            "out_of_fold_rmse_capped": gbm.calibration_rmse_,
-            "interval_width_mean": float(np.mean(hi - lo)),
-            "onnx_windows_per_s_1thread": _throughput(gbm),
-        }
-
-        cnn_preds, rmses, scores, covers, cnn_s = [], [], [], [], 0.0
-        for seed in seeds:
             started = time.perf_counter()
-            cnn = RulCNN(seed=seed, **inputs).fit(data.train)
-            cnn_s += time.perf_counter() - started
-            p, lo_c, hi_c = _last_cycle(cnn, data.test)
-            cnn_preds.append(p)
-            rmses.append(rmse(p, true))
-            scores.append(phm08_score(p, true))
-            covers.append(float(np.mean((true >= lo_c) & (true <= hi_c))))
-        row = rows["cnn"]
-        row[f"{subset} RMSE"] = f"{np.mean(rmses):.2f} ± {np.std(rmses):.2f}"
-        row[f"{subset} score"] = f"{np.mean(scores):.0f} ± {np.std(scores):.0f}"
-        row[f"{subset} coverage (90%)"] = round(float(np.mean(covers)), 3)
-        row[f"{subset} train s"] = round(cnn_s, 1)
-        info["cnn"] = {
-            "rmse_per_seed": rmses,
-            "score_per_seed": scores,
-            "onnx_windows_per_s_1thread": _throughput(cnn),
-        }
+            gbm = RulGBM(**inputs).fit(data.train)
+            gbm_s = time.perf_counter() - started
+            progress.advance(task)
+            p_gbm, lo, hi, c_gbm = _last_cycle(gbm, data.test)
+            gbm_row = {
+                "model": "window features + LightGBM, beyond-cap survival tail (rul/gbm)",
+                "subset": subset,
+                **figures(p_gbm, true, cap, c_gbm),
+                "coverage 90%": round(float(np.mean((true >= lo) & (true <= hi))), 3),
+                "train s": round(gbm_s, 1),
+            }
+            info["gbm"] = {
+                "regimes": len(gbm.centroids_),
+                "validation_rmse_capped": gbm.calibration_rmse_,
+                "phm_shift_table": gbm.shift_table_[::25].tolist(),
+                "predictions": p_gbm.round(2).tolist(),
+            }
+            rows.append(gbm_row)
 
-        p_cnn = np.mean(cnn_preds, axis=0)
-        p_ens = (p_gbm + p_cnn) / 2
-        if ensemble:
-            rows["ens"][f"{subset} RMSE"] = round(rmse(p_ens, true), 2)
-            rows["ens"][f"{subset} score"] = round(phm08_score(p_ens, true), 1)
-            rows["ens"][f"{subset} train s"] = round(gbm_s + cnn_s, 1)
-        extra[subset] = info
+            p_cnn = None
+            if deep:
+                from axhub.ml.rul.cnn import RulCNN
 
-        order = np.argsort(true)
-        ax.plot(true[order], "k.-", label="true RUL")
-        err = [p_gbm[order] - lo[order], hi[order] - p_gbm[order]]
-        ax.errorbar(
-            np.arange(len(order)),
-            p_gbm[order],
-            yerr=err,
-            fmt="r.",
-            alpha=0.4,
-            label="LightGBM (90% interval)",
-        )
-        ax.plot(p_cnn[order], "b.", alpha=0.6, label="1D-CNN (seed mean)")
-        ax.set_title(f"C-MAPSS {subset} test units")
-        ax.set_xlabel("test unit (sorted by true RUL)")
-        ax.set_ylabel("RUL (cycles)")
-        ax.legend(fontsize=7)
-    img = _repo_root() / "docs" / "img" / "bench-cmapss-pred.png"
-    img.parent.mkdir(parents=True, exist_ok=True)
+                preds, per_seed, cnn_s, val = [], [], 0.0, []
+                for seed in seeds:
+                    started = time.perf_counter()
+                    cnn = RulCNN(seed=seed, **inputs).fit(data.train)
+                    cnn_s += time.perf_counter() - started
+                    progress.advance(task)
+                    p, _, _, c = _last_cycle(cnn, data.test)
+                    preds.append(p)
+                    per_seed.append(figures(p, true, cap, c))
+                    val.append(cnn.calibration_rmse_)
+                keys = [k for k in per_seed[0] if isinstance(per_seed[0][k], float)]
+                cnn_row: dict[str, Any] = {
+                    "model": f"1D-CNN, beyond-cap tail (rul/cnn), {len(seeds)} seeds",
+                    "subset": subset,
+                }
+                for key in keys:
+                    values = np.array([f[key] for f in per_seed], dtype=np.float64)
+                    cnn_row[key] = f"{values.mean():.2f} ± {values.std():.2f}"
+                cnn_row["train s"] = round(cnn_s / len(seeds), 1)
+                rows.append(cnn_row)
+                p_cnn = np.mean(preds, axis=0)
+                info["cnn"] = {"per_seed": per_seed, "validation_rmse_capped": val}
+                # the default is chosen on training units only (held-out validation RMSE)
+                info["default"] = "cnn" if float(np.mean(val)) < gbm.calibration_rmse_ else "gbm"
+            else:
+                info["default"] = "gbm"
+            extra[subset] = info
+
+            order = np.argsort(true)
+            ax.plot(true[order], "k.-", label="true RUL (file)")
+            ax.errorbar(
+                np.arange(len(order)),
+                p_gbm[order],
+                yerr=[p_gbm[order] - lo[order], hi[order] - p_gbm[order]],
+                fmt="r.",
+                alpha=0.4,
+                label="LightGBM (90% interval)",
+            )
+            if p_cnn is not None:
+                ax.plot(p_cnn[order], "b.", alpha=0.6, label="1D-CNN (seed mean)")
+            ax.axhline(cap, color="grey", ls=":", lw=0.8, label=f"cap {cap:g}")
+            ax.set_title(f"C-MAPSS {subset} test units")
+            ax.set_xlabel("test unit (sorted by true RUL)")
+            ax.set_ylabel("RUL (cycles)")
+            ax.legend(fontsize=7)
+    plot = io.plot("bench-cmapss-pred.png")
     fig.tight_layout()
-    fig.savefig(img, dpi=70)
+    fig.savefig(plot, dpi=70)
+    plt.close(fig)
+
+    references = [
+        {"model": model, "subset": s, "RMSE": rmse_, "score": score}
+        for model, by_subset in REFERENCES.items()
+        for s, (rmse_, score) in by_subset.items()
+        if s in subsets
+    ]
+    defaults = ", ".join(f"{s}: {extra[s]['default']}" for s in subsets)
     notes = [
-        "Protocol: fit on train_FD00x only; predict each test unit at its last cycle; RMSE and PHM08 "
-        "score against RUL_FD00x (uncapped truth). Targets (issue 3): RMSE <= 11.0 on both, score <= 200.",
-        "Hyper-parameters (window 60 for both models, cap 125, ...) were chosen by 4-fold "
-        "cross-validation on training units only; test labels were never used to choose anything.",
-        "Cross-validation on FD001 training units (RMSE at random cuts): LightGBM 11.46, CNN 15.06, "
-        "their mean 12.35; the deep model does not win here and the ensemble is not reported "
-        "(run(ensemble=True) shows it).",
-        "Test units shorter than a model's window are padded with their first row (as in training).",
-        "Intervals: split-conformal from out-of-fold (LightGBM) or held-out-unit (CNN) residuals, "
-        "90% nominal.",
-        "Train times are wall-clock on a 2-core machine shared with other jobs.",
+        "Protocol: fit on train_<subset> only; predict each test unit at its last cycle. 'RMSE'/'score': "
+        f"against RUL_<subset> as given (uncapped), of the model's RUL output. 'capped {cap:g}': the "
+        f"model's capped head E[min(RUL, {cap:g})] (the trees' own output plus its PHM08 shift) against "
+        f"the truth clipped at {cap:g} cycles, the piece-wise linear cap used for training; baselines: "
+        "their prediction clipped.",
+        "Targets (issue 13): uncapped RMSE FD001 <= 11.0, FD002 <= 13.0, FD003 <= 11.0 and PHM08 score below "
+        "the best published; capped at 125: <= 10.5 (FD001/FD003), <= 11.5 (FD002).",
+        "Beyond the cap: prediction = capped prediction + P(RUL > cap | sensors, age) x E[life - t - cap | "
+        "life > t + cap], with P from the likelihood ratio of out-of-fold capped predictions and the "
+        "survival odds of the training lives; plus a PHM08-optimal shift per prediction bin from out-of-fold "
+        "predictions. All tables come from training units; test labels are never used to choose anything.",
+        "Hyper-parameters (window 60, cap 125, trees) were fixed earlier by 4-fold cross-validation on "
+        "FD001 training units; the beyond-cap tail was compared with the capped model on held-out "
+        "training units (random cuts) of each subset before any test figure was computed.",
+        "Default model per subset, chosen on training-unit validation RMSE (deep must beat trees): "
+        f"{defaults}.",
+        "Baselines: a constant (mean training RUL; its capped figure uses the mean capped RUL) and the "
+        "age-only survival prior E[life - t | life > t] from the training lives.",
+        "FD002 references are those of the same papers (not in the datasets README); none of the listed "
+        "papers say whether they clip the truth.",
+        "Intervals: split-conformal from out-of-fold (LightGBM) or held-out-unit (CNN) residuals, 90 % "
+        "nominal. Train times: wall-clock, 1 thread, on a 2-core machine shared with other jobs.",
     ]
     result = BenchResult(
         name="cmapss",
         title="C-MAPSS remaining useful life",
         dataset="NASA C-MAPSS " + ", ".join(subsets),
-        split="train_FD00x -> test_FD00x last cycle",
-        rows=[rows["gbm"], rows["cnn"]] + ([rows["ens"]] if ensemble else []),
-        references=REFERENCES,
+        split="train_<subset> -> test_<subset> last cycle",
+        rows=rows,
+        references=references,
         notes=notes,
-        plots=["img/bench-cmapss-pred.png"],
+        plots=[plot.name],
         extra=extra,
     )
-    save_result(result)
+    io.publish(result)
 
 
 def register(bench_app: typer.Typer) -> None:
     @bench_app.command("cmapss")
     def cmapss(
-        seeds: int = typer.Option(3, help="CNN seeds (mean ± std). / CNN 시드 수."),
+        subsets: str = typer.Option(
+            "", help="comma-separated subsets, e.g. FD001,FD002 (default: all found) / 서브셋"
+        ),
+        seeds: int = typer.Option(3, help="CNN seeds (mean ± std) / CNN 시드 수"),
+        cap: float = typer.Option(125.0, help="RUL cap for training and the capped figures / 상한"),
+        deep: bool = typer.Option(True, help="also run the 1D-CNN / CNN도 실행"),
+        data: Path | None = typer.Option(None, help=DATA_HELP),
+        out: Path | None = typer.Option(None, help=OUT_HELP),
+        update_docs: bool = typer.Option(False, "--update-docs", help=DOCS_HELP),
     ) -> None:
-        """C-MAPSS FD001/FD003 remaining useful life (RMSE, PHM08 score). / 잔여 수명 예측 벤치마크."""
-        from axhub.ml.datasets.common import dataset_folder
-
-        dataset_folder("cmapss")
-        run(seeds=tuple(range(seeds)))
+        """C-MAPSS remaining useful life (RMSE, PHM08 score, capped and uncapped). / 잔여 수명 벤치마크."""
+        io = BenchIO.make("cmapss", data, out, update_docs)
+        found = find_subsets(io.data)
+        wanted = split_list(subsets) or found
+        missing = [s for s in wanted if s not in found]
+        if missing or not wanted:
+            raise fail_nothing(
+                f"C-MAPSS subset(s) {', '.join(missing) or '(none)'} not found under {io.data / 'cmapss'} "
+                f"(found: {', '.join(found) or 'none'}); each needs train_, test_ and RUL_<subset>.txt"
+            )
+        run(io, wanted, seeds=tuple(range(seeds)), cap=cap, deep=deep)

@@ -161,3 +161,23 @@ def save_result(result: BenchResult, *, update_markdown: bool = True, console: C
     if update_markdown:
         update_docs(result)
     return out
+
+
+def save_run(
+    result: BenchResult, *, update_docs: bool, out: Path | None = None, console: Console | None = None
+) -> Path:
+    """Print the table and save the JSON; only ``update_docs`` touches docs/ and bench-results/.
+
+    Without it the JSON goes to ``out`` or ``$AXHUB_HOME/bench/<name>.json``.
+    """
+    if update_docs:
+        return save_result(result, console=console)
+    print_table(result, console)
+    if out is None:
+        from axhub.core.settings import get_settings
+
+        out = get_settings().home / "bench" / f"{result.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result.to_json(), indent=2, default=str))
+    (console or Console()).print(f"saved {out}")
+    return out

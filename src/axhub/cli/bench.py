@@ -12,8 +12,9 @@ import axhub.bench as bench_package
 
 def register(app: typer.Typer) -> None:
     bench_app = typer.Typer(
-        help="Run a benchmark: prints a table, saves JSON under bench-results/ and updates "
-        "docs/benchmarks.md. / 벤치마크 실행.",
+        help="Run a benchmark: prints a table with baselines and published figures and saves JSON. "
+        "Dataset benchmarks take --data and --out and touch docs/benchmarks.md, docs/img and "
+        "bench-results/ only with --update-docs. / 벤치마크 실행.",
         no_args_is_help=True,
     )
     for info in sorted(pkgutil.iter_modules(bench_package.__path__), key=lambda m: m.name):

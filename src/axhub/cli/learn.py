@@ -337,6 +337,9 @@ def register(app: typer.Typer) -> None:
     def deploy_cmd(
         model: str = typer.Argument(..., help="Model version id. / 모델 버전."),
         asset: str = typer.Option(..., "--asset", help="Machine (id or slug). / 설비."),
+        allow_below_baseline: bool = typer.Option(
+            False, "--allow-below-baseline", help="Deploy even if it did not beat its trivial baseline."
+        ),
         org: str | None = typer.Option(None, "--org"),
         lang: str | None = lang_option(),
     ) -> None:
@@ -354,7 +357,11 @@ def register(app: typer.Typer) -> None:
         with db.session() as session:
             scope = OrgScope(session, org_id)
             _row, replaced = deploy(
-                scope, BlobStore(settings.blob_root), model, scope.get(AssetRow, asset_id)
+                scope,
+                BlobStore(settings.blob_root),
+                model,
+                scope.get(AssetRow, asset_id),
+                allow_below_baseline=allow_below_baseline,
             )
             version = scope.get(ModelVersionRow, model)
             console.print(

@@ -133,7 +133,28 @@ def register(app: typer.Typer) -> None:
             row["metrics"] = ", ".join(
                 f"{k}={v:.3g}" for k, v in row["metrics"].items() if isinstance(v, float)
             )
-        _table(rows, ["id", "name", "version", "estimator", "stage", "metrics"])
+            verdict = row.get("beats_baseline")
+            row["beats_baseline"] = "not compared" if verdict is None else ("yes" if verdict else "NO")
+        _table(rows, ["id", "name", "version", "estimator", "stage", "beats_baseline", "metrics"])
+
+    @models.command("deploy")
+    def deploy(
+        version_id: str,
+        asset: str = typer.Option(None, help="asset id for hub scoring / 설비 ID"),
+        edge_device: str = typer.Option(None, help="edge device id / 엣지 장치 ID"),
+        allow_below_baseline: bool = typer.Option(
+            False,
+            "--allow-below-baseline",
+            help="deploy even if it does not beat its trivial baseline / 기준선 미달이어도 배포",
+        ),
+    ) -> None:
+        """Deploy a version; one below its trivial baseline needs --allow-below-baseline."""
+        row = _run(
+            lambda: _client().deploy(
+                version_id, asset, edge_device_id=edge_device, allow_below_baseline=allow_below_baseline
+            )
+        )
+        typer.echo(f"deployed {version_id}: {row['id']}")
 
     @models.command("promote")
     def promote(version_id: str, stage: str = typer.Option("production")) -> None:

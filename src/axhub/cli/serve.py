@@ -15,11 +15,15 @@ def register(app: typer.Typer) -> None:
         insecure_cookies: bool = typer.Option(
             False, help="Send session cookies over plain HTTP too (only for http:// on a LAN)"
         ),
-        operator_email: str = typer.Option("", help="Create this platform operator on first start"),
-        operator_password: str = typer.Option("", envvar="AXHUB_OPERATOR_PASSWORD", help="Their password"),
+        operator_email: str = typer.Option(
+            "",
+            help="Create this platform operator on first start; the password comes from "
+            "AXHUB_OPERATOR_PASSWORD or a prompt (never the command line, which other users can read)",
+        ),
     ) -> None:
         """Serve the AX Hub API; migrates the database first. / API 서버 실행."""
         import os
+        import sys
 
         import uvicorn
 
@@ -27,6 +31,12 @@ def register(app: typer.Typer) -> None:
         from axhub.core.errors import ConflictError
 
         db = open_database()  # migrate once, before workers start
+        operator_password = os.environ.pop("AXHUB_OPERATOR_PASSWORD", "")
+        if operator_email and not operator_password:
+            if not sys.stdin.isatty():
+                typer.echo("set AXHUB_OPERATOR_PASSWORD or run in a terminal to be asked", err=True)
+                raise typer.Exit(2)
+            operator_password = typer.prompt("Operator password", hide_input=True, confirmation_prompt=True)
         if operator_email and operator_password:
             from axhub.api.bootstrap import create_operator
 

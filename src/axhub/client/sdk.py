@@ -180,6 +180,25 @@ class AxHubClient:
     def promote(self, version_id: str, stage: str = "production") -> dict[str, Any]:
         return self.post(f"/models/{version_id}/stage", {"stage": stage})
 
+    def deploy(
+        self,
+        version_id: str,
+        asset_id: str | None = None,
+        *,
+        edge_device_id: str | None = None,
+        allow_below_baseline: bool = False,
+    ) -> dict[str, Any]:
+        """Deploy a version (hub scoring on ``asset_id``, or an edge device). A version that does
+        not beat its trivial baseline is refused (409) unless ``allow_below_baseline``."""
+        body = {
+            "model_version_id": version_id,
+            "asset_id": asset_id,
+            "target": "edge" if edge_device_id else "hub",
+            "edge_device_id": edge_device_id,
+            "allow_below_baseline": allow_below_baseline,
+        }
+        return self.post("/deployments", body)
+
     def compare(self, version_ids: list[str]) -> dict[str, Any]:
         return self.request("GET", "/models/compare", params=[("ids", v) for v in version_ids])
 

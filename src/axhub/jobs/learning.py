@@ -147,10 +147,22 @@ def submit_backtest(
 
 
 def deploy(
-    scope: OrgScope, blobs: BlobStore, version_id: str, asset: AssetRow, *, promote: bool = True
+    scope: OrgScope,
+    blobs: BlobStore,
+    version_id: str,
+    asset: AssetRow,
+    *,
+    promote: bool = True,
+    allow_below_baseline: bool = False,
 ) -> tuple[DeploymentRow, list[str]]:
-    """Deploy a version on a machine: its other hub deployments are switched off."""
+    """Deploy a version on a machine: its other hub deployments are switched off. A version
+    whose evaluation did not beat its trivial baseline is refused unless overridden."""
+    from axhub.registry.baseline import ensure_deployable
+
     version = scope.get(ModelVersionRow, version_id)
+    ensure_deployable(
+        version.name, version.version, version.metrics, allow_below_baseline=allow_below_baseline
+    )
     replaced = []
     for old in scope.list(DeploymentRow, asset_id=asset.id, active=True, target="hub"):
         old.active = False

@@ -129,12 +129,20 @@ class JobQueue:
         return row
 
     # ------------------------------------------------------------------ worker side
-    def lease(self, worker_id: str, resource_classes: Iterable[str] = ("cpu", "gpu")) -> Lease | None:
-        """Claim the next job fairly, or ``None`` when nothing is eligible."""
+    def lease(
+        self,
+        worker_id: str,
+        resource_classes: Iterable[str] = ("cpu", "gpu"),
+        *,
+        exclude_orgs: Iterable[str] = (),
+    ) -> Lease | None:
+        """Claim the next job fairly, or ``None`` when nothing is eligible. ``exclude_orgs``:
+        organisations this worker must not serve now (they already hold the rest of its pool)."""
         classes = list(resource_classes)
         now = utcnow()
         self._settle_expired(now)
-        order = self._org_order(now, classes)
+        skip = set(exclude_orgs)
+        order = [org for org in self._org_order(now, classes) if org not in skip]
         for org_id in order:
             lease = (
                 self._lease_postgres(org_id, worker_id, classes)

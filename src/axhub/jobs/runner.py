@@ -43,9 +43,13 @@ def run_leased_job(queue: JobQueue, lease: Lease, settings: Settings) -> str:
         heart = threading.Thread(target=beat, name=f"heartbeat-{lease.job_id}", daemon=True)
         heart.start()
         try:
+            from axhub.core.cancel import cancellable
             from axhub.jobs.handlers import run_handler
 
-            outcome = run_handler(ctx)
+            # Model code calls core.cancel.checkpoint() between epochs/trees/folds: a cancel
+            # seen by the heartbeat then stops a running fit, not only the steps around it.
+            with cancellable(ctx.check):
+                outcome = run_handler(ctx)
             ctx.check()
             if queue.complete(lease, outcome.result, outcome.on_commit):
                 return "succeeded"

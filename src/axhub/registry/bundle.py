@@ -64,6 +64,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -256,17 +257,45 @@ class Bundle:
         return np.load(self.path / STATE_DIR / f"{name}.npy", allow_pickle=False)
 
 
+# Zip bombs: a 0.4 MB bundle once unpacked a 400 MB member. Model weights barely compress, so a
+# member that claims more than MAX_RATIO times its packed size is not a model; the total is
+# capped too, and bytes are counted while copying (a member's declared size can lie).
+MAX_BUNDLE_BYTES = int(os.environ.get("AXHUB_MAX_BUNDLE_BYTES", str(2 << 30)))
+MAX_RATIO = 100
+_RATIO_FREE_BYTES = 1 << 20  # small text files (JSON) may compress better than that
+
+
 def _extract_zip(zip_path: Path) -> tempfile.TemporaryDirectory[str]:
     tmp = tempfile.TemporaryDirectory(prefix="axhub-bundle-")
-    with zipfile.ZipFile(zip_path) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            _check_relative_name(info.filename)
-            target = Path(tmp.name) / info.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            infos = [i for i in archive.infolist() if not i.is_dir()]
+            declared = sum(i.file_size for i in infos)
+            if declared > MAX_BUNDLE_BYTES:
+                raise BundleError(f"{zip_path}: unpacks to {declared} bytes, more than {MAX_BUNDLE_BYTES}")
+            budget = MAX_BUNDLE_BYTES
+            for info in infos:
+                _check_relative_name(info.filename)
+                if info.file_size > _RATIO_FREE_BYTES and info.file_size > MAX_RATIO * max(
+                    info.compress_size, 1
+                ):
+                    raise BundleError(
+                        f"{zip_path}: {info.filename} unpacks {info.file_size} bytes from "
+                        f"{info.compress_size} (a zip bomb, not a model)"
+                    )
+                target = Path(tmp.name) / info.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, target.open("wb") as dst:
+                    left = min(budget, info.file_size)
+                    while chunk := src.read(min(1 << 20, left + 1)):
+                        left -= len(chunk)
+                        if left < 0:
+                            raise BundleError(f"{zip_path}: {info.filename} is larger than it declares")
+                        dst.write(chunk)
+                    budget -= info.file_size
+    except BaseException:
+        tmp.cleanup()
+        raise
     return tmp
 
 

@@ -6,6 +6,8 @@ whose organisation then scopes everything else the request does.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,3 +30,18 @@ def keys_by_prefix(session: Session, prefix: str) -> list[ApiKeyRow]:
 
 def org_by_id(session: Session, org_id: str) -> OrganizationRow | None:
     return session.get(OrganizationRow, org_id)
+
+
+def end_sessions(user: UserRow) -> None:
+    """Invalidate every session cookie issued to ``user`` so far (they carry the old generation)."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def revoke_keys_of(session: Session, user_id: str, when: datetime) -> int:
+    """Revoke every live API key ``user_id`` created (the owner is gone, so are their keys)."""
+    rows = session.scalars(
+        select(ApiKeyRow).where(ApiKeyRow.user_id == user_id, ApiKeyRow.revoked_at.is_(None))
+    ).all()
+    for row in rows:
+        row.revoked_at = when
+    return len(rows)

@@ -88,6 +88,9 @@ class UserRow(Base):
     locale: Mapped[str] = mapped_column(String(10), default="ko")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Session generation: every session cookie carries the value it was issued under; signing
+    # out, a password change or an administrator's action raises it, which ends them all.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKeyRow(Base):

@@ -86,6 +86,25 @@ class OrgScope:
         self.session.flush()
         return row
 
+    def add_unless_exists(self, row: T, **key: Any) -> T:
+        """Insert ``row`` unless one with the same unique ``key`` exists, and return whichever is
+        there. Two requests registering the same new signal at once both succeed (INSERT .. ON
+        CONFLICT DO NOTHING on SQLite and PostgreSQL) instead of one failing on the unique key."""
+        model = type(row)
+        self._check_tenant(model)
+        row.org_id = self.org_id  # type: ignore[attr-defined]
+        table = model.__table__
+        values = {c.key: getattr(row, c.key) for c in table.columns if getattr(row, c.key, None) is not None}
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        insert = postgresql.insert(model) if postgres else sqlite.insert(model)
+        self.session.execute(insert.values(**values).on_conflict_do_nothing())
+        found = self.find(model, **key)
+        if found is None:
+            raise AxHubError(f"{model.__tablename__}: could not insert or find {key}")
+        return found
+
     def delete(self, row: Base) -> None:
         self._check_tenant(type(row))
         if row.org_id != self.org_id:  # type: ignore[attr-defined]
@@ -118,7 +137,9 @@ class OrgScope:
         existing = self.find(AssetRow, slug=slug)
         if existing is not None:
             return existing
-        return self.add(AssetRow(site_id=site.id, name=name, slug=slug, kind=kind, description=description))
+        return self.add_unless_exists(
+            AssetRow(site_id=site.id, name=name, slug=slug, kind=kind, description=description), slug=slug
+        )
 
     def asset_by_slug(self, slug: str) -> AssetRow:
         row = self.find(AssetRow, slug=slug)
@@ -140,14 +161,16 @@ class OrgScope:
             if unit and not existing.unit:
                 existing.unit = unit
             return existing
-        return self.add(
+        return self.add_unless_exists(
             SignalRow(
                 asset_id=asset.id,
                 name=name,
                 unit=unit,
                 description=description,
                 source_address=source_address,
-            )
+            ),
+            asset_id=asset.id,
+            name=name,
         )
 
     def register_signals(

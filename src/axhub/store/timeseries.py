@@ -6,10 +6,12 @@ Layout: ``root/org=<org>/asset=<asset>/date=YYYY-MM-DD/part-<min_us>-<max_us>-<i
 
 Choices, and why:
 
-* **Values are stored as float32.** Sensor readings carry 3-5 significant digits (a 16-bit
-  ADC, a thermocouple at 0.1 K); float32 keeps ~7, so nothing measurable is lost, and it
-  halves the bytes before compression. With BYTE_STREAM_SPLIT + zstd, simulator-like data
-  stores at ~2-3 bytes per point. Queries return float64 holding the float32 value.
+* **Values are stored losslessly** (see ``ts_values``): what a machine sent comes back bit
+  for bit (every integer up to 2^53, 1e39, -0.0). Each file picks its encoding: decimals
+  (the usual sensor reading: 0.01 resolution, counters) as int64 multiples of 10^-k,
+  DELTA_BINARY_PACKED + zstd (~1.2 bytes per value on simulator data), anything else as
+  float64, BYTE_STREAM_SPLIT + zstd. Files of the earlier float32 store still read, as the
+  float64 of the float32's shortest decimal form, as they always did.
 * **Timestamps** are microseconds UTC, DELTA_BINARY_PACKED; rows are sorted by signal then
   time, so a regular 1 Hz series costs almost nothing. ``signal`` and ``quality`` are
   dictionary/RLE encoded (long runs after the sort).
@@ -27,14 +29,25 @@ Choices, and why:
 * **Concurrency**: one file lock per partition serialises writers and compaction of that
   partition; readers take no lock (they read the manifest and retry if compaction removed a
   file under them).
+* **Streams go through a write-ahead log** (``append``, see ``wal.py``): one fsynced record
+  per call whatever it touches, so an ingest worker can acknowledge many small messages
+  quickly. A background thread seals the log every ``wal_max_age_s`` (or at
+  ``wal_segment_bytes``) and compacts sealed segments into partitions with ``write`` (so the
+  first copy of a key wins and a replay stores nothing twice). Queries read the log too: its
+  rows of the asset, first copy of each (signal, ts) kept, minus keys Parquet already holds
+  (the log is always read before the manifests, so a compaction finishing in between can
+  only show a row twice to the anti-join, never hide it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -51,7 +64,8 @@ from filelock import FileLock
 
 from axhub.core.errors import AxHubError
 from axhub.core.ids import check_path_safe
-from axhub.core.readings import WriteResult
+from axhub.core.readings import ReadingSink, WriteResult
+from axhub.store import ts_values
 from axhub.store.ts_files import (
     LOCK_NAME,
     ROLLUP_PREFIX,
@@ -66,6 +80,21 @@ from axhub.store.ts_files import (
     remove_uncommitted,
     temp_path,
 )
+from axhub.store.wal import (
+    COMPACT_LOCK,
+    WAL_DIR,
+    WalView,
+    WalWriter,
+    file_lock,
+    list_segments,
+    read_segment,
+    seal,
+    segment_name,
+)
+from axhub.store.wal import decode as wal_decode
+from axhub.store.wal import encode as wal_encode
+
+log = logging.getLogger(__name__)
 
 US_PER_DAY = 86_400_000_000
 # Compaction stores 1-minute partial aggregates beside each merged file, so a resampled
@@ -78,19 +107,20 @@ FILE_SCHEMA = pa.schema(
     [
         pa.field("signal", pa.dictionary(pa.int32(), pa.string()), nullable=False),
         pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("value", pa.float32(), nullable=True),
+        pa.field("value", pa.float64(), nullable=True),
         pa.field("quality", pa.uint8(), nullable=False),
     ]
 )
 
-# A stored float32 is returned as the float64 of its shortest decimal form (49.71, not
-# 49.709999084), so values read back equal what was written to ~7 significant digits.
-_AS_DECIMAL_DOUBLE = "CAST(CAST(value AS VARCHAR) AS DOUBLE)"
+# Reading only the key columns needs no value type (old and new files differ there).
+KEY_SCHEMA = pa.schema([FILE_SCHEMA.field("signal"), FILE_SCHEMA.field("ts")])
+
+
 _AGG_SQL: dict[str, str] = {
     "mean": "avg(value)",
-    "min": "CAST(CAST(min(value) AS VARCHAR) AS DOUBLE)",
-    "max": "CAST(CAST(max(value) AS VARCHAR) AS DOUBLE)",
-    "last": "CAST(CAST(arg_max(value, ts) FILTER (WHERE value IS NOT NULL) AS VARCHAR) AS DOUBLE)",
+    "min": "min(value)",
+    "max": "max(value)",
+    "last": "arg_max(value, ts) FILTER (WHERE value IS NOT NULL)",
 }
 # Partial aggregates (per signal and bucket) that combine across raw files and rollups:
 # (from raw rows, from rollup rows, final combination).
@@ -100,21 +130,22 @@ _PARTIAL_SQL: dict[str, tuple[str, str, str]] = {
         "sum(s) AS s, sum(n) AS n",
         "sum(s) / NULLIF(sum(n), 0)",
     ),
-    "min": ("min(value) AS lo", "min(lo) AS lo", "CAST(CAST(min(lo) AS VARCHAR) AS DOUBLE)"),
-    "max": ("max(value) AS hi", "max(hi) AS hi", "CAST(CAST(max(hi) AS VARCHAR) AS DOUBLE)"),
+    "min": ("min(value) AS lo", "min(lo) AS lo", "min(lo)"),
+    "max": ("max(value) AS hi", "max(hi) AS hi", "max(hi)"),
     "last": (
         "arg_max(value, ts) FILTER (WHERE value IS NOT NULL) AS lv, "
         "max(ts) FILTER (WHERE value IS NOT NULL) AS lt",
         "arg_max(last_v, last_ts) AS lv, max(last_ts) AS lt",
-        "CAST(CAST(arg_max(lv, lt) AS VARCHAR) AS DOUBLE)",
+        "arg_max(lv, lt)",
     ),
 }
+# Over the decoded float64 values, so rollups hold plain doubles whatever the file's value type.
 _ROLLUP_SQL = (
     f"SELECT signal, (epoch_us(ts) // {ROLLUP_US}) * {ROLLUP_US} AS bucket_us, "
-    "count(value) AS n, sum(CAST(value AS DOUBLE)) AS s, min(value) AS lo, max(value) AS hi, "
+    "count(value) AS n, sum(value) AS s, min(value) AS lo, max(value) AS hi, "
     "arg_max(value, ts) FILTER (WHERE value IS NOT NULL) AS last_v, "
     "max(ts) FILTER (WHERE value IS NOT NULL) AS last_ts "
-    "FROM read_parquet(?) GROUP BY ALL ORDER BY signal, bucket_us"
+    "FROM (SELECT signal, ts, {value} FROM read_parquet(?)) GROUP BY ALL ORDER BY signal, bucket_us"
 )
 
 
@@ -185,13 +216,24 @@ class TimeSeriesStore:
         compression_level: int = 3,
         row_group_size: int = 1 << 17,
         lock_timeout_s: float = 120.0,
+        wal_max_age_s: float = 30.0,
+        wal_segment_bytes: int = 64 << 20,
+        merge_files: int = 16,
     ) -> None:
         self.root = Path(root)
         self.compression_level = compression_level
         self.row_group_size = row_group_size
         self.lock_timeout_s = lock_timeout_s
+        self.wal_max_age_s = wal_max_age_s
+        self.wal_segment_bytes = wal_segment_bytes
+        # A partition that reaches this many files (e.g. from many log compactions) is merged.
+        self.merge_files = merge_files
         self._con_lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._wal_lock = threading.Lock()
+        self._writers: dict[str, WalWriter] = {}
+        self._views: dict[str, WalView] = {}
+        self._compactor: _WalCompactor | None = None
 
     # ------------------------------------------------------------------ paths
     def _asset_dir(self, org: str, asset: str) -> Path:
@@ -233,45 +275,13 @@ class TimeSeriesStore:
         ``asset``/``signal`` may also be dictionary-encoded strings (faster for big batches).
         Returns after every touched partition is fsync'ed and committed.
         """
-        check_path_safe(org, "organisation")
-        n = batch.num_rows
-        if n == 0:
+        prepared = _prepare(org, batch)
+        if prepared is None:
             return WriteResult(written=0, duplicates=0)
-        missing = {"asset", "signal", "ts", "value"} - set(batch.column_names)
-        if missing:
-            raise AxHubError(
-                f"readings batch lacks column(s) {sorted(missing)}",
-                hint="build batches with axhub.core.readings.make_batch",
-            )
-        ts_col = batch.column("ts")
-        if not pa.types.is_timestamp(ts_col.type) or ts_col.type.tz is None:
-            raise AxHubError(
-                f"readings batch 'ts' must be a UTC timestamp, got {ts_col.type}",
-                hint="use make_batch or cast to pa.timestamp('us', tz='UTC')",
-            )
-        if ts_col.null_count:
-            raise AxHubError("readings batch has rows without a timestamp", hint="drop them before writing")
-        ts = pc.cast(ts_col, pa.timestamp("us", tz="UTC")).combine_chunks()
-        ts_np = ts.cast(pa.int64()).to_numpy()
-        asset_dict = _dictionary(batch.column("asset"))
-        signal_dict = _dictionary(batch.column("signal"))
+        asset_dict, table = prepared
         asset_names = [str(a) for a in asset_dict.dictionary.to_pylist()]
-        for name in asset_names:
-            check_path_safe(name, "asset")
         asset_codes = asset_dict.indices.to_numpy(zero_copy_only=False)
-        values = pc.cast(batch.column("value"), pa.float32()).combine_chunks()
-        if "quality" in batch.column_names:
-            quality = pc.cast(batch.column("quality"), pa.uint8()).combine_chunks()
-        else:
-            quality = pa.array(np.zeros(n, dtype=np.uint8))
-        table = pa.table(
-            {
-                "signal": signal_dict,
-                "ts": ts,
-                "value": values,
-                "quality": quality,
-            }
-        )
+        ts_np = table.column("ts").cast(pa.int64()).to_numpy()
         day0 = int(ts_np.min()) // US_PER_DAY
         span = int(ts_np.max()) // US_PER_DAY - day0 + 1
         written = duplicates = 0
@@ -339,7 +349,7 @@ class TimeSeriesStore:
                 ("ts", ">=", pd.Timestamp(tmin, unit="us", tz="UTC")),
                 ("ts", "<=", pd.Timestamp(tmax, unit="us", tz="UTC")),
             ],
-            schema=FILE_SCHEMA,
+            schema=KEY_SCHEMA,
         )
         if existing.num_rows == 0:
             return np.zeros(len(key), dtype=bool)
@@ -357,6 +367,10 @@ class TimeSeriesStore:
     def _write_file(self, partition: Path, table: pa.Table) -> PartFile:
         """Write, fsync and rename one immutable part file (not yet committed)."""
         table = table.cast(FILE_SCHEMA)
+        value_type, stored = ts_values.encode(table.column("value").combine_chunks())
+        idx = table.schema.get_field_index("value")
+        table = table.set_column(idx, pa.field("value", stored.type, nullable=True), stored)
+        value_encoding = "BYTE_STREAM_SPLIT" if value_type == ts_values.FLOAT64 else "DELTA_BINARY_PACKED"
         tmp = temp_path(partition)
         pq.write_table(
             table,
@@ -364,7 +378,7 @@ class TimeSeriesStore:
             compression="zstd",
             compression_level=self.compression_level,
             use_dictionary=["signal", "quality"],
-            column_encoding={"ts": "DELTA_BINARY_PACKED", "value": "BYTE_STREAM_SPLIT"},
+            column_encoding={"ts": "DELTA_BINARY_PACKED", "value": value_encoding},
             row_group_size=self.row_group_size,
             write_statistics=["signal", "ts"],
         )
@@ -383,45 +397,210 @@ class TimeSeriesStore:
             rows=table.num_rows,
             bytes=final.stat().st_size,
             signals=signals,
+            value_type=value_type,
         )
+
+    # ------------------------------------------------------------------ write-ahead log
+    def _wal_dir(self, org: str) -> Path:
+        check_path_safe(org, "organisation")
+        return self.root / f"org={org}" / WAL_DIR
+
+    def append(self, org: str, batch: pa.Table) -> WriteResult:
+        """Store a batch durably through the organisation's write-ahead log (one fsync).
+
+        For streams of small batches (an ingest worker's flush): returns after the record is
+        fsynced, whatever the batch touches. Duplicates are not looked up here (that would
+        cost the Parquet reads the log avoids): queries and compaction keep the first copy of
+        each (asset, signal, ts), so ``duplicates`` is always 0 and ``written`` counts rows
+        received. Use ``write`` where exact duplicate counts matter (file ingest, the API).
+        """
+        prepared = _prepare(org, batch)
+        if prepared is None:
+            return WriteResult(written=0, duplicates=0)
+        asset_dict, table = prepared
+        record = wal_encode(
+            pa.table(
+                {
+                    "asset": asset_dict.cast(pa.string()),
+                    "signal": table.column("signal").cast(pa.string()),
+                    "ts": table.column("ts"),
+                    "value": table.column("value"),
+                    "quality": table.column("quality"),
+                }
+            )
+        )
+        with self._wal_lock:
+            writer = self._writers.get(org)
+            if writer is None:
+                writer = self._writers[org] = WalWriter(
+                    self._wal_dir(org), segment_bytes=self.wal_segment_bytes
+                )
+            compactor = self._compactor
+            if compactor is None:
+                compactor = self._compactor = _WalCompactor(self)
+                compactor.start()
+            compactor.orgs.add(org)
+        writer.append(record)
+        return WriteResult(written=table.num_rows, duplicates=0)
+
+    def wal_sink(self) -> ReadingSink:
+        """This store as a ``ReadingSink`` that writes through the log (for ingest workers)."""
+        return _WalSink(self)
+
+    def flush_wal(self, org: str) -> int:
+        """Seal the log and compact every sealed segment into Parquet now; returns rows read."""
+        seal(self._wal_dir(org))
+        return self._compact_sealed(org, blocking=True)
+
+    def _compact_sealed(self, org: str, *, blocking: bool) -> int:
+        """Turn sealed segments into partitions (idempotent), then delete them."""
+        directory = self._wal_dir(org)
+        rows = 0
+        with contextlib.ExitStack() as stack:
+            if not directory.is_dir():
+                return 0
+            held = stack.enter_context(file_lock(directory / COMPACT_LOCK, blocking=blocking))
+            if not held:
+                return 0  # another process is compacting this organisation's log
+            touched: set[str] = set()
+            for seq in list_segments(directory)[:-1]:
+                path = directory / segment_name(seq)
+                records, _ = read_segment(path)
+                if records:
+                    table = pa.concat_tables([wal_decode(r) for r in records])
+                    rows += table.num_rows
+                    self.write(org, table)
+                    touched.update(str(a) for a in pc.unique(table.column("asset")).to_pylist())
+                # Committed to Parquet: the segment may go (a crash before this replays it).
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                fsync_dir(directory)
+            for asset in sorted(touched):
+                self._merge_small_files(org, asset)
+        return rows
+
+    def _merge_small_files(self, org: str, asset: str) -> None:
+        for partition in self._partitions(org, asset):
+            if len(read_manifest(partition).files) >= self.merge_files:
+                self._compact_partition(partition, min_files=self.merge_files)
+
+    def _view(self, org: str) -> WalView:
+        with self._wal_lock:
+            view = self._views.get(org)
+            if view is None:
+                view = self._views[org] = WalView(self._wal_dir(org))
+        view.refresh()
+        return view
+
+    def _wal_rows(
+        self,
+        view: WalView,
+        asset: str,
+        selected: list[tuple[Path, PartFile]],
+        start_us: int | None = None,
+        end_us: int | None = None,
+    ) -> pa.Table | None:
+        """The log's rows of ``asset`` in [start, end) that Parquet (``selected``) lacks.
+
+        The first copy of each (signal, ts) in the log is kept; ``selected`` must have been
+        read *after* the view was refreshed.
+        """
+        table = view.rows(asset)
+        if table is None:
+            return None
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        mask = np.ones(len(ts), dtype=bool)
+        if start_us is not None:
+            mask &= ts >= start_us
+        if end_us is not None:
+            mask &= ts < end_us
+        sig = pc.dictionary_encode(table.column("signal")).combine_chunks()
+        codes = sig.indices.to_numpy().astype(np.int64)
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            return None
+        # First copy of each key, in log order (lexsort is stable).
+        order = idx[np.lexsort((ts[idx], codes[idx]))]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (codes[order][1:] != codes[order][:-1]) | (ts[order][1:] != ts[order][:-1])
+        keep = np.sort(order[first])
+        # Minus what Parquet holds, one day partition at a time.
+        by_partition: dict[Path, list[PartFile]] = {}
+        for partition, f in selected:
+            by_partition.setdefault(partition, []).append(f)
+        days = ts[keep] // US_PER_DAY
+        stored = np.zeros(len(keep), dtype=bool)
+        for day in np.unique(days):
+            files = by_partition.get(self._partition_dir(view, asset, int(day)), [])
+            if not files:
+                continue
+            in_day = np.flatnonzero(days == day)
+            rows = keep[in_day]
+            t0 = int(day) * US_PER_DAY
+            key = codes[rows] * US_PER_DAY + (ts[rows] - t0)
+            tmin, tmax = int(ts[rows].min()), int(ts[rows].max())
+            overlapping = [f for f in files if f.overlaps(tmin, tmax)]
+            if overlapping:
+                partition = self._partition_dir(view, asset, int(day))
+                stored[in_day] = self._stored_mask(
+                    partition, overlapping, key, sig.dictionary, t0, tmin, tmax
+                )
+        keep = keep[~stored]
+        if len(keep) == 0:
+            return None
+        out = table.take(pa.array(keep))
+        return out.set_column(0, "signal", pc.cast(out.column("signal"), pa.string()))
+
+    def _partition_dir(self, view: WalView, asset: str, day: int) -> Path:
+        return view.dir.parent / f"asset={asset}" / f"date={_day_name(day)}"
 
     # ------------------------------------------------------------------ compaction
     def compact(self, org: str, asset: str | None = None, *, min_files: int = 2) -> CompactResult:
         """Merge each partition's files into one (de-duplicating again, first write wins).
 
-        The manifest swap is the commit point: a crash before it leaves the old files
-        committed (the new one is removed later), a crash after it leaves the new file
-        committed (the old ones are removed later). Readers never see both.
+        The organisation's write-ahead log is compacted into partitions first. The manifest
+        swap is the commit point: a crash before it leaves the old files committed (the new
+        one is removed later), a crash after it leaves the new file committed (the old ones
+        are removed later). Readers never see both.
         """
+        self.flush_wal(org)
         assets = [asset] if asset is not None else self._assets(org)
         partitions = files_before = files_after = rows = dups = 0
         for name in assets:
             for partition in self._partitions(org, name):
-                with self._locked(partition) as manifest:
-                    files = manifest.files
-                    if not files or (len(files) < min_files and all(f.rollup for f in files)):
-                        continue
-                    table = pq.read_table([str(partition / f.name) for f in files], schema=FILE_SCHEMA)
-                    merged, removed = _sort_dedupe(table)
-                    new_file = self._write_rollup(partition, self._write_file(partition, merged))
-                    commit_manifest(partition, Manifest(files=[new_file]))
-                    for old in files:
-                        for name in [n for n in (old.name, old.rollup) if n]:
-                            with contextlib.suppress(FileNotFoundError):
-                                os.unlink(partition / name)
-                    fsync_dir(partition)
+                done = self._compact_partition(partition, min_files=min_files)
+                if done is None:
+                    continue
                 partitions += 1
-                files_before += len(manifest.files)
+                files_before += done[0]
                 files_after += 1
-                rows += merged.num_rows
-                dups += removed
+                rows += done[1]
+                dups += done[2]
         return CompactResult(partitions, files_before, files_after, rows, dups)
+
+    def _compact_partition(self, partition: Path, *, min_files: int) -> tuple[int, int, int] | None:
+        """Merge one partition; (files before, rows, duplicates removed) or None if skipped."""
+        with self._locked(partition) as manifest:
+            files = manifest.files
+            if not files or (len(files) < min_files and all(f.rollup for f in files)):
+                return None
+            table = _read_parts(partition, files)
+            merged, removed = _sort_dedupe(table)
+            new_file = self._write_rollup(partition, self._write_file(partition, merged))
+            commit_manifest(partition, Manifest(files=[new_file]))
+            for old in files:
+                for name in [n for n in (old.name, old.rollup) if n]:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(partition / name)
+            fsync_dir(partition)
+        return len(files), merged.num_rows, removed
 
     def _write_rollup(self, partition: Path, part: PartFile) -> PartFile:
         """1-minute partials of a (not yet committed) part file, written durably beside it."""
         cur = self._connection()
         try:
-            table = cur.sql(_ROLLUP_SQL, params=[str(partition / part.name)]).to_arrow_table()
+            sql = _ROLLUP_SQL.format(value=ts_values.sql(part.value_type))
+            table = cur.sql(sql, params=[str(partition / part.name)]).to_arrow_table()
         finally:
             cur.close()
         tmp = temp_path(partition)
@@ -486,13 +665,17 @@ class TimeSeriesStore:
         if agg not in _AGG_SQL:
             raise AxHubError(f"unknown aggregation {agg!r}", hint="use mean, min, max or last")
         bucket = interval_us(interval) if interval else None
+        start_us, end_us = _to_us(start), _to_us(end)
         for attempt in range(5):
+            # The log first, then the manifests (see the module docstring).
+            view = self._view(org)
             selected = self._select(org, asset, start, end)
-            if not selected:
-                return _empty_frame(bucket is None)
             try:
-                return self._run_query(selected, signals, _to_us(start), _to_us(end), bucket, agg)
-            except (duckdb.IOException, duckdb.InvalidInputException, FileNotFoundError):
+                wal = self._wal_rows(view, asset, selected, start_us, end_us)
+                if not selected and wal is None:
+                    return _empty_frame(bucket is None)
+                return self._run_query(selected, wal, signals, start_us, end_us, bucket, agg)
+            except (duckdb.IOException, duckdb.InvalidInputException, FileNotFoundError, OSError):
                 # A compaction replaced files between reading the manifest and opening them.
                 if attempt == 4:
                     raise
@@ -502,6 +685,7 @@ class TimeSeriesStore:
     def _run_query(
         self,
         selected: list[tuple[Path, PartFile]],
+        wal: pa.Table | None,
         signals: list[str] | None,
         start_us: int | None,
         end_us: int | None,
@@ -532,40 +716,67 @@ class TimeSeriesStore:
             and bucket % ROLLUP_US == 0
             and all(x is None or x % ROLLUP_US == 0 for x in (start_us, end_us))
         )
-        rollups = [str(p / f.rollup) for p, f in selected if aligned and f.rollup]
-        raw = [str(p / f.name) for p, f in selected if not (aligned and f.rollup)]
+        raw: dict[str, list[str]] = {}
+        rollups: dict[str, list[str]] = {}
+        for p, f in selected:
+            if aligned and f.rollup:
+                rollups.setdefault(f.value_type, []).append(str(p / f.rollup))
+            else:
+                raw.setdefault(f.value_type, []).append(str(p / f.name))
+        # Raw rows: Parquet files grouped by value type (legacy float32 read as decimals),
+        # plus the log's rows that Parquet lacks.
+        raw_parts: list[str] = []
+        raw_params: list[object] = []
+        for value_type, files in raw.items():
+            value = ts_values.sql(value_type)
+            raw_parts.append(f"SELECT signal, ts, {value}, quality FROM read_parquet(?) {cond('ts')}")
+            raw_params += [files, *filters]
+        if wal is not None:
+            raw_parts.append(f"SELECT signal, ts, value, quality FROM wal_rows {cond('ts')}")
+            raw_params += filters
+        raw_sql = " UNION ALL ".join(raw_parts)
         params: list[object]
         if bucket is None:
-            sql = (
-                f"SELECT epoch_us(ts) AS ts_us, signal, {_AS_DECIMAL_DOUBLE} AS value, quality "
-                f"FROM read_parquet(?) {cond('ts')} ORDER BY ts_us, signal"
-            )
-            params = [raw, *filters]
+            sql = f"SELECT epoch_us(ts) AS ts_us, signal, value, quality FROM ({raw_sql}) ORDER BY ALL"
+            params = raw_params
         elif not rollups:
             sql = (
                 f"SELECT (epoch_us(ts) // {bucket}) * {bucket} AS ts_us, signal, {_AGG_SQL[agg]} AS value "
-                f"FROM read_parquet(?) {cond('ts')} GROUP BY ALL ORDER BY ts_us, signal"
+                f"FROM ({raw_sql}) GROUP BY ALL ORDER BY ts_us, signal"
             )
-            params = [raw, *filters]
+            params = raw_params
         else:
             from_raw, from_rollup, final = _PARTIAL_SQL[agg]
+            roll_parts: list[str] = []
+            params = []
+            for value_type, files in rollups.items():
+                cols = "signal, bucket_us, n, s, lo, hi, last_v, last_ts"
+                if value_type == ts_values.LEGACY_FLOAT32:
+                    # Rollups of float32 files hold float32 partials; newer ones hold doubles.
+                    lo, hi, last = (ts_values.sql(value_type, c) for c in ("lo", "hi", "last_v"))
+                    cols = f"signal, bucket_us, n, s, {lo}, {hi}, {last}, last_ts"
+                roll_parts.append(
+                    f"SELECT {cols} FROM read_parquet(?) {cond('to_timestamp(bucket_us // 1000000)')}"
+                )
+                params += [files, *filters]
             parts = [
                 f"SELECT signal, (bucket_us // {bucket}) * {bucket} AS b, {from_rollup} "
-                f"FROM read_parquet(?) {cond('to_timestamp(bucket_us // 1000000)')} GROUP BY ALL"
+                f"FROM ({' UNION ALL '.join(roll_parts)}) GROUP BY ALL"
             ]
-            params = [rollups, *filters]
-            if raw:
+            if raw_parts:
                 parts.append(
                     f"SELECT signal, (epoch_us(ts) // {bucket}) * {bucket} AS b, {from_raw} "
-                    f"FROM read_parquet(?) {cond('ts')} GROUP BY ALL"
+                    f"FROM ({raw_sql}) GROUP BY ALL"
                 )
-                params += [raw, *filters]
+                params += raw_params
             sql = (
                 f"SELECT b AS ts_us, signal, {final} AS value FROM ({' UNION ALL BY NAME '.join(parts)}) "
                 "GROUP BY ALL ORDER BY ts_us, signal"
             )
         cur = self._connection()
         try:
+            if wal is not None:
+                cur.register("wal_rows", wal)
             result = cur.sql(sql, params=params).to_arrow_table()
         finally:
             cur.close()
@@ -604,9 +815,13 @@ class TimeSeriesStore:
         return wide.reindex(columns=order).reset_index()
 
     def time_range(self, org: str, asset: str) -> tuple[datetime | None, datetime | None]:
-        """First and last stored reading time of ``asset`` (UTC), from the manifests."""
+        """First and last stored reading time of ``asset`` (UTC): manifests and the log."""
         lo: int | None = None
         hi: int | None = None
+        wal = self._view(org).rows(asset)
+        if wal is not None and wal.num_rows:
+            ts = wal.column("ts").cast(pa.int64())
+            lo, hi = int(pc.min(ts).as_py()), int(pc.max(ts).as_py())
         for partition in self._partitions(org, asset):
             for f in read_manifest(partition).files:
                 lo = f.min_us if lo is None else min(lo, f.min_us)
@@ -618,39 +833,194 @@ class TimeSeriesStore:
         )
 
     def list_signals(self, org: str, asset: str) -> list[str]:
-        """Signal names stored for ``asset`` (from the manifests; no data file is opened)."""
+        """Signal names stored for ``asset`` (manifests and the log; no data file is opened)."""
         names: set[str] = set()
+        wal = self._view(org).rows(asset)
+        if wal is not None:
+            names |= {str(s) for s in pc.unique(wal.column("signal")).to_pylist()}
         for partition in self._partitions(org, asset):
             names |= read_manifest(partition).signals()
         return sorted(names)
 
     def list_assets(self, org: str) -> list[str]:
-        return self._assets(org)
+        return sorted(set(self._assets(org)) | self._view(org).assets())
+
+    def delete_asset(self, org: str, asset: str) -> bool:
+        """Delete every reading of one asset. The directory is first renamed out of the layout
+        (atomic: queries stop seeing it at once, and a later asset with the same slug starts
+        empty), then removed; a crash in between leaves only a ``.deleted-`` directory that no
+        query reads. Returns whether anything was there."""
+        check_path_safe(asset, "asset")
+        source = self._asset_dir(org, asset)
+        if not source.is_dir():
+            return False
+        trash = source.with_name(f".deleted-{asset}-{uuid.uuid4().hex[:8]}")
+        os.replace(source, trash)
+        fsync_dir(source.parent)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
 
     def count(self, org: str, asset: str | None = None) -> int:
-        """Stored readings of an organisation or one of its assets."""
+        """Stored readings of an organisation or one of its assets (the log included)."""
         return self.stats(org, asset).points
 
     def stats(self, org: str, asset: str | None = None) -> StoreStats:
-        """Points, bytes on disk, files and partitions (committed files only)."""
+        """Points, bytes on disk, files and partitions.
+
+        Points count readings still in the log once (what a query returns); bytes and
+        files are those of committed Parquet files, plus the log's segments for a whole
+        organisation.
+        """
+        view = self._view(org)
         points = size = files = parts = 0
-        for name in [asset] if asset is not None else self._assets(org):
-            for partition in self._partitions(org, name):
-                manifest = read_manifest(partition)
+        for name in [asset] if asset is not None else self.list_assets(org):
+            manifests = [(p, read_manifest(p)) for p in self._partitions(org, name)]
+            for _, manifest in manifests:
                 points += manifest.total_rows
                 size += manifest.total_bytes
                 files += len(manifest.files)
                 parts += 1 if manifest.files else 0
+            selected = [(p, f) for p, m in manifests for f in m.files]
+            wal = self._wal_rows(view, name, selected)
+            points += 0 if wal is None else wal.num_rows
+        if asset is None:
+            directory = self._wal_dir(org)
+            for seq in list_segments(directory):
+                with contextlib.suppress(FileNotFoundError):
+                    size += (directory / segment_name(seq)).stat().st_size
         return StoreStats(points=points, bytes=size, files=files, partitions=parts)
 
     def close(self) -> None:
+        """Stop the log compactor (the log itself is durable) and release files."""
+        with self._wal_lock:
+            compactor, self._compactor = self._compactor, None
+            writers = list(self._writers.values())
+            self._writers.clear()
+        if compactor is not None:
+            compactor.stop.set()
+            compactor.join(30)
+        for writer in writers:
+            writer.close()
         with self._con_lock:
             if self._con is not None:
                 self._con.close()
                 self._con = None
 
 
+class _WalSink:
+    """``ReadingSink`` over ``TimeSeriesStore.append``."""
+
+    def __init__(self, store: TimeSeriesStore) -> None:
+        self.store = store
+
+    def write(self, org: str, batch: pa.Table) -> WriteResult:
+        return self.store.append(org, batch)
+
+
+class _WalCompactor(threading.Thread):
+    """Seals each organisation's log when it is old or big enough and compacts it."""
+
+    def __init__(self, store: TimeSeriesStore) -> None:
+        super().__init__(name="axhub-wal-compactor", daemon=True)
+        self.store = store
+        self.orgs: set[str] = set()
+        self.stop = threading.Event()
+        self._since: dict[tuple[str, int], float] = {}
+
+    def run(self) -> None:
+        period = max(0.05, min(1.0, self.store.wal_max_age_s / 4))
+        while not self.stop.wait(period):
+            for org in sorted(self.orgs):
+                try:
+                    self._maintain(org)
+                except Exception:  # a full disk or a bad file must not kill the thread
+                    log.exception("compacting the write-ahead log of %s failed; will retry", org)
+
+    def _maintain(self, org: str) -> None:
+        directory = self.store._wal_dir(org)
+        segments = list_segments(directory)
+        if not segments:
+            return
+        active = segments[-1]
+        try:
+            size = (directory / segment_name(active)).stat().st_size
+        except FileNotFoundError:
+            return
+        now = time.monotonic()
+        if size > 0:
+            since = self._since.setdefault((org, active), now)
+            if now - since >= self.store.wal_max_age_s:
+                seal(directory)
+        if len(list_segments(directory)) > 1:
+            self.store._compact_sealed(org, blocking=False)
+        live = set(list_segments(directory))
+        self._since = {k: v for k, v in self._since.items() if k[0] != org or k[1] in live}
+
+
 # ---------------------------------------------------------------------- helpers
+def _prepare(org: str, batch: pa.Table) -> tuple[pa.DictionaryArray, pa.Table] | None:
+    """Check a readings batch; (asset codes, table of signal/ts/value/quality) or None if empty."""
+    check_path_safe(org, "organisation")
+    n = batch.num_rows
+    if n == 0:
+        return None
+    missing = {"asset", "signal", "ts", "value"} - set(batch.column_names)
+    if missing:
+        raise AxHubError(
+            f"readings batch lacks column(s) {sorted(missing)}",
+            hint="build batches with axhub.core.readings.make_batch",
+        )
+    ts_col = batch.column("ts")
+    if not pa.types.is_timestamp(ts_col.type) or ts_col.type.tz is None:
+        raise AxHubError(
+            f"readings batch 'ts' must be a UTC timestamp, got {ts_col.type}",
+            hint="use make_batch or cast to pa.timestamp('us', tz='UTC')",
+        )
+    if ts_col.null_count:
+        raise AxHubError("readings batch has rows without a timestamp", hint="drop them before writing")
+    ts = pc.cast(ts_col, pa.timestamp("us", tz="UTC")).combine_chunks()
+    asset_dict = _dictionary(batch.column("asset"))
+    for name in asset_dict.dictionary.to_pylist():
+        check_path_safe(str(name), "asset")
+    # float64 end to end: nothing a machine sent is rounded (see the module docstring).
+    values = pc.cast(batch.column("value"), pa.float64()).combine_chunks()
+    if "quality" in batch.column_names:
+        quality = pc.cast(batch.column("quality"), pa.uint8()).combine_chunks()
+    else:
+        quality = pa.array(np.zeros(n, dtype=np.uint8))
+    table = pa.table(
+        {"signal": _dictionary(batch.column("signal")), "ts": ts, "value": values, "quality": quality}
+    )
+    return asset_dict, table
+
+
+def _read_values(paths: list[str], value_type: str, columns: list[str] | None = None) -> pa.Table:
+    """Part files of one value type as FILE_SCHEMA rows (values decoded to float64)."""
+    physical = FILE_SCHEMA.set(2, pa.field("value", ts_values.physical_type(value_type), nullable=True))
+    table = pq.read_table(paths, columns=columns, schema=physical)
+    if "value" in table.column_names:
+        idx = table.schema.get_field_index("value")
+        decoded = ts_values.decode(value_type, table.column("value"))
+        table = table.set_column(idx, FILE_SCHEMA.field("value"), decoded)
+    return table
+
+
+def _read_parts(partition: Path, files: Sequence[PartFile], columns: list[str] | None = None) -> pa.Table:
+    """Committed files of a partition, in manifest order, with float64 values."""
+    tables = []
+    i = 0
+    while i < len(files):
+        # Consecutive files of one value type are read together (order = write order).
+        j = i
+        while j < len(files) and files[j].value_type == files[i].value_type:
+            j += 1
+        tables.append(
+            _read_values([str(partition / f.name) for f in files[i:j]], files[i].value_type, columns)
+        )
+        i = j
+    return pa.concat_tables(tables)
+
+
 def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
     """A single dictionary array with string values (encodes plain strings)."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column

@@ -97,6 +97,9 @@ class PartFile:
     # 1-minute partial aggregates of this file (written by compaction), if any.
     rollup: str | None = None
     rollup_bytes: int = 0
+    # Physical type of the ``value`` column. Files written before values were kept
+    # losslessly hold float32 (manifests of that time have no such field).
+    value_type: str = "float32"
 
     def overlaps(self, start_us: int, end_us: int) -> bool:
         """Whether [min, max] meets the closed range [start, end]."""
@@ -146,6 +149,7 @@ def read_manifest(partition: Path) -> Manifest:
             signals=tuple(f["signals"]),
             rollup=f.get("rollup"),
             rollup_bytes=int(f.get("rollup_bytes", 0)),
+            value_type=str(f.get("value_type", "float32")),
         )
         for f in payload.get("files", [])
     ]

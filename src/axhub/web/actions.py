@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,9 @@ from axhub.web.names import display_name
 router = APIRouter(prefix="/web/api", include_in_schema=False)
 
 POLL_S = 2.0
+# A browser's EventSource reconnects by itself (``retry:``); ending each stream after this long
+# lets its stream slot expire on a schedule even if the disconnect went unnoticed.
+MAX_LIFE_S = 1800.0
 
 
 @router.post("/alerts/{alert_id}/ack")
@@ -80,6 +84,7 @@ async def live_events(request: Request, principal: Reader, state: State) -> Stre
     """New alerts and job progress of the caller's organisation, pushed as server-sent events."""
     org_id = principal.org_id
     t = Translator(locale_of(request))
+    slot = state.streams.take(principal.actor, org_id, MAX_LIFE_S)
 
     def snapshot(since: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[str, float]]]:
         with state.db.session() as session:
@@ -118,7 +123,8 @@ async def live_events(request: Request, principal: Reader, state: State) -> Stre
         known: dict[str, tuple[str, float]] = {}
         seen: set[str] = set()
         yield b"retry: 5000\n\n" + _sse("hello", {"org": org_id})
-        while not await request.is_disconnected():
+        ends = time.monotonic() + MAX_LIFE_S
+        while not await request.is_disconnected() and time.monotonic() < ends:
             checked = utcnow()
             alerts, jobs = await asyncio.to_thread(snapshot, since - timedelta(seconds=1))
             for alert in alerts:
@@ -133,7 +139,7 @@ async def live_events(request: Request, principal: Reader, state: State) -> Stre
             await asyncio.sleep(POLL_S)
 
     return StreamingResponse(
-        stream(),
+        state.streams.guard(slot, stream()),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from axhub.api.deps import Need, Principal, app_state
+from axhub.api.errors import ApiError
 from axhub.core.timeutil import utcnow
 from axhub.store import accounts_repo
 from axhub.store.models import OrganizationRow, SiteRow, UserRow
@@ -24,9 +27,12 @@ from axhub.web.i18n import LANG_COOKIE, LOCALES, Translator, locale_of, texts
 from axhub.web.names import display_name
 from axhub.web.series import data_extent
 from axhub.web.session import (
+    LOGIN_COOKIE,
     check_credentials,
     clear_session_cookies,
+    end_session,
     page_principal,
+    same_origin,
     set_session_cookies,
 )
 
@@ -106,9 +112,28 @@ class _Page:
 
 
 # ---------------------------------------------------------------------------- sign-in
+def _login_page(request: Request, next: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    # Login CSRF: the form carries a token that must match a SameSite=Strict cookie set with it,
+    # so another site cannot sign a victim's browser into the attacker's account.
+    token = secrets.token_urlsafe(24)
+    response = render(
+        request, "login.html", status_code=status_code, next=_safe_next(next), login_token=token, **context
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        secure=bool(app_state(request).secure_cookies),
+        samesite="strict",
+        path="/login",
+    )
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> HTMLResponse:
-    return render(request, "login.html", next=_safe_next(next), error=None)
+    return _login_page(request, next, error=None)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -117,19 +142,33 @@ def login_submit(
     email: Annotated[str, Form(max_length=254)],
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=500)] = "/",
+    login_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    user_id = check_credentials(app_state(request), email, password)
-    if user_id is None:
-        return render(
-            request, "login.html", status_code=401, next=_safe_next(next), error="login.failed", email=email
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not same_origin(request) or not cookie or not hmac.compare_digest(cookie, login_token):
+        return _login_page(request, next, status_code=403, error="service.login.stale", email=email)
+    address = request.client.host if request.client else None
+    try:
+        who = check_credentials(app_state(request), email, password, address)
+    except ApiError as exc:  # throttled
+        wait = (exc.details or {}).get("retry_after_s", 60)
+        page = _login_page(
+            request, next, status_code=429, error="service.login.throttled", email=email, wait=wait
         )
+        page.headers["Retry-After"] = str(wait)
+        return page
+    if who is None:
+        return _login_page(request, next, status_code=401, error="login.failed", email=email)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    set_session_cookies(request, response, user_id)
+    set_session_cookies(request, response, who.user_id, who.session_version)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    if same_origin(request):
+        end_session(request)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookies(response)
     return response
@@ -163,8 +202,8 @@ def asset_page(
         settings = app_state(request).settings
         extent = data_extent(settings, principal.org_id, slug)
         if extent is not None:
-            w_end = extent[1] + timedelta(seconds=1)
-            w_start = max(extent[0], w_end - timedelta(hours=24))
+            w_end = views.shifted(extent[1], timedelta(seconds=1))
+            w_start = max(extent[0], views.shifted(w_end, -timedelta(hours=24)))
         else:
             w_start, w_end = views.recent_window(data["alerts"], utcnow())
         asked = views.parse_window(start, end)

@@ -9,15 +9,32 @@ HttpOnly, SameSite=Strict, Secure unless the server was started for plain-HTTP l
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from axhub.api.deps import AppState, Principal, app_state, authenticate
 from axhub.api.errors import ApiError
-from axhub.api.security import CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, verify_password
+from axhub.api.security import CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S
+from axhub.api.signin import SignedIn, sign_in
 from axhub.store import accounts_repo
+
+LOGIN_COOKIE = "axhub_login"
+
+
+def same_origin(request: Request) -> bool:
+    """False when the browser says the form came from another site (Origin, else Referer).
+
+    Browsers send Origin on every cross-site POST; a request with neither header is not from a
+    browser page (curl, tests) and has no ambient credentials to abuse.
+    """
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or source == "null":
+        return source != "null"
+    parsed = urlsplit(source)
+    host = request.headers.get("host", "")
+    return parsed.netloc == host
 
 
 class LoginRequired(Exception):
@@ -46,19 +63,33 @@ def login_redirect(exc: LoginRequired) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
-def check_credentials(state: AppState, email: str, password: str) -> str | None:
-    """The user id for a correct e-mail and password of an active account, else None."""
-    with state.db.session() as session:
-        user = accounts_repo.user_by_email(session, email)
-        ok = verify_password(user.password_hash if user else None, password)
-        if user is None or not ok or not user.is_active:
+def check_credentials(state: AppState, email: str, password: str, address: str | None) -> SignedIn | None:
+    """The account for a correct e-mail and password of an active account, else None; a
+    throttled attempt raises ApiError 429 (the form shows it with the wait)."""
+    try:
+        return sign_in(state, email, password, address)
+    except ApiError as exc:
+        if exc.status == 401:
             return None
-        return user.id
+        raise
 
 
-def set_session_cookies(request: Request, response: Response, user_id: str) -> None:
+def end_session(request: Request) -> None:
+    """Sign-out ends the user's sessions server-side, not just in this browser."""
+    try:
+        principal = authenticate(request)
+    except ApiError:
+        return
+    if principal.via == "session" and principal.user_id:
+        with app_state(request).db.session() as s:
+            user = accounts_repo.user_by_id(s, principal.user_id)
+            if user is not None:
+                accounts_repo.end_sessions(user)
+
+
+def set_session_cookies(request: Request, response: Response, user_id: str, version: int = 0) -> None:
     state = app_state(request)
-    cookie, csrf = state.signer.issue(user_id)
+    cookie, csrf = state.signer.issue(user_id, version)
     secure = bool(state.secure_cookies)
     response.set_cookie(
         SESSION_COOKIE,

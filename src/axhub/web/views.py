@@ -185,12 +185,22 @@ def admin_view(scope: OrgScope) -> dict[str, Any]:
     }
 
 
+def shifted(when: datetime, delta: timedelta) -> datetime:
+    """``when + delta``, held at the ends of the calendar: stored data at 9999-12-31 or year 1
+    must never make a page fail with an overflow."""
+    try:
+        return when + delta
+    except OverflowError:
+        edge = datetime.max if delta > timedelta(0) else datetime.min
+        return edge.replace(tzinfo=when.tzinfo)
+
+
 def recent_window(
     alerts: list[AlertRow], default_end: datetime, hours: float = 24.0
 ) -> tuple[datetime, datetime]:
     """The chart's first window: the day around the newest alert, else the last day."""
-    end = alerts[0].ts + timedelta(hours=hours / 4) if alerts else default_end
-    return end - timedelta(hours=hours), end
+    end = shifted(alerts[0].ts, timedelta(hours=hours / 4)) if alerts else default_end
+    return shifted(end, -timedelta(hours=hours)), end
 
 
 def inspection_view(scope: OrgScope) -> dict[str, Any]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from dataclasses import replace
 
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from axhub.api import password_policy
 from axhub.api.deps import Principal, Reader, State, authenticate
-from axhub.api.errors import ERROR_RESPONSES, ApiError
-from axhub.api.schemas.accounts import LoginIn, MeOut, OrgOut, UserOut
-from axhub.api.security import CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, verify_password
+from axhub.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from axhub.api.schemas.accounts import LoginIn, MeOut, OrgOut, PasswordChange, UserOut
+from axhub.api.security import CSRF_COOKIE, SESSION_COOKIE, SESSION_MAX_AGE_S, hash_password, hashing_full
+from axhub.api.signin import sign_in, too_many
 from axhub.store import accounts_repo
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
@@ -28,31 +33,77 @@ def _me(state: State, principal: Principal, csrf: str | None = None) -> MeOut:
         )
 
 
-@router.post("/login", operation_id="login", response_model=MeOut)
-def login(body: LoginIn, response: Response, state: State) -> MeOut:
-    """Sign in with e-mail and password; sets the session and CSRF cookies."""
-    with state.db.session() as s:
-        user = accounts_repo.user_by_email(s, body.email)
-        ok = verify_password(user.password_hash if user else None, body.password)
-        if user is None or not ok or not user.is_active:
-            raise ApiError(401, "unauthorized", "wrong e-mail or password")
-        user_id, org_id, role = user.id, user.org_id, user.role
-    token, csrf = state.signer.issue(user_id)
+def _set_cookies(response: Response, state: State, user_id: str, version: int) -> str:
+    token, csrf = state.signer.issue(user_id, version)
     common = {"secure": state.secure_cookies, "samesite": "strict", "max_age": SESSION_MAX_AGE_S, "path": "/"}
     response.set_cookie(SESSION_COOKIE, token, httponly=True, **common)  # type: ignore[arg-type]
     response.set_cookie(CSRF_COOKIE, csrf, httponly=False, **common)  # type: ignore[arg-type]
-    principal = Principal(org_id=org_id, role=role, via="session", user_id=user_id, csrf=csrf)
-    return _me(state, principal, csrf)
+    return csrf
+
+
+@router.post(
+    "/login",
+    operation_id="login",
+    response_model=MeOut,
+    responses={429: {"model": ErrorResponse, "description": "too many attempts; see Retry-After"}},
+)
+async def login(body: LoginIn, request: Request, response: Response, state: State) -> MeOut:
+    """Sign in with e-mail and password; sets the session and CSRF cookies. Repeated failures
+    for one e-mail or from one address are throttled (429 with Retry-After)."""
+    # Async, so that a refused attempt (throttled, or every hashing place taken) is answered on
+    # the event loop without a thread: under a flood, refusing must be the cheap path.
+    address = request.client.host if request.client else None
+    wait = state.login_guard.retry_after(body.email, address)
+    if wait:
+        raise too_many(wait)
+    if hashing_full():
+        raise too_many(1, "the server is busy checking other sign-ins")
+    who = await run_in_threadpool(sign_in, state, body.email, body.password, address)
+    csrf = _set_cookies(response, state, who.user_id, who.session_version)
+    principal = Principal(org_id=who.org_id, role=who.role, via="session", user_id=who.user_id, csrf=csrf)
+    return await run_in_threadpool(_me, state, principal, csrf)
 
 
 @router.post("/logout", operation_id="logout", status_code=204)
-def logout(request: Request, response: Response) -> Response:
-    """Sign out: clears the cookies (needs the CSRF header like every cookie-authenticated write)."""
-    authenticate(request)
+def logout(request: Request, response: Response, state: State) -> Response:
+    """Sign out: ends this user's sessions (every browser they are signed in on) and clears the
+    cookies; needs the CSRF header like every cookie-authenticated write."""
+    principal = authenticate(request)
+    if principal.via == "session" and principal.user_id:
+        with state.db.session() as s:
+            user = accounts_repo.user_by_id(s, principal.user_id)
+            if user is not None:
+                accounts_repo.end_sessions(user)
     out = Response(status_code=204)
     out.delete_cookie(SESSION_COOKIE, path="/")
     out.delete_cookie(CSRF_COOKIE, path="/")
     return out
+
+
+@router.post("/password", operation_id="change_password", response_model=MeOut)
+def change_password(
+    body: PasswordChange, principal: Reader, request: Request, response: Response, state: State
+) -> MeOut:
+    """Change your own password (signed-in people, not keys). Every other session of yours ends;
+    this browser gets a fresh session."""
+    if principal.via != "session" or not principal.user_id:
+        raise ApiError(
+            403, "forbidden", "API keys cannot change passwords", hint="sign in with your password"
+        )
+    with state.db.session() as s:
+        user = accounts_repo.user_by_id(s, principal.user_id)
+        assert user is not None
+        email = user.email
+    who = sign_in(state, email, body.current_password, request.client.host if request.client else None)
+    password_policy.check(body.new_password, email, "new_password")
+    with state.db.session() as s:
+        user = accounts_repo.user_by_id(s, who.user_id)
+        assert user is not None
+        user.password_hash = hash_password(body.new_password)
+        accounts_repo.end_sessions(user)
+        version = user.session_version
+    csrf = _set_cookies(response, state, who.user_id, version)
+    return _me(state, replace(principal, csrf=csrf), csrf)
 
 
 @router.get("/me", operation_id="get_me", response_model=MeOut)

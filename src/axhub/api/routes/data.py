@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import io
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import ValidationError
 
-from axhub.api.deps import AppState, IngestScope, ReadScope, State, WriteScope
+from axhub.api.deps import AppState, IngestScope, ReadScope, State, UploadSlot, WriteScope
 from axhub.api.errors import ERROR_RESPONSES, ApiError, request_lang
 from axhub.api.routes._util import page_of
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.work import DatasetCreate, DatasetOut, RejectOut, UploadOut
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.core.timeutil import utcnow
+from axhub.ingest.file_limits import check_image, check_table, safe_filename
 from axhub.ingest.file_mapping import ColumnMap, FileMapping
 from axhub.ingest.file_table import read_table
 from axhub.jobs.data import check_dataset_spec
@@ -37,6 +38,7 @@ TABLE_SUFFIXES = {
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_REJECTS_SHOWN = 200
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _suffix(name: str) -> str:
@@ -64,7 +66,12 @@ def _record_upload(
 
 
 def _owns_upload(scope: OrgScope, sha: str) -> bool:
-    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.like(f"upload:{sha}:%")).limit(1)
+    # Only a real sha256 (64 hex digits): '%' or '_' in it would be LIKE wildcards matching
+    # any upload; the prefix match escapes them anyway.
+    if not _SHA256.fullmatch(sha):
+        return False
+    prefix = f"upload:{sha}:"
+    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.startswith(prefix, autoescape=True)).limit(1)
     return scope.session.scalars(stmt).first() is not None
 
 
@@ -135,6 +142,7 @@ def _store_readings(
 def create_upload(
     request: Request,
     scope: IngestScope,
+    _slot: UploadSlot,
     state: State,
     file: Annotated[UploadFile, File(description="CSV, Parquet or an image (PNG, JPEG, BMP, TIFF)")],
     dataset_name: Annotated[str | None, Form(max_length=200)] = None,
@@ -150,7 +158,7 @@ def create_upload(
     row and field) and, with ``dataset_name``, become the next version of that dataset. With
     ``asset``, a table's readings are also stored in the time-series store (wide layout: a time
     column and one column per signal); good rows land, bad rows come back as rejects."""
-    filename = (file.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:200]
+    filename = safe_filename(file.filename)
     lang = request_lang(request)
     suffix = _suffix(filename)
     if kind == "auto":
@@ -166,15 +174,7 @@ def create_upload(
     if len(raw) > state.max_upload_bytes:
         raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
     if kind == "image":
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(io.BytesIO(raw)) as image:
-                image.load()
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputValidationError(
-                InputProblem(filename, None, None, f"not a readable image: {exc}"), hint="upload PNG or JPEG"
-            ) from exc
+        check_image(raw, filename)
         sha = state.blobs.put(raw)
         run = _record_upload(scope, sha, filename, rows=1)
         return UploadOut(
@@ -182,32 +182,32 @@ def create_upload(
         )
 
     fmt = TABLE_SUFFIXES.get(suffix, "csv")
+    check_table(raw, fmt, filename)  # decoded size bounded before any reader runs (413/422)
     sha = state.blobs.put(raw)
-    points_written, rows_read, ingest_run_id = 0, 0, None
+    points_written, rows_read = 0, 0
     problems: list[InputProblem]
     columns: list[str] = []
     # The one file engine reads every table (any encoding, .xlsx, decimal commas, Korean times);
     # messages name the file as the user called it, never a server path.
     from axhub.api.routes.files import _as_file
 
-    _record_upload(scope, sha, filename)
     with _as_file(state, sha, filename) as path:
         if asset:
+            # The file flow records the upload (unfinished) before any reading is stored.
             result = _store_readings(scope, state, path, filename, sha, asset, time_column, timezone, signals)
             report = result.report
             problems = list(report.first_rejects)
             rejected_rows, points_written = report.rows_rejected, report.points_written
-            rows_read, ingest_run_id = report.rows_read, result.ingest_run_id
+            rows_read = report.rows_read
             columns = [s.signal for s in report.signals]
+            run = scope.get(IngestRunRow, str(result.ingest_run_id))
         else:
             frame = read_table(path, filename)
             problems = _row_problems(frame, filename)
             rejected_rows, rows_read = len({p.row for p in problems}), len(frame)
             columns = [str(c) for c in frame.columns]
-    if ingest_run_id is None:
-        run = _record_upload(scope, sha, filename, rows=rows_read, rejected=rejected_rows)
-        run.points_written = points_written
-        ingest_run_id = run.id
+            run = _record_upload(scope, sha, filename, rows=rows_read, rejected=rejected_rows)
+            run.points_written = points_written
     dataset = None
     if dataset_name:
         spec = {
@@ -227,7 +227,7 @@ def create_upload(
         rows_read=rows_read,
         rows_rejected=rejected_rows,
         points_written=points_written,
-        ingest_run_id=ingest_run_id,
+        ingest_run_id=run.id,
         rejects=[
             RejectOut(file=p.file, row=p.row, field=p.field, problem=p.text(lang))
             for p in problems[:MAX_REJECTS_SHOWN]

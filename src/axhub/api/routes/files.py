@@ -18,9 +18,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import ValidationError
 
-from axhub.api.deps import AppState, Ingester, IngestScope, ReadScope, State, WriteScope
+from axhub.api.deps import AppState, Ingester, IngestScope, ReadScope, State, UploadSlot, WriteScope
 from axhub.api.errors import ERROR_RESPONSES, ApiError, request_lang
-from axhub.api.routes.data import _owns_upload, _record_upload
+from axhub.api.routes.data import _SHA256, _owns_upload, _record_upload
 from axhub.api.schemas.files import (
     ColumnOut,
     CountsOut,
@@ -36,6 +36,7 @@ from axhub.api.schemas.files import (
 )
 from axhub.core.errors import InputProblem, InputValidationError, problem
 from axhub.core.messages import Lang
+from axhub.ingest.file_limits import check_table, safe_filename
 from axhub.ingest.file_mapping import FileMapping
 from axhub.ingest.file_preview import FilePreview, preview_file
 from axhub.ingest.file_readers import EXCEL_SUFFIXES, PARQUET_SUFFIXES
@@ -78,7 +79,11 @@ def _mapping_from_text(text: str | None, filename: str) -> FileMapping | None:
 
 
 def _upload_name(scope: OrgScope, sha256: str) -> str:
-    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.like(f"upload:{sha256}:%")).limit(1)
+    # Only a real sha256 (64 hex digits), matched as a prefix with LIKE wildcards escaped.
+    if not _SHA256.fullmatch(sha256):
+        raise ApiError(404, "not_found", "no upload with that id", hint="upload the file first")
+    prefix = f"upload:{sha256}:"
+    stmt = scope.select(IngestRunRow).where(IngestRunRow.source.startswith(prefix, autoescape=True)).limit(1)
     row = scope.session.scalars(stmt).first()
     if row is None:
         raise ApiError(404, "not_found", "no upload with that id", hint="upload the file first")
@@ -159,6 +164,7 @@ def _preview(
 def preview_upload(
     request: Request,
     scope: IngestScope,
+    _slot: UploadSlot,
     state: State,
     file: Annotated[UploadFile, File(description="CSV (any encoding), .xlsx or Parquet")],
     asset: Annotated[str | None, Form(max_length=100, description="Machine id or slug")] = None,
@@ -170,13 +176,16 @@ def preview_upload(
     """Upload a file and preview it: detected settings (editable), column roles, the first rows
     as parsed, counts over the whole file. Nothing is stored in the time series yet; send the
     returned ``sha256`` to ``/uploads/{sha256}/preview`` (changed settings) or ``/ingest``."""
-    filename = (file.filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:200]
+    filename = safe_filename(file.filename, "upload.csv")
     lang = request_lang(request)
-    if Path(filename).suffix.lower() not in TABLE_FILES:
+    suffix = Path(filename).suffix.lower()
+    if suffix not in TABLE_FILES:
         raise InputValidationError(problem(filename, None, None, "file_kind"), whole_file=True)
     raw = file.file.read(state.max_upload_bytes + 1)
     if len(raw) > state.max_upload_bytes:
         raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
+    kind = "parquet" if suffix in PARQUET_SUFFIXES else "xlsx" if suffix in EXCEL_SUFFIXES else "csv"
+    check_table(raw, kind, filename)  # decoded size bounded before any reader runs (413/422)
     given = _mapping_from_text(mapping, filename)
     sha = state.blobs.put(raw)
     if not _owns_upload(scope, sha):

@@ -7,17 +7,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from axhub.api.deps import ReadScope, State, Writer, WriteScope
+from axhub.api.deps import Reader, ReadScope, State, Writer, WriteScope
 from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.routes._util import SSE_RESPONSE, page_of, sse
 from axhub.api.schemas.common import Page, Paging, paging
 from axhub.api.schemas.work import JobLogOut, JobOut
 from axhub.core.errors import NotFoundError
+from axhub.jobs.param_limits import check_params
 from axhub.jobs.queue import TERMINAL, JobQueue
 from axhub.jobs.spec import AnySpec, BacktestSpec, EvaluateSpec, ExportSpec, JobSpec, TrainSpec
 from axhub.ml.base import Estimator
@@ -39,6 +40,7 @@ def _check_refs(scope: OrgScope, spec: AnySpec) -> None:
     if isinstance(spec, TrainSpec):
         family, _, name = spec.estimator.partition("/")
         Estimator.lookup(family, name)
+        check_params(spec.params)  # bounded work per job (n_estimators, epochs, ...)
         scope.get(DatasetRow, spec.dataset_id)
     elif isinstance(spec, EvaluateSpec):
         scope.get(DatasetRow, spec.dataset_id)
@@ -101,8 +103,10 @@ def list_job_logs(job_id: str, scope: ReadScope, pg: Annotated[Paging, Depends(p
     responses={**ERROR_RESPONSES, **SSE_RESPONSE},
 )
 def stream_job_events(
+    request: Request,
     job_id: str,
     scope: ReadScope,
+    principal: Reader,
     app: State,
     timeout: Annotated[
         float, Query(ge=0, le=3600, description="Close the stream after this many seconds")
@@ -110,9 +114,11 @@ def stream_job_events(
     poll: Annotated[float, Query(ge=0.05, le=10)] = 0.5,
 ) -> StreamingResponse:
     """Server-sent events: ``job`` (state, progress) on every change and ``log`` per log line;
-    the stream ends after the job reaches an end state."""
+    the stream ends after the job reaches an end state. At most a few streams per caller are
+    open at once (429 beyond); between polls the stream holds no database connection."""
     scope.get(JobRow, job_id)  # 404 before any streaming
     org_id = scope.org_id
+    slot = app.streams.take(principal.actor, org_id, timeout)
 
     async def events() -> AsyncIterator[bytes]:
         last_log = 0
@@ -128,12 +134,16 @@ def stream_job_events(
             if (job.state, job.progress) != last_seen:
                 last_seen = (job.state, job.progress)
                 yield sse("job", job.model_dump(mode="json"))
-            if job.state in TERMINAL or time.monotonic() >= deadline:
+            if job.state in TERMINAL or time.monotonic() >= deadline or await request.is_disconnected():
                 yield sse("end", {"state": job.state})
                 return
             await asyncio.sleep(poll)
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        app.streams.guard(slot, events()),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def _snapshot(app: State, org_id: str, job_id: str, after_log: int) -> tuple[JobOut | None, list[JobLogOut]]:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from axhub.api.deps import Principal, Writer, WriteScope
+from axhub.api.deps import ROLE_RANK, Principal, Writer, WriteScope
 from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.schemas.accounts import KeyCreate, KeyCreated, KeyOut
 from axhub.api.schemas.common import Page, Paging, paging
@@ -23,7 +23,7 @@ from axhub.store.scoped import OrgScope
 
 router = APIRouter(prefix="/keys", tags=["api keys"], responses=ERROR_RESPONSES)
 
-_RANK = {Role.VIEWER.value: 0, Role.ENGINEER.value: 1, Role.ADMIN.value: 2, Role.OPERATOR.value: 3}
+_RANK = ROLE_RANK
 
 
 def _visible(scope: OrgScope, principal: Principal, key_id: str) -> ApiKeyRow:

@@ -122,7 +122,14 @@ def deploy_model(version_id: str, body: DeployIn, scope: WriteScope, state: Stat
     """Deploy a model version on a machine in one call: the machine's previous hub deployments
     are switched off, new data on it (files, uploads, connectors) is scored by this version."""
     asset = scope.get(AssetRow, body.asset_id)
-    row, replaced = learning.deploy(scope, state.blobs, version_id, asset, promote=body.promote)
+    row, replaced = learning.deploy(
+        scope,
+        state.blobs,
+        version_id,
+        asset,
+        promote=body.promote,
+        allow_below_baseline=body.allow_below_baseline,
+    )
     return DeployOut(deployment=DeploymentOut.model_validate(row), replaced=replaced)
 
 

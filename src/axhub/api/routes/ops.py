@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from axhub.api.deps import Principal, Reader, ReadScope, State, Writer, WriteScope
@@ -18,6 +18,7 @@ from axhub.api.schemas.alerting import AckIn
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.ops import AlertOut, DeploymentCreate, DeploymentOut, DeploymentUpdate
 from axhub.core.timeutil import as_utc, utcnow
+from axhub.registry.baseline import ensure_deployable
 from axhub.store.models import AlertNoteRow, AlertRow, AssetRow, DeploymentRow, EdgeDeviceRow, ModelVersionRow
 from axhub.store.scoped import OrgScope
 
@@ -35,13 +36,20 @@ def list_deployments(scope: ReadScope, pg: Pg, active: bool | None = None) -> Pa
 
 @deployments.post("", operation_id="create_deployment", response_model=DeploymentOut, status_code=201)
 def create_deployment(body: DeploymentCreate, scope: WriteScope) -> DeploymentOut:
-    """Deploy one of your model versions to the hub scorer (for an asset) or to an edge device."""
-    scope.get(ModelVersionRow, body.model_version_id)
+    """Deploy one of your model versions to the hub scorer (for an asset) or to an edge device.
+
+    A version whose evaluation did not beat its trivial baseline is refused (409) unless
+    ``allow_below_baseline`` is set."""
+    version = scope.get(ModelVersionRow, body.model_version_id)
+    ensure_deployable(
+        version.name, version.version, version.metrics, allow_below_baseline=body.allow_below_baseline
+    )
     if body.asset_id:
         scope.get(AssetRow, body.asset_id)
     if body.edge_device_id:
         scope.get(EdgeDeviceRow, body.edge_device_id)
-    return DeploymentOut.model_validate(scope.add(DeploymentRow(**body.model_dump())))
+    row = DeploymentRow(**body.model_dump(exclude={"allow_below_baseline"}))
+    return DeploymentOut.model_validate(scope.add(row))
 
 
 @deployments.get("/{deployment_id}", operation_id="get_deployment", response_model=DeploymentOut)
@@ -96,6 +104,7 @@ def list_alerts(
     responses={**ERROR_RESPONSES, **SSE_RESPONSE},
 )
 def stream_alerts(
+    request: Request,
     principal: Reader,
     app: State,
     since: Annotated[datetime | None, Query(description="Also send alerts created after this time")] = None,
@@ -104,8 +113,10 @@ def stream_alerts(
     ] = 600,
     poll: Annotated[float, Query(ge=0.05, le=10)] = 1.0,
 ) -> StreamingResponse:
-    """Server-sent events: one ``alert`` event per new alert of your organisation."""
+    """Server-sent events: one ``alert`` event per new alert of your organisation (at most a few
+    streams per caller at once: 429 beyond)."""
     org_id = principal.org_id
+    slot = app.streams.take(principal.actor, org_id, timeout)
     cursor = as_utc(since) if since else utcnow()
 
     async def events() -> AsyncIterator[bytes]:
@@ -113,7 +124,7 @@ def stream_alerts(
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
         yield b": connected\n\n"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not await request.is_disconnected():
             rows = await asyncio.to_thread(_new_alerts, app, org_id, cursor)
             for row in rows:
                 if row.id in seen:
@@ -124,7 +135,11 @@ def stream_alerts(
             await asyncio.sleep(poll)
         yield sse("end", {})
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        app.streams.guard(slot, events()),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def _new_alerts(app: State, org_id: str, after: datetime) -> list[AlertOut]:

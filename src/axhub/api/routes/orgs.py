@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from axhub.api import password_policy
 from axhub.api.deps import DbSession, Operator, Reader
 from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.schemas.accounts import OrgCreate, OrgOut, OrgUsage, QuotaUpdate
@@ -35,6 +36,7 @@ def list_orgs(_: Operator, session: DbSession) -> list[OrgOut]:
 @router.post("/platform/orgs", operation_id="create_org", response_model=OrgOut, status_code=201)
 def create_org(body: OrgCreate, _: Operator, session: DbSession) -> OrgOut:
     """Register a company with its first administrator (operator only)."""
+    password_policy.check(body.admin_password, body.admin_email, "admin_password")
     if accounts_repo.user_by_email(session, body.admin_email) is not None:
         raise ConflictError(f"a user with e-mail {body.admin_email} already exists")
     org = platform.create_org(session, body.name, body.slug)

@@ -120,7 +120,15 @@ def update_asset(asset_id: str, body: AssetUpdate, scope: WriteScope) -> AssetOu
 
 @assets.delete("/{asset_id}", operation_id="delete_asset", response_model=Deleted)
 def delete_asset(asset_id: str, scope: WriteScope, state: State) -> Deleted:
-    scope.delete(scope.get(AssetRow, asset_id))
+    """Delete a machine with its signals and its stored readings (a new machine with the same
+    name starts empty)."""
+    row = scope.get(AssetRow, asset_id)
+    slug = row.slug
+    scope.delete(row)
+    scope.session.commit()  # metadata first: readings without their machine are unreachable anyway
+    from axhub.store.timeseries import TimeSeriesStore
+
+    TimeSeriesStore(state.settings.timeseries_root).delete_asset(scope.org_id, slug)
     state.asset_cache.pop((scope.org_id, asset_id), None)  # the readings routes' slug cache
     return Deleted(id=asset_id)
 

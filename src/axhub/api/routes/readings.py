@@ -25,6 +25,11 @@ router = APIRouter(prefix="/assets/{asset_id}/readings", tags=["readings"], resp
 LIVE_CACHE_S = 1.0
 _live_cache: dict[tuple[Any, ...], tuple[float, bytes]] = {}
 
+# The store keeps one fsynced partition per asset and day, so a request's cost grows with the
+# number of distinct days it touches (2,000 readings on 2,000 days once took 50 s of server
+# time). A gateway sends recent readings; a backfill splits by month.
+MAX_DAYS_PER_WRITE = 31
+
 _INTERVAL = r"^[0-9]{1,6}(ms|s|min|m|h|D|d)$"
 
 
@@ -179,12 +184,25 @@ def _landed(flight_key: tuple[Any, ...], live_key: tuple[Any, ...], task: asynci
     _live_cache[live_key] = (time.monotonic(), task.result())
 
 
+def _bound_days(body: ReadingsIn) -> None:
+    days = {as_utc(r.time).date() for r in body.readings}
+    if len(days) > MAX_DAYS_PER_WRITE:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"the readings span {len(days)} different days; at most {MAX_DAYS_PER_WRITE} per request",
+            hint="send older readings in separate requests, one month at a time",
+            details={"days": len(days), "limit": MAX_DAYS_PER_WRITE},
+        )
+
+
 @router.post("", operation_id="write_readings", response_model=WriteOut, status_code=201)
 def write_readings(asset_id: str, body: ReadingsIn, scope: IngestScope, state: State) -> WriteOut:
     """Push a batch of readings (gateways with an ingest-only key); new signals are registered."""
     from axhub.core.readings import make_batch
 
     asset = scope.get(AssetRow, asset_id)
+    _bound_days(body)
     rows = body.readings
     batch = make_batch(
         asset.slug,

@@ -19,6 +19,11 @@ class LoginIn(In):
     password: str = Field(min_length=1, max_length=1024)
 
 
+class PasswordChange(In):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=10, max_length=1024)
+
+
 class OrgOut(Out):
     id: str
     name: str

@@ -59,6 +59,9 @@ class BacktestIn(In):
 class DeployIn(In):
     asset_id: str = Field(max_length=40)
     promote: bool = Field(default=True, description="Also move the version to the 'production' stage")
+    allow_below_baseline: bool = Field(
+        default=False, description="Deploy even if its evaluation did not beat the trivial baseline"
+    )
 
 
 class DeployOut(BaseModel):

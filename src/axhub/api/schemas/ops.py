@@ -25,6 +25,10 @@ class DeploymentCreate(In):
     asset_id: str | None = Field(default=None, max_length=40)
     target: Literal["hub", "edge"] = "hub"
     edge_device_id: str | None = Field(default=None, max_length=40)
+    allow_below_baseline: bool = Field(
+        default=False,
+        description="deploy even if the version does not beat its trivial baseline (explicit override)",
+    )
 
 
 class DeploymentUpdate(In):

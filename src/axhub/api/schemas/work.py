@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from axhub.api.schemas.common import In, Out
+from axhub.registry.baseline import beats_baseline
 
 
 class DatasetOut(Out):
@@ -90,6 +91,14 @@ class ModelVersionOut(Out):
     created_by: str | None
     created_at: datetime
     shared: bool = Field(default=False, description="True when another organisation shared it with you")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="False when its evaluation did not beat the trivial baseline (majority class, mean "
+        "life, always alarming); null when it was never compared. Deploying a False one needs an override."
+    )
+    @property
+    def beats_baseline(self) -> bool | None:
+        return beats_baseline(self.metrics)
 
 
 class StageIn(In):

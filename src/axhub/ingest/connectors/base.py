@@ -44,6 +44,8 @@ class Delivery:
     batch: pa.Table
     rejected: list[Rejected] = field(default_factory=list)
     ack: Callable[[], None] = _no_ack
+    # Upstream messages this delivery stands for (a source may gather many into one).
+    messages: int = 1
 
     @property
     def rows(self) -> int:
@@ -106,6 +108,12 @@ class Source(ABC):
     @property
     def connected(self) -> bool:
         return True
+
+    @property
+    def window(self) -> int | None:
+        """Messages the source may hold unacknowledged (None: no limit); the worker writes
+        before the window fills, so a flow-controlled stream never stalls on it."""
+        return None
 
     def stream(self, stop: threading.Event, timeout: float = 0.2) -> Iterator[list[Delivery]]:
         """Yield non-empty lists of deliveries until ``stop`` is set."""

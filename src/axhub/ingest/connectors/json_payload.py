@@ -17,6 +17,7 @@ rest of the message is kept.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,16 @@ from axhub.ingest.tag_mapping import MqttTopicRule, fill
 
 _UNIT_TO_US = {"s": 1_000_000.0, "ms": 1_000.0, "us": 1.0, "ns": 0.001}
 _QUALITY_NAMES = {q.name.lower(): int(q) for q in Quality}
+
+
+def _plain_number(x: Any) -> bool:
+    """A finite float, or an int a float holds exactly (bool is not a number here)."""
+    if type(x) is float:
+        return math.isfinite(x)
+    return type(x) is int and -(2**53) <= x <= 2**53
+
+
+_GOOD = int(Quality.GOOD)
 
 
 class PayloadError(ValueError):
@@ -87,6 +98,14 @@ class _Columns:
         self.value.append(value)
         self.quality.append(quality)
 
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def truncate(self, n: int) -> None:
+        """Drop rows from ``n`` on (a payload that failed half-way leaves nothing behind)."""
+        for col in (self.asset, self.signal, self.ts, self.value, self.quality):
+            del col[n:]
+
     def extend(self, other: _Columns) -> None:
         self.asset += other.asset
         self.signal += other.signal
@@ -113,6 +132,33 @@ class JsonPayloadParser:
     def __init__(self, rule: MqttTopicRule) -> None:
         self.rule = rule
         self.unit_us = _UNIT_TO_US[rule.ts_unit]
+        # (asset, signal) named by each topic, for the one-reading fast path in parse_into.
+        self._topic_names: dict[tuple[tuple[str, str], ...], tuple[str, str] | None] = {}
+
+    def _names_from_topic(self, topic_values: dict[str, str]) -> tuple[str, str] | None:
+        """(asset, signal) that the general path gives a one-reading payload on this topic.
+
+        Learned once per topic by running ``_one`` on a probe reading, so the fast path in
+        ``parse_into`` names readings exactly as the general path does (None: no fast path).
+        """
+        key = tuple(topic_values.items())
+        if key in self._topic_names:
+            return self._topic_names[key]
+        # The probe also checks that the general path reads "ts" and "value" the way the fast
+        # path does (unit, scale, offset); a rule that reads them differently gets no fast path.
+        probe = _Columns()
+        ts, value = 1_700_000_000, 1.25
+        try:
+            self._one({"ts": ts, "value": value}, topic_values, 0, probe)
+            same = len(probe) == 1 and probe.ts[0] == round(ts * self.unit_us)
+            same = same and probe.value[0] == value * self.rule.scale + self.rule.offset
+            found = (probe.asset[0], probe.signal[0]) if same else None
+        except Exception:
+            found = None
+        if len(self._topic_names) > 100_000:
+            self._topic_names.clear()
+        self._topic_names[key] = found
+        return found
 
     def _names(self, obj: Mapping[str, Any], topic_values: dict[str, str]) -> tuple[str | None, str | None]:
         asset = obj.get("asset")
@@ -206,30 +252,86 @@ class JsonPayloadParser:
         self, payload: bytes, topic_values: dict[str, str], received_us: int
     ) -> tuple[pa.Table, list[str]]:
         """The readings in ``payload`` and the reasons rows were rejected."""
+        out = _Columns()
+        table, reasons = self.parse_into(payload, topic_values, received_us, out)
+        return (table if table is not None else out.table()), reasons
+
+    def parse_into(
+        self, payload: bytes, topic_values: dict[str, str], received_us: int, out: _Columns
+    ) -> tuple[pa.Table | None, list[str]]:
+        """Like ``parse``, but small payloads append their rows to ``out`` (one table for many
+        messages: building an Arrow table per one-reading message costs more than the rest of
+        its handling). Returns a table only for a payload read the vectorised way."""
         try:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return READINGS_SCHEMA.empty_table(), [f"not valid JSON: {exc}"]
+            return None, [f"not valid JSON: {exc}"]
+        if type(doc) is dict and len(doc) == 2:
+            # Fast path for what most gateways send, {"ts": <number>, "value": <number>} with
+            # asset and signal from the topic: what _one gives it (tests keep them equal),
+            # without its per-reading checks. Anything unusual takes the general path.
+            ts: Any = doc.get("ts")
+            value: Any = doc.get("value")
+            if _plain_number(ts) and _plain_number(value):
+                names = self._names_from_topic(topic_values)
+                ts_us = round(ts * self.unit_us)
+                if names is not None and -(2**62) < ts_us < 2**62:
+                    rule = self.rule
+                    out.add(names[0], names[1], ts_us, float(value) * rule.scale + rule.offset, _GOOD)
+                    return None, []
         if isinstance(doc, list):
             if not doc:
-                return READINGS_SCHEMA.empty_table(), []
+                return None, []
             fast = self._fast_array(doc, topic_values)
             if fast is not None:
                 return fast, []
-            out, reasons = _Columns(), []
+            reasons = []
             for i, item in enumerate(doc):
                 # Each item is parsed on its own, so a bad one leaves no half-added rows.
-                item_cols = _Columns()
+                mark = len(out)
                 try:
-                    self._one(item, topic_values, received_us, item_cols)
+                    self._one(item, topic_values, received_us, out)
                 except PayloadError as exc:
+                    out.truncate(mark)
                     reasons.append(f"item {i}: {exc}")
-                    continue
-                out.extend(item_cols)
-            return out.table(), reasons
-        out = _Columns()
+            return None, reasons
+        mark = len(out)
         try:
             self._one(doc, topic_values, received_us, out)
         except PayloadError as exc:
-            return READINGS_SCHEMA.empty_table(), [str(exc)]
-        return out.table(), []
+            out.truncate(mark)
+            return None, [str(exc)]
+        return None, []
+
+
+class BatchBuilder:
+    """Readings of many payloads gathered into one batch, in arrival order."""
+
+    def __init__(self) -> None:
+        self._tables: list[pa.Table] = []
+        self._cols = _Columns()
+
+    def add(
+        self, parser: JsonPayloadParser, payload: bytes, topic_values: dict[str, str], received_us: int
+    ) -> list[str]:
+        """Parse one payload into the batch; returns the reasons rows were rejected."""
+        mark = len(self._cols)
+        try:
+            table, reasons = parser.parse_into(payload, topic_values, received_us, self._cols)
+        except Exception:
+            self._cols.truncate(mark)  # nothing of a payload that failed stays in the batch
+            raise
+        if table is not None:
+            if mark:
+                self._tables.append(self._cols.table())
+                self._cols = _Columns()
+            self._tables.append(table)
+        return reasons
+
+    def table(self) -> pa.Table:
+        if len(self._cols):
+            self._tables.append(self._cols.table())
+            self._cols = _Columns()
+        if not self._tables:
+            return READINGS_SCHEMA.empty_table()
+        return self._tables[0] if len(self._tables) == 1 else pa.concat_tables(self._tables)

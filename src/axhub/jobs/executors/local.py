@@ -39,6 +39,12 @@ class LocalExecutor:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
+        # worker id -> organisation of the job it runs. With two or more workers, one
+        # organisation may hold all but one: a company's long jobs never make another's wait
+        # for a worker (the last free one serves everybody else).
+        self._serving: dict[str, str] = {}
+        self._serving_lock = threading.Lock()
+        self._leasing = threading.Lock()
 
     def start(self) -> LocalExecutor:
         for i in range(self.workers):
@@ -64,17 +70,34 @@ class LocalExecutor:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _crowding(self) -> set[str]:
+        """Organisations that already hold all but one of this pool's workers."""
+        if self.workers < 2:
+            return set()
+        with self._serving_lock:
+            held = Counter(self._serving.values())
+        return {org for org, n in held.items() if n >= self.workers - 1}
+
     def _loop(self, worker_id: str) -> None:
         while not self._stop.is_set():
-            try:
-                lease = self.queue.lease(worker_id, self.resource_classes)
-            except Exception:
-                log.exception("leasing a job failed; retrying")
-                lease = None
+            # One worker leases at a time, so two cannot both see a free slot for one organisation.
+            with self._leasing:
+                try:
+                    lease = self.queue.lease(worker_id, self.resource_classes, exclude_orgs=self._crowding())
+                except Exception:
+                    log.exception("leasing a job failed; retrying")
+                    lease = None
+                if lease is not None:
+                    with self._serving_lock:
+                        self._serving[worker_id] = lease.org_id
             if lease is None:
                 with self._wake:
                     if not self._stop.is_set():
                         self._wake.wait(self.poll_interval)
                 continue
-            outcome = run_leased_job(self.queue, lease, self.settings)
+            try:
+                outcome = run_leased_job(self.queue, lease, self.settings)
+            finally:
+                with self._serving_lock:
+                    self._serving.pop(worker_id, None)
             self.outcomes[outcome] += 1

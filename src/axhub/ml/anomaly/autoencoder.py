@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from axhub.core.cancel import checkpoint
 from axhub.ml.anomaly.base import AnomalyEstimator
 
 if TYPE_CHECKING:
@@ -113,6 +114,12 @@ class ConvAE(AnomalyEstimator):
         )
 
     def _fit_core(self, graph_input: np.ndarray) -> Any:
+        from axhub.ml.threads import limited_torch_threads
+
+        with limited_torch_threads():
+            return self._fit_network(graph_input)
+
+    def _fit_network(self, graph_input: np.ndarray) -> Any:
         import torch
 
         self._check_window()
@@ -126,6 +133,7 @@ class ConvAE(AnomalyEstimator):
             generator = torch.Generator().manual_seed(int(self.seed))
             net.train()
             for _ in range(int(self.epochs)):
+                checkpoint()  # a cancelled job stops between epochs
                 order = torch.randperm(len(data), generator=generator)
                 for start in range(0, len(data), int(self.batch_size)):
                     batch = data[order[start : start + int(self.batch_size)]]

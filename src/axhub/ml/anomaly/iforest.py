@@ -16,8 +16,11 @@ import onnx
 from onnx import helper
 from sklearn.ensemble import IsolationForest
 
+from axhub.core.cancel import checkpoint
 from axhub.ml.anomaly.base import AnomalyEstimator
 from axhub.registry.export import OPSET, const, save_model, standardize_nodes
+
+TREES_PER_STEP = 50
 
 
 class IForest(AnomalyEstimator):
@@ -60,13 +63,20 @@ class IForest(AnomalyEstimator):
         return (graph_input - mean) / scale
 
     def _fit_core(self, graph_input: np.ndarray) -> IsolationForest:
+        x = self._standardise(graph_input).astype(np.float32)  # float32 like the ONNX graph
         forest = IsolationForest(
-            n_estimators=int(self.n_estimators),
+            n_estimators=0,
             max_samples=min(int(self.max_samples), len(graph_input)),
             random_state=int(self.seed),
+            warm_start=True,
         )
-        # float32 like the ONNX graph, so tree splits compare identical values
-        forest.fit(self._standardise(graph_input).astype(np.float32))
+        # Grown TREES_PER_STEP trees at a time with a cancel checkpoint between: warm start with
+        # the same seed grows exactly the trees one fit would, and a cancelled job stops here.
+        total = int(self.n_estimators)
+        while forest.n_estimators < total:
+            checkpoint()
+            forest.set_params(n_estimators=min(total, forest.n_estimators + TREES_PER_STEP))
+            forest.fit(x)
         return forest
 
     def _compute(self, core: IsolationForest | _OnnxForest, graph_input: np.ndarray) -> dict[str, np.ndarray]:

@@ -9,6 +9,13 @@ sum: Q contribution = squared residual of the signal; T² contribution = ``z_j *
 (the "complete decomposition", which sums to T²). With ``window > 1`` the model is dynamic PCA
 on lagged vectors and contributions are summed over lags per signal.
 The whole computation, standardisation included, is one small ONNX graph of matrix ops.
+
+``robust=True`` guards against anomalies inside the fitting window: the centre and covariance
+come from the Minimum Covariance Determinant (scikit-learn ``MinCovDet``, the ``support``
+fraction of the rows whose covariance is tightest), the components are that covariance's
+eigenvectors, the T²/Q limits are taken over the rows that the MCD kept, and the threshold
+quantile over the out-of-fold scores that are not outliers on a log scale, so a contaminated
+stretch neither bends the model plane nor lifts the threshold.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class MSPC(AnomalyEstimator):
         label: str = "anomaly",
         group: str | None = None,
         seed: int = 0,
+        robust: bool = False,
+        support: float = 0.75,
     ) -> None:
         self.columns = columns
         self.n_components = n_components
@@ -51,6 +60,8 @@ class MSPC(AnomalyEstimator):
         self.label = label
         self.group = group
         self.seed = seed
+        self.robust = robust
+        self.support = support
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
@@ -61,10 +72,15 @@ class MSPC(AnomalyEstimator):
         mean, scale = self._tiled_stats()
         z = (graph_input - mean) / scale
         n, d = z.shape
-        centre = z.mean(axis=0)  # ~0 on the full fit; not exactly on out-of-fold subsets
-        zc = z - centre
-        _, singular, vt = np.linalg.svd(zc, full_matrices=False)
-        variance = singular**2 / max(n - 1, 1)
+        inlier = np.ones(n, dtype=bool)
+        if self.robust:
+            centre, variance, vt, inlier = self._robust_axes(z)
+            zc = z - centre
+        else:
+            centre = z.mean(axis=0)  # ~0 on the full fit; not exactly on out-of-fold subsets
+            zc = z - centre
+            _, singular, vt = np.linalg.svd(zc, full_matrices=False)
+            variance = singular**2 / max(n - 1, 1)
         ratio = np.cumsum(variance) / max(variance.sum(), 1e-12)
         if isinstance(self.n_components, float) and self.n_components < 1:
             k = int(np.searchsorted(ratio, self.n_components) + 1)
@@ -82,9 +98,30 @@ class MSPC(AnomalyEstimator):
             "q_limit": np.ones(1),
         }
         t2, q = self._t2_q(core, zc + centre)
-        core["t2_limit"] = np.array([max(float(np.quantile(t2, 0.99)), 1e-9)])
-        core["q_limit"] = np.array([max(float(np.quantile(q, 0.99)), 1e-9)])
+        core["t2_limit"] = np.array([max(float(np.quantile(t2[inlier], 0.99)), 1e-9)])
+        core["q_limit"] = np.array([max(float(np.quantile(q[inlier], 0.99)), 1e-9)])
         return core
+
+    def _robust_axes(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """MCD centre, eigenvalues (descending), eigenvectors (rows) and the MCD support mask."""
+        from sklearn.covariance import MinCovDet
+
+        mcd = MinCovDet(support_fraction=float(self.support), random_state=int(self.seed)).fit(z)
+        eigval, eigvec = np.linalg.eigh(mcd.covariance_)
+        order = np.argsort(eigval)[::-1]
+        return mcd.location_, np.maximum(eigval[order], 0.0), eigvec[:, order].T, mcd.support_
+
+    def _threshold_scores(self, oof: np.ndarray) -> np.ndarray:
+        """Robust models leave out the out-of-fold scores that are outliers on a log scale
+        (beyond median + 4 x 1.4826 MAD: the rows most likely to be anomalies inside the
+        fitting window) before placing the threshold; clean data lose almost nothing."""
+        if not self.robust:
+            return oof
+        logs = np.log(np.maximum(oof, 1e-12))
+        centre = float(np.median(logs))
+        spread = 1.4826 * float(np.median(np.abs(logs - centre))) + 1e-12
+        kept = oof[logs <= centre + 4.0 * spread]
+        return kept if len(kept) else oof
 
     @staticmethod
     def _t2_q(core: dict[str, np.ndarray], z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

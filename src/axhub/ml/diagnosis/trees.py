@@ -22,6 +22,7 @@ from onnx import helper
 
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.base import ExampleData, SensorEstimator
+from axhub.ml.baseline import majority_accuracy, with_baseline
 from axhub.ml.features.vibration import feature_names, vibration_feature_graph
 from axhub.registry.bundle import group_slices, make_graph_input
 from axhub.registry.export import const, save_model
@@ -226,7 +227,7 @@ class VibrationTrees(SensorEstimator):
             mask = truth == cls
             if mask.any():
                 metrics[f"recall_{cls}"] = float(np.mean(pred[mask] == cls))
-        return metrics
+        return with_baseline(metrics, "accuracy", majority_accuracy(truth), higher_is_better=True)
 
     # ------------------------------------------------------------------ bundle
     def preprocessing(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from onnx import helper
 
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.base import ExampleData, SensorEstimator
+from axhub.ml.baseline import constant_rmse, with_baseline
 from axhub.ml.rul.regimes import RegimeNormalizer
 from axhub.ml.rul.synthetic import synthetic_fleet, truncate_fleet
 from axhub.ml.rul.target import phm08_score, rmse
@@ -45,6 +46,8 @@ class RulWindowEstimator(SensorEstimator):
     interval_horizon: float | None
     max_regimes: int
     seed: int
+    beyond_cap: bool
+    phm_shift: bool
 
     @classmethod
     def example_data(cls, seed: int = 0) -> ExampleData:
@@ -156,7 +159,9 @@ class RulWindowEstimator(SensorEstimator):
             hi = np.quantile(resid, min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n))
             offsets[b] = [lo, hi]
         self.interval_offsets_ = offsets
-        self.calibration_rmse_ = rmse(predicted[near], np.minimum(true[near], float(self.cap)))
+        self.calibration_rmse_ = rmse(
+            np.minimum(predicted[near], float(self.cap)), np.minimum(true[near], float(self.cap))
+        )
 
     def _interval_tail(self, rul_name: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
         lo, hi = self.interval_offsets_[:, 0], self.interval_offsets_[:, 1]
@@ -184,8 +189,143 @@ class RulWindowEstimator(SensorEstimator):
     def _rul_outputs() -> list[onnx.ValueInfoProto]:
         return [
             helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["N"])
-            for n in ("rul", "rul_lower", "rul_upper")
+            for n in ("rul", "rul_lower", "rul_upper", "rul_capped")
         ]
+
+    # ------------------------------------------------------------------ beyond the cap
+    def _fit_beyond_cap(
+        self, held_pred: np.ndarray, true: np.ndarray, age: np.ndarray | None, lives: np.ndarray | None
+    ) -> np.ndarray:
+        """Learn the tables that turn the capped prediction into an honest RUL; returns the
+        held-out predictions after them (for the conformal intervals).
+
+        ``E[RUL | x] = E[min(RUL, cap) | x] + P(RUL > cap | x) * E[RUL - cap | RUL > cap, x]``.
+        The first term is the capped model (``yc``). The probability combines the evidence of
+        the sensors with the age ``t``: odds = LR(yc) * prior odds(t), where LR is the likelihood
+        ratio of ``yc`` between units beyond and within the cap (isotonic fit of held-out
+        predictions, divided by the base odds of those rows) and the prior odds are
+        ``P(L > t + cap | L > t)`` from the training lives ``L``. The excess is the mean residual
+        life beyond the cap, ``E[L - t - cap | L > t + cap]``. A healthy young unit therefore
+        gets its survival expectation, an old or degrading one its capped prediction.
+        A shift per ``yc`` bin minimising the PHM08 score of the held-out predictions removes the
+        late bias that the asymmetric cost punishes. Every table comes from training units only.
+        """
+        from sklearn.isotonic import IsotonicRegression
+
+        cap = float(self.cap)
+        grid = np.arange(0.0, cap + 1.0)
+        self.capped_shift_table_ = self._phm_shift(held_pred, held_pred, np.minimum(true, cap), (-15.0, 5.0))
+        shift = np.zeros(len(grid))
+        self.shift_table_ = shift
+        n_age = 1
+        self.likelihood_ratio_ = np.zeros(len(grid))
+        self.prior_odds_ = np.zeros(n_age)
+        self.excess_table_ = np.zeros(n_age)
+        beyond = true > cap
+        if self.beyond_cap and age is not None and lives is not None and beyond.any() and (~beyond).any():
+            iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=1e-3, y_max=1 - 1e-3)
+            posterior = iso.fit(held_pred, beyond.astype(np.float64)).predict(grid)
+            base = float(beyond.mean())
+            self.likelihood_ratio_ = (posterior / (1 - posterior)) / (base / (1 - base))
+            n_age = int(np.max(lives)) + 1
+            self.prior_odds_ = np.zeros(n_age)
+            self.excess_table_ = np.zeros(n_age)
+            for a in range(n_age):
+                alive, past = lives > a, lives > a + cap
+                p = (past.sum() + 0.5) / (alive.sum() + 1.0)
+                self.prior_odds_[a] = p / (1 - p)
+                # too few long lives left to average: keep the last estimate
+                self.excess_table_[a] = (
+                    float(np.mean(lives[past] - a - cap))
+                    if past.sum() >= 5
+                    else self.excess_table_[a - 1]
+                    if a
+                    else 0.0
+                )
+        age = age if age is not None else np.zeros(len(held_pred))
+        # the uncapped prediction's own PHM08 shift, against the uncapped truth
+        before = self._beyond_cap_numpy(held_pred, age)
+        self.shift_table_ = self._phm_shift(held_pred, before, true, (-30.0, 5.0))
+        return self._beyond_cap_numpy(held_pred, age)
+
+    def _phm_shift(
+        self, yc: np.ndarray, pred: np.ndarray, truth: np.ndarray, bounds: tuple[float, float]
+    ) -> np.ndarray:
+        """Per 25-cycle bin of the capped prediction ``yc``: the shift of ``pred`` that minimises
+        the PHM08 score against ``truth`` (0 where a bin has fewer than 50 rows or phm_shift is off)."""
+        cap = float(self.cap)
+        grid = np.arange(0.0, cap + 1.0)
+        table = np.zeros(len(grid))
+        if not self.phm_shift:
+            return table
+        candidates = np.arange(bounds[0], bounds[1] + 0.25, 0.5)
+        inner = np.arange(25.0, cap, 25.0)  # the last bin runs to the cap and beyond
+        pred_bin, grid_bin = np.searchsorted(inner, yc, "right"), np.searchsorted(inner, grid, "right")
+        for b in range(len(inner) + 1):
+            rows = pred_bin == b
+            if rows.sum() >= 50:
+                cost = [phm08_score(pred[rows] + c, truth[rows]) for c in candidates]
+                table[grid_bin == b] = candidates[int(np.argmin(cost))]
+        return table
+
+    def _capped_numpy(self, yc: np.ndarray) -> np.ndarray:
+        i = np.clip(np.round(yc), 0, float(self.cap)).astype(np.int64)
+        return np.asarray(np.minimum(yc + self.capped_shift_table_[i], float(self.cap)))
+
+    def _beyond_cap_numpy(self, yc: np.ndarray, age: np.ndarray) -> np.ndarray:
+        """The numpy twin of the graph's tail (tests compare the two)."""
+        cap = float(self.cap)
+        i = np.clip(np.round(yc), 0, cap).astype(np.int64)
+        j = np.clip(np.round(age), 0, len(self.excess_table_) - 1).astype(np.int64)
+        odds = self.likelihood_ratio_[i] * self.prior_odds_[j]
+        return np.asarray(yc + self.shift_table_[i] + odds / (1 + odds) * self.excess_table_[j])
+
+    def _beyond_cap_nodes(
+        self, yc: str, age: str, out: str
+    ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+        """ONNX nodes: ``out = yc + shift[i] + odds / (1 + odds) * excess[j]`` with table lookups
+        (``i = round(clip(yc))``, ``j = round(clip(age))``)."""
+        inits = [
+            const("bc_cap_max", float(self.cap)),
+            const("bc_age_max", float(len(self.excess_table_) - 1)),
+            const("bc_zero", 0.0),
+            const("bc_one", 1.0),
+            const("bc_shift", self.shift_table_),
+            const("bc_capped_shift", self.capped_shift_table_),
+            const("bc_lr", self.likelihood_ratio_),
+            const("bc_prior", self.prior_odds_),
+            const("bc_excess", self.excess_table_),
+        ]
+        nodes = [
+            helper.make_node("Clip", [yc, "bc_zero", "bc_cap_max"], ["bc_yc_clip"]),
+            helper.make_node("Round", ["bc_yc_clip"], ["bc_yc_round"]),
+            helper.make_node("Cast", ["bc_yc_round"], ["bc_i"], to=onnx.TensorProto.INT64),
+            helper.make_node("Clip", [age, "bc_zero", "bc_age_max"], ["bc_age_clip"]),
+            helper.make_node("Round", ["bc_age_clip"], ["bc_age_round"]),
+            helper.make_node("Cast", ["bc_age_round"], ["bc_j"], to=onnx.TensorProto.INT64),
+            helper.make_node("Gather", ["bc_shift", "bc_i"], ["bc_s"]),
+            helper.make_node("Gather", ["bc_lr", "bc_i"], ["bc_l"]),
+            helper.make_node("Gather", ["bc_prior", "bc_j"], ["bc_p"]),
+            helper.make_node("Gather", ["bc_excess", "bc_j"], ["bc_e"]),
+            helper.make_node("Mul", ["bc_l", "bc_p"], ["bc_odds"]),
+            helper.make_node("Add", ["bc_odds", "bc_one"], ["bc_odds1"]),
+            helper.make_node("Div", ["bc_odds", "bc_odds1"], ["bc_prob"]),
+            helper.make_node("Mul", ["bc_prob", "bc_e"], ["bc_extra"]),
+            helper.make_node("Add", [yc, "bc_s"], ["bc_shifted"]),
+            helper.make_node("Add", ["bc_shifted", "bc_extra"], [out]),
+            # the capped head: E[min(RUL, cap)], for comparisons with a capped truth
+            helper.make_node("Gather", ["bc_capped_shift", "bc_i"], ["bc_cs"]),
+            helper.make_node("Add", [yc, "bc_cs"], ["bc_capped_raw"]),
+            helper.make_node("Min", ["bc_capped_raw", "bc_cap_max"], ["rul_capped"]),
+        ]
+        return nodes, inits
+
+    def _lives(self, data: pd.DataFrame, slices: list[np.ndarray], true: np.ndarray) -> np.ndarray | None:
+        """Life of every training unit in age units (age at its first row + RUL there)."""
+        if self.age_idx_ < 0 or self.age_column is None:
+            return None
+        age = data[self.age_column].to_numpy(dtype=np.float64)
+        return np.asarray([age[rows[0]] + true[rows[0]] for rows in slices])
 
     # ------------------------------------------------------------------ scoring
     @abstractmethod
@@ -207,8 +347,13 @@ class RulWindowEstimator(SensorEstimator):
         return self._run_pipeline(data, self._run_graph)
 
     def predict(self, data: pd.DataFrame) -> np.ndarray:
-        """Predicted (capped) RUL in cycles, one per row."""
+        """Predicted RUL in cycles, one per row (beyond the cap for healthy units when
+        ``beyond_cap``; clip at ``cap`` to compare with a capped truth)."""
         return np.asarray(self._outputs(data)["prediction"], dtype=np.float64)
+
+    def predict_capped(self, data: pd.DataFrame) -> np.ndarray:
+        """The capped head, ``E[min(RUL, cap)]`` per row: compare it with a truth clipped at the cap."""
+        return np.asarray(self._outputs(data)["capped"], dtype=np.float64)
 
     def score(self, data: pd.DataFrame) -> np.ndarray:
         """Same as :meth:`predict`: the remaining useful life in cycles."""
@@ -233,13 +378,15 @@ class RulWindowEstimator(SensorEstimator):
         last = np.asarray([rows[-1] for rows in slices])
         near = true <= self._horizon()
         inside = (true >= lower) & (true <= upper)
-        return {
-            "rmse_capped": rmse(pred, np.minimum(true, float(self.cap))),
+        metrics = {
+            "rmse_capped": rmse(self.predict_capped(data), np.minimum(true, float(self.cap))),
             "rmse_last": rmse(pred[last], true[last]),
             "phm08_last": phm08_score(pred[last], true[last]),
             "coverage": float(inside[near].mean()) if near.any() else float("nan"),
             "interval_width": float(np.mean(upper[near] - lower[near])) if near.any() else float("nan"),
         }
+        # baseline: the best constant answer (the mean remaining life of these units)
+        return with_baseline(metrics, "rmse_last", constant_rmse(true[last]), higher_is_better=False)
 
     def preprocessing(self) -> dict[str, Any]:
         self._check_fitted()
@@ -250,7 +397,12 @@ class RulWindowEstimator(SensorEstimator):
             "steps": [self._row_step(), window],
             "in_graph": self._in_graph_doc(),
             "graph_input": "input",
-            "outputs": {"prediction": "rul", "lower": "rul_lower", "upper": "rul_upper"},
+            "outputs": {
+                "prediction": "rul",
+                "lower": "rul_lower",
+                "upper": "rul_upper",
+                "capped": "rul_capped",
+            },
             "post": [{"op": "align", "mode": "end"}],
         }
 
@@ -270,6 +422,11 @@ class RulWindowEstimator(SensorEstimator):
             "interval_offsets": self.interval_offsets_,
             "bin_edge": float(self.bin_edge_),
             "calibration_rmse": float(self.calibration_rmse_),
+            "shift_table": self.shift_table_,
+            "capped_shift_table": self.capped_shift_table_,
+            "likelihood_ratio": self.likelihood_ratio_,
+            "prior_odds": self.prior_odds_,
+            "excess_table": self.excess_table_,
         }
 
     def _set_base_state(self, state: dict[str, Any]) -> None:
@@ -283,5 +440,10 @@ class RulWindowEstimator(SensorEstimator):
         self.interval_offsets_ = np.asarray(state["interval_offsets"], dtype=np.float64)
         self.bin_edge_ = float(state["bin_edge"])
         self.calibration_rmse_ = float(state["calibration_rmse"])
+        self.shift_table_ = np.asarray(state["shift_table"], dtype=np.float64)
+        self.capped_shift_table_ = np.asarray(state["capped_shift_table"], dtype=np.float64)
+        self.likelihood_ratio_ = np.asarray(state["likelihood_ratio"], dtype=np.float64)
+        self.prior_odds_ = np.asarray(state["prior_odds"], dtype=np.float64)
+        self.excess_table_ = np.asarray(state["excess_table"], dtype=np.float64)
         self._session = None
         self.fitted_ = True

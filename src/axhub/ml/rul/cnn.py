@@ -19,13 +19,15 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import onnx
 import pandas as pd
+from onnx import helper
 
+from axhub.core.cancel import checkpoint
 from axhub.ml.rul.base import RulWindowEstimator
 from axhub.ml.rul.features import padded_windows
 from axhub.ml.rul.synthetic import SYNTH_SETTINGS
 from axhub.ml.rul.target import piecewise_rul
 from axhub.registry.bundle import apply_row_steps, group_slices
-from axhub.registry.export import save_model
+from axhub.registry.export import const, save_model
 
 
 def _build_network(mask: np.ndarray, channels: int, hidden: int, dropout: float) -> Any:
@@ -89,6 +91,8 @@ class RulCNN(RulWindowEstimator):
         refit: bool = False,
         max_regimes: int = 8,
         seed: int = 0,
+        beyond_cap: bool = True,
+        phm_shift: bool = True,
     ) -> None:
         self.columns = columns
         self.regime_columns = regime_columns
@@ -109,6 +113,8 @@ class RulCNN(RulWindowEstimator):
         self.refit = refit
         self.max_regimes = max_regimes
         self.seed = seed
+        self.beyond_cap = beyond_cap
+        self.phm_shift = phm_shift
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
@@ -134,7 +140,8 @@ class RulCNN(RulWindowEstimator):
         windows = np.concatenate([padded_windows(z[rows], int(self.window)) for rows in slices]).astype(
             np.float32
         )
-        true = self._true_rul(data, slices)[np.concatenate(slices)]
+        true_by_row = self._true_rul(data, slices)
+        true = true_by_row[np.concatenate(slices)]
         y = (piecewise_rul(true, float(self.cap)) / float(self.cap)).astype(np.float32)
         unit = np.concatenate([np.full(len(rows), k) for k, rows in enumerate(slices)])
         n_units = len(slices)
@@ -143,17 +150,27 @@ class RulCNN(RulWindowEstimator):
             held_units = np.random.default_rng(int(self.seed)).permutation(n_units)[:n_cal]
             held = np.isin(unit, held_units)
             calibration_net = self._train(windows[~held], y[~held])
-            self._conformal_offsets(self._predict_torch(calibration_net, windows[held]), true[held])
+            age = x[np.concatenate(slices), self.age_idx_][held] if self.age_idx_ >= 0 else None
+            held_pred = self._predict_torch(calibration_net, windows[held])
+            final = self._fit_beyond_cap(held_pred, true[held], age, self._lives(data, slices, true_by_row))
+            self._conformal_offsets(final, true[held])
             self.net_ = self._train(windows, y) if self.refit else calibration_net
         else:  # no units held out: in-sample residuals (optimistic intervals), one training
             self.net_ = self._train(windows, y)
-            self._conformal_offsets(self._predict_torch(self.net_, windows), true)
+            final = self._fit_beyond_cap(self._predict_torch(self.net_, windows), true, None, None)
+            self._conformal_offsets(final, true)
         self.graph_bytes_ = self._export_bytes()
         self._session = None
         self.fitted_ = True
         return self
 
     def _train(self, windows: np.ndarray, y: np.ndarray) -> Any:
+        from axhub.ml.threads import limited_torch_threads
+
+        with limited_torch_threads():
+            return self._train_network(windows, y)
+
+    def _train_network(self, windows: np.ndarray, y: np.ndarray) -> Any:
         import torch
 
         torch.manual_seed(int(self.seed))
@@ -170,6 +187,7 @@ class RulCNN(RulWindowEstimator):
             generator = torch.Generator().manual_seed(int(self.seed))
             net.train()
             for _ in range(int(self.epochs)):
+                checkpoint()  # a cancelled job stops between epochs
                 order = torch.randperm(len(data), generator=generator)
                 for start in range(0, len(data), int(self.batch_size)):
                     batch = order[start : start + int(self.batch_size)]
@@ -214,10 +232,24 @@ class RulCNN(RulWindowEstimator):
             path = Path(tmp) / "cnn.onnx"
             self._torch_export(Scaled(self.net_, float(self.cap)).eval(), dummy, path)
             model = onnx.load(str(path))
-        tail, inits = self._interval_tail("rul_raw")
+        # the age at the window's last step (the row step divided it by age_scale)
+        nodes = [
+            helper.make_node("Reshape", ["rul_raw", "yc_shape"], ["yc_flat"]),
+            helper.make_node("Gather", ["input", "last_step"], ["last_row"], axis=1),
+            helper.make_node("Gather", ["last_row", "age_column"], ["age_scaled"], axis=1),
+            helper.make_node("Mul", ["age_scaled", "age_unscale"], ["age_last"]),
+        ]
+        inits = [
+            const("yc_shape", [-1], np.int64),
+            const("last_step", int(self.window) - 1, np.int64),
+            const("age_column", max(self.age_idx_, 0), np.int64),
+            const("age_unscale", float(self.age_scale) if self.age_idx_ >= 0 else 0.0),
+        ]
+        beyond, beyond_inits = self._beyond_cap_nodes("yc_flat", "age_last", "rul_beyond")
+        tail, tail_inits = self._interval_tail("rul_beyond")
         graph = model.graph
-        graph.node.extend(tail)
-        graph.initializer.extend(inits)
+        graph.node.extend([*nodes, *beyond, *tail])
+        graph.initializer.extend([*inits, *beyond_inits, *tail_inits])
         del graph.output[:]
         graph.output.extend(self._rul_outputs())
         model.ir_version = min(model.ir_version, 9)
@@ -241,10 +273,10 @@ class RulCNN(RulWindowEstimator):
 
     def _run_graph(self, graph_input: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session_for(self.graph_bytes_)
-        rul, lower, upper = session.run(
-            ["rul", "rul_lower", "rul_upper"], {"input": graph_input.astype(np.float32)}
+        rul, lower, upper, capped = session.run(
+            ["rul", "rul_lower", "rul_upper", "rul_capped"], {"input": graph_input.astype(np.float32)}
         )
-        return {"prediction": rul, "lower": lower, "upper": upper}
+        return {"prediction": rul, "lower": lower, "upper": upper, "capped": capped}
 
     def explain(self, data: pd.DataFrame) -> pd.DataFrame:
         """Per-signal contribution (cycles): prediction minus the prediction with that signal's

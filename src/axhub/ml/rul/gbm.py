@@ -8,7 +8,11 @@ Pipeline (the same numpy code runs in Python and in the bundle runner):
    several sub-windows, exponential smoothing and its drift from the window start, the age of
    the unit), see :mod:`.features`;
 3. LightGBM regression of the piecewise-linear target ``min(RUL, cap)``;
-4. split-conformal intervals from out-of-fold residuals (folds of whole units) against the true
+4. beyond the cap (``beyond_cap``): the capped prediction plus the probability that the unit is
+   further than ``cap`` from failure times its expected excess life, both from the training lives
+   and out-of-fold predictions (see :meth:`RulWindowEstimator._fit_beyond_cap`), so a healthy
+   young unit is not stuck at the cap; a PHM08-optimal shift per prediction bin (``phm_shift``);
+5. split-conformal intervals from out-of-fold residuals (folds of whole units) against the true
    RUL on rows within ``interval_horizon`` cycles of failure (see :mod:`.base`).
 Training rows before a full window are padded with the unit's first row, so early life is learned
 too; at scoring time the first ``window - 1`` rows take the first window's result (pad short
@@ -25,6 +29,7 @@ import onnx
 import pandas as pd
 from onnx import helper
 
+from axhub.core.cancel import checkpoint
 from axhub.ml.rul.base import RulWindowEstimator
 from axhub.ml.rul.features import padded_windows, window_feature_matrix
 from axhub.ml.rul.synthetic import SYNTH_SETTINGS
@@ -60,6 +65,8 @@ class RulGBM(RulWindowEstimator):
         calibration_folds: int = 5,
         max_regimes: int = 8,
         seed: int = 0,
+        beyond_cap: bool = True,
+        phm_shift: bool = True,
     ) -> None:
         self.columns = columns
         self.regime_columns = regime_columns
@@ -81,6 +88,8 @@ class RulGBM(RulWindowEstimator):
         self.calibration_folds = calibration_folds
         self.max_regimes = max_regimes
         self.seed = seed
+        self.beyond_cap = beyond_cap
+        self.phm_shift = phm_shift
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
@@ -111,6 +120,8 @@ class RulGBM(RulWindowEstimator):
             int(self.baseline_rows),
         )
         self.feature_signal_ = np.asarray([s for _, s in meta], dtype=np.int64)
+        kinds = [kind for kind, _ in meta]
+        self.age_feature_ = kinds.index("age") if "age" in kinds else -1
         z = apply_row_steps(x, [self._row_step()], self._extra_columns_from(data))
         slices = group_slices(self._groups(data), len(x))
         features = np.concatenate(
@@ -120,7 +131,10 @@ class RulGBM(RulWindowEstimator):
         true = self._true_rul(data, slices)[order]
         y = piecewise_rul(true, float(self.cap))
         unit = np.concatenate([np.full(len(rows), k) for k, rows in enumerate(slices)])
-        self._calibrate(features, y, true, unit)
+        oof = self._calibrate(features, y, true, unit)
+        age = features[:, self.age_feature_] if self.age_feature_ >= 0 else None
+        final = self._fit_beyond_cap(oof, true, age, self._lives(data, slices, true))
+        self._conformal_offsets(final, true)
         booster = self._train(features, y)
         self.booster_text_ = booster.model_to_string()
         self.graph_bytes_ = self._build_graph(booster).SerializeToString()
@@ -151,16 +165,19 @@ class RulGBM(RulWindowEstimator):
             params, lgb.Dataset(features.astype(np.float32), y), num_boost_round=int(self.n_estimators)
         )
 
-    def _calibrate(self, features: np.ndarray, y: np.ndarray, true: np.ndarray, unit: np.ndarray) -> None:
-        """Conformal offsets from out-of-fold predictions (folds of whole units)."""
+    def _calibrate(
+        self, features: np.ndarray, y: np.ndarray, true: np.ndarray, unit: np.ndarray
+    ) -> np.ndarray:
+        """Out-of-fold predictions of the capped target (folds of whole units)."""
         n_units = int(unit.max()) + 1
         folds = max(2, min(int(self.calibration_folds), n_units))
         fold_of_unit = np.random.default_rng(int(self.seed)).permutation(np.arange(n_units) % folds)
         oof = np.empty(len(y))
         for f in range(folds):
+            checkpoint()  # a cancelled job stops between folds
             held = fold_of_unit[unit] == f
             oof[held] = self._train(features[~held], y[~held]).predict(features[held].astype(np.float32))
-        self._conformal_offsets(oof, true)
+        return oof
 
     # ------------------------------------------------------------------ ONNX graph
     def _build_graph(self, booster: Any) -> onnx.ModelProto:
@@ -173,8 +190,22 @@ class RulGBM(RulWindowEstimator):
             booster, initial_types=[("features", FloatTensorType([None, n_feat]))], target_opset=15
         )
         graph = trees.graph
-        tail, inits = self._interval_tail(graph.output[0].name)
-        nodes = [helper.make_node("MatMul", ["input", "W"], ["features"]), *graph.node, *tail]
+        head = [
+            helper.make_node("MatMul", ["input", "W"], ["features"]),
+            *graph.node,
+            helper.make_node("Reshape", [graph.output[0].name, "yc_shape"], ["yc_flat"]),
+        ]
+        inits = [const("yc_shape", [-1], np.int64)]
+        if self.age_feature_ >= 0:
+            head.append(helper.make_node("Gather", ["features", "age_column"], ["age_last"], axis=1))
+            inits.append(const("age_column", self.age_feature_, np.int64))
+        else:
+            head.append(helper.make_node("Mul", ["yc_flat", "no_age"], ["age_last"]))
+            inits.append(const("no_age", 0.0))
+        beyond, beyond_inits = self._beyond_cap_nodes("yc_flat", "age_last", "rul_beyond")
+        tail, tail_inits = self._interval_tail("rul_beyond")
+        inits += beyond_inits + tail_inits
+        nodes = [*head, *beyond, *tail]
         del graph.node[:]
         graph.node.extend(nodes)
         graph.initializer.extend([const("W", self.w_), *inits])
@@ -193,10 +224,10 @@ class RulGBM(RulWindowEstimator):
 
     def _run_graph(self, graph_input: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session_for(self.graph_bytes_)
-        rul, lower, upper = session.run(
-            ["rul", "rul_lower", "rul_upper"], {"input": graph_input.astype(np.float32)}
+        rul, lower, upper, capped = session.run(
+            ["rul", "rul_lower", "rul_upper", "rul_capped"], {"input": graph_input.astype(np.float32)}
         )
-        return {"prediction": rul, "lower": lower, "upper": upper}
+        return {"prediction": rul, "lower": lower, "upper": upper, "capped": capped}
 
     def explain(self, data: pd.DataFrame) -> pd.DataFrame:
         """Per-signal contribution (cycles) to each row's prediction: TreeSHAP values of the
@@ -228,6 +259,7 @@ class RulGBM(RulWindowEstimator):
             **self._base_state(),
             "w": self.w_,
             "feature_signal": self.feature_signal_,
+            "age_feature": int(self.age_feature_),
             "booster_text": self.booster_text_,
             "graph": np.frombuffer(self.graph_bytes_, dtype=np.uint8),
         }
@@ -236,5 +268,6 @@ class RulGBM(RulWindowEstimator):
         self._set_base_state(state)
         self.w_ = np.asarray(state["w"], dtype=np.float64)
         self.feature_signal_ = np.asarray(state["feature_signal"], dtype=np.int64)
+        self.age_feature_ = int(state["age_feature"])
         self.booster_text_ = str(state["booster_text"])
         self.graph_bytes_ = np.asarray(state["graph"], dtype=np.uint8).tobytes()

@@ -122,7 +122,10 @@
   async function deploy(button) {
     button.disabled = true;
     try {
-      await AX.api("POST", "/models/" + button.dataset.deploy + "/deploy", { asset_id: $("machine-models").dataset.assetId });
+      // A version below its trivial baseline is refused unless the user ticked "deploy anyway".
+      const override = document.querySelector(`input[data-override="${button.dataset.deploy}"]`);
+      await AX.api("POST", "/models/" + button.dataset.deploy + "/deploy",
+        { asset_id: $("machine-models").dataset.assetId, allow_below_baseline: !!(override && override.checked) });
       AX.toast(AX.t("deployed"));
       location.assign(location.pathname + "#machine-models");
       location.reload();

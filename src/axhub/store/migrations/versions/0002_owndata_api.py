@@ -14,7 +14,7 @@ import axhub.store.models
 
 
 revision: str = '0002_owndata_api'
-down_revision: str | None = '0001'
+down_revision: str | None = '0002_service'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

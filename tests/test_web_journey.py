@@ -40,6 +40,7 @@ from test_web_dashboard import (
     SHOTS,
     Server,
     _data_words,
+    _poll,
     home,
     login,
     new_page,
@@ -191,7 +192,7 @@ def test_new_company_from_nothing_to_an_understood_alert(
 
     # 3. The next day as .xlsx: the saved mapping is offered.
     did.files(page.get_by_label("CSV 또는 엑셀 파일"), history_xlsx)
-    page.wait_for_function("document.getElementById('wizard').dataset.state === 'ready'")
+    _poll(page, "document.getElementById('wizard').dataset.state === 'ready'", timeout=60)
     assert "지난 파일과 같은" in page.locator("#mapping-note").inner_text()
     assert page.locator("#mapping-table").get_by_label("진동의 단위").input_value() == "mm/s"
     did.click(page.get_by_role("button", name="측정값 저장"))
@@ -202,10 +203,11 @@ def test_new_company_from_nothing_to_an_understood_alert(
 
     # 4. The whole history on the chart; drag across the normal morning of day 1; train.
     did.click(page.get_by_role("button", name="전체"))
-    page.wait_for_function(
+    _poll(
+        page,
         "(() => { const gd = document.getElementById('signal-chart');"
         " return gd.dataset.rendered === 'data'"
-        " && String(gd.layout.xaxis.range[0]).startsWith('2026-03-02 08'); })()"
+        " && String(gd.layout.xaxis.range[0]).startsWith('2026-03-02 08'); })()",
     )
     assert "주축 진동" in page.evaluate(
         "JSON.stringify(document.getElementById('signal-chart').data.map(d => d.name))"
@@ -219,9 +221,7 @@ def test_new_company_from_nothing_to_an_understood_alert(
         did.click(page.get_by_role("button", name="학습 시작"))
 
     # 5. The backtest over the whole history finds the fault injected on day 2 (11:20 local).
-    page.wait_for_function(
-        "['done', 'failed'].includes(document.getElementById('backtest').dataset.state)", timeout=120_000
-    )
+    _poll(page, "['done', 'failed'].includes(document.getElementById('backtest').dataset.state)", timeout=180)
     assert page.locator("#backtest").get_attribute("data-state") == "done", page.locator(
         "#backtest-summary"
     ).inner_text()
@@ -242,7 +242,7 @@ def test_new_company_from_nothing_to_an_understood_alert(
     did.click(page.get_by_role("link", name="데이터", exact=True))
     page.get_by_label("설비").select_option("press-01")
     did.files(page.get_by_label("CSV 또는 엑셀 파일"), new_day_csv)
-    page.wait_for_function("document.getElementById('wizard').dataset.state === 'ready'")
+    _poll(page, "document.getElementById('wizard').dataset.state === 'ready'", timeout=60)
     did.click(page.get_by_role("button", name="측정값 저장"))
     page.locator("#stored-alerts").wait_for()
     did.click(page.get_by_role("link", name="알람 보기"))
@@ -256,7 +256,7 @@ def test_new_company_from_nothing_to_an_understood_alert(
     reading = float(re.search(r"(\d+\.\d+)\s*mm/s", why).group(1))  # type: ignore[union-attr]
     assert 3.8 < reading < 5.2, why  # 1.8 + 2.6 mm/s
     assert re.search(r"1\.[6-9]\d* ± 0\.\d+", why), why  # the normal range, in mm/s
-    page.wait_for_function("document.getElementById('signal-chart').dataset.rendered === 'data'")
+    _poll(page, "document.getElementById('signal-chart').dataset.rendered === 'data'", timeout=30)
     ticked = page.evaluate("[...document.querySelectorAll('input[name=signal]:checked')].map(i => i.value)")
     assert ticked == ["진동"], ticked
     shot(page, "journey-5-alert", docs=True)

@@ -24,6 +24,7 @@ from test_web_dashboard import (
     CHROMIUM_ARGS,
     PASSWORD,
     Server,
+    _poll,
     build_app,
     home,
     login,
@@ -189,7 +190,7 @@ def test_operator_creates_a_company_and_sets_its_quota(
     base, _, settings = fresh
     page = new_page(browser, base)
     login(page, "ops@dc.example", next_path="/operator")
-    page.wait_for_function("document.getElementById('usage-chart').data !== undefined")
+    _poll(page, "document.getElementById('usage-chart').data !== undefined")
     # One bar series per company; the machines created by the other test's company show in the table.
     assert page.evaluate("document.getElementById('usage-chart').data.length") == 2
     form = page.locator("#org-form")

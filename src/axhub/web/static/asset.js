@@ -45,7 +45,7 @@
     const n = series.reduce((a, s) => a + s.values.filter((v) => v !== null).length, 0);
     // One stacked panel per signal: signals have different units and scales.
     const traces = series.map((s, i) => ({
-      x: s.times.map((v) => AX.wall(v)), y: s.values, name: (labels[s.signal] || s.signal) + (s.unit ? " (" + s.unit + ")" : ""), type: "scattergl", mode: "lines",
+      x: s.times.map((v) => AX.wall(v)), y: s.values, name: (labels[s.signal] || s.signal) + (s.unit ? " (" + s.unit + ")" : ""), type: "scatter", mode: "lines",
       line: { width: 1.4, color: COLORS[i % COLORS.length] }, yaxis: i ? "y" + (i + 1) : "y", connectgaps: false,
     }));
     const layout = plotLayout({ height: Math.max(260, 150 * series.length + 60), grid: { rows: series.length, columns: 1, pattern: "coupled" },

@@ -65,7 +65,7 @@
     const times = result.scores.map((p) => AX.wall(p[0], tz()));
     const scores = result.scores.map((p) => p[1]);
     const thr = result.threshold;
-    const traces = [{ x: times, y: scores, name: AX.t("score"), type: "scattergl", mode: "lines", line: { color: "#1f5fbf", width: 1.3 } },
+    const traces = [{ x: times, y: scores, name: AX.t("score"), type: "scatter", mode: "lines", line: { color: "#1f5fbf", width: 1.3 } },
       { x: [times[0], times[times.length - 1]], y: [thr, thr], name: AX.t("threshold"), mode: "lines", line: { color: "#9a6700", dash: "dash", width: 2 } }];
     const shapes = result.alerts.map((a) => ({ type: "rect", xref: "x", yref: "paper", x0: AX.wall(a.start, tz()), x1: AX.wall(a.end, tz()), y0: 0, y1: 1,
       fillcolor: "rgba(207,34,46,0.15)", line: { width: 0 } }));

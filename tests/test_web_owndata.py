@@ -261,3 +261,35 @@ def test_admin_adds_a_webhook_and_tests_it(browser: Any, fresh: tuple[str, dict[
     assert len(received) == 1
     server.shutdown()
     page.context.close()
+
+
+def test_engineer_sets_a_limit_rule(browser: Any, fresh: tuple[str, dict[str, str], Settings]) -> None:
+    """A limit rule on a signal, from the machine page (the plant test made press-01 and oil_temp)."""
+    from axhub.store.models import AlertRuleRow
+
+    base, ids, settings = fresh
+    page = new_page(browser, base, locale="ko-KR")
+    login(page, "eng@saehan.example", next_path="/assets/press-01")
+    form = page.locator("#rule-form")
+    form.get_by_label("신호").select_option("oil_temp")
+    form.get_by_label("상한").fill("70")
+    form.get_by_label("심각도").select_option("critical")
+    with page.expect_navigation():
+        form.get_by_role("button", name="규칙 추가").click()
+    row = page.locator("#rules-table tbody tr").first
+    assert "유압유 온도" in row.inner_text() and "70 초과" in row.inner_text(), row.inner_text()
+    [rule] = rows(settings, AlertRuleRow, ids["org"])
+    assert (rule.signal, rule.kind, rule.high, rule.low, rule.severity) == (
+        "oil_temp",
+        "limit",
+        70.0,
+        None,
+        "critical",
+    )
+    # A rule with no limit at all is refused in Korean, on the form.
+    form = page.locator("#rule-form")
+    form.get_by_role("button", name="규칙 추가").click()
+    error = form.locator(".form-error")
+    error.wait_for()
+    assert re.search("[가-힣]", error.inner_text()) and not re.search(r"[A-Za-z]{3,}", error.inner_text())
+    page.context.close()

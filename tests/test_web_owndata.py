@@ -293,3 +293,29 @@ def test_engineer_sets_a_limit_rule(browser: Any, fresh: tuple[str, dict[str, st
     error.wait_for()
     assert re.search("[가-힣]", error.inner_text()) and not re.search(r"[A-Za-z]{3,}", error.inner_text())
     page.context.close()
+
+
+def test_marked_events_show_on_the_machine_chart(
+    browser: Any, fresh: tuple[str, dict[str, str], Settings]
+) -> None:
+    base, ids, settings = fresh
+    [machine] = [a for a in rows(settings, AssetRow, ids["org"]) if a.slug == "press-01"]
+    page = new_page(browser, base, locale="ko-KR")
+    login(page, "eng@saehan.example", next_path="/assets/press-01")
+    # Marked in the form under the machine's models (the same API the backtest reads).
+    page.locator("#event-box summary").click()
+    form = page.locator("#event-form")
+    form.get_by_label("시각").fill("2026-03-03T11:00")
+    form.get_by_label("종류").select_option("maintenance")
+    form.get_by_label("내용").fill("베어링 교체")
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/assets/{machine.id}/events") and r.status == 201
+    ) as made:
+        form.get_by_role("button", name="사건 추가").click()
+    # Entered as Changwon wall-clock time: stored as 02:00 UTC.
+    assert made.value.json()["start"].startswith("2026-03-03T02:00:00")
+    page.reload()
+    _poll(page, "document.getElementById('signal-chart').layout !== undefined", timeout=20)
+    texts = page.evaluate("document.getElementById('signal-chart').layout.annotations.map(a => a.text)")
+    assert "베어링 교체" in texts
+    page.context.close()

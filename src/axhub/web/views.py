@@ -102,9 +102,11 @@ def asset_detail(scope: OrgScope, slug: str) -> dict[str, Any]:
     deployments = scope.list(DeploymentRow, asset_id=asset.id, active=True)
     models = [scope.get(ModelVersionRow, d.model_version_id) for d in deployments]
     rul_models = [m for m in models if m.family == "rul"]
-    from axhub.store.models import AlertRuleRow
+    from axhub.store.models import AlertRuleRow, EventRow
 
+    events = scope.list(EventRow, asset_id=asset.id, order_by=desc(EventRow.start), limit=200)
     return {
+        "events": [[e.start.isoformat(), e.title] for e in events],
         **machine_models(scope, asset),
         "rules": list(scope.list(AlertRuleRow, asset_id=asset.id, order_by=AlertRuleRow.created_at)),
         "asset": asset,

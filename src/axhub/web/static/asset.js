@@ -57,6 +57,12 @@
       line: { color: "rgba(207,34,46,0.55)", width: 1.5, dash: "dot" } }));
     layout.annotations = alerts.slice(0, 30).map((ts) => ({ x: ts, xref: "x", y: 1, yref: "paper", text: "▼", showarrow: false,
       font: { color: "#cf222e", size: 11 }, hovertext: AX.t("alert") + " " + ts, yanchor: "bottom" }));
+    // Events people marked (maintenance, faults) as green lines with their titles.
+    for (const [when, title] of JSON.parse(el.dataset.events || "[]").slice(0, 30)) {
+      const x = AX.wall(when);
+      layout.shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: "#047857", width: 1.5, dash: "dot" } });
+      layout.annotations.push({ x, xref: "x", y: 1, yref: "paper", text: title, showarrow: false, yanchor: "bottom", font: { color: "#047857", size: 11 } });
+    }
     await Plotly.react(el, traces, layout, AX.plotConfig({ modeBarButtonsToRemove: ["lasso2d"] }));
     el.dataset.rendered = n ? "data" : "empty";
     status.textContent = n ? AX.t("points", { n: AX.fmtNum(n, 0), interval: interval_text(data.interval) }) : AX.t("no_data");

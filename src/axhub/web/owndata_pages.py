@@ -32,12 +32,13 @@ TIMEZONES = (
 def plant_page(request: Request, principal: PagePrincipal, created: str = "") -> HTMLResponse:
     with _Page(request, principal) as page:
         data = views.plant_structure(page.scope)
+        zones = TIMEZONES if page.ident["site_tz"] in TIMEZONES else (page.ident["site_tz"], *TIMEZONES)
         return render(
             request,
             "plant.html",
             active="/plant",
             can_edit=principal.allows(Need.WRITE),
-            timezones=TIMEZONES,
+            timezones=zones,
             created=created,
             **page.ident,
             **data,

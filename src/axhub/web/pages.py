@@ -91,7 +91,9 @@ def _identity(scope: OrgScope, principal: Principal) -> dict[str, Any]:
     org = accounts_repo.org_by_id(scope.session, principal.org_id)
     user = scope.find(UserRow, id=principal.user_id) if principal.user_id else None
     site = scope.list(SiteRow, order_by=SiteRow.name, limit=1)
-    return {"org": org, "user": user, "site_tz": site[0].timezone if site else "UTC"}
+    # A company without a site yet shows times in its own zone (Asia/Seoul for a Korean company).
+    zone = site[0].timezone if site else getattr(org, "timezone", None) or "UTC"
+    return {"org": org, "user": user, "site_tz": zone}
 
 
 class _Page:

@@ -83,7 +83,12 @@ def explain_alert(alert_id: str, request: Request, scope: ReadScope) -> AlertDet
         brief = AssetBrief(
             id=asset.id, slug=asset.slug, name=asset.name, timezone=scope.timezone_for_asset(asset)
         )
-        display = {s.name: s.description for s in scope.list(SignalRow, asset_id=asset.id) if s.description}
+        # The signal's name in the page's language where one is kept (name_ko / name_en), else
+        # the description a file mapping gave it.
+        for sig in scope.list(SignalRow, asset_id=asset.id):
+            shown = getattr(sig, f"name_{lang}", "") or sig.description
+            if shown:
+                display[sig.name] = shown
     signals = []
     for item in alert.explanation or []:
         entry: dict[str, Any] = dict(item)

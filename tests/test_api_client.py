@@ -75,3 +75,40 @@ def test_credentials_file_is_private(tmp_path: Path) -> None:
     path = save_credentials("http://hub:8000", "axk_abcdefgh_secret", home=tmp_path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert load_credentials(tmp_path) == ("http://hub:8000", "axk_abcdefgh_secret")
+
+
+def test_sdk_password_login_over_plain_http_to_127_0_0_1(tmp_path: Path) -> None:
+    """A hub served like `axhub serve` (Secure session cookies) on http://127.0.0.1: the SDK signs
+    in with a password and its next calls (GET and a CSRF-checked POST) are accepted."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from axhub.api import bootstrap
+    from axhub.api.main import create_app
+    from axhub.core.settings import Settings
+
+    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'meta.db'}")
+    app = create_app(settings, executor="none", secure_cookies=True)
+    bootstrap.create_user(app.state.axhub.db, "acme", "kim@acme.example", PASSWORD, "admin")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.05)
+        with AxHubClient(f"http://127.0.0.1:{port}") as sdk:
+            me = sdk.login("kim@acme.example", PASSWORD)
+            assert sdk.me()["user"]["email"] == me["user"]["email"] == "kim@acme.example"
+            key = sdk.create_key("script", ["read"])  # a POST: session cookie and CSRF header
+            assert key["key"].startswith("axk_")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -31,7 +31,14 @@ PUBLIC = {"get_health", "login"}
 # Writes a viewer may make: signing out of their own session.
 VIEWER_MAY = {"logout", "change_password"}
 # Routes a gateway's ingest-only key may use.
-INGEST_MAY = {"write_readings", "create_upload", "logout"}
+INGEST_MAY = {
+    "write_readings",
+    "create_upload",
+    "preview_upload",
+    "repreview_upload",
+    "ingest_upload",
+    "logout",
+}
 # Operator-only routes answer 403 to every company user, whatever the ids (they are not tenant data).
 OPERATOR_ONLY_PREFIX = "/api/v1/platform/"
 
@@ -89,6 +96,21 @@ def a_ids(hub: Hub) -> dict[str, str]:
         ids["planned_downtime"] = r.json()["id"]
         keys = c.get("/api/v1/keys").json()["items"]
         ids["key"] = next(k["id"] for k in keys if k["name"] == "a_viewer key")
+        event = c.post(
+            f"/api/v1/assets/{ids['asset']}/events",
+            json={"start": "2024-01-01T00:00:00Z", "title": "acme-secret maintenance"},
+        )
+        assert event.status_code == 201, event.text
+        ids["event"] = event.json()["id"]
+        rule = c.post("/api/v1/rules", json={"asset_id": ids["asset"], "signal": "spindle_temp", "high": 90})
+        assert rule.status_code == 201, rule.text
+        ids["rule"] = rule.json()["id"]
+        channel = c.post(
+            "/api/v1/notifications/channels",
+            json={"name": "acme-secret hook", "kind": "webhook", "target": "http://127.0.0.1:9/acme-secret"},
+        )
+        assert channel.status_code == 201, channel.text
+        ids["channel"] = channel.json()["id"]
     ids["user"] = hub.users["a_viewer"]
     return ids
 
@@ -107,6 +129,10 @@ PATH_IDS = {
     "share_id": "share",
     "org_id": "org",
     "planned_downtime_id": "planned_downtime",
+    "sha256": "upload_sha",
+    "event_id": "event",
+    "rule_id": "rule",
+    "channel_id": "channel",
 }
 
 
@@ -147,6 +173,22 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         },
         "give_complex_consent": {"named": False},
         "withdraw_complex_consent": None,
+        "repreview_upload": {"asset": ids["asset"]},
+        "ingest_upload": {"asset": ids["asset"]},
+        "put_file_mapping": {"mapping": {"ignore": ["x"]}},
+        "create_window_dataset": {"start": "2024-01-01T00:00:00Z", "end": "2024-01-02T00:00:00Z"},
+        "train_on_period": {"start": "2024-01-01T00:00:00Z", "end": "2024-01-02T00:00:00Z"},
+        "backtest_asset": {"model_version_id": ids["version"]},
+        "deploy_model": {"asset_id": ids["asset"]},
+        "create_event": {"start": "2024-01-01T00:00:00Z", "title": "intruder"},
+        "resolve_alert": {"note": "intruder"},
+        "add_alert_note": {"text": "intruder"},
+        "create_rule": {"asset_id": ids["asset"], "signal": "spindle_temp", "high": 1.0},
+        "create_channel": {"name": "b hook", "kind": "webhook", "target": "http://127.0.0.1:9/b"},
+        "test_channel": None,
+        "update_event": {"title": "renamed"},
+        "update_rule": {"high": 1.0},
+        "update_channel": {"target": "http://127.0.0.1:9/b"},
     }
 
 
@@ -177,7 +219,7 @@ def _call(hub: Hub, who: str | None, op: str, method: str, path: str, ids: dict[
         "poll": 0.05,
     }
     with hub.client(who) as client:
-        if op == "create_upload":
+        if op in {"create_upload", "preview_upload"}:
             return client.post(url, files={"file": ("x.csv", b"a\n1\n", "text/csv")}, params=params)
         body = _bodies(ids).get(op)
         return client.request(method, url, params=params, json=body if method in UNSAFE else None)
@@ -200,7 +242,13 @@ def _secrets(ids: dict[str, str]) -> list[str]:
 def test_every_route_is_covered(hub: Hub, a_ids: dict[str, str]) -> None:
     bodies = _bodies(a_ids)
     for op, method, path in _routes(hub):
-        if method in UNSAFE and op not in {"logout", "cancel_job", "revoke_key", "create_upload"}:
+        if method in UNSAFE and op not in {
+            "logout",
+            "cancel_job",
+            "revoke_key",
+            "create_upload",
+            "preview_upload",
+        }:
             has_body = not path.endswith(("}", "/ack")) or op.startswith("update") or op in bodies
             if op.startswith(("delete", "unshare")) or op in {"acknowledge_alert"}:
                 continue
@@ -235,6 +283,7 @@ def test_another_company_sees_nothing_of_a(hub: Hub, a_ids: dict[str, str]) -> N
             "submit_job",
             "create_deployment",
             "compare_models",
+            "create_rule",
         }
         if references_a:
             assert r.status_code == 404, where

@@ -358,7 +358,8 @@ def test_login_shows_the_plant(browser: Any, hub: tuple[str, Seeded, Settings]) 
     assert "st-critical" in (tile.get_attribute("class") or "")
     assert "Critical" in tile.inner_text()
     assert "Normal" in page.locator("a.asset-tile", has_text="Air compressor").inner_text()
-    assert "Unusual vibration on CNC lathe 1" in page.locator("#alert-feed").inner_text()
+    # Titles are built in the page's language from the alert's machine and signals.
+    assert "CNC lathe 1: unusual vibration_rms" in page.locator("#alert-feed").inner_text()
     assert page.locator("#kpi-open-alerts").inner_text() == "2"
     shot(page, "overview", docs=True)
     page.context.close()
@@ -428,19 +429,20 @@ def test_upload_shows_the_bad_row(browser: Any, hub: tuple[str, Seeded, Settings
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     page = new_page(browser, base)
     login(page, "kim@hanbit.example", next_path="/data")
-    page.get_by_label("CSV file").set_input_files(str(csv))
-    preview = page.locator("#preview-table tbody tr")
-    preview.first.wait_for()  # the preview is drawn after the browser has read the file
-    assert preview.count() == 8  # the first rows only
     page.get_by_label("Machine").select_option("pump-1")
+    page.get_by_label("CSV or Excel file").set_input_files(str(csv))
+    preview = page.locator("#preview-table tbody tr")
+    preview.first.wait_for()  # the server reads the whole file, then the first rows are drawn
+    assert preview.count() == 8  # the first rows only
     assert page.get_by_label("Time column").input_value() == "time"
-    page.get_by_role("button", name="Upload").click()
-    errors = page.locator("table.row-errors tbody tr")
-    errors.first.wait_for()
+    assert "10 rows" in page.locator("#preview-note").inner_text()  # counted over the whole file
+    errors = page.locator("#preview-problems table.row-errors tbody tr")
     assert errors.count() == 1
     cells = errors.first.locator("td").all_inner_texts()
-    assert cells[0] == "4" and cells[1] == "flow" and "'abc'" in cells[2]
-    assert "9 of 10 rows are usable" in page.locator("#upload-result").inner_text()
+    assert cells[:3] == ["pump-export.csv", "4", "flow"] and "abc" in cells[3], cells
+    page.get_by_role("button", name="Store the readings").click()
+    page.locator("#stored").wait_for()
+    assert "19 readings of 2 signals stored from 10 rows" in page.locator("#upload-result").inner_text()
     shot(page, "data-upload", docs=True)
     page.context.close()
 
@@ -555,3 +557,151 @@ def test_operator_sees_companies_not_their_data(browser: Any, hub: tuple[str, Se
     assert row[2:5] == ["2", "3", "2"]  # users, machines, jobs
     shot(page, "operator")
     page.context.close()
+
+
+# Latin words a Korean page may show: the product's name, the language switch, units and
+# abbreviations Korean engineers write in Latin letters. Everything else in Latin letters must be
+# the company's own data (names, ids), which the test collects from the database.
+KOREAN_PAGE_LATIN = {
+    *("AX", "Hub", "EN", "API", "CNC", "CPU", "GPU", "CSV", "OEE", "RUL", "UTC", "KST"),
+    *("rpm", "mm", "mm/s", "kW", "Hz", "bar", "m3", "m3/h"),
+    # file formats and encodings, named as Korean engineers write them
+    *("MQTT", "OPC", "UA", "Modbus", "JSON", "https", "STARTTLS"),
+    *("xlsx", "Parquet", "UTF-8", "BOM", "CP949", "CP949/EUC-KR", "EUC-KR", "Latin-1"),
+}
+
+LATIN_WORDS_JS = """() => {
+  const out = [];
+  const WORD = /[A-Za-z][A-Za-z0-9_./-]*/g;
+  const trim = (w) => w.replace(/[./-]+$/, '');
+  const skip = (el) => el.closest('script, style, code, pre, [translate="no"], .modebar');
+  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || skip(el) || !visible(el)) continue;
+    // A value quoted from the user's own file ('abc') is data, not a text of the page.
+    const text = n.textContent.replace(/'[^']*'/g, '');
+    for (const w of text.match(WORD) || []) out.push([trim(w), n.textContent.trim().slice(0, 80)]);
+  }
+  for (const el of document.querySelectorAll('[placeholder], [aria-label], [title]')) {
+    if (skip(el)) continue;
+    for (const a of ['placeholder', 'aria-label', 'title']) {
+      const v = el.getAttribute(a) || '';
+      if (a === 'title' && el.tagName === 'TIME') continue;  // the machine-readable instant
+      for (const w of v.match(WORD) || []) out.push([trim(w), a + ': ' + v.slice(0, 80)]);
+    }
+  }
+  return out;
+}"""
+
+
+def _data_words(settings: Settings) -> set[str]:
+    """Every Latin word in the company's own data (names, ids, units, users, titles of datasets)."""
+    from axhub.store.models import AssetRow, OrganizationRow, SignalRow, SiteRow
+
+    words: set[str] = set()
+    db = Database(settings.database_url)
+    with db.session() as s:
+        for model, fields in (
+            (AssetRow, ("name", "slug", "name_en")),
+            (SignalRow, ("name", "unit", "name_en")),
+            (SiteRow, ("name", "name_en", "timezone")),
+            (UserRow, ("name", "email")),
+            (OrganizationRow, ("name", "slug")),
+            (ModelVersionRow, ("name", "estimator")),
+        ):
+            for row in s.query(model).all():
+                for f in fields:
+                    words.update(re.findall(r"[A-Za-z][A-Za-z0-9_./-]*", str(getattr(row, f) or "")))
+    db.dispose()
+    return words
+
+
+def test_korean_pages_have_no_english(browser: Any, hub: tuple[str, Seeded, Settings]) -> None:
+    base, seeded, settings = hub
+    allowed = KOREAN_PAGE_LATIN | _data_words(settings)
+    page = new_page(browser, base, locale="ko-KR")
+    page.goto("/login")
+    found: dict[str, list[str]] = {}
+
+    def audit(path: str) -> None:
+        response = page.goto(path)
+        assert response.status == 200, path
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)  # charts and localised dates are drawn after load
+        words = page.evaluate(LATIN_WORDS_JS)
+        bad = sorted(
+            {f"{w} ({ctx})" for w, ctx in words if w not in allowed and not re.fullmatch(r"v\d+", w)}
+        )
+        if bad:
+            found[path] = bad
+
+    audit("/login")
+    login(page, "admin@hanbit.example")
+    for path in (
+        "/",
+        "/plant",
+        "/alerts?state=all",
+        f"/assets/{seeded.asset_slug}",
+        "/data",
+        "/models",
+        "/jobs",
+        "/admin",
+        "/inspection",
+        "/refused",
+        f"/alerts/{seeded.alert_id}",
+    ):
+        audit(path)
+    page.context.close()
+    page = new_page(browser, base, locale="ko-KR")
+    login(page, "ops@datacenter.example", next_path="/operator")
+    audit("/operator")
+    page.context.close()
+    assert found == {}, "English on Korean pages:\n" + "\n".join(f"{p}: {w}" for p, w in found.items())
+
+
+HANGUL_JS = """() => {
+  const out = [];
+  const skip = (el) => el.closest('script, style, code, pre, [translate="no"], .modebar');
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || skip(el) || !el.getClientRects().length) continue;
+    if (/[\\uac00-\\ud7a3]/.test(n.textContent)) out.push(n.textContent.trim().slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('[placeholder], [aria-label], [title]')) {
+    if (skip(el)) continue;
+    for (const a of ['placeholder', 'aria-label', 'title'])
+      if (/[\\uac00-\\ud7a3]/.test(el.getAttribute(a) || '')) out.push(a + ': ' + el.getAttribute(a));
+  }
+  return out;
+}"""
+
+
+def test_english_pages_have_no_korean(browser: Any, hub: tuple[str, Seeded, Settings]) -> None:
+    """The mirror of the Korean check: an English page shows no Hangul outside the company's data
+    (the seeded company's names are English, so any Hangul is a text of the page)."""
+    base, seeded, _ = hub
+    page = new_page(browser, base, locale="en-US")
+    found: dict[str, list[str]] = {}
+    login(page, "admin@hanbit.example")
+    for path in (
+        "/",
+        "/plant",
+        "/alerts?state=all",
+        f"/alerts/{seeded.alert_id}",
+        f"/assets/{seeded.asset_slug}",
+        "/data",
+        "/models",
+        "/jobs",
+        "/admin",
+        "/inspection",
+        "/refused",
+    ):
+        assert page.goto(path).status == 200, path
+        page.wait_for_timeout(300)
+        if bad := page.evaluate(HANGUL_JS):
+            found[path] = bad
+    page.context.close()
+    assert found == {}, found

@@ -23,6 +23,7 @@ from axhub.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from axhub.core.messages import Lang, lang_from_accept, normalize_lang
 
 log = logging.getLogger(__name__)
 
@@ -120,19 +121,37 @@ def _jsonable_errors(errors: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def request_lang(request: Request) -> Lang:
+    """The language of a request's messages: ``?lang=ko|en``, else ``Accept-Language``, else English."""
+    explicit = request.query_params.get("lang")
+    if explicit:
+        return normalize_lang(explicit)
+    return lang_from_accept(request.headers.get("accept-language"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AxHubError)
-    async def _axhub(_: Request, exc: AxHubError) -> JSONResponse:
+    async def _axhub(request: Request, exc: AxHubError) -> JSONResponse:
         status, code = _status_of(exc)
         details: Any = getattr(exc, "details", None)
+        message = str(exc.args[0]) if exc.args else str(exc)
+        hint = exc.hint
         if isinstance(exc, InputValidationError):
+            lang = request_lang(request)
+            message, hint = exc.render(lang)
+            code = "file_refused" if exc.whole_file else code
             details = [
-                {"file": p.file, "row": p.row, "field": p.field, "problem": p.problem} for p in exc.problems
+                {
+                    "file": p.file,
+                    "row": p.row,
+                    "field": p.field,
+                    "problem": p.text(lang),
+                    "code": p.code or None,
+                }
+                for p in exc.problems
             ]
         headers = getattr(exc, "headers", None)
-        return error_json(
-            status, code, str(exc.args[0]) if exc.args else str(exc), exc.hint, details, headers
-        )
+        return error_json(status, code, message, hint, details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -29,10 +29,13 @@ API_PREFIX = "/api/v1"
 
 def _routers() -> list[APIRouter]:
     from axhub.api.routes import (
+        alerting,
         auth,
         data,
+        files,
         jobs,
         keys,
+        learn,
         metering,
         models,
         operating,
@@ -41,6 +44,7 @@ def _routers() -> list[APIRouter]:
         plant,
         production,
         readings,
+        refused,
         users,
     )
 
@@ -62,6 +66,14 @@ def _routers() -> list[APIRouter]:
         ops.alerts,
         metering.router,
         production.router,
+        files.uploads,
+        files.mappings,
+        learn.learn,
+        learn.events,
+        alerting.alert_actions,
+        alerting.rules,
+        alerting.channels,
+        refused.router,
     ]
 
 

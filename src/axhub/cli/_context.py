@@ -43,10 +43,17 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from axhub.cli._lang import current_lang, t
+        from axhub.core.errors import InputValidationError
+
         try:
             return func(*args, **kwargs)
+        except InputValidationError as exc:
+            message, hint = exc.render(current_lang())
+            err_console.print(f"[bold red]{t('error')}:[/] {message}" + (f" ({hint})" if hint else ""))
+            raise typer.Exit(code=1) from exc
         except AxHubError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(f"[bold red]{t('error')}:[/] {exc}")
             raise typer.Exit(code=1) from exc
 
     return wrapper

@@ -19,6 +19,17 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _main(
+    lang: str | None = typer.Option(
+        None, "--lang", help="Language of the output: ko or en (default: from the locale). / 출력 언어."
+    ),
+) -> None:
+    from axhub.cli._lang import set_lang
+
+    set_lang(lang)
+
+
 def _register_commands() -> None:
     # Command modules keep heavy imports (torch, FastAPI) inside their functions so that
     # `axhub --help` stays fast.

@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         from axhub.ingest.tag_mapping import load_mapping
         from axhub.ingest.worker import IngestWorker
         from axhub.serve.alerts import AlertManager, DbAlertSink
-        from axhub.serve.deployed import deployed_scorers
+        from axhub.serve.deployed import deployed_rules, deployed_scorers
         from axhub.serve.scorer import LiveScoring
         from axhub.store.timeseries import TimeSeriesStore
 
@@ -114,8 +114,10 @@ def register(app: typer.Typer) -> None:
         org_id = org_id_for(db, org_name)
         store = TimeSeriesStore(settings.timeseries_root)
         # The organisation's deployed models score every batch right after it is stored.
-        scorers = deployed_scorers(db, settings, org_id, AlertManager(DbAlertSink(db, org_id)))
-        scoring = _serialised(LiveScoring(scorers)) if scorers else None
+        alerts = AlertManager(DbAlertSink(db, org_id))
+        scorers = deployed_scorers(db, settings, org_id, alerts)
+        rules = deployed_rules(db, org_id, alerts)  # user-defined limit / rate-of-change rules
+        scoring = _serialised(LiveScoring(scorers, rules)) if scorers or rules else None
         deadletters = DeadLetterStore(settings.home / "deadletter")
         protocols = [p for p in configured_protocols(mapping) if not only or p in only]
         if not protocols:

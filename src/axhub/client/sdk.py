@@ -87,7 +87,20 @@ class AxHubClient:
     def login(self, email: str, password: str) -> dict[str, Any]:
         me = self.post("/auth/login", {"email": email, "password": password})
         self._csrf = me.get("csrf_token")
+        self._keep_cookies_on_plain_http()
         return me
+
+    def _keep_cookies_on_plain_http(self) -> None:
+        """The hub marks its session cookies ``Secure`` (right for browsers and for TLS), and a
+        cookie jar then never sends them to ``http://127.0.0.1``: every call after the login
+        would be refused. A script talking to its own hub over plain HTTP is this client's
+        choice, so here the session cookies are kept for the hub we signed in to."""
+        if self.http.base_url.scheme != "http":
+            return
+        jar = self.http.cookies.jar
+        for cookie in [c for c in jar if c.secure]:
+            jar.clear(cookie.domain, cookie.path, cookie.name)
+            self.http.cookies.set(cookie.name, cookie.value or "", domain=cookie.domain, path=cookie.path)
 
     def me(self) -> dict[str, Any]:
         return self.get("/auth/me")

@@ -3,18 +3,25 @@
 Loaded from YAML/JSON or built from CLI options. Example (YAML)::
 
     layout: wide                 # wide | long | auto (default: long if signal+value columns exist)
+    encoding: cp949              # CSV only; detected when absent (UTF-8, UTF-8 with BOM, CP949/EUC-KR)
     delimiter: ";"               # CSV only; sniffed when absent
-    decimal: ","                 # decimal comma (European exports)
+    decimal: ","                 # decimal comma; detected from the values when absent
+    thousands: "."               # thousands separator ('1.234,5'); detected when absent
+    sheet: Daten                 # .xlsx only; default the first sheet
     time_column: Zeitstempel     # default: a column named time/timestamp/ts/datetime/date, else the first
     time_format: "%d.%m.%Y %H:%M:%S"   # default ISO 8601; or epoch_s / epoch_ms / epoch_us
-    timezone: Asia/Seoul         # for times without an offset; stored as UTC
+    timezone: Asia/Seoul         # for times without an offset (default: the site's); stored as UTC
     asset: cnc-01                # default asset (wide files; long files without an asset column)
     columns:                     # wide: column -> signal; long: raw tag name -> signal
       SpindleLoad: {signal: spindle_load, unit: "%"}
       T_bearing: {signal: bearing_temp, unit: degC, asset: cnc-02}
+      진동: {signal: 진동, unit: mm/s, display_name: "주축 진동"}
+      비고: {ignore: true}
     ignore: [Operator, Comment]  # wide: columns that are not signals
     only_mapped: false           # wide: true = ingest only the columns listed above
 
+Times without ``time_format`` may be ISO 8601 or what Korean Excel and PLC loggers write:
+``2026-03-02 오후 2:15:00``, ``2026. 3. 2. 오후 2:15``, ``2026/03/02 14:15``, ``... 2:15 PM``.
 Timestamps that carry an offset ('...+09:00', '...Z') keep it; the others are read in
 ``timezone``. Ambiguous local times (the repeated hour when DST ends) take the earlier
 instant; non-existent ones (the skipped hour) are shifted to the earlier offset.
@@ -45,6 +52,10 @@ class ColumnMap(BaseModel):
     signal: str | None = None
     asset: str | None = None
     unit: str | None = None
+    # A name for people (e.g. Korean) shown beside the stable signal id.
+    display_name: str | None = Field(default=None, max_length=200)
+    # Not a signal: the column is skipped (wide layout).
+    ignore: bool = False
 
     @field_validator("asset")
     @classmethod
@@ -58,11 +69,16 @@ class FileMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     layout: Literal["auto", "wide", "long"] = "auto"
+    encoding: str | None = None
     delimiter: str | None = None
-    decimal: Literal[".", ","] = "."
+    # None: detected from the values (decimal comma, thousands separators).
+    decimal: Literal[".", ","] | None = None
+    thousands: Literal["", ",", ".", " ", "'"] | None = None
+    sheet: str | None = None
     time_column: str | None = None
     time_format: str | None = None
-    timezone: str = "UTC"
+    # None: the caller's default (the site's zone, else the company's; UTC in the bare engine).
+    timezone: str | None = None
     asset: str | None = None
     # long layout
     signal_column: str | None = None
@@ -82,12 +98,26 @@ class FileMapping(BaseModel):
 
     @field_validator("timezone")
     @classmethod
-    def _zone_known(cls, value: str) -> str:
+    def _zone_known(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             parse_timezone(value)
         except AxHubError as exc:
             raise ValueError(str(exc)) from exc
         return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec_known(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        import codecs
+
+        try:
+            return codecs.lookup(value).name
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}; use e.g. utf-8, cp949, euc-kr") from exc
 
     @field_validator("delimiter")
     @classmethod

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from axhub.ingest.file_mapping import EPOCH_FORMATS
+from axhub.ingest.file_timeformats import parse_local_formats
 
 # A time of day followed by an explicit offset ('...08:00:00+09:00', '...Z').
 _OFFSET_RE = r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"
@@ -48,6 +49,9 @@ def _iso_naive(arr: pa.Array) -> pa.Array:
     except pa.ArrowInvalid:
         strings = pd.Series(pc.utf8_trim_whitespace(arr).to_numpy(zero_copy_only=False), dtype=object)
         parsed = pd.to_datetime(strings, format="ISO8601", errors="coerce")
+        missing = parsed.isna() & strings.notna()
+        if missing.any():  # Korean Excel / PLC logger forms: '2026-03-02 오후 2:15:00', '2026. 3. 2.'
+            parsed[missing] = parse_local_formats(strings[missing])
         return pa.array(parsed.astype("datetime64[us]"), type=pa.timestamp("us"), from_pandas=True)
 
 
@@ -137,9 +141,12 @@ def _guess_epoch_scale(values: np.ndarray) -> int:
 
 
 def parse_numbers(
-    column: pa.Array | pa.ChunkedArray, decimal: str = "."
+    column: pa.Array | pa.ChunkedArray, decimal: str | None = ".", thousands: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(float64 values, present mask, bad mask): empty cells are neither present nor bad."""
+    """(float64 values, present mask, bad mask): empty cells are neither present nor bad.
+
+    ``thousands`` is removed first, then a decimal comma becomes a point ('1.234,5' -> 1234.5).
+    """
     arr = _as_array(column)
     kind = arr.type
     if pa.types.is_dictionary(kind):
@@ -151,6 +158,8 @@ def parse_numbers(
         return np.asarray(values, dtype=np.float64), present, np.zeros(len(arr), dtype=bool)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         arr = pc.cast(arr, pa.string())
+    if thousands:
+        arr = pc.replace_substring(arr, thousands, "")
     if decimal == ",":
         arr = pc.replace_substring(arr, ",", ".")
     try:

@@ -12,9 +12,11 @@ A dataset's ``spec`` says where its rows come from:
 
 from __future__ import annotations
 
-import io
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -57,10 +59,16 @@ def load_frames(dataset: DatasetRow, settings: Settings) -> Frames:
     check_dataset_spec(spec)
     source = spec["source"]
     if source == "upload":
-        raw = BlobStore(settings.blob_root).get(str(spec["blob_sha256"]))
+        from axhub.ingest.file_table import read_table
+
+        blobs = BlobStore(settings.blob_root)
         fmt = str(spec.get("format", "parquet"))
-        frame = pd.read_csv(io.BytesIO(raw)) if fmt == "csv" else pd.read_parquet(io.BytesIO(raw))
-        return Frames(frame)
+        blobs.get(str(spec["blob_sha256"]))  # a missing blob says so
+        suffix = {"csv": ".csv", "xlsx": ".xlsx"}.get(fmt, ".parquet")
+        with tempfile.TemporaryDirectory(prefix="axhub-ds-") as tmp:
+            path = Path(tmp) / f"{spec.get('filename') or 'upload'}{suffix}"
+            shutil.copyfile(blobs.path(str(spec["blob_sha256"])), path)
+            return Frames(read_table(path, str(spec.get("filename") or dataset.name)))
     if source == "example":
         from axhub.ml.base import Estimator
 
@@ -84,6 +92,35 @@ def _readings_frame(dataset: DatasetRow, spec: dict[str, Any], settings: Setting
         spec.get("interval"),
         spec.get("agg", "mean"),
     )
+
+
+def readings_for_training(frames: Frames, name: str) -> Frames:
+    """A window of readings as training rows: time order, complete rows only, no ``ts`` column."""
+    frame = frames.train.sort_values("ts") if "ts" in frames.train.columns else frames.train
+    frame = frame.dropna()
+    if frame.empty:
+        raise InputValidationError(
+            InputProblem(f"dataset {name}", None, None, "no complete rows in the chosen period"),
+            hint="choose a period where every chosen signal has readings",
+        )
+    return Frames(frame.drop(columns=["ts"], errors="ignore").reset_index(drop=True))
+
+
+def training_record(spec: dict[str, Any], train: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    """What a model trained on readings must remember: bucket interval, machine, period and the
+    normal statistics per operating state (for explanations in engineering units)."""
+    from axhub.serve.explain import fit_normal_states
+
+    columns = columns or [c for c in train.columns if c != "ts"]
+    return {
+        "interval": spec.get("interval"),
+        "agg": spec.get("agg", "mean"),
+        "asset": spec.get("asset"),
+        "signals": list(spec.get("signals", [])),
+        "train_start": spec.get("start"),
+        "train_end": spec.get("end"),
+        "normal_states": fit_normal_states(train, columns),
+    }
 
 
 def split_tail(frame: pd.DataFrame, test_fraction: float) -> Frames:

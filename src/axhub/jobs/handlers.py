@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from axhub.core.errors import AxHubError
 from axhub.jobs.context import JobContext
-from axhub.jobs.data import load_frames, split_tail
-from axhub.jobs.spec import EvaluateSpec, ExportSpec, ProbeSpec, TrainSpec, parse_spec
+from axhub.jobs.data import load_frames, readings_for_training, split_tail, training_record
+from axhub.jobs.spec import BacktestSpec, EvaluateSpec, ExportSpec, ProbeSpec, TrainSpec, parse_spec
 from axhub.registry.store import ModelRegistry
 from axhub.store.blobs import BlobStore
 from axhub.store.models import DatasetRow, ModelVersionRow
@@ -40,6 +40,10 @@ def run_handler(ctx: JobContext) -> Outcome:
         return evaluate(ctx, spec)
     if isinstance(spec, ExportSpec):
         return export(ctx, spec)
+    if isinstance(spec, BacktestSpec):
+        from axhub.jobs.backtest import backtest
+
+        return backtest(ctx, spec)
     return probe(ctx, spec)
 
 
@@ -82,12 +86,22 @@ def train(ctx: JobContext, spec: TrainSpec) -> Outcome:
         dataset = OrgScope(s, ctx.lease.org_id).get(DatasetRow, spec.dataset_id)
     ctx.log(f"loading dataset {dataset.name} v{dataset.version}")
     frames = load_frames(dataset, ctx.settings)
+    readings = dataset.spec.get("source") == "readings"
+    if readings:
+        frames = readings_for_training(frames, dataset.name)
     if frames.test is None:
         frames = split_tail(frames.train, spec.test_fraction)
     ctx.progress(0.1, f"training {spec.estimator} on {len(frames.train)} rows")
     estimator = cls(**spec.params)
     with _job_device(ctx):
         estimator.fit(frames.train)
+    extra_params: dict[str, Any] = {}
+    if readings:
+        # Live and batch scoring average readings the way this model was trained, and explain
+        # alerts against the normal statistics of each operating state of the training period.
+        extra_params = training_record(
+            dataset.spec, frames.train, list(getattr(estimator, "feature_names_in_", []))
+        )
     ctx.progress(0.7, "evaluating")
     metrics: dict[str, Any] = {}
     if frames.test is not None and len(frames.test):
@@ -110,6 +124,7 @@ def train(ctx: JobContext, spec: TrainSpec) -> Outcome:
             metrics=metrics,
             dataset=scope.get(DatasetRow, spec.dataset_id),
             created_by=f"job:{ctx.lease.job_id}",
+            extra_params=extra_params or None,
         )
         created.update(id=row.id, version=row.version, name=row.name)
 

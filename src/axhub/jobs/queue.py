@@ -50,7 +50,7 @@ from axhub.core.domain import JobState
 from axhub.core.errors import ConflictError, PermissionDeniedError
 from axhub.core.ids import new_id
 from axhub.core.timeutil import utcnow
-from axhub.jobs.spec import EvaluateSpec, ExportSpec, ProbeSpec, TrainSpec
+from axhub.jobs.spec import AnySpec
 from axhub.store import metering
 from axhub.store.db import Database
 from axhub.store.models import JobLogRow, JobRow, OrganizationRow
@@ -90,7 +90,7 @@ class JobQueue:
     def submit(
         self,
         scope: OrgScope,
-        spec: TrainSpec | EvaluateSpec | ExportSpec | ProbeSpec,
+        spec: AnySpec,
         *,
         submitted_by: str | None = None,
         max_attempts: int = 3,

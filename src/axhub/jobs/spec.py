@@ -6,6 +6,7 @@ fields are refused at the API, not discovered by a worker an hour later).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,19 @@ class ExportSpec(_Spec):
     format: Literal["onnx", "bundle"] = "onnx"
 
 
+class BacktestSpec(_Spec):
+    """Score a past period of a machine through a model version: the scores, the threshold and
+    the alerts that would have fired (beside the events people marked). With ``store_alerts``
+    it is a backfill: those alerts are stored."""
+
+    kind: Literal["backtest"] = "backtest"
+    model_version_id: str = Field(max_length=40)
+    asset_id: str = Field(max_length=40)
+    start: datetime
+    end: datetime
+    store_alerts: bool = False
+
+
 class ProbeSpec(_Spec):
     """A job that only waits and reports progress: checks workers and measures the queue."""
 
@@ -56,10 +70,13 @@ class ProbeSpec(_Spec):
     fail: bool = False
 
 
-JobSpec = Annotated[TrainSpec | EvaluateSpec | ExportSpec | ProbeSpec, Field(discriminator="kind")]
+JobSpec = Annotated[
+    TrainSpec | EvaluateSpec | ExportSpec | BacktestSpec | ProbeSpec, Field(discriminator="kind")
+]
+AnySpec = TrainSpec | EvaluateSpec | ExportSpec | BacktestSpec | ProbeSpec
 
 
-def parse_spec(data: dict[str, Any]) -> TrainSpec | EvaluateSpec | ExportSpec | ProbeSpec:
+def parse_spec(data: dict[str, Any]) -> AnySpec:
     from pydantic import TypeAdapter
 
     return TypeAdapter(JobSpec).validate_python(data)

@@ -6,7 +6,9 @@ model's normal-data statistics, or the value against the rule's limit).
 
 - De-duplication: an alert with the same key (rule or model + asset) within
   ``dedup_window_s`` of the last one is merged into it (count + 1, last seen), so an
-  operator sees one alert per episode, not one per reading.
+  operator sees one alert per episode, not one per reading. An event MORE severe than the
+  open alert is not merged: it is a new alert with its own time and explanation (a fault after
+  a mild blip must not hide inside the blip's alert).
 - Rate limiting: at most ``max_new_per_window`` new alerts per asset per
   ``rate_window_s``; more are counted as suppressed (an alert storm must not bury the rest).
 - Storage goes through an ``AlertSink``: ``DbAlertSink`` writes the metadata DB's
@@ -42,8 +44,10 @@ class AlertEvent:
     explanation: list[dict[str, Any]] = field(default_factory=list)
     score: float | None = None
     threshold: float | None = None
-    # Readings this event stands for (a scorer reports one event per batch, not per row).
+    # Readings this event stands for (a scorer reports one event per episode, not per row).
     rows: int = 1
+    # Time of the last reading of the episode (``ts`` is its first).
+    last_ts: datetime | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -89,6 +93,7 @@ class MemoryAlertSink:
 
 
 Outcome = Literal["new", "merged", "suppressed"]
+_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 class AlertManager:
@@ -107,6 +112,7 @@ class AlertManager:
         self.max_new_per_window = max_new_per_window
         self.rate_window_s = rate_window_s
         self._open: dict[str, tuple[str, datetime]] = {}
+        self._open_severity: dict[str, int] = {}
         self._recent: dict[str, deque[datetime]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.suppressed = 0
@@ -115,9 +121,15 @@ class AlertManager:
         with self._lock:
             key = event.dedup_key
             open_alert = self._open.get(key)
-            if open_alert is not None and (event.ts - open_alert[1]).total_seconds() <= self.dedup_window_s:
+            rank = _RANK.get(str(event.severity), 1)
+            escalates = rank > self._open_severity.get(key, rank)
+            if (
+                open_alert is not None
+                and not escalates
+                and (event.ts - open_alert[1]).total_seconds() <= self.dedup_window_s
+            ):
                 self.sink.merge(open_alert[0], event)
-                self._open[key] = (open_alert[0], max(event.ts, open_alert[1]))
+                self._open[key] = (open_alert[0], max(event.last_ts or event.ts, open_alert[1]))
                 return "merged"
             recent = self._recent[event.asset]
             while recent and (event.ts - recent[0]).total_seconds() > self.rate_window_s:
@@ -127,7 +139,8 @@ class AlertManager:
                 return "suppressed"
             alert_id = self.sink.add(event)
             recent.append(event.ts)
-            self._open[key] = (alert_id, event.ts)
+            self._open[key] = (alert_id, event.last_ts or event.ts)
+            self._open_severity[key] = rank
             return "new"
 
 
@@ -276,6 +289,14 @@ class DbAlertSink:
         self.db = db
         self.org_id = org_id
         self._asset_ids: dict[str, str] = {}
+        self.added: list[str] = []  # ids of the alerts this sink stored
+        # Called with each new alert's id after it is committed: by default, notifications.
+        self.on_added: Any = self._notify
+
+    def _notify(self, alert_id: str) -> None:
+        from axhub.serve.notify import notify_alert
+
+        notify_alert(self.db, self.org_id, alert_id)
 
     def _asset_id(self, scope: Any, slug: str) -> str:
         from axhub.store.models import AssetRow
@@ -305,10 +326,14 @@ class DbAlertSink:
                     explanation=event.explanation,
                     dedup_key=event.dedup_key,
                     count=event.rows,
-                    last_seen_at=event.ts,
+                    last_seen_at=event.last_ts or event.ts,
                 )
             )
-            return str(row.id)
+            alert_id = str(row.id)
+        self.added.append(alert_id)
+        if self.on_added is not None:
+            self.on_added(alert_id)
+        return alert_id
 
     def merge(self, alert_id: str, event: AlertEvent) -> None:
         from axhub.store.models import AlertRow
@@ -317,7 +342,8 @@ class DbAlertSink:
         with self.db.session() as session:
             row = OrgScope(session, self.org_id).get(AlertRow, alert_id)
             row.count += event.rows
-            row.last_seen_at = max(event.ts, row.last_seen_at or event.ts)
+            row.last_seen_at = max(event.last_ts or event.ts, row.last_seen_at or event.ts)
+            # Same or lower severity only (see AlertManager): the worst readings explain it.
             if event.score is not None and (row.score is None or event.score > row.score):
                 row.score = event.score
                 row.explanation = event.explanation

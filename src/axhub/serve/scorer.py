@@ -4,9 +4,15 @@ Readings arrive in long form (one row per asset, signal, time), often split acro
 messages. The scorer assembles, per asset, complete rows (every model input present at a
 timestamp), keeps the last ``context`` rows so windowed models see their history, runs
 the bundle (onnxruntime) on new rows and raises a model alert when the score passes the
-bundle's threshold. The explanation names the top contributing signals and how far off
-each was: its z-score against the normal-data statistics stored in the bundle (or, without
-them, its share of the model's contributions), plus score / threshold.
+bundle's threshold. The explanation names the signals that were off, most first, each as
+reading vs normal range in engineering units (``serve.explain``), per operating state where
+the model knows states; severity grows with how far past the threshold the score went.
+
+Over-threshold rows are grouped into episodes (a gap of ``episode_gap_s``, or of three row
+spacings when rows are sparser, splits them; lone barely-over rows are noise, not events), and
+each episode is one event stamped with the time of ITS first readings and explained by ITS
+worst row: readings that arrive in one burst (a gateway after an outage) give alerts at the
+times things happened, never at the time they arrived.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pyarrow.compute as pc
 
 from axhub.core.domain import Severity
 from axhub.serve.alerts import AlertEvent, AlertManager
+from axhub.serve.explain import NormalStats, explain_row, is_noise, severity_for
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,10 @@ class StreamingScorer:
         on_alert: Callable[[AlertEvent], None] | None = None,
         on_scores: Callable[[np.ndarray, np.ndarray], None] | None = None,
         bucket_s: float = 0.0,
+        normal: NormalStats | None = None,
+        units: dict[str, str] | None = None,
+        episode_gap_s: float = 60.0,
+        graded: bool = True,
     ) -> None:
         self.runner = runner
         # A model trained on resampled data (e.g. 10 s means) must be scored on the same:
@@ -106,6 +117,11 @@ class StreamingScorer:
         bundle = getattr(runner, "bundle", None)
         in_graph = list(getattr(bundle, "preprocessing", {}).get("in_graph", [])) if bundle else []
         self.stats_normal = _standardize_stats(list(runner.steps) + in_graph)
+        self.normal = normal or NormalStats.from_bundle_steps(self.columns, list(runner.steps) + in_graph)
+        self.units = units or {}
+        self.episode_gap_us = round(episode_gap_s * 1_000_000)
+        # Graded: severity from score / threshold; else always ``severity`` (the old behaviour).
+        self.graded = graded
         self.on_alert = on_alert
         self.on_scores = on_scores  # (ts_us, score) of every scored row, e.g. for a live chart
         self.stats = ScoreStats()
@@ -163,7 +179,13 @@ class StreamingScorer:
 
     # -- scoring ---------------------------------------------------------------------------
     def explain(self, row: np.ndarray, contributions: np.ndarray | None) -> list[dict[str, Any]]:
-        """Top signals of one row: z-score vs normal data (if known) and share of contributions."""
+        """The signals behind one row, most off first, with reading vs normal range."""
+        explained = explain_row(row, self.columns, self.normal, contributions, self.units, self.top_k)
+        if explained:
+            return explained
+        return self._legacy_explain(row, contributions)
+
+    def _legacy_explain(self, row: np.ndarray, contributions: np.ndarray | None) -> list[dict[str, Any]]:
         z = None
         if self.stats_normal is not None:
             mean, scale = self.stats_normal
@@ -215,28 +237,13 @@ class StreamingScorer:
         events = []
         assert self.threshold is not None
         over = np.flatnonzero(scores > self.threshold)
-        if len(over):
-            # One event per batch and model: the worst row speaks for the others (count), so
-            # an anomaly episode costs one alert write per store flush, not one per reading.
-            i = int(over[np.argmax(scores[over])])
+        for episode in split_episodes(stamps, over, self.episode_gap_us):
+            # One event per episode: its worst row explains it, its first row dates it.
+            i = int(episode[np.argmax(scores[episode])])
+            if is_noise(len(episode), float(scores[i]), self.threshold):
+                continue
             contrib = contributions[i] if contributions is not None else None
-            explanation = self.explain(rows[i], contrib)
-            top = ", ".join(
-                f"{e['signal']} (z {e['z']:+.1f})" if "z" in e else e["signal"] for e in explanation
-            )
-            event = AlertEvent(
-                asset=self.asset,
-                ts=datetime.fromtimestamp(int(stamps[over[0]]) / 1e6, UTC),
-                severity=self.severity,
-                kind="model",
-                source=self.model_name,
-                title=f"{self.model_name}: anomaly score {scores[i]:.3g} "
-                f"({scores[i] / self.threshold:.1f}x threshold); top signals: {top}",
-                explanation=explanation,
-                score=float(scores[i]),
-                threshold=float(self.threshold),
-                rows=len(over),
-            )
+            event = self._event(stamps, episode, rows[i], float(scores[i]), contrib)
             self.alerts.raise_alert(event)
             if self.on_alert is not None:
                 self.on_alert(event)
@@ -245,6 +252,41 @@ class StreamingScorer:
         self.stats.alerts += len(events)
         self.stats.seconds += time.perf_counter() - started
         return events
+
+    def _event(
+        self, stamps: np.ndarray, episode: np.ndarray, row: np.ndarray, score: float, contrib: Any
+    ) -> AlertEvent:
+        assert self.threshold is not None
+        explanation = self.explain(row, contrib)
+        return AlertEvent(
+            asset=self.asset,
+            ts=datetime.fromtimestamp(int(stamps[episode[0]]) / 1e6, UTC),
+            severity=severity_for(score, self.threshold) if self.graded else self.severity,
+            kind="model",
+            source=self.model_name,
+            title=alert_title(self.model_name, score, self.threshold, explanation),
+            explanation=explanation,
+            score=score,
+            threshold=float(self.threshold),
+            rows=len(episode),
+            last_ts=datetime.fromtimestamp(int(stamps[episode[-1]]) / 1e6, UTC),
+        )
+
+
+def alert_title(model_name: str, score: float, threshold: float, explanation: list[dict[str, Any]]) -> str:
+    """English title kept for logs and old clients; pages build theirs from ``explanation``."""
+    top = ", ".join(f"{e['signal']} {e['text']}" if "text" in e else e["signal"] for e in explanation[:3])
+    return f"{model_name}: anomaly score {score:.3g} ({score / threshold:.1f}x threshold); {top}"
+
+
+def split_episodes(stamps: np.ndarray, over: np.ndarray, gap_us: int) -> list[np.ndarray]:
+    """Indices of over-threshold rows, cut where two of them are more than ``gap_us`` apart."""
+    if not len(over):
+        return []
+    if len(stamps) > 1:  # sparse rows (minute data): three row spacings still hold together
+        gap_us = max(gap_us, 3 * int(np.median(np.diff(stamps))))
+    gaps = np.diff(stamps[over]) > gap_us
+    return np.split(over, np.flatnonzero(gaps) + 1)
 
 
 class LiveScoring:

@@ -73,6 +73,8 @@ class OrganizationRow(Base):
     max_concurrent_jobs: Mapped[int] = mapped_column(Integer, default=2)
     compute_class: Mapped[str] = mapped_column(String(20), default="cpu")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The company's zone: new sites default to it, and so do files of a machine without a site zone.
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul", server_default="Asia/Seoul")
 
 
 class UserRow(Base):
@@ -115,6 +117,9 @@ class SiteRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Display names per language over the stable id (name/slug); empty falls back to ``name``.
+    name_ko: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class AssetRow(Base):
@@ -130,6 +135,9 @@ class AssetRow(Base):
     kind: Mapped[str] = mapped_column(String(20), default="other")
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Display names per language over the stable id (name/slug); empty falls back to ``name``.
+    name_ko: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class SignalRow(Base):
@@ -146,6 +154,9 @@ class SignalRow(Base):
     # Normal operating limits for threshold rules (optional).
     low_limit: Mapped[float | None] = mapped_column(Float, default=None)
     high_limit: Mapped[float | None] = mapped_column(Float, default=None)
+    # Display names per language over the stable id (name/slug); empty falls back to ``name``.
+    name_ko: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class DatasetRow(Base):
@@ -286,6 +297,8 @@ class AlertRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(40), default=None)
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class EdgeDeviceRow(Base):
@@ -389,6 +402,82 @@ class ComplexConsentRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class FileMappingRow(Base):
+    """The last file mapping used for a machine, offered for its next file."""
+
+    __tablename__ = "file_mappings"
+    __table_args__ = (UniqueConstraint("asset_id"),)
+    id: Mapped[str] = _id("fmap")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"))
+    mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EventRow(Base):
+    """Something people marked on a machine's timeline (maintenance, a fault seen, a note)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_asset_time", "asset_id", "start"),)
+    id: Mapped[str] = _id("evt")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime | None] = mapped_column(default=None)
+    kind: Mapped[str] = mapped_column(String(20), default="maintenance")
+    title: Mapped[str] = mapped_column(String(500))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertNoteRow(Base):
+    __tablename__ = "alert_notes"
+    id: Mapped[str] = _id("note")
+    org_id: Mapped[str] = _org_fk()
+    alert_id: Mapped[str] = mapped_column(String(40), ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str | None] = mapped_column(String(40), default=None)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertRuleRow(Base):
+    """A user-defined limit or rate-of-change rule on one signal of one machine."""
+
+    __tablename__ = "alert_rules"
+    id: Mapped[str] = _id("rule")
+    org_id: Mapped[str] = _org_fk()
+    asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    signal: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="limit")  # limit | rate
+    low: Mapped[float | None] = mapped_column(Float, default=None)
+    high: Mapped[float | None] = mapped_column(Float, default=None)
+    max_per_s: Mapped[float | None] = mapped_column(Float, default=None)
+    severity: Mapped[str] = mapped_column(String(20), default="warning")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationChannelRow(Base):
+    """Where new alerts are sent: a webhook URL or e-mail addresses (with the SMTP settings)."""
+
+    __tablename__ = "notification_channels"
+    id: Mapped[str] = _id("chan")
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # webhook | email
+    target: Mapped[str] = mapped_column(String(1000))
+    min_severity: Mapped[str] = mapped_column(String(20), default="warning")
+    # E-mail: {"host", "port", "sender", "username", "password", "starttls"}; webhook: {"headers"}.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lang: Mapped[str] = mapped_column(String(10), default="ko")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # Tables whose rows belong to one organisation; the scoped data-access layer refuses others.
 TENANT_TABLES: tuple[type[Base], ...] = (
     UserRow,
@@ -411,6 +500,11 @@ TENANT_TABLES: tuple[type[Base], ...] = (
     DowntimeReasonRow,
     ProductionCountRow,
     ComplexConsentRow,
+    FileMappingRow,
+    EventRow,
+    AlertNoteRow,
+    AlertRuleRow,
+    NotificationChannelRow,
 )
 
 

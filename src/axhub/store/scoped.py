@@ -113,8 +113,22 @@ class OrgScope:
         self.session.flush()
 
     # -- plant structure ----------------------------------------------------------------
-    def ensure_site(self, name: str, timezone: str = "Asia/Seoul") -> SiteRow:
-        return self.find(SiteRow, name=name) or self.add(SiteRow(name=name, timezone=timezone))
+    def org_timezone(self) -> str:
+        """The company's zone (sites default to it)."""
+        from axhub.store.models import OrganizationRow
+
+        org = self.session.get(OrganizationRow, self.org_id)
+        return org.timezone if org is not None and org.timezone else "Asia/Seoul"
+
+    def timezone_for_asset(self, asset: AssetRow) -> str:
+        """The zone of a machine's naive times: its site's, else the company's."""
+        site = self.session.get(SiteRow, asset.site_id)
+        return site.timezone if site is not None and site.timezone else self.org_timezone()
+
+    def ensure_site(self, name: str, timezone: str | None = None) -> SiteRow:
+        return self.find(SiteRow, name=name) or self.add(
+            SiteRow(name=name, timezone=timezone or self.org_timezone())
+        )
 
     def ensure_asset(
         self, site: SiteRow, name: str, *, slug: str | None = None, kind: str = "other", description: str = ""

@@ -21,9 +21,12 @@ from sqlalchemy import desc
 from axhub.api.deps import DbSession, Reader, State, Writer
 from axhub.core.errors import NotFoundError
 from axhub.core.timeutil import utcnow
-from axhub.store.models import AlertRow, JobRow
+from axhub.store.models import AlertRow, AssetRow, JobRow
 from axhub.store.scoped import OrgScope
 from axhub.web import views
+from axhub.web.alert_text import alert_title
+from axhub.web.i18n import Translator, locale_of
+from axhub.web.names import display_name
 
 router = APIRouter(prefix="/web/api", include_in_schema=False)
 
@@ -80,15 +83,25 @@ def _sse(event: str, data: Any) -> bytes:
 async def live_events(request: Request, principal: Reader, state: State) -> StreamingResponse:
     """New alerts and job progress of the caller's organisation, pushed as server-sent events."""
     org_id = principal.org_id
+    t = Translator(locale_of(request))
     slot = state.streams.take(principal.actor, org_id, MAX_LIFE_S)
 
     def snapshot(since: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[str, float]]]:
         with state.db.session() as session:
             scope = OrgScope(session, org_id)
+            assets = {a.id: a for a in scope.list(AssetRow)}
+            sigs = views.signals_by_asset(scope)
+
+            def title(a: AlertRow) -> str:
+                names = {k: display_name(v, t.locale) for k, v in sigs.get(a.asset_id, {}).items()}
+                asset = assets.get(a.asset_id)
+                machine = display_name(asset, t.locale) if asset else a.asset_id
+                return alert_title(a, machine, names, t)
+
             alerts = [
                 {
                     "id": a.id,
-                    "title": a.title,
+                    "title": title(a),
                     "severity": a.severity,
                     "asset_id": a.asset_id,
                     "ts": a.ts.isoformat(),

@@ -22,7 +22,9 @@ from axhub.store.models import OrganizationRow, SiteRow, UserRow
 from axhub.store.platform import list_orgs, usage_by_org
 from axhub.store.scoped import OrgScope
 from axhub.web import views
+from axhub.web.alert_text import alert_title
 from axhub.web.i18n import LANG_COOKIE, LOCALES, Translator, locale_of, texts
+from axhub.web.names import display_name
 from axhub.web.series import data_extent
 from axhub.web.session import (
     LOGIN_COOKIE,
@@ -42,10 +44,12 @@ PagePrincipal = Annotated[Principal, Depends(page_principal)]
 # Navigation entries: (path, i18n key, who sees it).
 NAV: list[tuple[str, str, Need]] = [
     ("/", "nav.overview", Need.READ),
+    ("/plant", "nav.plant", Need.READ),
     ("/alerts", "nav.alerts", Need.READ),
     ("/inspection", "nav.inspection", Need.READ),
     ("/performance", "nav.performance", Need.READ),
     ("/data", "nav.data", Need.INGEST),
+    ("/refused", "nav.refused", Need.READ),
     ("/models", "nav.models", Need.READ),
     ("/jobs", "nav.jobs", Need.READ),
     ("/admin", "nav.admin", Need.ADMIN),
@@ -73,6 +77,14 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         "path": request.url.path,
         "client_texts": client_texts,
         "can_write": principal is not None and principal.allows(Need.WRITE),
+        "dn": lambda row: display_name(row, locale),
+        # An alert's title in this language: atitle(alert, asset_row, {signal id: SignalRow}).
+        "atitle": lambda alert, asset, sigs=None: alert_title(
+            alert,
+            display_name(asset, locale) if asset is not None else str(alert.asset_id),
+            {k: display_name(v, locale) for k, v in (sigs or {}).items()},
+            t,
+        ),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
@@ -81,7 +93,9 @@ def _identity(scope: OrgScope, principal: Principal) -> dict[str, Any]:
     org = accounts_repo.org_by_id(scope.session, principal.org_id)
     user = scope.find(UserRow, id=principal.user_id) if principal.user_id else None
     site = scope.list(SiteRow, order_by=SiteRow.name, limit=1)
-    return {"org": org, "user": user, "site_tz": site[0].timezone if site else "UTC"}
+    # A company without a site yet shows times in its own zone (Asia/Seoul for a Korean company).
+    zone = site[0].timezone if site else getattr(org, "timezone", None) or "UTC"
+    return {"org": org, "user": user, "site_tz": zone}
 
 
 class _Page:
@@ -185,21 +199,31 @@ def overview(request: Request, principal: PagePrincipal) -> HTMLResponse:
 
 
 @router.get("/assets/{slug}", response_class=HTMLResponse)
-def asset_page(request: Request, slug: str, principal: PagePrincipal) -> HTMLResponse:
+def asset_page(
+    request: Request, slug: str, principal: PagePrincipal, signals: str = "", start: str = "", end: str = ""
+) -> HTMLResponse:
+    """A machine's page; ``?signals=a,b&start=..&end=..`` opens it on those signals and that window
+    (the links from an alert do)."""
     with _Page(request, principal) as page:
         data = views.asset_detail(page.scope, slug)
         settings = app_state(request).settings
         extent = data_extent(settings, principal.org_id, slug)
         if extent is not None:
-            end = views.shifted(extent[1], timedelta(seconds=1))
-            start = max(extent[0], views.shifted(end, -timedelta(hours=24)))
+            w_end = views.shifted(extent[1], timedelta(seconds=1))
+            w_start = max(extent[0], views.shifted(w_end, -timedelta(hours=24)))
         else:
-            start, end = views.recent_window(data["alerts"], utcnow())
+            w_start, w_end = views.recent_window(data["alerts"], utcnow())
+        asked = views.parse_window(start, end)
+        if asked is not None:
+            w_start, w_end = asked
         return render(
             request,
             "asset.html",
             active="/",
-            window={"start": start.isoformat(), "end": end.isoformat()},
+            window={"start": w_start.isoformat(), "end": w_end.isoformat()},
+            history_start=extent[0].isoformat() if extent else "",
+            focus=[s for s in signals.split(",") if s],
+            can_learn=principal.allows(Need.WRITE),
             **page.ident,
             **data,
         )
@@ -280,7 +304,16 @@ def operator_page(request: Request, principal: PagePrincipal) -> HTMLResponse:
         # never their readings, images or models.
         orgs: list[OrganizationRow] = list(list_orgs(page.session))
         usage = usage_by_org(page.session)
-        return render(request, "operator.html", active="/operator", orgs=orgs, usage=usage, **page.ident)
+        history = views.usage_over_time(page.session)
+        return render(
+            request,
+            "operator.html",
+            active="/operator",
+            orgs=orgs,
+            usage=usage,
+            history=history,
+            **page.ident,
+        )
 
 
 def login_url(next_path: str) -> str:

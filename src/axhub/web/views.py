@@ -57,6 +57,14 @@ def status_of(alerts: list[AlertRow]) -> str:
     return max((a.severity for a in alerts), key=lambda s: _SEVERITY_RANK.get(s, 0))
 
 
+def signals_by_asset(scope: OrgScope) -> dict[str, dict[str, SignalRow]]:
+    """{asset id: {signal id: row}}: what alert titles need to name signals for people."""
+    found: dict[str, dict[str, SignalRow]] = defaultdict(dict)
+    for sig in scope.list(SignalRow):
+        found[sig.asset_id][sig.name] = sig
+    return dict(found)
+
+
 def plant_overview(scope: OrgScope) -> dict[str, Any]:
     open_by_asset = open_alerts_by_asset(scope)
     signal_counts = Counter(s.asset_id for s in scope.list(SignalRow))
@@ -80,6 +88,8 @@ def plant_overview(scope: OrgScope) -> dict[str, Any]:
         },
         "open_alerts": open_alerts[:8],
         "asset_names": {c.asset.id: c.asset.name for c in cards},
+        "asset_rows": {c.asset.id: c.asset for c in cards},
+        "signals_by_asset": signals_by_asset(scope),
         "asset_slugs": {c.asset.id: c.asset.slug for c in cards},
     }
 
@@ -92,10 +102,17 @@ def asset_detail(scope: OrgScope, slug: str) -> dict[str, Any]:
     deployments = scope.list(DeploymentRow, asset_id=asset.id, active=True)
     models = [scope.get(ModelVersionRow, d.model_version_id) for d in deployments]
     rul_models = [m for m in models if m.family == "rul"]
+    from axhub.store.models import AlertRuleRow, EventRow
+
+    events = scope.list(EventRow, asset_id=asset.id, order_by=desc(EventRow.start), limit=200)
     return {
+        "events": [[e.start.isoformat(), e.title] for e in events],
+        **machine_models(scope, asset),
+        "rules": list(scope.list(AlertRuleRow, asset_id=asset.id, order_by=AlertRuleRow.created_at)),
         "asset": asset,
         "site": site,
         "signals": signals,
+        "signals_by_asset": {asset.id: {s.name: s for s in signals}},
         "alerts": alerts,
         "open_alerts": [a for a in alerts if a.acknowledged_at is None],
         "status": status_of([a for a in alerts if a.acknowledged_at is None]),
@@ -126,7 +143,13 @@ def alert_list(
     alerts = list(scope.session.scalars(stmt.limit(limit)))
     users = {u.id: u for u in scope.list(UserRow)}
     sites = {s.id: s for s in scope.list(SiteRow)}
-    return {"alerts": alerts, "assets": assets, "users": users, "sites": sites}
+    return {
+        "alerts": alerts,
+        "assets": assets,
+        "users": users,
+        "sites": sites,
+        "signals_by_asset": signals_by_asset(scope),
+    }
 
 
 def model_list(scope: OrgScope) -> dict[str, Any]:
@@ -153,7 +176,10 @@ def job_logs(scope: OrgScope, job_id: str, after: int = 0) -> list[JobLogRow]:
 
 
 def admin_view(scope: OrgScope) -> dict[str, Any]:
+    from axhub.store.models import NotificationChannelRow
+
     return {
+        "channels": list(scope.list(NotificationChannelRow, order_by=NotificationChannelRow.created_at)),
         "users": list(scope.list(UserRow, order_by=UserRow.email)),
         "keys": list(scope.list(ApiKeyRow, order_by=desc(ApiKeyRow.created_at))),
         "running_jobs": scope.count(JobRow, state="running"),
@@ -204,4 +230,128 @@ def inspection_view(scope: OrgScope) -> dict[str, Any]:
         "defect_rate": (defects / len(parts)) if parts else None,
         "defects": defects,
         "vision_models": vision_models,
+    }
+
+
+@dataclass
+class MachineBlock:
+    asset: AssetRow
+    line: AssetRow | None
+    signals: list[SignalRow] = field(default_factory=list)
+
+
+@dataclass
+class PlantSite:
+    site: SiteRow
+    lines: list[AssetRow] = field(default_factory=list)
+    machines: list[MachineBlock] = field(default_factory=list)
+
+
+def plant_structure(scope: OrgScope) -> dict[str, Any]:
+    """Sites with their lines (assets of kind ``line``) and machines with their signals."""
+    sites = {s.id: PlantSite(site=s) for s in scope.list(SiteRow, order_by=SiteRow.name)}
+    assets = list(scope.list(AssetRow, order_by=AssetRow.slug))
+    by_id = {a.id: a for a in assets}
+    signals: dict[str, list[SignalRow]] = defaultdict(list)
+    for sig in scope.list(SignalRow, order_by=SignalRow.name):
+        signals[sig.asset_id].append(sig)
+    for asset in assets:
+        block = sites.get(asset.site_id)
+        if block is None:
+            continue
+        if asset.kind == "line":
+            block.lines.append(asset)
+        else:
+            line = by_id.get(asset.parent_id) if asset.parent_id else None
+            block.machines.append(MachineBlock(asset, line, signals.get(asset.id, [])))
+    machines = sum(len(b.machines) for b in sites.values())
+    return {"plant": list(sites.values()), "n_machines": machines}
+
+
+def usage_over_time(session: Any, days: int = 14, now: datetime | None = None) -> dict[str, Any]:
+    """Per company and day (UTC) over the last ``days``: readings stored, files taken in, jobs
+    submitted and alerts raised. Counts only: the operator never sees a company's data."""
+    from sqlalchemy import func, select
+
+    from axhub.core.timeutil import utcnow
+    from axhub.store.models import IngestRunRow
+
+    end = (now or utcnow()).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    start = end - timedelta(days=days)
+    labels = [(start + timedelta(days=i)).date().isoformat() for i in range(days)]
+    index = {d: i for i, d in enumerate(labels)}
+    series: dict[str, dict[str, list[int]]] = defaultdict(
+        lambda: {k: [0] * days for k in ("points", "files", "jobs", "alerts")}
+    )
+
+    def add(key: str, model: Any, column: Any, value: Any) -> None:
+        day = func.date(column)
+        stmt = (
+            select(
+                model.org_id, day, func.coalesce(func.sum(value), 0) if value is not None else func.count()
+            )
+            .where(column >= start, column < end)
+            .group_by(model.org_id, day)
+        )
+        for org_id, d, n in session.execute(stmt).all():
+            i = index.get(str(d)[:10])
+            if i is not None:
+                series[org_id][key][i] += int(n or 0)
+
+    add("points", IngestRunRow, IngestRunRow.started_at, IngestRunRow.points_written)
+    add("files", IngestRunRow, IngestRunRow.started_at, None)
+    add("jobs", JobRow, JobRow.created_at, None)
+    add("alerts", AlertRow, AlertRow.created_at, None)
+    return {"days": labels, "series": {k: dict(v) for k, v in series.items()}}
+
+
+def parse_window(start: str, end: str) -> tuple[datetime, datetime] | None:
+    """Two ISO instants from a link (naive = UTC), or None when absent or unreadable."""
+    from datetime import UTC
+
+    try:
+        a, b = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    except ValueError:
+        return None
+    a = a if a.tzinfo else a.replace(tzinfo=UTC)
+    b = b if b.tzinfo else b.replace(tzinfo=UTC)
+    return (a, b) if b > a else None
+
+
+def machine_models(scope: OrgScope, asset: AssetRow) -> dict[str, Any]:
+    """The model versions trained for this machine (named after it) or deployed on it, newest
+    first, with which one is deployed."""
+    deployed = {d.model_version_id for d in scope.list(DeploymentRow, asset_id=asset.id, active=True)}
+    versions = [
+        v
+        for v in scope.list(ModelVersionRow, order_by=desc(ModelVersionRow.created_at))
+        if v.id in deployed or v.name.startswith(asset.slug + "-")
+    ]
+    return {"versions": versions, "deployed_ids": deployed}
+
+
+def alert_detail(scope: OrgScope, alert_id: str) -> dict[str, Any]:
+    """One alert with what explains it: the machine, its signals, the notes and who did what."""
+    from axhub.store.models import AlertNoteRow
+
+    alert = scope.get(AlertRow, alert_id)
+    asset = scope.find(AssetRow, id=alert.asset_id)
+    site = scope.get(SiteRow, asset.site_id) if asset else None
+    signals = {s.name: s for s in scope.list(SignalRow, asset_id=asset.id)} if asset else {}
+    items = [e for e in (alert.explanation or []) if isinstance(e, dict) and e.get("signal")]
+    notes = list(scope.list(AlertNoteRow, alert_id=alert.id, order_by=AlertNoteRow.created_at))
+    last = alert.last_seen_at if alert.last_seen_at and alert.last_seen_at > alert.ts else alert.ts
+    return {
+        "alert": alert,
+        "asset": asset,
+        "site": site,
+        "signals_by_name": signals,
+        "items": items,
+        "focus": [str(e["signal"]) for e in items if str(e["signal"]) in signals],
+        "notes": notes,
+        "users": {u.id: u for u in scope.list(UserRow)},
+        "window": {
+            "start": (alert.ts - timedelta(hours=3)).isoformat(),
+            "end": (last + timedelta(hours=1)).isoformat(),
+        },
     }

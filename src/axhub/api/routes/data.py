@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import re
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import ValidationError
 
 from axhub.api.deps import AppState, IngestScope, ReadScope, State, UploadSlot, WriteScope
-from axhub.api.errors import ERROR_RESPONSES, ApiError
+from axhub.api.errors import ERROR_RESPONSES, ApiError, request_lang
 from axhub.api.routes._util import page_of
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.work import DatasetCreate, DatasetOut, RejectOut, UploadOut
@@ -20,15 +18,24 @@ from axhub.core.errors import InputProblem, InputValidationError
 from axhub.core.timeutil import utcnow
 from axhub.ingest.file_limits import check_image, check_table, safe_filename
 from axhub.ingest.file_mapping import ColumnMap, FileMapping
-from axhub.ingest.files import IngestReport, ingest_file
+from axhub.ingest.file_table import read_table
 from axhub.jobs.data import check_dataset_spec
-from axhub.store.models import DatasetRow, IngestRunRow, SiteRow
+from axhub.serve.files import FileIngestResult, ingest_onto_asset
+from axhub.store.models import DatasetRow, IngestRunRow
 from axhub.store.scoped import OrgScope
 
 uploads = APIRouter(prefix="/uploads", tags=["uploads"], responses=ERROR_RESPONSES)
 datasets = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
 
-TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_REJECTS_SHOWN = 200
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -68,20 +75,6 @@ def _owns_upload(scope: OrgScope, sha: str) -> bool:
     return scope.session.scalars(stmt).first() is not None
 
 
-def _read_table(raw: bytes, fmt: str, filename: str) -> Any:
-    import pandas as pd
-
-    try:
-        if fmt == "csv":
-            return pd.read_csv(io.BytesIO(raw))
-        return pd.read_parquet(io.BytesIO(raw))
-    except Exception as exc:  # pandas/pyarrow raise many types for a broken file
-        raise InputValidationError(
-            InputProblem(filename, None, None, f"not a readable {fmt.upper()} file: {exc}"),
-            hint="check the file opens in a spreadsheet or with pandas",
-        ) from exc
-
-
 def _row_problems(frame: Any, filename: str) -> list[InputProblem]:
     """Rows the ingestion layer would reject: empty rows and unparseable numbers in numeric-looking
     columns (a column is numeric-looking when most of its values parse)."""
@@ -105,45 +98,49 @@ def _row_problems(frame: Any, filename: str) -> list[InputProblem]:
 def _store_readings(
     scope: OrgScope,
     state: AppState,
-    raw: bytes,
+    path: Path,
     filename: str,
+    sha: str,
     asset: str,
     time_column: str | None,
     timezone: str | None,
     signals: str | None,
-) -> IngestReport:
-    """Ingest an uploaded table into this organisation's time-series store, as ``axhub ingest``
-    would: same parsing, same validation, same idempotent writes."""
-    from axhub.store.timeseries import TimeSeriesStore
-
+) -> FileIngestResult:
+    """Ingest an uploaded table onto one of this organisation's machines, as ``axhub ingest``
+    would: same engine, same validation, same idempotent writes, then deployed models score it."""
     row = scope.asset_by_slug(asset)  # only this organisation's assets
     picked = [c.strip() for c in (signals or "").split(",") if c.strip()]
-    try:
-        mapping = FileMapping(
-            layout="wide",
-            asset=row.slug,
-            time_column=time_column or None,
-            timezone=timezone or scope.get(SiteRow, row.site_id).timezone,
-            columns={c: ColumnMap() for c in picked},
-            only_mapped=bool(picked),
-        )
-    except ValidationError as exc:
-        raise InputValidationError(
-            [InputProblem(filename, None, ".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
-        ) from exc
-    store = TimeSeriesStore(state.settings.timeseries_root)
-    with tempfile.TemporaryDirectory(prefix="axhub-upload-") as tmp:
-        path = Path(tmp) / filename
-        path.write_bytes(raw)
-        report = ingest_file(
-            path, store=store, org=scope.org_id, mapping=mapping, rejects_path=Path(tmp) / "rejects.csv"
-        )
-    scope.register_signals([(s.asset, s.signal, s.unit or "") for s in report.signals])
-    return report
+    given: FileMapping | None = None
+    if time_column or timezone or picked:
+        try:
+            given = FileMapping(
+                layout="wide",
+                time_column=time_column or None,
+                timezone=timezone or None,
+                columns={c: ColumnMap() for c in picked},
+                only_mapped=bool(picked),
+            )
+        except ValidationError as exc:
+            raise InputValidationError(
+                [InputProblem(filename, None, ".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+            ) from exc
+    scope.session.commit()  # the flow below opens its own sessions
+    return ingest_onto_asset(
+        state.db,
+        state.settings,
+        scope.org_id,
+        path,
+        asset=row.id,
+        mapping=given,
+        label=filename,
+        source=f"upload:{sha}:{filename}",
+        save=False,
+    )
 
 
 @uploads.post("", operation_id="create_upload", response_model=UploadOut, status_code=201)
 def create_upload(
+    request: Request,
     scope: IngestScope,
     _slot: UploadSlot,
     state: State,
@@ -162,6 +159,7 @@ def create_upload(
     ``asset``, a table's readings are also stored in the time-series store (wide layout: a time
     column and one column per signal); good rows land, bad rows come back as rejects."""
     filename = safe_filename(file.filename)
+    lang = request_lang(request)
     suffix = _suffix(filename)
     if kind == "auto":
         kind = "table" if suffix in TABLE_SUFFIXES else "image" if suffix in IMAGE_SUFFIXES else "auto"
@@ -185,24 +183,31 @@ def create_upload(
 
     fmt = TABLE_SUFFIXES.get(suffix, "csv")
     check_table(raw, fmt, filename)  # decoded size bounded before any reader runs (413/422)
-    frame = _read_table(raw, fmt, filename)
     sha = state.blobs.put(raw)
-    # The upload is recorded (and committed) before any reading is stored: a server killed or a
-    # failure part-way leaves an unfinished record naming the file, never readings nothing lists.
-    run = _record_upload(scope, sha, filename, rows=len(frame))
-    run.finished_at = None
-    scope.session.commit()
-    points_written = 0
-    if asset:
-        report = _store_readings(scope, state, raw, filename, asset, time_column, timezone, signals)
-        problems = [InputProblem(filename, p.row, p.field, p.problem) for p in report.first_rejects]
-        rejected_rows, points_written = report.rows_rejected, report.points_written
-    else:
-        problems = _row_problems(frame, filename)
-        rejected_rows = len({p.row for p in problems})
-    run.rows_rejected = rejected_rows
-    run.points_written = points_written
-    run.finished_at = utcnow()
+    points_written, rows_read = 0, 0
+    problems: list[InputProblem]
+    columns: list[str] = []
+    # The one file engine reads every table (any encoding, .xlsx, decimal commas, Korean times);
+    # messages name the file as the user called it, never a server path.
+    from axhub.api.routes.files import _as_file
+
+    with _as_file(state, sha, filename) as path:
+        if asset:
+            # The file flow records the upload (unfinished) before any reading is stored.
+            result = _store_readings(scope, state, path, filename, sha, asset, time_column, timezone, signals)
+            report = result.report
+            problems = list(report.first_rejects)
+            rejected_rows, points_written = report.rows_rejected, report.points_written
+            rows_read = report.rows_read
+            columns = [s.signal for s in report.signals]
+            run = scope.get(IngestRunRow, str(result.ingest_run_id))
+        else:
+            frame = read_table(path, filename)
+            problems = _row_problems(frame, filename)
+            rejected_rows, rows_read = len({p.row for p in problems}), len(frame)
+            columns = [str(c) for c in frame.columns]
+            run = _record_upload(scope, sha, filename, rows=rows_read, rejected=rejected_rows)
+            run.points_written = points_written
     dataset = None
     if dataset_name:
         spec = {
@@ -210,8 +215,8 @@ def create_upload(
             "blob_sha256": sha,
             "format": fmt,
             "filename": filename,
-            "rows": len(frame),
-            "columns": [str(c) for c in frame.columns],
+            "rows": rows_read,
+            "columns": columns,
         }
         dataset = DatasetOut.model_validate(new_dataset(scope, dataset_name, "table", spec))
     return UploadOut(
@@ -219,12 +224,12 @@ def create_upload(
         filename=filename,
         bytes=len(raw),
         sha256=sha,
-        rows_read=len(frame),
+        rows_read=rows_read,
         rows_rejected=rejected_rows,
         points_written=points_written,
         ingest_run_id=run.id,
         rejects=[
-            RejectOut(file=p.file, row=p.row, field=p.field, problem=p.problem)
+            RejectOut(file=p.file, row=p.row, field=p.field, problem=p.text(lang))
             for p in problems[:MAX_REJECTS_SHOWN]
         ],
         dataset=dataset,

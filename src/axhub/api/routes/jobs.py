@@ -20,9 +20,9 @@ from axhub.api.schemas.work import JobLogOut, JobOut
 from axhub.core.errors import NotFoundError
 from axhub.jobs.param_limits import check_params
 from axhub.jobs.queue import TERMINAL, JobQueue
-from axhub.jobs.spec import EvaluateSpec, ExportSpec, JobSpec, ProbeSpec, TrainSpec
+from axhub.jobs.spec import AnySpec, BacktestSpec, EvaluateSpec, ExportSpec, JobSpec, TrainSpec
 from axhub.ml.base import Estimator
-from axhub.store.models import DatasetRow, JobLogRow, JobRow, ModelVersionRow
+from axhub.store.models import AssetRow, DatasetRow, JobLogRow, JobRow, ModelVersionRow
 from axhub.store.scoped import OrgScope
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -35,7 +35,7 @@ def _queue(state: State) -> JobQueue:
     return state.queue
 
 
-def _check_refs(scope: OrgScope, spec: TrainSpec | EvaluateSpec | ExportSpec | ProbeSpec) -> None:
+def _check_refs(scope: OrgScope, spec: AnySpec) -> None:
     """Ids in a spec must be the caller's own (another company's look like missing ones)."""
     if isinstance(spec, TrainSpec):
         family, _, name = spec.estimator.partition("/")
@@ -47,6 +47,9 @@ def _check_refs(scope: OrgScope, spec: TrainSpec | EvaluateSpec | ExportSpec | P
         scope.get(ModelVersionRow, spec.model_version_id)
     elif isinstance(spec, ExportSpec):
         scope.get(ModelVersionRow, spec.model_version_id)
+    elif isinstance(spec, BacktestSpec):
+        scope.get(ModelVersionRow, spec.model_version_id)
+        scope.get(AssetRow, spec.asset_id)
 
 
 @router.get("", operation_id="list_jobs", response_model=Page[JobOut])
@@ -60,7 +63,9 @@ def list_jobs(
 
 @router.post("", operation_id="submit_job", response_model=JobOut, status_code=201)
 def submit_job(
-    spec: Annotated[JobSpec, Body(description="What to run: kind train | evaluate | export | probe")],
+    spec: Annotated[
+        JobSpec, Body(description="What to run: kind train | evaluate | export | backtest | probe")
+    ],
     scope: WriteScope,
     principal: Writer,
     app: State,

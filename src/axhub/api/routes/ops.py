@@ -8,17 +8,18 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from axhub.api.deps import Principal, Reader, ReadScope, State, Writer, WriteScope
 from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.routes._util import SSE_RESPONSE, page_of, sse
+from axhub.api.schemas.alerting import AckIn
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
 from axhub.api.schemas.ops import AlertOut, DeploymentCreate, DeploymentOut, DeploymentUpdate
 from axhub.core.timeutil import as_utc, utcnow
 from axhub.registry.baseline import ensure_deployable
-from axhub.store.models import AlertRow, AssetRow, DeploymentRow, EdgeDeviceRow, ModelVersionRow
+from axhub.store.models import AlertNoteRow, AlertRow, AssetRow, DeploymentRow, EdgeDeviceRow, ModelVersionRow
 from axhub.store.scoped import OrgScope
 
 deployments = APIRouter(prefix="/deployments", tags=["deployments"], responses=ERROR_RESPONSES)
@@ -159,13 +160,17 @@ def get_alert(alert_id: str, scope: ReadScope) -> AlertOut:
 
 
 @alerts.post("/{alert_id}/ack", operation_id="acknowledge_alert", response_model=AlertOut)
-def acknowledge_alert(alert_id: str, scope: WriteScope, principal: Writer) -> AlertOut:
-    """Acknowledge an alert (who and when are recorded)."""
+def acknowledge_alert(
+    alert_id: str, scope: WriteScope, principal: Writer, body: Annotated[AckIn | None, Body()] = None
+) -> AlertOut:
+    """Acknowledge an alert (who and when are recorded), optionally with a note."""
     row = scope.get(AlertRow, alert_id)
     if row.acknowledged_at is None:
         row.acknowledged_by = principal.actor
         row.acknowledged_at = utcnow()
-        scope.session.flush()
+    if body is not None and body.note:
+        scope.add(AlertNoteRow(alert_id=row.id, author=principal.actor, text=body.note))
+    scope.session.flush()
     return AlertOut.model_validate(row)
 
 

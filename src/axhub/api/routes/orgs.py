@@ -11,6 +11,7 @@ from axhub.api.schemas.accounts import OrgCreate, OrgOut, OrgUsage, QuotaUpdate
 from axhub.api.security import hash_password
 from axhub.core.domain import Role
 from axhub.core.errors import ConflictError, NotFoundError
+from axhub.core.timeutil import parse_timezone
 from axhub.store import accounts_repo, platform
 from axhub.store.models import UserRow
 from axhub.store.scoped import OrgScope
@@ -41,6 +42,8 @@ def create_org(body: OrgCreate, _: Operator, session: DbSession) -> OrgOut:
     org = platform.create_org(session, body.name, body.slug)
     org.max_concurrent_jobs = body.max_concurrent_jobs
     org.compute_class = body.compute_class
+    parse_timezone(body.timezone)
+    org.timezone = body.timezone
     OrgScope(session, org.id).add(
         UserRow(
             email=body.admin_email.lower(),

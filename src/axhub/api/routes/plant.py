@@ -41,10 +41,12 @@ def list_sites(scope: ReadScope, pg: Pg) -> Page[SiteOut]:
 
 @sites.post("", operation_id="create_site", response_model=SiteOut, status_code=201)
 def create_site(body: SiteCreate, scope: WriteScope) -> SiteOut:
-    parse_timezone(body.timezone)
+    zone = body.timezone or scope.org_timezone()
+    parse_timezone(zone)
     if scope.find(SiteRow, name=body.name):
         raise ConflictError(f"site '{body.name}' already exists")
-    return SiteOut.model_validate(scope.add(SiteRow(name=body.name, timezone=body.timezone)))
+    row = SiteRow(name=body.name, timezone=zone, name_ko=body.name_ko, name_en=body.name_en)
+    return SiteOut.model_validate(scope.add(row))
 
 
 @sites.get("/{site_id}", operation_id="get_site", response_model=SiteOut)
@@ -92,6 +94,8 @@ def create_asset(body: AssetCreate, scope: WriteScope) -> AssetOut:
             kind=body.kind,
             parent_id=body.parent_id,
             description=body.description,
+            name_ko=body.name_ko,
+            name_en=body.name_en,
         )
     )
     return AssetOut.model_validate(row)

@@ -31,6 +31,7 @@ class OrgOut(Out):
     max_concurrent_jobs: int
     compute_class: str
     created_at: datetime
+    timezone: str = "Asia/Seoul"
 
 
 class OrgCreate(In):
@@ -42,6 +43,8 @@ class OrgCreate(In):
     admin_password: str = Field(min_length=10, max_length=1024)
     max_concurrent_jobs: int = Field(default=2, ge=0, le=1000)
     compute_class: Literal["cpu", "gpu"] = "cpu"
+    # The company's zone; its sites and files default to it.
+    timezone: str = Field(default="Asia/Seoul", max_length=64)
 
 
 class QuotaUpdate(In):

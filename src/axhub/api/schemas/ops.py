@@ -51,3 +51,5 @@ class AlertOut(Out):
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     created_at: datetime
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None

@@ -29,16 +29,23 @@ class SiteOut(Out):
     name: str
     timezone: str
     created_at: datetime
+    name_ko: str = ""
+    name_en: str = ""
 
 
 class SiteCreate(In):
     name: str = Field(min_length=1, max_length=200)
-    timezone: str = Field(default="Asia/Seoul", max_length=64)
+    # Default: the company's zone (Asia/Seoul for a Korean company).
+    timezone: str | None = Field(default=None, max_length=64)
+    name_ko: str = Field(default="", max_length=200)
+    name_en: str = Field(default="", max_length=200)
 
 
 class SiteUpdate(In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     timezone: str | None = Field(default=None, max_length=64)
+    name_ko: str | None = Field(default=None, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
 
 
 class AssetOut(Out):
@@ -50,6 +57,8 @@ class AssetOut(Out):
     kind: str
     description: str
     created_at: datetime
+    name_ko: str = ""
+    name_en: str = ""
 
 
 class AssetCreate(In):
@@ -59,6 +68,8 @@ class AssetCreate(In):
     kind: AssetKindName = "other"
     parent_id: str | None = Field(default=None, max_length=40)
     description: str = Field(default="", max_length=4000)
+    name_ko: str = Field(default="", max_length=200)
+    name_en: str = Field(default="", max_length=200)
 
 
 class AssetUpdate(In):
@@ -66,6 +77,8 @@ class AssetUpdate(In):
     kind: AssetKindName | None = None
     parent_id: str | None = Field(default=None, max_length=40)
     description: str | None = Field(default=None, max_length=4000)
+    name_ko: str | None = Field(default=None, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
 
 
 class SignalOut(Out):
@@ -78,6 +91,8 @@ class SignalOut(Out):
     description: str
     low_limit: float | None
     high_limit: float | None
+    name_ko: str = ""
+    name_en: str = ""
 
 
 class SignalCreate(In):
@@ -90,6 +105,8 @@ class SignalCreate(In):
     description: str = Field(default="", max_length=4000)
     low_limit: float | None = None
     high_limit: float | None = None
+    name_ko: str = Field(default="", max_length=200)
+    name_en: str = Field(default="", max_length=200)
 
 
 class SignalUpdate(In):
@@ -98,6 +115,8 @@ class SignalUpdate(In):
     description: str | None = Field(default=None, max_length=4000)
     low_limit: float | None = None
     high_limit: float | None = None
+    name_ko: str | None = Field(default=None, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
 
 
 class SeriesOut(Out):

@@ -11,7 +11,7 @@
     }], {
       height: 40 + 28 * sorted.length, margin: { l: 140, r: 16, t: 4, b: 28 }, font: { size: 12 },
       xaxis: { title: { text: AX.t("contribution") }, zeroline: true }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff",
-    }, { displayModeBar: false, responsive: true });
+    }, AX.plotConfig({ displayModeBar: false }));
   }
 
   async function acknowledge(button) {
@@ -26,7 +26,7 @@
       AX.toast(AX.t("acked"));
     } catch (e) {
       button.disabled = false;
-      AX.toast(AX.t("ack_failed", { msg: e.message }));
+      AX.toast(AX.t("ack_failed", { msg: AX.problem(e) }));
     }
   }
 

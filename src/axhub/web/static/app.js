@@ -35,6 +35,13 @@
     return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
   }
 
+  // The inverse of wall(): a wall-clock text in the site's zone back to the instant (a Date).
+  function unwall(text, tz) {
+    const asUtc = Date.parse(String(text).replace(" ", "T").slice(0, 19) + "Z");
+    const offset = Date.parse(wall(asUtc, tz).replace(" ", "T") + "Z") - asUtc;
+    return new Date(asUtc - offset);
+  }
+
   function fmtNum(value, digits, unit) {
     const n = Number(value);
     if (!isFinite(n)) return "—";
@@ -85,6 +92,18 @@
     return data;
   }
 
+  // An API error in the page's language. The server's own message is English and may name API
+  // fields; a page shows a translated sentence for the error's code instead, and names the fields
+  // by the labels the user sees (``labelOf`` maps an API field name to a label).
+  function problem(e, labelOf) {
+    const code = (e && e.code) || "failed";
+    const key = config.texts["js.err_" + code] ? "err_" + code : "err_failed";
+    const details = Array.isArray(e && e.details) ? e.details : [];
+    const names = [...new Set(details.map((d) => d.field || (Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : ""))
+      .filter((f) => f && f !== "body"))].map((f) => (labelOf && labelOf(f)) || f);
+    return names.length ? t(key) + " " + t("err_fields", { fields: names.join(", ") }) : t(key);
+  }
+
   let toastTimer = null;
   function toast(message, action) {
     const el = document.getElementById("toast");
@@ -123,6 +142,27 @@
     window.addEventListener("beforeunload", () => source.close());
   }
 
-  window.AX = { config, locale, t, wall, fmtDate, fmtNum, fmtPct, localise, api, toast, toastReload, csrf };
+  // Plotly speaks English unless told otherwise: a Korean locale (month names, modebar tooltips)
+  // registered once, and every chart's config names the page's locale.
+  let plotlyReady = false;
+  function plotConfig(extra) {
+    if (!plotlyReady && window.Plotly && config.locale === "ko") {
+      const months = Array.from({ length: 12 }, (_, i) => (i + 1) + "월");
+      window.Plotly.register({ moduleType: "locale", name: "ko", dictionary: {
+        "Zoom": "확대", "Pan": "이동", "Box Select": "상자 선택", "Lasso Select": "올가미 선택", "Zoom in": "확대",
+        "Zoom out": "축소", "Autoscale": "자동 크기", "Reset axes": "축 초기화", "Download plot as a png": "그림으로 저장",
+        "Download plot": "그림으로 저장", "Toggle Spike Lines": "보조선 전환", "Show closest data on hover": "가까운 값 표시",
+        "Compare data on hover": "값 비교", "Double-click to zoom back out": "두 번 눌러 원래 크기로",
+        "Click to enter Colorscale title": "", "Click to enter X axis title": "", "Click to enter Y axis title": "",
+        "Produced with Plotly.js": "" },
+        format: { days: ["일요일", "월요일", "화요일", "수요일", "목요일", "금요일", "토요일"], shortDays: ["일", "월", "화", "수", "목", "금", "토"],
+          months, shortMonths: months, date: "%Y-%m-%d", decimal: ".", thousands: ",", year: "%Y년", month: "%Y년 %b", dayMonth: "%b %-d일",
+          dayMonthYear: "%Y년 %b %-d일" } });
+    }
+    plotlyReady = true;
+    return Object.assign({ displaylogo: false, responsive: true, locale: config.locale }, extra || {});
+  }
+
+  window.AX = { config, locale, t, wall, unwall, fmtDate, fmtNum, fmtPct, localise, api, problem, plotConfig, toast, toastReload, csrf };
   document.addEventListener("DOMContentLoaded", () => { localise(document); connectLive(); });
 })();

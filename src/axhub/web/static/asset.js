@@ -16,6 +16,12 @@
     return new Date(asUtc - offset);
   }
 
+  // "58s" / "5min" from the API, in the page's words ("58초", "5 min"); no bucket: raw readings.
+  function interval_text(value) {
+    const m = /^(\d+)(s|min|h|d)$/.exec(value || "");
+    return m ? AX.t("int_" + m[2], { n: m[1] }) : AX.t("int_raw");
+  }
+
   function plotLayout(extra) {
     return Object.assign({
       margin: { l: 56, r: 16, t: 8, b: 36 }, hovermode: "x unified", showlegend: true,
@@ -33,15 +39,17 @@
     picks.forEach((p) => params.append("signals", p.value));
     let data;
     try { data = await AX.api("GET", "/assets/" + el.dataset.assetId + "/readings?" + params); }
-    catch (e) { status.textContent = AX.t("chart_error", { msg: e.message }); el.dataset.rendered = "error"; return; }
+    catch (e) { status.textContent = AX.t("chart_error", { msg: AX.problem(e) }); el.dataset.rendered = "error"; return; }
     const series = data.series || [];
+    const labels = Object.fromEntries(picks.map((p) => [p.value, p.dataset.label || p.value]));
     const n = series.reduce((a, s) => a + s.values.filter((v) => v !== null).length, 0);
     // One stacked panel per signal: signals have different units and scales.
     const traces = series.map((s, i) => ({
-      x: s.times.map((v) => AX.wall(v)), y: s.values, name: s.signal + (s.unit ? " (" + s.unit + ")" : ""), type: "scattergl", mode: "lines",
+      x: s.times.map((v) => AX.wall(v)), y: s.values, name: (labels[s.signal] || s.signal) + (s.unit ? " (" + s.unit + ")" : ""), type: "scatter", mode: "lines",
       line: { width: 1.4, color: COLORS[i % COLORS.length] }, yaxis: i ? "y" + (i + 1) : "y", connectgaps: false,
     }));
     const layout = plotLayout({ height: Math.max(260, 150 * series.length + 60), grid: { rows: series.length, columns: 1, pattern: "coupled" },
+      dragmode: el.dataset.dragmode || "zoom", selectdirection: "h",
       xaxis: { type: "date", range: [AX.wall(start), AX.wall(end)] } });
     series.forEach((s, i) => { layout["yaxis" + (i ? i + 1 : "")] = { title: { text: s.unit || "", standoff: 4 }, zeroline: false, automargin: true }; });
     const alerts = JSON.parse(el.dataset.alerts || "[]").map((v) => AX.wall(v));
@@ -49,10 +57,15 @@
       line: { color: "rgba(207,34,46,0.55)", width: 1.5, dash: "dot" } }));
     layout.annotations = alerts.slice(0, 30).map((ts) => ({ x: ts, xref: "x", y: 1, yref: "paper", text: "▼", showarrow: false,
       font: { color: "#cf222e", size: 11 }, hovertext: AX.t("alert") + " " + ts, yanchor: "bottom" }));
-    await Plotly.react(el, traces, layout, { responsive: true, displaylogo: false, locale: AX.config.locale,
-      modeBarButtonsToRemove: ["lasso2d", "select2d"] });
+    // Events people marked (maintenance, faults) as green lines with their titles.
+    for (const [when, title] of JSON.parse(el.dataset.events || "[]").slice(0, 30)) {
+      const x = AX.wall(when);
+      layout.shapes.push({ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: "#047857", width: 1.5, dash: "dot" } });
+      layout.annotations.push({ x, xref: "x", y: 1, yref: "paper", text: title, showarrow: false, yanchor: "bottom", font: { color: "#047857", size: 11 } });
+    }
+    await Plotly.react(el, traces, layout, AX.plotConfig({ modeBarButtonsToRemove: ["lasso2d"] }));
     el.dataset.rendered = n ? "data" : "empty";
-    status.textContent = n ? AX.t("points", { n: AX.fmtNum(n, 0), interval: data.interval || "raw" }) : AX.t("no_data");
+    status.textContent = n ? AX.t("points", { n: AX.fmtNum(n, 0), interval: interval_text(data.interval) }) : AX.t("no_data");
   }
 
   function drawScores(el) {
@@ -66,7 +79,7 @@
     const layout = plotLayout({ height: 220, xaxis: { type: "date", range: [AX.wall(first - pad), AX.wall(last + pad)] }, yaxis: { title: { text: AX.t("score") }, rangemode: "tozero" } });
     if (isFinite(thr)) layout.shapes = [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: thr, y1: thr, line: { color: "#9a6700", dash: "dash", width: 2 } }],
       layout.annotations = [{ xref: "paper", x: 1, y: thr, text: AX.t("threshold") + " " + AX.fmtNum(thr, 3), showarrow: false, yanchor: "bottom", xanchor: "right", font: { color: "#9a6700" } }];
-    Plotly.newPlot(el, traces, layout, { responsive: true, displaylogo: false });
+    Plotly.newPlot(el, traces, layout, AX.plotConfig());
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -76,11 +89,12 @@
     if (!el) return;
     let end = new Date(el.dataset.end), start = new Date(el.dataset.start);
     const full = () => drawSignals(el, start, end);
+    el.redraw = full;
     full();
     document.querySelectorAll('input[name="signal"]').forEach((c) => c.addEventListener("change", full));
     document.querySelectorAll(".range button").forEach((b) => b.addEventListener("click", () => {
       document.querySelectorAll(".range button").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
-      start = new Date(end.getTime() - Number(b.dataset.hours) * 3600e3);
+      start = b.dataset.hours === "all" ? new Date(b.dataset.from) : new Date(end.getTime() - Number(b.dataset.hours) * 3600e3);
       full();
     }));
     // Zoom: ask the store again for the narrower window (finer buckets).

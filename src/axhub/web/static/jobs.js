@@ -13,7 +13,7 @@
         pre.textContent += AX.fmtDate(l.ts, undefined, "time") + "  " + l.level.toUpperCase().padEnd(5) + " " + l.message + "\n";
         lastLog[jobId] = l.id;
       }
-    } catch (e) { pre.textContent = AX.t("failed", { msg: e.message }); }
+    } catch (e) { pre.textContent = AX.t("failed", { msg: AX.problem(e) }); }
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -34,7 +34,7 @@
     row.querySelector("progress").value = job.progress;
     const pct = row.querySelector(".pct"); pct.dataset.pct = job.progress; pct.textContent = AX.fmtPct(job.progress);
     const badge = row.querySelector(".job-state .badge");
-    badge.className = "badge job-" + job.state; badge.textContent = job.state_label || job.state;
+    badge.className = "badge job-" + job.state; badge.textContent = AX.t("job_" + job.state);
     if (!row.nextElementSibling.hidden) loadLogs(job.id);
   });
 })();

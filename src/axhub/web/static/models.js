@@ -33,7 +33,7 @@
       try {
         await AX.api("POST", "/models/" + b.dataset.promote + "/stage", { stage: "production" });
         AX.toast(AX.t("promoted")); setTimeout(() => location.reload(), 600);
-      } catch (e) { b.disabled = false; AX.toast(AX.t("failed", { msg: e.message })); }
+      } catch (e) { b.disabled = false; AX.toast(AX.t("failed", { msg: AX.problem(e) })); }
     }));
   });
 })();

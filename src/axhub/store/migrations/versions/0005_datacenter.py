@@ -12,7 +12,7 @@ from alembic import op
 import axhub.store.models
 
 revision: str = "0002_datacenter"
-down_revision: str | None = "0002_service"
+down_revision: str | None = "0002_owndata_web"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,91 @@
+"""The CLI speaks one language: ``--lang ko|en`` (on the command or before it), else the
+``AXHUB_LANG``/``LC_ALL``/``LANG`` locale. Texts live here, keyed, in both languages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from axhub.core.messages import Lang, lang_from_locale, normalize_lang
+
+_current: list[Lang] = []
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # key: (English, Korean)
+    "error": ("error", "오류"),
+    "ingest.title": ("Ingest summary — {file}", "적재 결과 — {file}"),
+    "ingest.settings": ("read as", "읽은 방식"),
+    "ingest.rows_read": ("rows read", "읽은 행"),
+    "ingest.points": ("points written", "저장된 값"),
+    "ingest.duplicates": ("already stored (skipped)", "이미 저장됨(건너뜀)"),
+    "ingest.rows_rejected": ("rows rejected", "거부된 행"),
+    "ingest.values_rejected": ("values rejected", "거부된 값"),
+    "ingest.empty": ("empty cells", "빈 셀"),
+    "ingest.signals": ("signals", "신호"),
+    "ingest.signals_new": ("{n} ({new} new)", "{n}개 (새 신호 {new}개)"),
+    "ingest.period": ("period (site time)", "기간(현장 시각)"),
+    "ingest.time": ("time", "소요 시간"),
+    "ingest.mapping": ("mapping", "매핑"),
+    "ingest.mapping.given": ("given", "지정함"),
+    "ingest.mapping.saved": ("the machine's saved mapping", "설비에 저장된 매핑"),
+    "ingest.mapping.detected": ("detected", "자동 감지"),
+    "ingest.alerts": ("alerts raised by deployed models", "배포된 모델이 올린 알람"),
+    "ingest.rejects_file": ("rejected rows written to", "거부된 행 저장 위치"),
+    "ingest.nothing": (
+        "nothing was stored: every row was rejected",
+        "아무것도 저장하지 않았습니다: 모든 행이 거부되었습니다",
+    ),
+    "alerts.title": ("Alerts", "알람"),
+    "col.id": ("id", "ID"),
+    "col.time": ("time ({zone})", "시각({zone})"),
+    "col.asset": ("machine", "설비"),
+    "col.severity": ("severity", "심각도"),
+    "col.why": ("why", "원인"),
+    "col.count": ("count", "횟수"),
+    "col.ack": ("acknowledged", "확인"),
+    "col.state": ("state", "상태"),
+    "severity.info": ("info", "정보"),
+    "severity.warning": ("warning", "경고"),
+    "severity.critical": ("critical", "심각"),
+    "alerts.acked": ("acknowledged {id} by {by}", "{id} 알람을 {by} 님이 확인했습니다"),
+    "alerts.resolved": ("resolved {id} by {by}", "{id} 알람을 {by} 님이 해결했습니다"),
+    "alerts.note": ("note added", "메모를 남겼습니다"),
+    "alerts.model_title": ("Unusual behaviour on {asset}", "{asset} 이상 징후"),
+    "alerts.rule_title": ("Rule {rule} on {asset}", "{asset} 규칙 {rule}"),
+    "query.none": (
+        "no readings for '{asset}' in this window (stored signals: {known})",
+        "이 기간에 '{asset}' 데이터가 없습니다(저장된 신호: {known})",
+    ),
+    "query.more": ("... {n} more rows (use --csv to save all)", "... {n}행 더 있음(--csv로 모두 저장)"),
+    "query.written": ("{n} rows written to {path}", "{n}행을 {path}에 저장했습니다"),
+}
+
+
+def set_lang(lang: str | None) -> None:
+    _current[:] = [normalize_lang(lang)] if lang else []
+
+
+def current_lang() -> Lang:
+    return _current[0] if _current else lang_from_locale()
+
+
+def t(key: str, **params: Any) -> str:
+    en, ko = TEXTS[key]
+    return (ko if current_lang() == "ko" else en).format(**params)
+
+
+def _lang_callback(value: str | None) -> str | None:
+    if value:
+        set_lang(value)
+    return value
+
+
+def lang_option() -> Any:
+    return typer.Option(
+        None,
+        "--lang",
+        help="Language of the output: ko or en (default: from the locale). / 출력 언어.",
+        callback=_lang_callback,
+        is_eager=True,
+    )

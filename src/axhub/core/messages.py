@@ -1,0 +1,215 @@
+"""Messages people read about their input, in Korean and English.
+
+A problem found in a file carries a stable ``code`` and its ``params``; the words are chosen
+when it is shown (the API from ``Accept-Language`` or ``?lang=``, the CLI from ``--lang`` or the
+locale), so one engine serves a Korean page and an English terminal alike. A problem without a
+code (older callers) is shown as its English text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+Lang = Literal["ko", "en"]
+LANGS: tuple[Lang, ...] = ("ko", "en")
+
+# code -> language -> (message, hint); {name} placeholders are filled from the problem's params.
+CATALOG: dict[str, dict[Lang, tuple[str, str]]] = {
+    "file_not_found": {
+        "en": ("file not found", "check the path"),
+        "ko": ("파일을 찾을 수 없습니다", "경로를 확인하세요"),
+    },
+    "file_empty": {
+        "en": ("the file is empty (no header line)", "export the data again with a header row"),
+        "ko": ("파일이 비어 있습니다(제목 행이 없음)", "제목 행을 포함해 다시 내보내세요"),
+    },
+    "encoding_unknown": {
+        "en": (
+            "the file is not UTF-8 or CP949/EUC-KR text",
+            "choose the file's encoding (e.g. cp949, utf-8, latin-1)",
+        ),
+        "ko": (
+            "파일이 UTF-8 또는 CP949/EUC-KR 텍스트가 아닙니다",
+            "파일 인코딩을 직접 지정하세요(예: cp949, utf-8, latin-1)",
+        ),
+    },
+    "encoding_invalid": {
+        "en": (
+            "the file cannot be read as {encoding} (byte {offset})",
+            "choose another encoding, or leave it empty to detect it",
+        ),
+        "ko": (
+            "파일을 {encoding}(으)로 읽을 수 없습니다(바이트 {offset})",
+            "다른 인코딩을 고르거나 비워 두어 자동으로 찾게 하세요",
+        ),
+    },
+    "encoding_name": {
+        "en": ("unknown encoding {encoding!r}", "use e.g. utf-8, cp949, euc-kr"),
+        "ko": ("알 수 없는 인코딩 {encoding!r}", "utf-8, cp949, euc-kr 등을 쓰세요"),
+    },
+    "file_unreadable": {
+        "en": ("not a readable {kind} file: {reason}", "check the file opens in a spreadsheet"),
+        "ko": ("{kind} 파일로 읽을 수 없습니다: {reason}", "스프레드시트에서 열리는지 확인하세요"),
+    },
+    "sheet_missing": {
+        "en": ("the workbook has no sheet {sheet!r} (sheets: {sheets})", "choose one of the sheets"),
+        "ko": ("통합 문서에 {sheet!r} 시트가 없습니다(시트: {sheets})", "있는 시트 중에서 고르세요"),
+    },
+    "column_missing": {
+        "en": (
+            "column {column!r} ({what}) is not in the file's header ({header})",
+            "choose a column the file has",
+        ),
+        "ko": ("{column!r} 열({what})이 파일 제목 행({header})에 없습니다", "파일에 있는 열을 고르세요"),
+    },
+    "no_asset": {
+        "en": ("no machine: the file has no machine column and none was chosen", "choose the machine"),
+        "ko": ("설비가 없습니다: 파일에 설비 열이 없고 설비도 선택되지 않았습니다", "설비를 선택하세요"),
+    },
+    "no_signal_columns": {
+        "en": (
+            "no signal columns besides the time column",
+            "a file needs a time column and one column per signal",
+        ),
+        "ko": ("시간 열 외에 신호 열이 없습니다", "시간 열 하나와 신호마다 열 하나가 필요합니다"),
+    },
+    "text_column": {
+        "en": ("the column holds text, not numbers", "mark the column as ignored"),
+        "ko": ("이 열에는 숫자가 아닌 글자가 들어 있습니다", "이 열을 '사용 안 함'으로 표시하세요"),
+    },
+    "no_time_values": {
+        "en": (
+            "no value of the time column could be read as a time (e.g. {example!r})",
+            "choose the time format (e.g. %Y-%m-%d %H:%M:%S) or another time column",
+        ),
+        "ko": (
+            "시간 열의 어떤 값도 시간으로 읽을 수 없습니다(예: {example!r})",
+            "시간 형식(예: %Y-%m-%d %H:%M:%S)이나 다른 시간 열을 고르세요",
+        ),
+    },
+    "bad_time": {
+        "en": ("unreadable time {raw!r}", ""),
+        "ko": ("시간으로 읽을 수 없는 값 {raw!r}", ""),
+    },
+    "missing_time": {"en": ("missing time", ""), "ko": ("시간이 비어 있습니다", "")},
+    "not_a_number": {"en": ("not a number: {raw!r}", ""), "ko": ("숫자가 아닙니다: {raw!r}", "")},
+    # The one rule for readings (core.reading_rules), as it applies to files.
+    "value_not_finite": {
+        "en": ("not a finite number: {raw!r} (NaN and infinity are refused)", ""),
+        "ko": ("유한한 숫자가 아닙니다: {raw!r} (NaN과 무한대는 받지 않습니다)", ""),
+    },
+    "time_range": {
+        "en": ("time {raw!r} is outside 2000-01-01..2100-01-01 UTC", "check the time column and its unit"),
+        "ko": ("시각 {raw!r}이(가) 2000-01-01..2100-01-01(UTC) 범위 밖입니다", "시간 열과 단위를 확인하세요"),
+    },
+    "signal_name_bad": {
+        "en": ("{reason_en}", "give the column another signal name in the mapping, or ignore it"),
+        "ko": ("{reason_ko}", "매핑에서 이 열에 다른 신호 이름을 주거나 '사용 안 함'으로 표시하세요"),
+    },
+    "field_count": {
+        "en": ("the row has {actual} fields, the header has {expected}", ""),
+        "ko": ("이 행에는 값이 {actual}개, 제목 행에는 {expected}개 있습니다", ""),
+    },
+    "missing_signal_name": {"en": ("missing signal name", ""), "ko": ("신호 이름이 비어 있습니다", "")},
+    "missing_asset": {"en": ("missing machine", ""), "ko": ("설비가 비어 있습니다", "")},
+    "asset_name_bad": {
+        "en": ("machine id may only hold letters, digits, '_', '.' and '-': {raw!r}", ""),
+        "ko": ("설비 ID에는 글자, 숫자, '_', '.', '-'만 쓸 수 있습니다: {raw!r}", ""),
+    },
+    "quality_bad": {
+        "en": ("quality must be 0-255 or good/uncertain/bad: {raw!r}", ""),
+        "ko": ("품질 값은 0-255 또는 good/uncertain/bad여야 합니다: {raw!r}", ""),
+    },
+    "file_kind": {
+        "en": ("cannot tell what kind of file this is", "upload .csv, .xlsx, .parquet or an image"),
+        "ko": ("어떤 종류의 파일인지 알 수 없습니다", ".csv, .xlsx, .parquet 또는 이미지를 올리세요"),
+    },
+    "setting_invalid": {
+        "en": ("setting {setting!r}: {reason}", "fix the setting and preview again"),
+        "ko": ("설정 {setting!r}: {reason}", "설정을 고친 뒤 다시 미리 보세요"),
+    },
+}
+
+# How a problem's place is written; and the prefix of a whole-file refusal.
+_WHERE: dict[Lang, dict[str, str]] = {
+    "en": {"row": "row {row}", "field": "column {field!r}"},
+    "ko": {"row": "{row}행", "field": "{field!r} 열"},
+}
+REFUSED: dict[Lang, str] = {
+    "en": "The whole file was refused; nothing was stored",
+    "ko": "파일 전체를 받을 수 없어 아무것도 저장하지 않았습니다",
+}
+_WHAT: dict[Lang, dict[str, str]] = {
+    "en": {"time": "time", "signal name": "signal name", "value": "value", "machine": "machine"},
+    "ko": {
+        "time": "시간",
+        "signal name": "신호 이름",
+        "value": "값",
+        "machine": "설비",
+        "mapped signal": "신호",
+    },
+}
+
+
+def normalize_lang(value: str | None, default: Lang = "en") -> Lang:
+    """'ko', 'ko-KR', 'ko_KR.UTF-8', 'en-US' -> 'ko' | 'en'; anything else -> ``default``."""
+    if not value:
+        return default
+    head = value.strip().lower().replace("_", "-").split("-", 1)[0].split(".", 1)[0]
+    return "ko" if head == "ko" else "en" if head == "en" else default
+
+
+def lang_from_accept(header: str | None, default: Lang = "en") -> Lang:
+    """The best of our languages in an ``Accept-Language`` header (q-values respected)."""
+    if not header:
+        return default
+    best: tuple[float, Lang] | None = None
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        head = name.strip().lower().replace("_", "-").split("-", 1)[0]
+        if head in LANGS and (best is None or q > best[0]):
+            best = (q, normalize_lang(head))
+    return best[1] if best else default
+
+
+def lang_from_locale() -> Lang:
+    """The CLI's default: LC_ALL, LC_MESSAGES, LANG (a Korean locale -> Korean)."""
+    for var in ("AXHUB_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var)
+        if value and value not in {"C", "POSIX"}:
+            return normalize_lang(value)
+    return "en"
+
+
+class _Params(dict[str, Any]):
+    def __missing__(self, key: str) -> str:  # a template never fails on a missing parameter
+        return "?"
+
+
+def message(code: str, params: Mapping[str, Any] | None, lang: Lang) -> tuple[str, str]:
+    """(message, hint) of ``code`` in ``lang``; ('', '') for an unknown code."""
+    entry = CATALOG.get(code)
+    if entry is None:
+        return "", ""
+    values = _Params(params or {})
+    if "what" in values:
+        values["what"] = _WHAT[lang].get(str(values["what"]), str(values["what"]))
+    msg, hint = entry[lang]
+    return msg.format_map(values), hint.format_map(values)
+
+
+def where(file: str, row: int | None, field: str | None, lang: Lang) -> str:
+    parts = [file]
+    if row is not None:
+        parts.append(_WHERE[lang]["row"].format(row=row))
+    if field is not None:
+        parts.append(_WHERE[lang]["field"].format(field=field))
+    return ", ".join(parts)

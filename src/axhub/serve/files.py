@@ -148,6 +148,10 @@ def ingest_onto_asset(
             start = start.model_copy(update={"asset": asset})
     if where != "given" or not (start.columns or start.ignore):
         start = preview_file(path, start, label=label, count=False).mapping
+    # On record before anything is stored: a request that dies part-way leaves an unfinished run
+    # that names what was being stored, never readings that nothing lists.
+    with db.session() as session:
+        run_id = OrgScope(session, org_id).add(IngestRunRow(source=(source or f"file:{label}")[:500])).id
     store = TimeSeriesStore(settings.timeseries_root)
     if rejects_path is None:
         rejects_path = default_rejects_path(settings.home / "rejects" / org_id, Path(path.name))
@@ -172,16 +176,12 @@ def ingest_onto_asset(
             target = scope.find(AssetRow, slug=start.asset) if start.asset else None
             if target is not None:
                 save_mapping(scope, target, start, actor)
-        run = scope.add(
-            IngestRunRow(
-                source=(source or f"file:{label}")[:500],
-                rows_read=report.rows_read,
-                points_written=report.points_written,
-                rows_rejected=report.rows_rejected,
-                rejects_path=str(report.rejects_path) if report.rejects_path else None,
-                finished_at=utcnow(),
-            )
-        )
+        run = scope.get(IngestRunRow, run_id)
+        run.rows_read = report.rows_read
+        run.points_written = report.points_written
+        run.rows_rejected = report.rows_rejected
+        run.rejects_path = str(report.rejects_path) if report.rejects_path else None
+        run.finished_at = utcnow()
         result.ingest_run_id = run.id
     if compact:
         for slug in assets:

@@ -13,7 +13,9 @@ A reading is stored only if
 - its **time** lies in [2000-01-01, 2100-01-01) UTC: anything else is nearly always a unit mistake
   (seconds read as milliseconds) or a placeholder (year 1, 9999-12-31) that breaks queries later.
 - its **value** is a finite float64 (``1e39`` is fine, NaN and ±infinity are not) or missing (null,
-  e.g. a bad-quality reading).
+  e.g. a bad-quality reading). An integer value beyond ±2^53 travels exactly in ``value_int``
+  (``core.readings``) if it fits int64; one that does not (a UInt64 above 2^63 - 1) is refused
+  rather than rounded (``integer_problem``).
 - its **quality** is 0 (good), 1 (uncertain) or 2 (bad).
 
 Every reason has a stable ``code`` and an English and a Korean text, so an API answer, a dead
@@ -212,6 +214,24 @@ def value_problem(value: float | None) -> Problem | None:
     if value is None or math.isfinite(value):
         return None
     return _NOT_FINITE
+
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def integer_problem(value: int) -> Problem | None:
+    """None if an integer reading can be stored exactly (it fits int64), else why not."""
+    if INT64_MIN <= value <= INT64_MAX:
+        return None
+    shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "…"
+    return Problem(
+        "value_int_range",
+        f"integer {shown} is outside the 64-bit signed range (-2^63..2^63-1): no column keeps it "
+        "exactly, and a rounded value is not stored",
+        f"정수 {shown}이(가) 64비트 부호 있는 정수 범위(-2^63..2^63-1)를 벗어납니다: 정확히 저장할 수 "
+        "없으므로 반올림한 값을 저장하지 않습니다",
+    )
 
 
 _NOT_FINITE = Problem(

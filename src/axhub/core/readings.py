@@ -2,6 +2,15 @@
 
 A batch is an Arrow table with ``READINGS_SCHEMA``: one row per (asset, signal, time).
 Connectors, file ingestion and the simulator emit it; the time-series store writes it.
+
+**Exact integers.** ``value`` is a float64, which holds every integer up to 2^53 exactly but
+rounds larger ones (2^53 + 1 becomes 2^53). A source whose value is an integer (a 64-bit
+counter from Modbus, an OPC UA or Sparkplug Int64/UInt64, a JSON integer) may add the optional
+column ``value_int`` (int64, ``VALUE_INT_FIELD``): where it is not null it is the reading's exact
+value and ``value`` its nearest float64. Sinks keep it for integers beyond +-2^53 and give it
+back (``TimeSeriesStore.query(..., exact=True)``). An integer outside int64 (a UInt64 above
+2^63 - 1) fits no column exactly: sources dead-letter it (``reading_rules.integer_problem``)
+rather than store a rounded number.
 """
 
 from __future__ import annotations
@@ -25,6 +34,30 @@ READINGS_SCHEMA = pa.schema(
         pa.field("quality", pa.uint8(), nullable=False),
     ]
 )
+
+
+# The optional exact-integer column (see the module docstring).
+VALUE_INT_FIELD = pa.field("value_int", pa.int64(), nullable=True)
+# float64 holds every integer in [-2^53, 2^53]; beyond, only ``value_int`` keeps it exactly.
+FLOAT_EXACT_INT = 2**53
+
+
+def exact_int_column(n: int, exact: dict[int, int]) -> pa.Array:
+    """A ``value_int`` column of ``n`` rows: ``exact`` maps row -> integer, other rows null."""
+    data = np.zeros(n, dtype=np.int64)
+    mask = np.ones(n, dtype=bool)
+    if exact:
+        rows = np.fromiter(exact.keys(), dtype=np.int64, count=len(exact))
+        data[rows] = np.fromiter(exact.values(), dtype=np.int64, count=len(exact))
+        mask[rows] = False
+    return pa.array(data, pa.int64(), mask=mask)
+
+
+def with_exact_ints(batch: pa.Table, exact: dict[int, int]) -> pa.Table:
+    """``batch`` with a ``value_int`` column for the rows in ``exact`` (unchanged if empty)."""
+    if not exact:
+        return batch
+    return batch.append_column(VALUE_INT_FIELD, exact_int_column(batch.num_rows, exact))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ Choices, and why:
   (the usual sensor reading: 0.01 resolution, counters) as int64 multiples of 10^-k,
   DELTA_BINARY_PACKED + zstd (~1.2 bytes per value on simulator data), anything else as
   float64, BYTE_STREAM_SPLIT + zstd. Files of the earlier float32 store still read, as the
-  float64 of the float32's shortest decimal form, as they always did.
+  float64 of the float32's shortest decimal form, as they always did. Integers beyond +-2^53
+  (which float64 rounds) that a source sent with ``value_int`` (``core.readings``) are kept
+  exactly in an extra int64 column, written only into files that hold such integers
+  (``PartFile.exact_ints``), and returned by ``query(..., exact=True)``.
 * **Timestamps** are microseconds UTC, DELTA_BINARY_PACKED; rows are sorted by signal then
   time, so a regular 1 Hz series costs almost nothing. ``signal`` and ``quality`` are
   dictionary/RLE encoded (long runs after the sort).
@@ -64,7 +67,7 @@ from filelock import FileLock
 
 from axhub.core.errors import AxHubError
 from axhub.core.ids import check_path_safe
-from axhub.core.readings import ReadingSink, WriteResult
+from axhub.core.readings import FLOAT_EXACT_INT, VALUE_INT_FIELD, ReadingSink, WriteResult
 from axhub.store import ts_values
 from axhub.store.ts_files import (
     LOCK_NAME,
@@ -91,6 +94,7 @@ from axhub.store.wal import (
     seal,
     segment_name,
 )
+from axhub.store.wal import concat as wal_concat
 from axhub.store.wal import decode as wal_decode
 from axhub.store.wal import encode as wal_encode
 
@@ -366,11 +370,18 @@ class TimeSeriesStore:
 
     def _write_file(self, partition: Path, table: pa.Table) -> PartFile:
         """Write, fsync and rename one immutable part file (not yet committed)."""
-        table = table.cast(FILE_SCHEMA)
+        exact = table.column("value_int").combine_chunks() if "value_int" in table.column_names else None
+        table = table.select(FILE_SCHEMA.names).cast(FILE_SCHEMA)
         value_type, stored = ts_values.encode(table.column("value").combine_chunks())
         idx = table.schema.get_field_index("value")
         table = table.set_column(idx, pa.field("value", stored.type, nullable=True), stored)
         value_encoding = "BYTE_STREAM_SPLIT" if value_type == ts_values.FLOAT64 else "DELTA_BINARY_PACKED"
+        encodings = {"ts": "DELTA_BINARY_PACKED", "value": value_encoding}
+        exact_ints = exact is not None and exact.null_count < len(exact)
+        if exact_ints:
+            assert exact is not None
+            table = table.append_column(VALUE_INT_FIELD, exact)
+            encodings["value_int"] = "DELTA_BINARY_PACKED"
         tmp = temp_path(partition)
         pq.write_table(
             table,
@@ -378,7 +389,7 @@ class TimeSeriesStore:
             compression="zstd",
             compression_level=self.compression_level,
             use_dictionary=["signal", "quality"],
-            column_encoding={"ts": "DELTA_BINARY_PACKED", "value": value_encoding},
+            column_encoding=encodings,
             row_group_size=self.row_group_size,
             write_statistics=["signal", "ts"],
         )
@@ -398,6 +409,7 @@ class TimeSeriesStore:
             bytes=final.stat().st_size,
             signals=signals,
             value_type=value_type,
+            exact_ints=exact_ints,
         )
 
     # ------------------------------------------------------------------ write-ahead log
@@ -418,17 +430,16 @@ class TimeSeriesStore:
         if prepared is None:
             return WriteResult(written=0, duplicates=0)
         asset_dict, table = prepared
-        record = wal_encode(
-            pa.table(
-                {
-                    "asset": asset_dict.cast(pa.string()),
-                    "signal": table.column("signal").cast(pa.string()),
-                    "ts": table.column("ts"),
-                    "value": table.column("value"),
-                    "quality": table.column("quality"),
-                }
-            )
-        )
+        columns = {
+            "asset": asset_dict.cast(pa.string()),
+            "signal": table.column("signal").cast(pa.string()),
+            "ts": table.column("ts"),
+            "value": table.column("value"),
+            "quality": table.column("quality"),
+        }
+        if "value_int" in table.column_names:
+            columns["value_int"] = table.column("value_int")
+        record = wal_encode(pa.table(columns))
         with self._wal_lock:
             writer = self._writers.get(org)
             if writer is None:
@@ -467,7 +478,7 @@ class TimeSeriesStore:
                 path = directory / segment_name(seq)
                 records, _ = read_segment(path)
                 if records:
-                    table = pa.concat_tables([wal_decode(r) for r in records])
+                    table = wal_concat([wal_decode(r) for r in records])
                     rows += table.num_rows
                     self.write(org, table)
                     touched.update(str(a) for a in pc.unique(table.column("asset")).to_pylist())
@@ -673,10 +684,15 @@ class TimeSeriesStore:
         end: datetime | str | pd.Timestamp | None = None,
         interval: str | None = None,
         agg: Agg = "mean",
+        *,
+        exact: bool = False,
     ) -> pd.DataFrame:
         """Readings of one asset in [start, end) (naive times are UTC), long format.
 
-        Without ``interval``: columns ts, signal, value, quality (ordered by ts, signal).
+        Without ``interval``: columns ts, signal, value, quality (ordered by ts, signal), and
+        with ``exact=True`` also ``value_int`` (pandas Int64): the exact integer where a source
+        sent one beyond +-2^53, which ``value`` (float64) can only approximate; null elsewhere,
+        where ``value`` is exact.
         With ``interval`` (e.g. '1min'): one row per bucket and signal, buckets aligned to
         the Unix epoch (so '1min' starts on the minute, '1D' at UTC midnight) and labelled
         by their start; ``agg`` is mean, min, max or last.
@@ -692,8 +708,10 @@ class TimeSeriesStore:
             try:
                 wal = self._wal_rows(view, asset, selected, start_us, end_us)
                 if not selected and wal is None:
-                    return _empty_frame(bucket is None)
-                return self._run_query(selected, wal, signals, start_us, end_us, bucket, agg)
+                    return _empty_frame(bucket is None, exact and bucket is None)
+                return self._run_query(
+                    selected, wal, signals, start_us, end_us, bucket, agg, exact and bucket is None
+                )
             except (duckdb.IOException, duckdb.InvalidInputException, FileNotFoundError, OSError):
                 # A compaction replaced files between reading the manifest and opening them.
                 if attempt == 4:
@@ -710,9 +728,10 @@ class TimeSeriesStore:
         end_us: int | None,
         bucket: int | None,
         agg: str,
+        exact: bool = False,
     ) -> pd.DataFrame:
         if signals is not None and not signals:
-            return _empty_frame(bucket is None)
+            return _empty_frame(bucket is None, exact)
         epoch = datetime.fromtimestamp(0, UTC)
         bounds: list[object] = []
         where: list[str] = []
@@ -735,28 +754,32 @@ class TimeSeriesStore:
             and bucket % ROLLUP_US == 0
             and all(x is None or x % ROLLUP_US == 0 for x in (start_us, end_us))
         )
-        raw: dict[str, list[str]] = {}
+        raw: dict[tuple[str, bool], list[str]] = {}
         rollups: dict[str, list[str]] = {}
         for p, f in selected:
             if aligned and f.rollup:
                 rollups.setdefault(f.value_type, []).append(str(p / f.rollup))
             else:
-                raw.setdefault(f.value_type, []).append(str(p / f.name))
+                raw.setdefault((f.value_type, exact and f.exact_ints), []).append(str(p / f.name))
         # Raw rows: Parquet files grouped by value type (legacy float32 read as decimals),
         # plus the log's rows that Parquet lacks.
         raw_parts: list[str] = []
         raw_params: list[object] = []
-        for value_type, files in raw.items():
+        no_ints = ", CAST(NULL AS BIGINT) AS value_int" if exact else ""
+        for (value_type, has_ints), files in raw.items():
             value = ts_values.sql(value_type)
-            raw_parts.append(f"SELECT signal, ts, {value}, quality FROM read_parquet(?) {cond('ts')}")
+            ints = ", value_int" if has_ints else no_ints
+            raw_parts.append(f"SELECT signal, ts, {value}, quality{ints} FROM read_parquet(?) {cond('ts')}")
             raw_params += [files, *filters]
         if wal is not None:
-            raw_parts.append(f"SELECT signal, ts, value, quality FROM wal_rows {cond('ts')}")
+            ints = ", value_int" if exact and "value_int" in wal.column_names else no_ints
+            raw_parts.append(f"SELECT signal, ts, value, quality{ints} FROM wal_rows {cond('ts')}")
             raw_params += filters
         raw_sql = " UNION ALL ".join(raw_parts)
         params: list[object]
         if bucket is None:
-            sql = f"SELECT epoch_us(ts) AS ts_us, signal, value, quality FROM ({raw_sql}) ORDER BY ALL"
+            ints = ", value_int" if exact else ""
+            sql = f"SELECT epoch_us(ts) AS ts_us, signal, value, quality{ints} FROM ({raw_sql}) ORDER BY ALL"
             params = raw_params
         elif not rollups:
             sql = (
@@ -810,6 +833,8 @@ class TimeSeriesStore:
         )
         if bucket is None:
             frame["quality"] = result.column("quality").to_numpy().astype(np.uint8)
+        if exact:
+            frame["value_int"] = pd.array(result.column("value_int").to_pylist(), dtype="Int64")
         return frame
 
     def query_wide(
@@ -1005,19 +1030,45 @@ def _prepare(org: str, batch: pa.Table) -> tuple[pa.DictionaryArray, pa.Table] |
         check_path_safe(str(name), "asset")
     # float64 end to end: nothing a machine sent is rounded (see the module docstring).
     values = pc.cast(batch.column("value"), pa.float64()).combine_chunks()
+    exact = None
+    if "value_int" in batch.column_names:
+        values, exact = _exact_ints(values, pc.cast(batch.column("value_int"), pa.int64()).combine_chunks())
     if "quality" in batch.column_names:
         quality = pc.cast(batch.column("quality"), pa.uint8()).combine_chunks()
     else:
         quality = pa.array(np.zeros(n, dtype=np.uint8))
-    table = pa.table(
-        {"signal": _dictionary(batch.column("signal")), "ts": ts, "value": values, "quality": quality}
-    )
-    return asset_dict, table
+    columns = {"signal": _dictionary(batch.column("signal")), "ts": ts, "value": values, "quality": quality}
+    if exact is not None:
+        columns["value_int"] = exact
+    return asset_dict, pa.table(columns)
 
 
-def _read_values(paths: list[str], value_type: str, columns: list[str] | None = None) -> pa.Table:
-    """Part files of one value type as FILE_SCHEMA rows (values decoded to float64)."""
+def _exact_ints(values: pa.Array, ints: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """(values, value_int) as stored: where an exact integer is given, ``value`` becomes its
+    float64 (so both columns always agree) and ``value_int`` is kept only beyond +-2^53 (within,
+    the float64 is exact); None when no row needs it."""
+    given = np.asarray(ints.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if not given.any():
+        return values, None
+    whole = np.asarray(ints.fill_null(0).to_numpy(), dtype=np.int64)
+    floats = np.asarray(values.fill_null(0.0).to_numpy(), dtype=np.float64)
+    missing = np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    floats = np.where(given, whole.astype(np.float64), floats)
+    values = pa.array(floats, pa.float64(), mask=missing & ~given)
+    beyond = given & ((whole > FLOAT_EXACT_INT) | (whole < -FLOAT_EXACT_INT))
+    if not beyond.any():
+        return values, None
+    return values, pa.array(whole, pa.int64(), mask=~beyond)
+
+
+def _read_values(
+    paths: list[str], value_type: str, columns: list[str] | None = None, *, exact_ints: bool = False
+) -> pa.Table:
+    """Part files of one value type as FILE_SCHEMA rows (values decoded to float64), plus
+    ``value_int`` if they have exact integers (and all columns are read)."""
     physical = FILE_SCHEMA.set(2, pa.field("value", ts_values.physical_type(value_type), nullable=True))
+    if exact_ints and columns is None:
+        physical = physical.append(VALUE_INT_FIELD)
     table = pq.read_table(paths, columns=columns, schema=physical)
     if "value" in table.column_names:
         idx = table.schema.get_field_index("value")
@@ -1031,15 +1082,15 @@ def _read_parts(partition: Path, files: Sequence[PartFile], columns: list[str] |
     tables = []
     i = 0
     while i < len(files):
-        # Consecutive files of one value type are read together (order = write order).
+        # Consecutive files of one kind are read together (order = write order).
         j = i
-        while j < len(files) and files[j].value_type == files[i].value_type:
+        kind = (files[i].value_type, files[i].exact_ints)
+        while j < len(files) and (files[j].value_type, files[j].exact_ints) == kind:
             j += 1
-        tables.append(
-            _read_values([str(partition / f.name) for f in files[i:j]], files[i].value_type, columns)
-        )
+        paths = [str(partition / f.name) for f in files[i:j]]
+        tables.append(_read_values(paths, kind[0], columns, exact_ints=kind[1]))
         i = j
-    return pa.concat_tables(tables)
+    return wal_concat(tables)
 
 
 def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
@@ -1098,7 +1149,7 @@ def _sort_dedupe(table: pa.Table) -> tuple[pa.Table, int]:
     return _compact_dictionary(out), int(len(key) - keep.sum())
 
 
-def _empty_frame(with_quality: bool) -> pd.DataFrame:
+def _empty_frame(with_quality: bool, exact: bool = False) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "ts": pd.Series([], dtype="datetime64[us, UTC]"),
@@ -1108,4 +1159,6 @@ def _empty_frame(with_quality: bool) -> pd.DataFrame:
     )
     if with_quality:
         frame["quality"] = pd.Series([], dtype=np.uint8)
+    if exact:
+        frame["value_int"] = pd.Series([], dtype="Int64")
     return frame

@@ -100,6 +100,9 @@ class PartFile:
     # Physical type of the ``value`` column. Files written before values were kept
     # losslessly hold float32 (manifests of that time have no such field).
     value_type: str = "float32"
+    # Whether the file has a ``value_int`` column: exact integers beyond +-2^53 (int64,
+    # null where ``value`` is exact), written only where a source sent such integers.
+    exact_ints: bool = False
 
     def overlaps(self, start_us: int, end_us: int) -> bool:
         """Whether [min, max] meets the closed range [start, end]."""
@@ -150,6 +153,7 @@ def read_manifest(partition: Path) -> Manifest:
             rollup=f.get("rollup"),
             rollup_bytes=int(f.get("rollup_bytes", 0)),
             value_type=str(f.get("value_type", "float32")),
+            exact_ints=bool(f.get("exact_ints", False)),
         )
         for f in payload.get("files", [])
     ]

@@ -9,7 +9,8 @@ Layout: ``root/org=<org>/_wal/wal-<seq>.log``; each record is
 
     b"AXW1" | payload length (u32 LE) | crc32 of payload (u32 LE) | payload
 
-where the payload is one Arrow IPC stream (``WAL_SCHEMA``). Protocol:
+where the payload is one Arrow IPC stream (``WAL_SCHEMA``, or ``WAL_EXACT_SCHEMA`` for a batch
+that carries exact integers in ``value_int``: records of both kinds share a segment). Protocol:
 
 * **Append** (under an exclusive ``flock`` on ``_wal/.lock``, so processes take turns):
   always to the highest-numbered segment; write the record, ``fdatasync``, only then return
@@ -40,7 +41,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from axhub.core.readings import TIMESTAMP_TYPE
+from axhub.core.readings import TIMESTAMP_TYPE, VALUE_INT_FIELD
 from axhub.store.ts_files import fsync_dir, make_dirs_durable
 
 WAL_DIR = "_wal"
@@ -60,6 +61,17 @@ WAL_SCHEMA = pa.schema(
         pa.field("quality", pa.uint8(), nullable=False),
     ]
 )
+
+
+# Only batches with exact integers pay for the extra column (8 bytes a row even when null).
+WAL_EXACT_SCHEMA = WAL_SCHEMA.append(VALUE_INT_FIELD)
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """Tables of either schema as one (``value_int`` null where a record had none)."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def segment_name(seq: int) -> str:
@@ -99,10 +111,12 @@ def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
 
 
 def encode(table: pa.Table) -> bytes:
-    """One record: header + Arrow IPC stream of ``table`` (cast to ``WAL_SCHEMA``)."""
+    """One record: header + Arrow IPC stream of ``table`` (cast to ``WAL_SCHEMA``, or to
+    ``WAL_EXACT_SCHEMA`` if it has a ``value_int`` column)."""
+    schema = WAL_EXACT_SCHEMA if "value_int" in table.column_names else WAL_SCHEMA
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, WAL_SCHEMA) as writer:
-        writer.write_table(table.cast(WAL_SCHEMA))
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(table.select(schema.names).cast(schema))
     payload = sink.getvalue().to_pybytes()
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
@@ -271,7 +285,7 @@ class WalView:
             parts = [t for seq in sorted(self._segments) for t in self._segments[seq].by_asset.get(asset, [])]
         if not parts:
             return None
-        return pa.concat_tables(parts)
+        return concat(parts)
 
     def assets(self) -> set[str]:
         with self._lock:

@@ -12,9 +12,9 @@ from axhub.cli._context import console, friendly_errors, open_database, org_id_f
 
 
 def _preview(protocol: str, config: Path, seconds: float, store: bool) -> None:
-    import pyarrow as pa
     from rich.table import Table
 
+    from axhub.core.readings import concat_readings
     from axhub.core.settings import get_settings
     from axhub.ingest.connectors.factory import build_source
     from axhub.ingest.deadletter import DeadLetterStore
@@ -52,7 +52,7 @@ def _preview(protocol: str, config: Path, seconds: float, store: bool) -> None:
                 rejected += d.rejected
     finally:
         source.close()
-    table = pa.concat_tables(batches) if batches else None
+    table = concat_readings(batches) if batches else None
     n = 0 if table is None else table.num_rows
     console.print(f"{protocol}: {n:,} readings and {len(rejected)} unreadable payloads in {seconds:g} s")
     if table is not None and n:

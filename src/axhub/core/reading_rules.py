@@ -234,6 +234,18 @@ def integer_problem(value: int) -> Problem | None:
     )
 
 
+def exact_value(value: int) -> float | int:
+    """An integer reading as a source hands it on: a float where float64 holds it exactly
+    (|value| <= 2^53), else the int itself (stored exactly in ``value_int``). Raises
+    ``ValueError`` with the reason for an integer that int64 cannot hold either."""
+    if -(2**53) <= value <= 2**53:
+        return float(value)
+    problem = integer_problem(value)
+    if problem is not None:
+        raise ValueError(problem.en)
+    return value
+
+
 _NOT_FINITE = Problem(
     "value_not_finite",
     "value is NaN or infinite: send a finite number, or null for a missing value",

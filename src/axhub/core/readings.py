@@ -53,11 +53,29 @@ def exact_int_column(n: int, exact: dict[int, int]) -> pa.Array:
     return pa.array(data, pa.int64(), mask=mask)
 
 
+def split_exact(values: list[float | int | None]) -> tuple[list[float | None], dict[int, int]]:
+    """Values as floats and the rows that hold an exact integer (a Python ``int`` in ``values``:
+    sources put an int there only for an integer float64 cannot hold, see ``exact_value``)."""
+    exact = {i: v for i, v in enumerate(values) if type(v) is int}
+    if not exact:
+        return values, exact  # no ints: the list holds floats and None only
+    return [float(v) if type(v) is int else v for v in values], exact
+
+
 def with_exact_ints(batch: pa.Table, exact: dict[int, int]) -> pa.Table:
     """``batch`` with a ``value_int`` column for the rows in ``exact`` (unchanged if empty)."""
     if not exact:
         return batch
     return batch.append_column(VALUE_INT_FIELD, exact_int_column(batch.num_rows, exact))
+
+
+def concat_readings(tables: list[pa.Table]) -> pa.Table:
+    """Batches as one, in order; ``value_int`` (null where a batch had none) if any has it."""
+    if not tables:
+        return READINGS_SCHEMA.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="default")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from pydantic import (
 )
 
 from axhub.core.errors import InputProblem, InputValidationError
-from axhub.core.reading_rules import asset_id_problem, signal_name_problem
+from axhub.core.reading_rules import asset_id_problem, exact_value, signal_name_problem
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -93,6 +93,14 @@ class Scaling(_Model):
 
     def apply(self, raw: float) -> float:
         return raw * self.scale + self.offset
+
+    def apply_exact(self, raw: int) -> float | int:
+        """Like ``apply`` for an integer reading, kept exact where it is not scaled: beyond
+        +-2^53 the int itself (``reading_rules.exact_value``; raises ``ValueError`` if int64
+        cannot hold it). A scaled reading is a float64 computation, as ``apply``."""
+        if self.scale == 1.0 and self.offset == 0.0:
+            return exact_value(raw)
+        return self.apply(float(raw))
 
 
 # ---------------------------------------------------------------------------------- MQTT
@@ -278,8 +286,18 @@ class OpcUaConfig(_Model):
 
 
 # -------------------------------------------------------------------------------- Modbus
-RegisterType = Literal["int16", "uint16", "int32", "uint32", "float32"]
-_STRUCT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f"}
+RegisterType = Literal["int16", "uint16", "int32", "uint32", "float32", "int64", "uint64", "float64"]
+_STRUCT = {
+    "int16": "h",
+    "uint16": "H",
+    "int32": "i",
+    "uint32": "I",
+    "float32": "f",
+    "int64": "q",
+    "uint64": "Q",
+    "float64": "d",
+}
+_REGISTERS = {"int32": 2, "uint32": 2, "float32": 2, "int64": 4, "uint64": 4, "float64": 4}
 
 
 class ModbusRegister(Scaling):
@@ -287,17 +305,19 @@ class ModbusRegister(Scaling):
     kind: Literal["holding", "input"] = "holding"
     type: RegisterType = "uint16"
     byte_order: Literal["big", "little"] = "big"
-    # For 32-bit types: which 16-bit register holds the high word ("big" = first).
+    # For 32- and 64-bit types: which 16-bit register holds the high word ("big" = first;
+    # "little" = the words in reverse order).
     word_order: Literal["big", "little"] = "big"
     asset: AssetId
     signal: SignalName
 
     @property
     def count(self) -> int:
-        return 2 if self.type in {"int32", "uint32", "float32"} else 1
+        return _REGISTERS.get(self.type, 1)
 
-    def decode(self, registers: list[int]) -> float:
-        """Engineering value from this tag's raw 16-bit registers."""
+    def decode(self, registers: list[int]) -> float | int:
+        """Engineering value from this tag's raw 16-bit registers (a 64-bit integer beyond
+        float64's reach comes back as an exact int; ``ValueError`` for a UInt64 above int64)."""
         words = list(registers[: self.count])
         if len(words) != self.count:
             raise ValueError(f"{self.type} needs {self.count} registers, got {len(words)}")
@@ -307,12 +327,16 @@ class ModbusRegister(Scaling):
             w.to_bytes(2, "big") if self.byte_order == "big" else w.to_bytes(2, "little") for w in words
         )
         (value,) = struct.unpack(">" + _STRUCT[self.type], raw)
-        return self.apply(float(value))
+        if isinstance(value, int):
+            return self.apply_exact(value)
+        return self.apply(value)
 
-    def encode(self, value: float) -> list[int]:
+    def encode(self, value: float | int) -> list[int]:
         """Registers holding engineering ``value`` (for simulators and tests)."""
         raw_value: float | int = (value - self.offset) / self.scale
-        if self.type != "float32":
+        if isinstance(value, int) and self.scale == 1.0 and self.offset == 0.0:
+            raw_value = value  # an exact integer (64-bit counters) stays exact
+        elif self.type not in ("float32", "float64"):
             raw_value = round(raw_value)
         raw = struct.pack(">" + _STRUCT[self.type], raw_value)
         words = [raw[i : i + 2] for i in range(0, len(raw), 2)]

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from axhub.core.reading_rules import check_batch
-from axhub.core.readings import READINGS_SCHEMA, ReadingSink
+from axhub.core.readings import ReadingSink, concat_readings
 from axhub.ingest.connectors.base import Backoff, Delivery, Rejected, Source
 from axhub.ingest.deadletter import DeadLetterStore
 
@@ -129,7 +129,7 @@ class IngestWorker:
         deliveries = self._pending
         started = time.monotonic()
         tables = [d.batch for d in deliveries if d.rows]
-        batch = pa.concat_tables(tables) if tables else READINGS_SCHEMA.empty_table()
+        batch = concat_readings(tables)
         good, bad_rows = validate_batch(batch, self.source.kind)
         rejected = [r for d in deliveries for r in d.rejected] + bad_rows
         dead_lettered = not rejected

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from axhub.core.readings import READINGS_SCHEMA, TIMESTAMP_TYPE
+from axhub.core.readings import READINGS_SCHEMA, TIMESTAMP_TYPE, split_exact, with_exact_ints
 
 
 @dataclass(frozen=True)
@@ -56,19 +56,29 @@ EMPTY_BATCH = READINGS_SCHEMA.empty_table()
 
 
 def columns_to_batch(
-    assets: list[str], signals: list[str], ts_us: list[int], values: list[float | None], quality: list[int]
+    assets: list[str],
+    signals: list[str],
+    ts_us: list[int],
+    values: list[float | int | None],
+    quality: list[int],
 ) -> pa.Table:
-    """Build a readings batch from parallel Python lists (the connectors' common path)."""
-    return pa.table(
+    """Build a readings batch from parallel Python lists (the connectors' common path).
+
+    A Python ``int`` among ``values`` is an exact integer beyond float64's reach
+    (``reading_rules.exact_value``): it goes into ``value_int`` as well.
+    """
+    floats, exact = split_exact(values)
+    batch = pa.table(
         {
             "asset": pa.array(assets, pa.string()),
             "signal": pa.array(signals, pa.string()),
             "ts": pa.array(np.asarray(ts_us, dtype=np.int64), pa.int64()).cast(TIMESTAMP_TYPE),
-            "value": pa.array(values, pa.float64()),
+            "value": pa.array(floats, pa.float64()),
             "quality": pa.array(np.asarray(quality, dtype=np.uint8), pa.uint8()),
         },
         schema=READINGS_SCHEMA,
     )
+    return with_exact_ints(batch, exact)
 
 
 class Backoff:

@@ -34,8 +34,15 @@ import numpy as np
 import pyarrow as pa
 
 from axhub.core.domain import Quality
-from axhub.core.reading_rules import asset_id_from_name, asset_id_problem
-from axhub.core.readings import READINGS_SCHEMA, TIMESTAMP_TYPE
+from axhub.core.reading_rules import asset_id_from_name, asset_id_problem, exact_value
+from axhub.core.readings import (
+    FLOAT_EXACT_INT,
+    READINGS_SCHEMA,
+    TIMESTAMP_TYPE,
+    concat_readings,
+    split_exact,
+    with_exact_ints,
+)
 from axhub.ingest.tag_mapping import MqttTopicRule, fill
 
 _UNIT_TO_US = {"s": 1_000_000.0, "ms": 1_000.0, "us": 1.0, "ns": 0.001}
@@ -102,10 +109,11 @@ class _Columns:
         self.asset: list[str] = []
         self.signal: list[str] = []
         self.ts: list[int] = []
-        self.value: list[float | None] = []
+        # A Python int here is an exact integer beyond +-2^53 (``reading_rules.exact_value``).
+        self.value: list[float | int | None] = []
         self.quality: list[int] = []
 
-    def add(self, asset: str, signal: str, ts: int, value: float | None, quality: int) -> None:
+    def add(self, asset: str, signal: str, ts: int, value: float | int | None, quality: int) -> None:
         self.asset.append(asset)
         self.signal.append(signal)
         self.ts.append(ts)
@@ -128,16 +136,18 @@ class _Columns:
         self.quality += other.quality
 
     def table(self) -> pa.Table:
-        return pa.table(
+        floats, exact = split_exact(self.value)
+        batch = pa.table(
             {
                 "asset": pa.array(self.asset, pa.string()),
                 "signal": pa.array(self.signal, pa.string()),
                 "ts": pa.array(np.asarray(self.ts, dtype=np.int64), pa.int64()).cast(TIMESTAMP_TYPE),
-                "value": pa.array(self.value, pa.float64()),
+                "value": pa.array(floats, pa.float64()),
                 "quality": pa.array(np.asarray(self.quality, dtype=np.uint8), pa.uint8()),
             },
             schema=READINGS_SCHEMA,
         )
+        return with_exact_ints(batch, exact)
 
 
 class JsonPayloadParser:
@@ -215,19 +225,26 @@ class JsonPayloadParser:
                 )
         return None, received_us
 
-    def _value(self, value: Any) -> float | None:
+    def _value(self, value: Any) -> float | int | None:
+        """The reading's value: a float, or an int for an integer beyond +-2^53 sent unscaled
+        (kept exact in ``value_int``); an integer int64 cannot hold is refused, not rounded."""
         if value is None:
             return None
         if isinstance(value, bool):
             number = float(value)
         elif isinstance(value, int | float):
+            if type(value) is int and self._unscaled:
+                return self._exact(value)
             try:
                 number = float(value)
             except OverflowError:
                 raise PayloadError(f"value {str(value)[:20]}… is too large for a float64") from None
         elif isinstance(value, str) and self.rule.numbers_as_strings:
+            text = value.strip()
+            if self._unscaled and text.lstrip("+-").isdigit() and text.isascii():
+                return self._exact(int(text))  # "9007199254740993" stays that integer
             try:
-                number = float(value.strip())
+                number = float(text)
             except ValueError:
                 raise PayloadError(f"value {_short(value)} is not a number") from None
         elif isinstance(value, str):
@@ -239,6 +256,17 @@ class JsonPayloadParser:
             raise PayloadError(f"value must be a number, true/false or null, got {_short(value)}")
         # NaN and infinity pass through: the reading rule refuses them with its own reason.
         return number * self.rule.scale + self.rule.offset
+
+    @property
+    def _unscaled(self) -> bool:
+        return self.rule.scale == 1.0 and self.rule.offset == 0.0
+
+    @staticmethod
+    def _exact(value: int) -> float | int:
+        try:
+            return exact_value(value)
+        except ValueError as exc:
+            raise PayloadError(str(exc)) from None
 
     def _quality(self, value: Any) -> int:
         if value is None:
@@ -396,6 +424,9 @@ class JsonPayloadParser:
             values = np.array([r["value"] for r in rows], dtype=np.float64)
             if any("quality" in r or "values" in r for r in rows) or ts.dtype != np.float64:
                 return None
+            beyond = np.flatnonzero(np.abs(values) >= FLOAT_EXACT_INT)  # 2^53 + 1 rounds to 2^53
+            if any(type(rows[i]["value"]) is int for i in beyond):
+                return None  # an integer float64 would round: the general path keeps it exact
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             return None
         if self.ts_keys[0] != "ts" or self.rule.assets or self.rule.make_ids:
@@ -535,6 +566,4 @@ class BatchBuilder:
         if len(self._cols):
             self._tables.append(self._cols.table())
             self._cols = _Columns()
-        if not self._tables:
-            return READINGS_SCHEMA.empty_table()
-        return self._tables[0] if len(self._tables) == 1 else pa.concat_tables(self._tables)
+        return concat_readings(self._tables)

@@ -158,7 +158,7 @@ class ModbusSource(Source):
         ts = time.time_ns() // 1000
         assets: list[str] = []
         signals: list[str] = []
-        values: list[float | None] = []
+        values: list[float | int | None] = []
         rejected: list[Rejected] = []
         self._retry_refused(client, rejected)
         replan = False
@@ -195,13 +195,13 @@ class ModbusSource(Source):
         regs: list[int],
         assets: list[str],
         signals: list[str],
-        values: list[float | None],
+        values: list[float | int | None],
         rejected: list[Rejected],
     ) -> None:
         for tag in block.tags:
             offset = tag.address - block.start
             try:
-                value: float | None = tag.decode(regs[offset : offset + tag.count])
+                value: float | int | None = tag.decode(regs[offset : offset + tag.count])
             except ValueError as exc:
                 rejected.append(Rejected("modbus", f"{tag.kind}:{tag.address}", str(exc), b""))
                 continue

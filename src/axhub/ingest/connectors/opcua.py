@@ -63,7 +63,7 @@ def _us(when: datetime | None) -> int | None:
     return None if when is None else int(when.timestamp() * 1_000_000)
 
 
-_Rows = tuple[list[str], list[str], list[int], list[float | None], list[int]]
+_Rows = tuple[list[str], list[str], list[int], list[float | int | None], list[int]]
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class OpcUaSource(Source):
         self.last_error: str | None = None
         self.connects = 0
         self.notifications = 0
-        self._rows: tuple[list[str], list[str], list[int], list[float | None], list[int]] = (
+        self._rows: tuple[list[str], list[str], list[int], list[float | int | None], list[int]] = (
             [],
             [],
             [],
@@ -271,7 +271,15 @@ class OpcUaSource(Source):
         )
         quality = status_to_quality(dv.StatusCode if dv is not None else None)
         if value is None or isinstance(value, bool | int | float):
-            number = None if value is None else tag.scaling.apply(float(value))
+            number: float | int | None = None
+            if type(value) is int:
+                try:  # Int64/UInt64 beyond float64's reach stay exact (value_int)
+                    number = tag.scaling.apply_exact(value)
+                except ValueError as exc:
+                    self._rejected.append(Rejected("opcua", node_id, str(exc), repr(value).encode()))
+                    return
+            elif value is not None:
+                number = tag.scaling.apply(float(value))
             if number is not None and not math.isfinite(number):
                 # A PLC's NaN/infinity means "no valid value" (as with Modbus): stored as a
                 # missing value of bad quality rather than a dead letter at every change.

@@ -134,7 +134,7 @@ class SparkplugParser:
         log.warning("Sparkplug %s/%s: %s; rebirth requested", group, node_id, why)
         return f"{why}; rebirth requested"
 
-    def _value(self, metric: Any, datatype: int) -> float | None:
+    def _value(self, metric: Any, datatype: int) -> float | int | None:
         if metric.is_null:
             return None
         kind = metric.WhichOneof("value")

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -148,6 +151,83 @@ class _Columns:
             schema=READINGS_SCHEMA,
         )
         return with_exact_ints(batch, exact)
+
+
+class _FlatRow(msgspec.Struct, forbid_unknown_fields=True):
+    """One reading of a batched array, as the vectorised path reads it (see ``_fast_array``)."""
+
+    ts: int | float
+    value: int | float
+    asset: str | msgspec.UnsetType = msgspec.UNSET
+    signal: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class _OneReading(msgspec.Struct, forbid_unknown_fields=True):
+    ts: int | float
+    value: int | float
+
+
+_FLAT_ROWS = msgspec.json.Decoder(list[_FlatRow])
+_ONE_READING = msgspec.json.Decoder(_OneReading)
+_ROW_TS = operator.attrgetter("ts")
+_ROW_VALUE = operator.attrgetter("value")
+_ROW_ASSET = operator.attrgetter("asset")
+_ROW_SIGNAL = operator.attrgetter("signal")
+
+
+Names = tuple[list[str], np.ndarray]  # the distinct names, and each row's index into them
+
+
+def _names_codes(names: list[Any], default: str | None, rename: dict[str, str] | None) -> Names | None:
+    """Per-row names (UNSET: ``default``, from the topic) as the few distinct names a message
+    holds and a code per row; None if a row ends up with no name."""
+    distinct = list(set(names))
+    if msgspec.UNSET in distinct:
+        if default is None:
+            return None
+        names = [default if v is msgspec.UNSET else v for v in names]
+        distinct = list(set(names))
+    if not all(distinct):  # an empty name: the general path says why
+        return None
+    shown = [rename.get(d, d) for d in distinct] if rename else distinct
+    if len(distinct) == 1:
+        return shown, np.zeros(len(names), dtype=np.int32)
+    index = {name: i for i, name in enumerate(distinct)}
+    return shown, np.fromiter(map(index.__getitem__, names), dtype=np.int32, count=len(names))
+
+
+@dataclass
+class _Chunk:
+    """Readings of one vectorised message, kept as numpy columns: the Arrow table is built once
+    for all the messages of a batch (``_chunks_table``), not once per message."""
+
+    assets: Names
+    signals: Names
+    ts_us: np.ndarray
+    values: np.ndarray
+
+
+def _merged_names(parts: list[Names]) -> pa.Array:
+    index: dict[str, int] = {}
+    codes = []
+    for distinct, rows in parts:
+        remap = np.fromiter((index.setdefault(d, len(index)) for d in distinct), np.int32, len(distinct))
+        codes.append(remap[rows])
+    return pa.array(list(index), pa.string()).take(pa.array(np.concatenate(codes)))
+
+
+def _chunks_table(chunks: list[_Chunk]) -> pa.Table:
+    ts = np.concatenate([c.ts_us for c in chunks])
+    return pa.table(
+        {
+            "asset": _merged_names([c.assets for c in chunks]),
+            "signal": _merged_names([c.signals for c in chunks]),
+            "ts": pa.array(ts, pa.int64()).cast(TIMESTAMP_TYPE),
+            "value": pa.array(np.concatenate([c.values for c in chunks]), pa.float64()),
+            "quality": pa.array(np.zeros(len(ts), dtype=np.uint8), pa.uint8()),
+        },
+        schema=READINGS_SCHEMA,
+    )
 
 
 class JsonPayloadParser:
@@ -408,53 +488,46 @@ class JsonPayloadParser:
             for record in records:
                 self._record(record, asset, received_us, out)
 
-    def _fast_array(self, rows: list[Any], topic_values: dict[str, str]) -> pa.Table | None:
-        """Vectorised path for arrays of flat readings with numeric ts; None = use the slow path."""
+    def _fast_array(self, payload: bytes, topic_values: dict[str, str]) -> _Chunk | None:
+        """Vectorised path for a JSON array of flat readings ``{"ts", "value"[, "asset", "signal"]}``
+        with numbers (what batching gateways send); None = use the general path.
+
+        msgspec decodes and type-checks the array in C (no dict per reading); anything else (a
+        quality, a null, a bool, text, NaN, another key, an integer float64 would round) fails
+        that check or the ones below and takes the general path, which reads it the same way
+        or says why not.
+        """
+        rule = self.rule
+        if self.ts_keys[0] != "ts" or rule.assets or rule.make_ids:
+            return None
         try:
-            a0 = self.asset_id(fill(self.rule.asset, topic_values))
-            s0 = fill(self.rule.signal, topic_values)
-            if any(
-                type(r) is not dict or len(r) > 4 or type(r.get("value")) not in (int, float) or "ts" not in r
-                for r in rows
-            ):
-                return None
-            assets = [r.get("asset", a0) for r in rows]
-            signals = [r.get("signal", s0) for r in rows]
-            ts = np.array([r["ts"] for r in rows], dtype=np.float64)
-            values = np.array([r["value"] for r in rows], dtype=np.float64)
-            if any("quality" in r or "values" in r for r in rows) or ts.dtype != np.float64:
-                return None
-            beyond = np.flatnonzero(np.abs(values) >= FLOAT_EXACT_INT)  # 2^53 + 1 rounds to 2^53
-            if any(type(rows[i]["value"]) is int for i in beyond):
-                return None  # an integer float64 would round: the general path keeps it exact
-        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+            rows = _FLAT_ROWS.decode(payload)
+        except msgspec.DecodeError:  # also ValidationError: not this shape
             return None
-        if self.ts_keys[0] != "ts" or self.rule.assets or self.rule.make_ids:
-            return None
-        if None in assets or None in signals or not np.all(np.isfinite(ts)):
-            return None
-        if any(not isinstance(a, str) or not a for a in set(assets)) or any(
-            not isinstance(s, str) or not s for s in set(signals)
-        ):
-            return None
-        us = ts * self.unit_us
-        if np.any(np.abs(us) >= _MAX_ABS_US):
-            return None
-        if self.rule.rename:
-            signals = [self._signal_name(s) for s in signals]
-        if self.rule.scale != 1.0 or self.rule.offset != 0.0:
-            values = values * self.rule.scale + self.rule.offset
         n = len(rows)
-        return pa.table(
-            {
-                "asset": pa.array(assets, pa.string()),
-                "signal": pa.array(signals, pa.string()),
-                "ts": pa.array(np.rint(us).astype(np.int64), pa.int64()).cast(TIMESTAMP_TYPE),
-                "value": pa.array(values, pa.float64()),
-                "quality": pa.array(np.zeros(n, dtype=np.uint8), pa.uint8()),
-            },
-            schema=READINGS_SCHEMA,
-        )
+        if not n:
+            return None
+        a0 = fill(rule.asset, topic_values)
+        s0 = fill(rule.signal, topic_values)
+        try:
+            ts = np.fromiter(map(_ROW_TS, rows), dtype=np.float64, count=n)
+            raw_values = list(map(_ROW_VALUE, rows))
+            values = np.array(raw_values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64's range
+            return None
+        beyond = np.flatnonzero(np.abs(values) >= FLOAT_EXACT_INT)  # 2^53 + 1 rounds to 2^53
+        if any(type(raw_values[i]) is int for i in beyond):
+            return None  # an integer float64 would round: the general path keeps it exact
+        us = ts * self.unit_us
+        if not np.all(np.isfinite(us)) or np.any(np.abs(us) >= _MAX_ABS_US):
+            return None
+        assets = _names_codes(list(map(_ROW_ASSET, rows)), a0, None)
+        signals = _names_codes(list(map(_ROW_SIGNAL, rows)), s0, rule.rename or None)
+        if assets is None or signals is None:
+            return None
+        if rule.scale != 1.0 or rule.offset != 0.0:
+            values = values * rule.scale + rule.offset
+        return _Chunk(assets, signals, np.rint(us).astype(np.int64), values)
 
     # -- entry point --------------------------------------------------------------------
     def parse(
@@ -462,15 +535,15 @@ class JsonPayloadParser:
     ) -> tuple[pa.Table, list[str]]:
         """The readings in ``payload`` and the reasons rows were rejected. Never raises."""
         out = _Columns()
-        table, reasons = self.parse_into(payload, topic_values, received_us, out)
-        return (table if table is not None else out.table()), reasons
+        chunk, reasons = self.parse_into(payload, topic_values, received_us, out)
+        return (_chunks_table([chunk]) if chunk is not None else out.table()), reasons
 
     def parse_into(
         self, payload: bytes, topic_values: dict[str, str], received_us: int, out: _Columns
-    ) -> tuple[pa.Table | None, list[str]]:
+    ) -> tuple[_Chunk | None, list[str]]:
         """Like ``parse``, but small payloads append their rows to ``out`` (one table for many
         messages: building an Arrow table per one-reading message costs more than the rest of
-        its handling). Returns a table only for a payload read the vectorised way.
+        its handling). Returns numpy columns only for a payload read the vectorised way.
 
         Never raises: whatever cannot be read comes back as a reason, and a payload that
         failed half-way leaves nothing in ``out``.
@@ -484,32 +557,37 @@ class JsonPayloadParser:
 
     def _parse_into(
         self, payload: bytes, topic_values: dict[str, str], received_us: int, out: _Columns
-    ) -> tuple[pa.Table | None, list[str]]:
+    ) -> tuple[_Chunk | None, list[str]]:
+        first = payload[:1]
+        if first == b"[":
+            fast = self._fast_array(payload, topic_values)
+            if fast is not None:
+                return fast, []
+        elif first == b"{" and len(payload) < 200:
+            # What most gateways send, {"ts": <number>, "value": <number>} with asset and signal
+            # from the topic: decoded and type-checked by msgspec in C, then what _one gives it
+            # (tests keep them equal) without its per-reading checks. Anything else (another
+            # key, a bool, NaN, an integer float64 would round) takes the general path.
+            try:
+                one = _ONE_READING.decode(payload)
+            except msgspec.DecodeError:
+                one = None
+            if one is not None and _plain_number(one.ts) and _plain_number(one.value):
+                names = self._names_from_topic(topic_values)
+                ts_us = round(one.ts * self.unit_us)
+                if names is not None and -(2**62) < ts_us < 2**62:
+                    rule = self.rule
+                    out.add(names[0], names[1], ts_us, float(one.value) * rule.scale + rule.offset, _GOOD)
+                    return None, []
         try:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return None, [f"not valid JSON: {exc}"]
         except RecursionError:
             return None, ["not valid JSON: nested too deeply"]
-        if type(doc) is dict and len(doc) == 2:
-            # Fast path for what most gateways send, {"ts": <number>, "value": <number>} with
-            # asset and signal from the topic: what _one gives it (tests keep them equal),
-            # without its per-reading checks. Anything unusual takes the general path.
-            ts: Any = doc.get("ts")
-            value: Any = doc.get("value")
-            if _plain_number(ts) and _plain_number(value):
-                names = self._names_from_topic(topic_values)
-                ts_us = round(ts * self.unit_us)
-                if names is not None and -(2**62) < ts_us < 2**62:
-                    rule = self.rule
-                    out.add(names[0], names[1], ts_us, float(value) * rule.scale + rule.offset, _GOOD)
-                    return None, []
         if isinstance(doc, list):
             if not doc:
                 return None, []
-            fast = self._fast_array(doc, topic_values)
-            if fast is not None:
-                return fast, []
             reasons = []
             for i, item in enumerate(doc):
                 # Each item is parsed on its own, so a bad one leaves no half-added rows.
@@ -533,7 +611,9 @@ class BatchBuilder:
     """Readings of many payloads gathered into one batch, in arrival order."""
 
     def __init__(self) -> None:
-        self._tables: list[pa.Table] = []
+        # In arrival order: tables, and numpy columns of vectorised messages (made into one
+        # table per run of them at the end).
+        self._tables: list[pa.Table | _Chunk] = []
         self._cols = _Columns()
 
     def add(
@@ -566,4 +646,16 @@ class BatchBuilder:
         if len(self._cols):
             self._tables.append(self._cols.table())
             self._cols = _Columns()
-        return concat_readings(self._tables)
+        tables: list[pa.Table] = []
+        run: list[_Chunk] = []
+        for item in self._tables:
+            if isinstance(item, _Chunk):
+                run.append(item)
+                continue
+            if run:
+                tables.append(_chunks_table(run))
+                run = []
+            tables.append(item)
+        if run:
+            tables.append(_chunks_table(run))
+        return concat_readings(tables)

@@ -277,16 +277,23 @@ def run_size(per_message: int, readings: int, window: int, workdir: Path) -> dic
             stdout=subprocess.DEVNULL,
         )
         ceiling_s = time.monotonic() - started
+        # CPU-seconds of this process per consumer (the broker is another process): less
+        # sensitive than wall time to the other jobs on a shared machine.
+        cpu = time.process_time()
         raw_s = _drain_raw(broker.port, window, len(items))
+        raw_cpu, cpu = time.process_time() - cpu, time.process_time()
         plain = _PlainWriter(broker.port, window, workdir / f"plain-{per_message}")
         plain_s = plain.run(total)
+        plain_cpu = time.process_time() - cpu
         store = TimeSeriesStore(workdir / f"ts-{per_message}", wal_max_age_s=3600)
         source = MqttSource(cfg)
         worker = IngestWorker(source, store.wal_sink(), "bench", DeadLetterStore(workdir / "dl"))
         stop = threading.Event()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         stats = worker.run(stop, until=lambda s: s.written >= total)
         ours_s = time.monotonic() - started
+        ours_cpu = time.process_time() - cpu
+        load = os.getloadavg()[0]
         stored = store.count("bench")
         started = time.monotonic()
         store.flush_wal("bench")
@@ -303,6 +310,10 @@ def run_size(per_message: int, readings: int, window: int, workdir: Path) -> dic
         "plain_s": plain_s,
         "plain_stored": plain.stored,
         "ours_s": ours_s,
+        "raw_cpu_s": raw_cpu,
+        "plain_cpu_s": plain_cpu,
+        "ours_cpu_s": ours_cpu,
+        "load_1min": load,
         "stored": stored,
         "stored_after_compaction": stored_after,
         "compact_s": compact_s,
@@ -429,11 +440,21 @@ def _rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         n, msgs, per = t["readings"], t["messages"], t["per_message"]
         target = TARGETS.get(per)
         ours = n / t["ours_s"]
-        for consumer, seconds, lost in [
-            ("mosquitto_sub → /dev/null (C client, no storage)", t["ceiling_s"], "n/a"),
-            ("paho, auto PUBACK, no storage (Python client limit)", t["raw_s"], "n/a"),
-            ("plain paho → pyarrow Parquet (fsync, then PUBACK)", t["plain_s"], n - t["plain_stored"]),
-            ("AX Hub worker → store log (fsync, then PUBACK)", t["ours_s"], n - t["stored"]),
+        for consumer, seconds, cpu, lost in [
+            ("mosquitto_sub → /dev/null (C client, no storage)", t["ceiling_s"], None, "n/a"),
+            ("paho, auto PUBACK, no storage (Python client limit)", t["raw_s"], t.get("raw_cpu_s"), "n/a"),
+            (
+                "plain paho → pyarrow Parquet (fsync, then PUBACK)",
+                t["plain_s"],
+                t.get("plain_cpu_s"),
+                n - t["plain_stored"],
+            ),
+            (
+                "AX Hub worker → store log (fsync, then PUBACK)",
+                t["ours_s"],
+                t.get("ours_cpu_s"),
+                n - t["stored"],
+            ),
         ]:
             rows.append(
                 {
@@ -441,6 +462,9 @@ def _rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "consumer": consumer,
                     "readings/s": n / seconds,
                     "messages/s": msgs / seconds,
+                    # Python-side CPU per million readings (not the broker's): load-insensitive.
+                    "CPU-s / M readings": "" if cpu is None else round(cpu / n * 1e6, 1),
+                    "load (1 min)": round(t.get("load_1min", 0.0), 1),
                     "lost": lost,
                     "target": f"≥ {target:,}" if consumer.startswith("AX Hub") and target else "",
                     "met": ("yes" if ours >= target else "**no**")

@@ -1,7 +1,9 @@
 """``axhub bench opcua``: subscribe to 1,000 OPC UA tags changing at 10 Hz, into the store.
 
-An asyncua server in its own process changes every tag ``--hz`` times a second (value and
-source timestamp). The AX Hub OPC UA source subscribes to all of them (publishing interval
+An OPC UA server in its own process changes every tag ``--hz`` times a second (value and
+source timestamp): by default an asyncua server; with ``--server node-opcua`` a node-opcua
+server nobody on AX Hub wrote (``tests/peers/opcua_bench_server.js``, installed by
+``scripts/peers.sh``). The AX Hub OPC UA source subscribes to all of them (publishing interval
 100 ms) and the ingest worker writes them to the time-series store. Keeping up means: the
 stored readings/s match the changes/s the server made, and the lag from a value's source
 timestamp to its durable write stays flat (it does not grow over the run).
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,7 +60,38 @@ async def _serve(port: int, n_tags: int, hz: float, seconds: float, ready_file: 
     await server.stop()
 
 
-def run(n_tags: int, hz: float, seconds: float, workdir: Path) -> dict[str, Any]:
+PEERS = Path(__file__).resolve().parents[3] / "tests" / "peers"
+
+
+def _server_command(kind: str, port: int, n_tags: int, hz: float, seconds: float, ready: str) -> list[str]:
+    if kind == "asyncua":
+        return [
+            sys.executable,
+            "-c",
+            f"import asyncio; from axhub.bench.opcua import _serve; "
+            f"asyncio.run(_serve({port}, {n_tags}, {hz}, {seconds}, {ready!r}))",
+        ]
+    node = shutil.which("node")
+    script = PEERS / "opcua_bench_server.js"
+    if node is None or not (PEERS / "node_modules" / "node-opcua").is_dir() or not script.is_file():
+        raise typer.BadParameter(
+            "the node-opcua server needs Node.js and the npm peers: run scripts/peers.sh",
+            param_hint="--server",
+        )
+    pki = str(Path(ready).parent / "pki")
+    return [node, str(script), str(port), str(n_tags), str(hz), str(seconds), ready, pki]
+
+
+def run(
+    n_tags: int,
+    hz: float,
+    seconds: float,
+    workdir: Path,
+    *,
+    server_kind: str = "asyncua",
+    queue_size: int = 10,
+    publishing_interval_ms: int = 100,
+) -> dict[str, Any]:
     from axhub.bench._broker import free_port, wait_port
     from axhub.ingest.connectors.opcua import OpcUaSource
     from axhub.ingest.deadletter import DeadLetterStore
@@ -66,14 +101,8 @@ def run(n_tags: int, hz: float, seconds: float, workdir: Path) -> dict[str, Any]
 
     port = free_port()
     ready = str(workdir / "ready.json")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import asyncio; from axhub.bench.opcua import _serve; "
-            f"asyncio.run(_serve({port}, {n_tags}, {hz}, {seconds}, {ready!r}))",
-        ],
-    )
+    env = {**os.environ, "NODE_PATH": str(PEERS / "node_modules")}
+    server = subprocess.Popen(_server_command(server_kind, port, n_tags, hz, seconds, ready), env=env)
     try:
         deadline = time.monotonic() + 120
         while not Path(ready).exists() and time.monotonic() < deadline:
@@ -91,8 +120,8 @@ def run(n_tags: int, hz: float, seconds: float, workdir: Path) -> dict[str, Any]
         cfg = OpcUaConfig.model_validate(
             {
                 "endpoint": f"opc.tcp://127.0.0.1:{port}/axhub/",
-                "publishing_interval_ms": 100,
-                "queue_size": 10,
+                "publishing_interval_ms": publishing_interval_ms,
+                "queue_size": queue_size,
                 "nodes": nodes,
             }
         )
@@ -127,6 +156,9 @@ def run(n_tags: int, hz: float, seconds: float, workdir: Path) -> dict[str, Any]
     lag_values = np.asarray([lag for _t, lag in lags]) if lags else np.asarray([np.nan])
     half = len(lag_values) // 2
     return {
+        "server": server_kind,
+        "queue_size": queue_size,
+        "publishing_interval_ms": publishing_interval_ms,
         "tags": n_tags,
         "hz": hz,
         "server_changes": done["writes"],
@@ -148,12 +180,27 @@ def register(bench_app: typer.Typer) -> None:
         tags: int = typer.Option(1000, help="Tags on the server."),
         hz: float = typer.Option(10.0, help="Changes per tag per second."),
         seconds: float = typer.Option(20.0, help="Length of the run."),
+        server: str = typer.Option("asyncua", help="OPC UA server: asyncua or node-opcua (independent)."),
+        queue_size: int = typer.Option(10, help="Monitored-item queue size."),
+        publishing_interval_ms: int = typer.Option(100, help="Subscription publishing interval."),
+        update_docs: bool = typer.Option(
+            False, "--update-docs", help="Write bench-results/ and docs/benchmarks.md."
+        ),
+        out: Path | None = typer.Option(None, help="JSON output (default $AXHUB_HOME/bench/opcua.json)."),
     ) -> None:
         """1,000 OPC UA tags at 10 Hz subscribed into the store: does ingest keep up?"""
-        from axhub.bench.report import BenchResult, save_result
+        from axhub.bench.report import BenchResult, save_run
 
         with tempfile.TemporaryDirectory(prefix="axhub-bench-opcua-") as tmp:
-            r = run(tags, hz, seconds, Path(tmp))
+            r = run(
+                tags,
+                hz,
+                seconds,
+                Path(tmp),
+                server_kind=server,
+                queue_size=queue_size,
+                publishing_interval_ms=publishing_interval_ms,
+            )
         target = tags * hz
         changes_per_s = r["server_changes"] / r["server_seconds"]
         rows = [
@@ -165,7 +212,7 @@ def register(bench_app: typer.Typer) -> None:
             },
         ]
         notes = [
-            f"{tags} tags x {hz:g} Hz for {r['server_seconds']:.1f} s; the asyncua server runs in its own "
+            f"{tags} tags x {hz:g} Hz for {r['server_seconds']:.1f} s; the {server} server runs in its own "
             f"process ({r['server_late_ticks']} of its ticks ran late).",
             f"Stored {r['stored']:,} of {r['server_changes']:,} changes "
             f"({r['stored'] / max(r['server_changes'], 1):.1%}); subscribing took {r['subscribe_s']:.1f} s.",
@@ -173,14 +220,16 @@ def register(bench_app: typer.Typer) -> None:
             f"p99 {r['lag_p99_s'] * 1000:.0f} ms; median first half {r['lag_first_half_s'] * 1000:.0f} ms vs "
             f"second half {r['lag_second_half_s'] * 1000:.0f} ms (flat = keeping up).",
         ]
-        save_result(
+        save_run(
             BenchResult(
                 name="opcua",
                 title="OPC UA subscription ingest",
-                dataset=f"{tags} simulated tags at {hz:g} Hz",
+                dataset=f"{tags} simulated tags at {hz:g} Hz ({server} server)",
                 split="n/a",
                 rows=rows,
                 notes=notes,
                 extra=r,
-            )
+            ),
+            update_docs=update_docs,
+            out=out,
         )

@@ -1,0 +1,86 @@
+// An OPC UA server nobody on AX Hub wrote (node-opcua) whose tags all change at a steady rate,
+// for `axhub bench opcua --server node-opcua` (issue 11: 3,000 tags x 10 Hz).
+//
+// usage: node opcua_bench_server.js <port> <tags> <hz> <seconds> <ready file> <pki folder>
+// Tags are Double variables ns=1;s=line-XX.tagYYY (100 per line object), as the asyncua bench
+// server names them. Protocol (files, as the bench's own server): writes <ready file> {"ns": 1}
+// once listening, waits for <ready file>.go, changes every tag <hz> times a second for <seconds>
+// (value tick*1000 + k, source timestamp = now), writes <ready file>.done with
+// {"writes", "seconds", "late_ticks", "ticks"}, and exits 2 s later.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const opcua = require("node-opcua");
+
+async function main() {
+  const [port, nTags, hz, seconds] = process.argv.slice(2, 6).map(Number);
+  const ready = process.argv[6];
+  const pki = process.argv[7];
+  const serverCertificateManager = new opcua.OPCUACertificateManager({
+    rootFolder: path.join(pki, "server"),
+    automaticallyAcceptUnknownCertificate: true,
+  });
+  await serverCertificateManager.initialize();
+  const server = new opcua.OPCUAServer({
+    port,
+    resourcePath: "/axhub/",
+    serverCertificateManager,
+    securityPolicies: [opcua.SecurityPolicy.None],
+    securityModes: [opcua.MessageSecurityMode.None],
+    allowAnonymous: true,
+    // 3,000 monitored items in one subscription, many notifications per publish.
+    serverCapabilities: { maxMonitoredItemsPerCall: 100000 },
+  });
+  await server.initialize();
+  const ns = server.engine.addressSpace.getOwnNamespace();
+  const objects = server.engine.addressSpace.rootFolder.objects;
+  const tags = [];
+  let line = null;
+  for (let i = 0; i < nTags; i++) {
+    const lineName = `line-${String(Math.floor(i / 100)).padStart(2, "0")}`;
+    if (i % 100 === 0) line = ns.addObject({ organizedBy: objects, browseName: lineName });
+    const tag = `tag${String(i % 100).padStart(3, "0")}`;
+    tags.push(
+      ns.addVariable({
+        componentOf: line,
+        browseName: tag,
+        nodeId: `s=${lineName}.${tag}`,
+        dataType: "Double",
+        minimumSamplingInterval: 0,
+        value: new opcua.Variant({ dataType: opcua.DataType.Double, value: 0 }),
+      }),
+    );
+  }
+  await server.start();
+  fs.writeFileSync(ready, JSON.stringify({ ns: ns.index }));
+  while (!fs.existsSync(`${ready}.go`)) await new Promise((r) => setTimeout(r, 50));
+  const started = performance.now();
+  let tick = 0;
+  let writes = 0;
+  let late = 0;
+  while (performance.now() - started < seconds * 1000) {
+    const now = new Date();
+    for (let k = 0; k < tags.length; k++) {
+      tags[k].setValueFromSource(
+        { dataType: opcua.DataType.Double, value: tick * 1000 + k },
+        opcua.StatusCodes.Good,
+        now,
+      );
+    }
+    writes += tags.length;
+    tick += 1;
+    const delay = started + (tick * 1000) / hz - performance.now();
+    if (delay < 0) late += 1;
+    await new Promise((r) => setTimeout(r, Math.max(0, delay)));
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  fs.writeFileSync(`${ready}.done`, JSON.stringify({ writes, seconds: elapsed, late_ticks: late, ticks: tick }));
+  await new Promise((r) => setTimeout(r, 2000));
+  await server.shutdown(0);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err.stack || err}\n`);
+  process.exit(1);
+});

@@ -136,16 +136,19 @@ def test_modbus_64_bit_registers_come_back_identical(servers: tuple[int, int], t
     store = TimeSeriesStore(tmp_path / "ts")
     deadletters = DeadLetterStore(tmp_path / "dl")
     try:
-        with Running(ModbusSource(config), store, deadletters):
-            assert wait_for(
-                lambda: len(store.list_signals("org1", "meter-2")) >= 5 and deadletters.count("org1") >= 1
-            )
+        source = ModbusSource(config)
+        with Running(source, store, deadletters) as running:
+            assert wait_for(lambda: source.polls >= 5 and len(store.list_signals("org1", "meter-2")) >= 5)
+            health = running.worker.health()
         got = exact_values(store, "meter-2")
         assert set(got) == {"i53", "imax", "imin", "u53", "neg53"}  # umax: no int64 holds it
         for signal, want in {"i53": P53, "imax": I64_MAX, "imin": I64_MIN, "u53": P53, "neg53": -P53}.items():
             assert set(got[signal]) == {want}, signal
-        letter = next(iter(deadletters.read("org1")))
+        # Reported once (not once per poll), and in the health while it lasts.
+        [letter] = list(deadletters.read("org1"))
         assert letter.origin == "holding:16" and "64-bit signed range" in letter.reason
+        assert "meter-2/umax" in letter.reason
+        assert any("register 16" in p and "readings not stored" in p for p in health["problems"])
     finally:
         store.close()
 

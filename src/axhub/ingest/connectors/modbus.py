@@ -95,6 +95,10 @@ class ModbusSource(Source):
         self.blocks = plan_blocks(config.registers)
         # Registers the device refused: (kind, address) -> the reason, shown in the health.
         self.refused: dict[tuple[str, int], str] = {}
+        # Registers whose value cannot be stored (a UInt64 above 2^63 - 1): (kind, address) ->
+        # [reason, polls left out]. Dead-lettered once per episode, counted in the health,
+        # rather than one dead letter per poll while the value stays out of range.
+        self.unstorable: dict[tuple[str, int], list[Any]] = {}
         self.retry_refused_s = retry_refused_s
         self._refused_at = 0.0
         self.last_error: str | None = None
@@ -189,8 +193,8 @@ class ModbusSource(Source):
         quality = [int(Quality.GOOD) if v is not None else int(Quality.BAD) for v in values]
         return Delivery(columns_to_batch(assets, signals, [ts] * n, values, quality), rejected)
 
-    @staticmethod
     def _decode(
+        self,
         block: Block,
         regs: list[int],
         assets: list[str],
@@ -203,8 +207,15 @@ class ModbusSource(Source):
             try:
                 value: float | int | None = tag.decode(regs[offset : offset + tag.count])
             except ValueError as exc:
-                rejected.append(Rejected("modbus", f"{tag.kind}:{tag.address}", str(exc), b""))
+                episode = self.unstorable.get(_tag_key(tag))
+                if episode is None or episode[0] != str(exc):
+                    self.unstorable[_tag_key(tag)] = [str(exc), 1]
+                    reason = f"{tag.kind} register {tag.address} ({tag.asset}/{tag.signal}): {exc}"
+                    rejected.append(Rejected("modbus", f"{tag.kind}:{tag.address}", reason, b""))
+                else:
+                    episode[1] += 1
                 continue
+            self.unstorable.pop(_tag_key(tag), None)
             if value is not None and value != value:  # NaN float32 from the device
                 value = None
             assets.append(tag.asset)
@@ -265,12 +276,16 @@ class ModbusSource(Source):
 
     def health(self) -> dict[str, Any]:
         problems = [f"{reason} (left out of the reads)" for reason in self.refused.values()]
+        problems += [
+            f"{kind} register {address}: {reason} ({polls} readings not stored)"
+            for (kind, address), (reason, polls) in self.unstorable.items()
+        ]
         if not self.connected:
             problems.insert(0, f"not connected to {self.config.host}:{self.config.port}: {self.last_error}")
         readable = len(self.config.registers) - len(self.refused)
         return {
             "kind": self.kind,
-            "ok": self.connected and not self.refused,
+            "ok": self.connected and not self.refused and not self.unstorable,
             "connected": self.connected,
             "registers": len(self.config.registers),
             "registers_read": readable,

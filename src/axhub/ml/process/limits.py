@@ -73,8 +73,7 @@ class ProcessLimits:
             step = abs(settings[n] - current[n]) if current and n in current else 0.0
             if n in self.max_step and step > self.max_step[n] + tol:
                 problems.append(
-                    f"{n}: step {step:g} from {current[n] if current else 0:g} "
-                    f"exceeds {self.max_step[n]:g}"
+                    f"{n}: step {step:g} from {current[n] if current else 0:g} exceeds {self.max_step[n]:g}"
                 )
         unknown = set(settings) - set(self.bounds)
         problems += [f"{n}: not a known setpoint" for n in sorted(unknown)]

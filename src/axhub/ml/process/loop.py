@@ -3,6 +3,7 @@
 ``run_batch`` is whatever makes parts (the simulator in benchmarks and tests; on a plant, the
 approved write-back followed by the measured batch). The first batches step around the
 starting settings (one step each way at most) so the model has a local slope to learn from.
+The upper-confidence bonus ``explore`` shrinks over the budget (to a fifth of it at the end).
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ def run_loop(
             current = _local_probe(limits, current, trace, rng)
             continue
         model = OutcomeModel(limits, context_names=context_names, seed=seed).fit(trace.outcomes)
+        # Explore less as the budget runs out: the last batches should be the best ones.
+        beta = explore * max(0.2, 1.0 - t / batches)
         rec = recommend(
-            model, limits, current, lot=lot, context=context, explore=explore, trials=trials,
+            model, limits, current, lot=lot, context=context, explore=beta, trials=trials,
             seed=seed + t,
         )  # fmt: skip
         current = rec.settings

@@ -112,7 +112,7 @@ class OutcomeModel:
 
     def fit(self, batches: Sequence[BatchOutcome]) -> OutcomeModel:
         from sklearn.exceptions import ConvergenceWarning
-        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
         usable = [
@@ -123,28 +123,45 @@ class OutcomeModel:
         self.batches = list(usable)
         self.design = _Design(self.limits, usable, self.context_names)
         x = self.design.matrix(usable)
-        y, noise = self._targets(usable)
-        self.y_mean = float(y.mean())
-        self.y_std = float(y.std()) or 1.0
         width = x.shape[1]
         kernel = ConstantKernel(1.0, (0.05, 20.0)) * Matern(
             length_scale=np.full(width, 0.5), length_scale_bounds=(0.05, 20.0), nu=2.5
-        ) + WhiteKernel(0.01, (1e-5, 1.0))
-        self.gp = GaussianProcessRegressor(
-            kernel=kernel,
-            alpha=noise / self.y_std**2,
-            normalize_y=False,
-            n_restarts_optimizer=1,
-            random_state=self.seed,
         )
+        # Part-by-part records (one part per row): pass/fail is a class, not a noisy rate, so a
+        # GP classifier (Laplace) replaces the binomial-noise regression.
+        self.per_part = self.target == "yield" and all(b.n_parts == 1 for b in usable)
+        self.constant: float | None = None
         with warnings.catch_warnings():
             # Hyper-parameters at a bound are expected with few batches (a flat direction).
             warnings.simplefilter("ignore", ConvergenceWarning)
+            if self.per_part:
+                labels = np.array([b.n_passed for b in usable])
+                if len(set(labels.tolist())) < 2:
+                    self.constant = float(_logit(np.array([0.9 if labels[0] else 0.1]))[0])
+                    return self
+                self.gpc = GaussianProcessClassifier(kernel=kernel, random_state=self.seed)
+                self.gpc.fit(x, labels)
+                return self
+            y, noise = self._targets(usable)
+            self.y_mean = float(y.mean())
+            self.y_std = float(y.std()) or 1.0
+            self.gp = GaussianProcessRegressor(
+                kernel=kernel + WhiteKernel(0.01, (1e-5, 1.0)),
+                alpha=noise / self.y_std**2,
+                normalize_y=False,
+                n_restarts_optimizer=1,
+                random_state=self.seed,
+            )
             self.gp.fit(x, (y - self.y_mean) / self.y_std)
         return self
 
     # -------------------------------------------------------------------------- predict
     def _latent(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.per_part:
+            if self.constant is not None:
+                return np.full(len(x), self.constant), np.full(len(x), 2.0)
+            mean, var = self.gpc.latent_mean_and_variance(x)
+            return np.asarray(mean), np.sqrt(np.maximum(np.asarray(var), 0.0))
         mu, sd = self.gp.predict(x, return_std=True)
         return mu * self.y_std + self.y_mean, sd * self.y_std
 

@@ -172,18 +172,17 @@ def pareto_front(
     box = limits.step_box(current)
     names = list(metric_models)
 
-    def constraints(trial: Any) -> list[float]:
-        return [float(trial.user_attrs["violations"])]
-
     study = optuna.create_study(
         directions=["maximize", *["minimize"] * len(names)],
-        sampler=optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints),
+        sampler=optuna.samplers.NSGAIISampler(seed=seed),
     )
     study.enqueue_trial(current)
 
     def values(trial: Any) -> list[float]:
         settings = {n: trial.suggest_float(n, lo, hi) for n, (lo, hi) in box.items()}
-        trial.set_user_attr("violations", len(limits.violations(settings, current, validated)))
+        broken = len(limits.violations(settings, current, validated))
+        trial.set_user_attr("violations", broken)
+        trial.set_constraint("limits", float(broken))  # feasible when 0
         out = [yield_model.predict(settings, context, lot).mean]
         out += [metric_models[n].predict(settings, context, lot).mean for n in names]
         return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
@@ -151,6 +152,17 @@ class ProcessService:
                 )
                 added += 1
             return added
+
+    def record_file(self, cell_id: str, path: Path, label: str, timezone: str | None = None) -> int:
+        """Batch or part records from a file (Korean or English headers, CP949, ``.xlsx``)."""
+        from axhub.ingest.process_records import read_batch_records
+
+        with self.db.session() as s:
+            scope = OrgScope(s, self.org_id)
+            cell, limits, _ = self._cell(scope, cell_id)
+            context_names, zone = list(cell.context_names), timezone or scope.org_timezone()
+        records = read_batch_records(path, label, limits.names, context_names=context_names, timezone=zone)
+        return self.record_batches(cell_id, records)
 
     def outcomes(self, cell_id: str) -> list[BatchOutcome]:
         with self.db.session() as s:

@@ -104,7 +104,7 @@ def _pass_probability(offset: ArrayOrFloat, scatter: ArrayOrFloat, p_defect: Arr
     from scipy.special import ndtr
 
     within = ndtr((TOLERANCE_MM - offset) / scatter) - ndtr((-TOLERANCE_MM - offset) / scatter)
-    return within * (1.0 - p_defect)  # type: ignore[no-any-return]
+    return within * (1.0 - p_defect)
 
 
 def lot_for(batch: int) -> str:

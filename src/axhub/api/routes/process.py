@@ -6,13 +6,19 @@ signed in: no API key can approve a write to a machine).
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, File, UploadFile
 
-from axhub.api.deps import Need, Principal, Reader, State, Writer, require
-from axhub.api.errors import ERROR_RESPONSES
+from axhub.api.deps import Need, Principal, Reader, State, UploadSlot, Writer, require
+from axhub.api.errors import ERROR_RESPONSES, ApiError
+from axhub.api.routes.files import TABLE_FILES
 from axhub.api.schemas.process import BatchesIn, CellIn, DecisionIn, ProposeIn, Stored
+from axhub.core.errors import InputValidationError, problem
+from axhub.ingest.file_limits import check_table, safe_filename
+from axhub.ingest.file_readers import EXCEL_SUFFIXES, PARQUET_SUFFIXES
 from axhub.ml.process.limits import ProcessLimits
 from axhub.ml.process.recommend import Objective
 from axhub.serve.process import ProcessService
@@ -46,6 +52,32 @@ def create_cell(body: CellIn, principal: Writer, state: State) -> dict[str, str]
 def record_batches(cell_id: str, body: BatchesIn, state: State, principal: Principal = Ingester) -> Stored:
     """Batch (or part) records; a batch_key already stored is skipped (safe to resend)."""
     added = _service(state, principal).record_batches(cell_id, [b.model_dump() for b in body.batches])
+    return Stored(added=added)
+
+
+@router.post("/cells/{cell_id}/batches/file", operation_id="upload_process_batches", response_model=Stored)
+def upload_batches(
+    cell_id: str,
+    state: State,
+    _slot: UploadSlot,
+    file: Annotated[UploadFile, File(description="CSV (any encoding), .xlsx or Parquet")],
+    principal: Principal = Ingester,
+) -> Stored:
+    """Batch or part records from a file: Korean or English headers, CP949, ``.xlsx``; a file
+    with a bad value is refused whole, naming every row and column."""
+    filename = safe_filename(file.filename, "batches.csv")
+    suffix = Path(filename).suffix.lower()
+    if suffix not in TABLE_FILES:
+        raise InputValidationError(problem(filename, None, None, "file_kind"), whole_file=True)
+    raw = file.file.read(state.max_upload_bytes + 1)
+    if len(raw) > state.max_upload_bytes:
+        raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
+    kind = "parquet" if suffix in PARQUET_SUFFIXES else "xlsx" if suffix in EXCEL_SUFFIXES else "csv"
+    check_table(raw, kind, filename)
+    with tempfile.TemporaryDirectory(prefix="axhub-process-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(raw)
+        added = _service(state, principal).record_file(cell_id, path, filename)
     return Stored(added=added)
 
 

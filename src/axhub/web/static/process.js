@@ -15,7 +15,7 @@
       traces.push({ type: "scatter", mode: "lines", x: pd[name].x, y: pd[name].mean, xaxis: "x" + axis, yaxis: "y" + axis, line: { color: "#1d4ed8" }, name });
       if (rec[name] !== undefined) traces.push({ type: "scatter", mode: "markers", x: [rec[name]], y: [Math.max.apply(null, pd[name].mean)], xaxis: "x" + axis, yaxis: "y" + axis, marker: { color: "#c2410c", size: 10 }, name });
       layout["xaxis" + axis] = { title: { text: name } };
-      layout["yaxis" + axis] = { tickformat: ".0%" };
+      layout["yaxis" + axis] = { tickformat: ".1%" };
     });
     Plotly.newPlot(el, traces, layout, { displayModeBar: false, responsive: true });
   }

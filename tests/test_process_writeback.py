@@ -191,3 +191,47 @@ def test_setpoints_on_an_independent_opcua_server(tmp_path: Path, db: Database) 
             assert back["ok"] and _close(await read_setpoints(target), start)
 
         asyncio.run(scenario())
+
+
+def test_batches_get_features_of_the_machine_signals_during_their_cycle(db: Database, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from axhub.core.readings import READINGS_SCHEMA
+    from axhub.store.scoped import OrgScope
+    from axhub.store.timeseries import TimeSeriesStore
+
+    org = _org(db, "acme")
+    with db.session() as s:
+        scope = OrgScope(s, org)
+        asset = scope.ensure_asset(scope.ensure_site("1공장"), "가공기 7", slug="cnc-07")
+        asset_id, slug = asset.id, asset.slug
+    store = TimeSeriesStore(tmp_path / "ts")
+    t0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+    # Spindle load: 10 during the first batch's cycle, 20 during the second's, 99 between them.
+    ts = [t0 + timedelta(seconds=i) for i in range(0, 300, 10)]
+    values = [10.0 if i < 100 else 99.0 if i < 200 else 20.0 for i in range(0, 300, 10)]
+    store.write(
+        org,
+        pa.table(
+            {"asset": [slug] * len(ts), "signal": ["주축부하"] * len(ts), "ts": ts, "value": values,
+             "quality": [0] * len(ts)},
+            schema=READINGS_SCHEMA,
+        ),
+    )  # fmt: skip
+    svc = ProcessService(db, org)
+    target = SetpointTarget("opcua", endpoint="opc.tcp://127.0.0.1:1/", nodes={n: n for n in NAMES})
+    cell_id = svc.create_cell("CNC-07", _limits(), target, context_names=["주축부하.mean"], asset_id=asset_id)
+    windows = [(0, 100), (200, 300)]
+    records = [
+        {"batch_key": f"W{i}", "settings": dict(sp.BASELINE), "n_parts": 10, "n_passed": 9,
+         "started_at": (t0 + timedelta(seconds=a)).isoformat(),
+         "finished_at": (t0 + timedelta(seconds=b)).isoformat()}
+        for i, (a, b) in enumerate(windows)
+    ]  # fmt: skip
+    assert svc.record_batches(cell_id, records, store) == 2
+    contexts = [o.context for o in svc.outcomes(cell_id)]
+    assert [c["주축부하.mean"] for c in contexts] == [10.0, 20.0]
+    assert [c["주축부하.max"] for c in contexts] == [10.0, 20.0]
+    store.close()

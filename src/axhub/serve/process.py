@@ -33,6 +33,7 @@ from axhub.ml.process.recommend import Objective, recommend
 from axhub.serve.setpoints import SetpointTarget, matches, read_setpoints, write_setpoints
 from axhub.store.db import Database
 from axhub.store.models import (
+    AssetRow,
     ProcessAuditRow,
     ProcessBatchRow,
     ProcessCellRow,
@@ -90,6 +91,8 @@ class ProcessService:
             raise AxHubError(f"no machine address for setpoint(s) {sorted(missing)}")
         with self.db.session() as s:
             scope = OrgScope(s, self.org_id)
+            if asset_id is not None:
+                scope.get(AssetRow, asset_id)  # the caller's own machine, or 404
             if scope.find(ProcessCellRow, name=name) is not None:
                 raise ConflictError(f"process cell '{name}' already exists")
             row = scope.add(
@@ -116,11 +119,20 @@ class ProcessService:
             ]
 
     # ------------------------------------------------------------------- batches
-    def record_batches(self, cell_id: str, records: Sequence[Mapping[str, Any]]) -> int:
-        """Store batch records (idempotent on ``batch_key``); returns how many were new."""
+    def record_batches(self, cell_id: str, records: Sequence[Mapping[str, Any]], readings: Any = None) -> int:
+        """Store batch records (idempotent on ``batch_key``); returns how many were new.
+
+        With ``readings`` (the time-series store) and a machine on the cell, each record with
+        a start and an end gets features of the machine's signals during its cycle in its
+        context (``<signal>.mean``, ``.max``, ``.std``): name them in the cell's
+        ``context_names`` and the model learns from them.
+        """
         with self.db.session() as s:
             scope = OrgScope(s, self.org_id)
-            _, limits, _ = self._cell(scope, cell_id)
+            cell, limits, _ = self._cell(scope, cell_id)
+            asset = scope.get(AssetRow, cell.asset_id).slug if cell.asset_id else None
+            if readings is not None and asset is not None:
+                records = [_with_window_features(readings, self.org_id, asset, r) for r in records]
             added = 0
             for i, rec in enumerate(records):
                 key = str(rec.get("batch_key", "")).strip()
@@ -153,7 +165,9 @@ class ProcessService:
                 added += 1
             return added
 
-    def record_file(self, cell_id: str, path: Path, label: str, timezone: str | None = None) -> int:
+    def record_file(
+        self, cell_id: str, path: Path, label: str, timezone: str | None = None, readings: Any = None
+    ) -> int:
         """Batch or part records from a file (Korean or English headers, CP949, ``.xlsx``)."""
         from axhub.ingest.process_records import read_batch_records
 
@@ -162,7 +176,7 @@ class ProcessService:
             cell, limits, _ = self._cell(scope, cell_id)
             context_names, zone = list(cell.context_names), timezone or scope.org_timezone()
         records = read_batch_records(path, label, limits.names, context_names=context_names, timezone=zone)
-        return self.record_batches(cell_id, records)
+        return self.record_batches(cell_id, records, readings)
 
     def outcomes(self, cell_id: str) -> list[BatchOutcome]:
         with self.db.session() as s:
@@ -356,6 +370,29 @@ class ProcessService:
             cell_id, last_id, "rollback", actor, before=current, requested=previous,
             read_back=read_back, ok=ok, message="rolled back and read back" if ok else "read-back differs",
         )  # fmt: skip
+
+
+def window_features(
+    readings: Any, org_id: str, asset: str, start: datetime, end: datetime
+) -> dict[str, float]:
+    """Mean, maximum and spread of every signal of ``asset`` in [start, end)."""
+    frame = readings.query(org_id, asset, None, start, end)
+    features: dict[str, float] = {}
+    if frame.empty:
+        return features
+    for signal, values in frame.groupby("signal")["value"]:
+        features[f"{signal}.mean"] = float(values.mean())
+        features[f"{signal}.max"] = float(values.max())
+        features[f"{signal}.std"] = float(values.std(ddof=0))
+    return features
+
+
+def _with_window_features(readings: Any, org_id: str, asset: str, rec: Mapping[str, Any]) -> dict[str, Any]:
+    start, end = _when(rec.get("started_at")), _when(rec.get("finished_at"))
+    if start is None or end is None or end <= start:
+        return dict(rec)
+    features = window_features(readings, org_id, asset, start, end)
+    return {**rec, "context": {**features, **dict(rec.get("context", {}))}}
 
 
 def _when(value: Any) -> datetime | None:

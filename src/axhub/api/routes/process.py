@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
 
-from axhub.api.deps import Need, Principal, Reader, State, UploadSlot, Writer, require
+from axhub.api.deps import Need, Principal, Reader, State, UploadSlot, Writer, require, timeseries_store
 from axhub.api.errors import ERROR_RESPONSES, ApiError
 from axhub.api.routes.files import TABLE_FILES
 from axhub.api.schemas.process import BatchesIn, CellIn, DecisionIn, ProposeIn, Stored
@@ -43,7 +43,7 @@ def create_cell(body: CellIn, principal: Writer, state: State) -> dict[str, str]
     limits = ProcessLimits.from_json(body.limits)
     target = SetpointTarget.from_json(body.target)
     cell_id = _service(state, principal).create_cell(
-        body.name, limits, target, context_names=body.context_names
+        body.name, limits, target, context_names=body.context_names, asset_id=body.asset_id
     )
     return {"id": cell_id}
 
@@ -77,7 +77,9 @@ def upload_batches(
     with tempfile.TemporaryDirectory(prefix="axhub-process-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(raw)
-        added = _service(state, principal).record_file(cell_id, path, filename)
+        added = _service(state, principal).record_file(
+            cell_id, path, filename, readings=timeseries_store(state)
+        )
     return Stored(added=added)
 
 

@@ -13,6 +13,7 @@ class CellIn(BaseModel):
     limits: dict[str, Any] = Field(description="bounds, max_step, forbidden, trust_radius")
     target: dict[str, Any] = Field(description="protocol opcua|modbus and the setpoint addresses")
     context_names: list[str] = Field(default_factory=list, max_length=20)
+    asset_id: str | None = Field(default=None, description="the machine whose signals give features")
 
 
 class BatchIn(BaseModel):

@@ -53,12 +53,12 @@ def _modbus_target(cell: ProcessCell) -> SetpointTarget:
 
 
 async def _history(cell: ProcessCell, target: SetpointTarget, n: int) -> list[dict[str, object]]:
-    """Batches run at small changes around the baseline, written through the protocol."""
+    """Batches run at small changes around the baseline, set on the cell's own panel."""
     rng = np.random.default_rng(0)
     records: list[dict[str, object]] = []
     for i in range(n):
         settings = {k: v + rng.uniform(-0.5, 0.5) * sp.MAX_STEP[k] for k, v in sp.BASELINE.items()}
-        await write_setpoints(target, settings)
+        await cell.set(settings)
         parts = await cell.run_batch()
         records.append(
             {
@@ -67,7 +67,7 @@ async def _history(cell: ProcessCell, target: SetpointTarget, n: int) -> list[di
                 "started_at": parts[0].started_at.isoformat(),
             }
         )  # fmt: skip
-    await write_setpoints(target, sp.BASELINE)
+    await cell.set(sp.BASELINE)
     return records
 
 

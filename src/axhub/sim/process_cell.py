@@ -61,6 +61,12 @@ class ProcessCell:
 
         await self._nodes[name].write_value(ua.Variant(float(value), ua.VariantType.Double))
 
+    async def set(self, settings: dict[str, float]) -> None:
+        """Set setpoints at the controller itself (the operator's panel, not the network)."""
+        for name, value in settings.items():
+            await self._set_opcua(name, value)
+        await self._sync_to_modbus()
+
     async def run_batch(self, n_parts: int | None = None) -> list[sp.Part]:
         """Machine one batch at the current setpoints."""
         return self.sim.run_batch(await self.setpoints(), n_parts)

@@ -100,7 +100,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CellThr
             parts = sim.run_batch(s)
             records.append(
                 {"batch_key": f"B{i}", "lot": parts[0].lot, "settings": {k: s[v] for k, v in KOREAN.items()},
-                 "n_parts": len(parts), "n_passed": sum(p.passed for p in parts)}
+                 "n_parts": len(parts), "n_passed": sum(p.passed for p in parts),
+                 "metrics": {"사이클시간": parts[0].cycle_time_s}}
             )  # fmt: skip
         service.record_batches(cell_id, records)
         db.dispose()
@@ -132,10 +133,13 @@ def test_recommend_dry_run_approve_write_back_and_roll_back(
     page = new_page(browser, url, locale="ko-KR")
     login(page, "engineer@hanbit.example", next_path="/process")
     page.get_by_role("button", name="추천 만들기").click()
-    page.wait_for_selector("#rec-table")
+    page.wait_for_selector("#rec-table", timeout=90_000)  # learning takes seconds on a busy machine
     assert page.locator("#rec-status").inner_text() == "승인 대기"
     assert "예상 수율" in page.locator("#rec-effect").inner_text()
     page.wait_for_selector("#pd-chart .main-svg")
+    # What yield costs in cycle time: the Pareto front of allowed settings (Korean metric name).
+    page.wait_for_selector("#pareto-chart .main-svg")
+    assert "사이클시간" in page.locator("#recommendation h3").all_inner_texts()[-1]
     # An engineer may dry-run but not approve.
     assert page.locator("[data-approve]").count() == 0
     page.get_by_role("button", name="모의 실행").click()
@@ -156,7 +160,7 @@ def test_recommend_dry_run_approve_write_back_and_roll_back(
     login(page, "boss@hanbit.example", next_path="/process")
     page.on("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Approve and write").click()
-    page.wait_for_selector("#rec-status:text('written')")
+    page.wait_for_selector("#rec-status:text('written')", timeout=60_000)
     now = cell.setpoints()
     assert all(abs(now[k] - recommended[k]) <= 1e-6 * max(1, abs(v)) for k, v in recommended.items())
     row = page.locator("#audit tr.audit-write")

@@ -29,7 +29,7 @@ from axhub.core.errors import AxHubError, ConflictError, PermissionDeniedError
 from axhub.core.timeutil import utcnow
 from axhub.ml.process.limits import ProcessLimits
 from axhub.ml.process.model import BatchOutcome, OutcomeModel
-from axhub.ml.process.recommend import Objective, recommend
+from axhub.ml.process.recommend import Objective, pareto_front, recommend
 from axhub.serve.setpoints import SetpointTarget, matches, read_setpoints, write_setpoints
 from axhub.store.db import Database
 from axhub.store.models import (
@@ -211,10 +211,25 @@ class ProcessService:
             )
         current = await read_setpoints(target)
         model = OutcomeModel(limits, context_names=context_names, seed=seed).fit(batches)
-        rec = recommend(model, limits, current, lot=lot, context=context, objective=objective, seed=seed)
+        # Metrics every batch reports (cycle time, energy, ...) get their own models: the
+        # weighted objective may use them, and the Pareto front shows what yield costs.
+        shared = set.intersection(*(set(b.metrics) for b in batches))
+        metric_models = {
+            m: OutcomeModel(limits, target=m, context_names=context_names, seed=seed).fit(batches)
+            for m in sorted(shared)
+        }
+        rec = recommend(
+            model, limits, current, lot=lot, context=context, objective=objective,
+            metric_models=metric_models, seed=seed,
+        )  # fmt: skip
         predicted = rec.to_json()
         predicted["partial_dependence"] = {n: model.partial_dependence(n, 11) for n in limits.names}
         predicted["lot"] = lot
+        if metric_models:
+            front = pareto_front(
+                model, metric_models, limits, current, lot=lot, context=context, trials=80, seed=seed
+            )
+            predicted["pareto"] = front[:40]
         with self.db.session() as s:
             row = OrgScope(s, self.org_id).add(
                 ProcessRecommendationRow(

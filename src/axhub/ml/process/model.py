@@ -108,7 +108,8 @@ class OutcomeModel:
             p = (k + 0.5) / (n + 1.0)  # Jeffreys-style smoothing: 0 or all pass stays finite
             return _logit(p), 1.0 / ((n + 1.0) * p * (1.0 - p))
         y = np.array([b.metrics[self.target] for b in batches], dtype=float)
-        return y, np.full(len(y), 1e-6 * max(1.0, float(np.var(y))))
+        # Metrics are means over a batch: little noise, the white kernel learns the rest.
+        return y, np.full(len(y), 1e-3 * max(1e-12, float(np.var(y))))
 
     def fit(self, batches: Sequence[BatchOutcome]) -> OutcomeModel:
         from sklearn.exceptions import ConvergenceWarning
@@ -149,7 +150,7 @@ class OutcomeModel:
                 kernel=kernel + WhiteKernel(0.01, (1e-5, 1.0)),
                 alpha=noise / self.y_std**2,
                 normalize_y=False,
-                n_restarts_optimizer=1,
+                n_restarts_optimizer=1 if self.target == "yield" else 0,
                 random_state=self.seed,
             )
             self.gp.fit(x, (y - self.y_mean) / self.y_std)

@@ -20,6 +20,16 @@
     Plotly.newPlot(el, traces, layout, { displayModeBar: false, responsive: true });
   }
 
+  function drawPareto(el) {
+    const front = JSON.parse(el.dataset.front || "[]");
+    const metric = el.dataset.metric;
+    if (!front.length || !window.Plotly) return;
+    const traces = [{ type: "scatter", mode: "lines+markers", x: front.map((p) => p[metric]), y: front.map((p) => p.yield), line: { color: "#1d4ed8", shape: "hv" }, name: "front" }];
+    if (el.dataset.at) traces.push({ type: "scatter", mode: "markers", x: [Number(el.dataset.at)], y: [Number(el.dataset.yield)], marker: { color: "#c2410c", size: 12 }, name: "rec" });
+    Plotly.newPlot(el, traces, { height: 260, margin: { l: 48, r: 16, t: 8, b: 40 }, showlegend: false, xaxis: { title: { text: metric } }, yaxis: { tickformat: ".1%" } },
+      { displayModeBar: false, responsive: true });
+  }
+
   async function act(button, run) {
     button.disabled = true;
     try { await run(); }
@@ -29,6 +39,8 @@
   document.addEventListener("DOMContentLoaded", () => {
     const pd = document.getElementById("pd-chart");
     if (pd) drawPd(pd);
+    const pareto = document.getElementById("pareto-chart");
+    if (pareto) drawPareto(pareto);
     const propose = document.getElementById("propose");
     if (propose) propose.addEventListener("click", () => act(propose, async () => {
       await AX.api("POST", "/process/cells/" + propose.dataset.cell + "/recommendations", {});

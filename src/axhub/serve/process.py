@@ -415,7 +415,10 @@ def _when(value: Any) -> datetime | None:
         return value
     from datetime import datetime as dt
 
-    parsed = dt.fromisoformat(str(value))
+    try:
+        parsed = dt.fromisoformat(str(value))
+    except ValueError as exc:
+        raise AxHubError(f"time '{str(value)[:40]}' is not an ISO 8601 time") from exc
     if parsed.tzinfo is None:
         raise AxHubError(f"time '{value}' has no time zone (give +09:00 or Z)")
     return parsed

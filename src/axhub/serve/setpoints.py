@@ -47,16 +47,28 @@ class SetpointTarget:
     def from_json(cls, data: Mapping[str, Any]) -> SetpointTarget:
         if data.get("protocol") not in ("opcua", "modbus"):
             raise AxHubError("setpoint target: protocol must be 'opcua' or 'modbus'")
-        return cls(
-            protocol=str(data["protocol"]),
-            endpoint=str(data.get("endpoint", "")),
-            host=str(data.get("host", "127.0.0.1")),
-            port=int(data.get("port", 502)),
-            unit=int(data.get("unit", 1)),
-            nodes={str(k): str(v) for k, v in dict(data.get("nodes", {})).items()},
-            registers={str(k): int(v) for k, v in dict(data.get("registers", {})).items()},
-            timeout_s=float(data.get("timeout_s", 5.0)),
-        )
+        try:
+            target = cls(
+                protocol=str(data["protocol"]),
+                endpoint=str(data.get("endpoint", "")),
+                host=str(data.get("host", "127.0.0.1")),
+                port=int(data.get("port", 502)),
+                unit=int(data.get("unit", 1)),
+                nodes={str(k): str(v) for k, v in dict(data.get("nodes", {})).items()},
+                registers={str(k): int(v) for k, v in dict(data.get("registers", {})).items()},
+                timeout_s=float(data.get("timeout_s", 5.0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AxHubError(f"setpoint target is not valid: {type(exc).__name__} {exc}") from exc
+        if target.protocol == "opcua" and not target.endpoint.startswith("opc.tcp://"):
+            raise AxHubError("setpoint target: an OPC UA endpoint starts with opc.tcp://")
+        if not 0 < target.port < 65536 or not 0 <= target.unit < 256:
+            raise AxHubError("setpoint target: port 1-65535 and unit 0-255")
+        if any(not 0 <= r < 65535 for r in target.registers.values()):
+            raise AxHubError("setpoint target: holding registers 0-65534 (two per float32)")
+        if not (0 < target.timeout_s <= 60):
+            raise AxHubError("setpoint target: timeout_s between 0 and 60 seconds")
+        return target
 
 
 def _regs(value: float) -> list[int]:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from axhub.core.errors import AxHubError
+
 Settings = Mapping[str, float]
 
 
@@ -99,11 +101,37 @@ class ProcessLimits:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProcessLimits:
-        return cls(
-            bounds={n: (float(b[0]), float(b[1])) for n, b in data["bounds"].items()},
-            max_step={n: float(v) for n, v in data.get("max_step", {}).items()},
-            forbidden=[
-                {n: (float(b[0]), float(b[1])) for n, b in box.items()} for box in data.get("forbidden", [])
-            ],
-            trust_radius=float(data.get("trust_radius", 0.25)),
-        )
+        """Limits from JSON (an API body or a stored cell); refuses what would misbehave later."""
+        try:
+            limits = cls(
+                bounds={str(n): (float(b[0]), float(b[1])) for n, b in dict(data["bounds"]).items()},
+                max_step={str(n): float(v) for n, v in dict(data.get("max_step", {})).items()},
+                forbidden=[
+                    {str(n): (float(b[0]), float(b[1])) for n, b in dict(box).items()}
+                    for box in data.get("forbidden", [])
+                ],
+                trust_radius=float(data.get("trust_radius", 0.25)),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise AxHubError(
+                f"process limits are not valid: {type(exc).__name__} {exc}",
+                hint="bounds: {name: [low, high]}, max_step: {name: step}, "
+                "forbidden: [{name: [low, high]}], trust_radius: number",
+            ) from exc
+        problems = []
+        if not limits.bounds:
+            problems.append("no setpoint in bounds")
+        for n, (lo, hi) in limits.bounds.items():
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                problems.append(f"bounds of {n}: need finite low < high")
+        for n, step in limits.max_step.items():
+            if n not in limits.bounds or not (math.isfinite(step) and step > 0):
+                problems.append(f"max_step of {n}: need a known setpoint and a step > 0")
+        for box in limits.forbidden:
+            if not box or set(box) - set(limits.bounds):
+                problems.append("forbidden region: name known setpoints only")
+        if not (math.isfinite(limits.trust_radius) and limits.trust_radius > 0):
+            problems.append("trust_radius: need a number > 0")
+        if problems:
+            raise AxHubError("process limits are not valid: " + "; ".join(problems))
+        return limits

@@ -106,7 +106,8 @@ def recommend(
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=15)
     )
-    study.enqueue_trial(current)
+    if not limits.violations(current):  # a hand-moved machine may sit outside its bounds
+        study.enqueue_trial(current)
     for prior in sorted(validated, key=lambda s: limits.distance_to(s, [current]))[:3]:
         if not limits.violations(prior, current, validated):
             study.enqueue_trial(prior)  # good settings already seen, when within one step

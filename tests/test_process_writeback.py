@@ -235,3 +235,38 @@ def test_batches_get_features_of_the_machine_signals_during_their_cycle(db: Data
     assert [c["주축부하.mean"] for c in contexts] == [10.0, 20.0]
     assert [c["주축부하.max"] for c in contexts] == [10.0, 20.0]
     store.close()
+
+
+@pytest.mark.slow
+def test_closed_loop_end_to_end_through_opcua(db: Database) -> None:
+    """Propose, approve, write over OPC UA, the cell makes a batch at what it holds, record it,
+    again: the true yield of the cell's settings rises, and every write is allowed and read back."""
+
+    async def scenario() -> None:
+        cell = ProcessCell(seed=11, parts_per_batch=60)
+        await cell.start()
+        try:
+            target = _opcua_target(cell)
+            svc = ProcessService(db, _org(db, "acme"))
+            cell_id = svc.create_cell("CNC-07", _limits(), target)
+            svc.record_batches(cell_id, await _history(cell, target, 4))
+            start = sp.true_yield(await cell.setpoints(), "LOT-A", 0)
+            for i in range(5):
+                rec = await svc.propose(cell_id, "eng", lot=cell.sim.next_lot(), seed=i)
+                entry = await svc.approve(rec["id"], "boss", "approver")
+                assert entry["ok"], entry["message"]
+                parts = await cell.run_batch()
+                assert _close(parts[0].settings, rec["settings"])
+                svc.record_batches(
+                    cell_id,
+                    [{"batch_key": f"L{i}", "lot": parts[0].lot, "settings": parts[0].settings,
+                      "n_parts": len(parts), "n_passed": sum(p.passed for p in parts)}],
+                )  # fmt: skip
+            end = sp.true_yield(await cell.setpoints(), "LOT-A", 0)
+            assert end > start + 0.1, (start, end)
+            writes = [a for a in svc.audit(cell_id) if a["action"] == "write"]
+            assert len(writes) == 5 and all(a["ok"] for a in writes)
+        finally:
+            await cell.stop()
+
+    asyncio.run(scenario())

@@ -270,3 +270,17 @@ def test_closed_loop_end_to_end_through_opcua(db: Database) -> None:
             await cell.stop()
 
     asyncio.run(scenario())
+
+
+def test_sim_process_command_makes_batches_at_the_cell_setpoints() -> None:
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["sim-process", "--opcua-port", "0", "--modbus-port", "0", "--every", "0.05", "--batches", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("sim-0-")]
+    assert len(lines) == 2 and all(" passed" in line for line in lines)
+    assert "s=CNC-07.spindle_speed_rpm" in result.output

@@ -152,6 +152,12 @@ def test_limits_are_checked_again_at_write_time(db: Database) -> None:
             svc.reject(rejected["id"], "boss", "approver", "not before the audit")
             with pytest.raises(ConflictError):
                 await svc.approve(rejected["id"], "boss", "approver")
+            # The machine goes away after the recommendation: the approval fails, on record.
+            late = await svc.propose(cell_id, "eng")
+            await cell.stop()
+            entry = await svc.approve(late["id"], "boss", "approver")
+            assert not entry["ok"] and "not reachable" in entry["message"]
+            assert svc.recommendations(cell_id)[0]["status"] == "failed"
         finally:
             await cell.stop()
 

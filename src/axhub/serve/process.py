@@ -321,7 +321,12 @@ class ProcessService:
         try:
             read_back = await write_setpoints(target, settings)
         except AxHubError as exc:
-            return self._finish(rec_id, cell_id, actor, "failed", current, settings, {}, False, str(exc))
+            # Some setpoints may have been written before the failure: record what it holds now.
+            try:
+                holds = await read_setpoints(target)
+            except AxHubError:
+                holds = {}
+            return self._finish(rec_id, cell_id, actor, "failed", current, settings, holds, False, str(exc))
         ok = matches(settings, read_back)
         return self._finish(
             rec_id, cell_id, actor, "written" if ok else "failed", current, settings, read_back, ok,

@@ -52,7 +52,7 @@ def _modbus_target(cell: ProcessCell) -> SetpointTarget:
     )
 
 
-async def _history(cell: ProcessCell, target: SetpointTarget, n: int) -> list[dict[str, object]]:
+async def _history(cell: ProcessCell, n: int) -> list[dict[str, object]]:
     """Batches run at small changes around the baseline, set on the cell's own panel."""
     rng = np.random.default_rng(0)
     records: list[dict[str, object]] = []
@@ -87,7 +87,7 @@ def test_only_an_approved_recommendation_is_written_then_read_back_and_rolled_ba
             org = _org(db, "acme")
             svc = ProcessService(db, org)
             cell_id = svc.create_cell("CNC-07", _limits(), target)
-            records = await _history(cell, target, 6)
+            records = await _history(cell, 6)
             assert svc.record_batches(cell_id, records) == 6
             assert svc.record_batches(cell_id, records) == 0  # idempotent on batch_key
             before = await cell.setpoints()
@@ -139,7 +139,7 @@ def test_limits_are_checked_again_at_write_time(db: Database) -> None:
             target = _opcua_target(cell)
             svc = ProcessService(db, _org(db, "acme"))
             cell_id = svc.create_cell("CNC-07", _limits(), target)
-            svc.record_batches(cell_id, await _history(cell, target, 5))
+            svc.record_batches(cell_id, await _history(cell, 5))
             rec = await svc.propose(cell_id, "eng")
             # Someone moves the machine by hand meanwhile (via Modbus): the step is now too large.
             moved = {**sp.BASELINE, "spindle_speed_rpm": rec["settings"]["spindle_speed_rpm"] - 1500}
@@ -255,7 +255,7 @@ def test_closed_loop_end_to_end_through_opcua(db: Database) -> None:
             target = _opcua_target(cell)
             svc = ProcessService(db, _org(db, "acme"))
             cell_id = svc.create_cell("CNC-07", _limits(), target)
-            svc.record_batches(cell_id, await _history(cell, target, 4))
+            svc.record_batches(cell_id, await _history(cell, 4))
             start = sp.true_yield(await cell.setpoints(), "LOT-A", 0)
             for i in range(5):
                 rec = await svc.propose(cell_id, "eng", lot=cell.sim.next_lot(), seed=i)

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from axhub.ml.process.limits import ProcessLimits, Settings
 from axhub.ml.process.model import OutcomeModel, Prediction
 
@@ -200,4 +198,4 @@ def pareto_front(
                 **{n: float(v) for n, v in zip(names, t.values[1:], strict=True)},
             }
         )
-    return sorted(front, key=lambda p: -float(np.asarray(p["yield"])))
+    return sorted(front, key=lambda p: -float(p["yield"]))

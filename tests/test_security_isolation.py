@@ -38,9 +38,15 @@ INGEST_MAY = {
     "repreview_upload",
     "ingest_upload",
     "logout",
+    "record_process_batches",
+    "upload_process_batches",
 }
 # Operator-only routes answer 403 to every company user, whatever the ids (they are not tenant data).
 OPERATOR_ONLY_PREFIX = "/api/v1/platform/"
+# Only a signed-in approver may approve a setpoint write: every key gets 403, whatever the ids.
+SESSION_ONLY = {"approve_setpoints", "reject_setpoints", "rollback_setpoints"}
+# Routes that take a file (multipart) rather than JSON.
+FILE_ROUTES = {"create_upload", "preview_upload", "upload_process_batches"}
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +118,16 @@ def a_ids(hub: Hub) -> dict[str, str]:
         assert channel.status_code == 201, channel.text
         ids["channel"] = channel.json()["id"]
     ids["user"] = hub.users["a_viewer"]
+    # A process cell and a recommendation awaiting approval (no machine needed to store them).
+    from axhub.store.models import ProcessCellRow, ProcessRecommendationRow
+
+    with hub.db.session() as s:
+        scope = OrgScope(s, ids["org"])
+        cell = scope.add(ProcessCellRow(name="acme-secret cell", limits={}, target={}))
+        rec = scope.add(
+            ProcessRecommendationRow(cell_id=cell.id, settings={"feed": 0.1}, current={"feed": 0.1})
+        )
+        ids["process_cell"], ids["process_rec"] = cell.id, rec.id
     return ids
 
 
@@ -133,6 +149,8 @@ PATH_IDS = {
     "event_id": "event",
     "rule_id": "rule",
     "channel_id": "channel",
+    "cell_id": "process_cell",
+    "rec_id": "process_rec",
 }
 
 
@@ -189,6 +207,20 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "update_event": {"title": "renamed"},
         "update_rule": {"high": 1.0},
         "update_channel": {"target": "http://127.0.0.1:9/b"},
+        "create_process_cell": {
+            "name": "b cell",
+            "limits": {"bounds": {"feed": [0.0, 1.0]}},
+            "target": {"protocol": "modbus", "port": 9, "registers": {"feed": 0}},
+        },
+        "record_process_batches": {
+            "batches": [{"batch_key": "x", "settings": {"feed": 0.5}, "n_parts": 1, "n_passed": 1}]
+        },
+        "propose_setpoints": {},
+        "dry_run_setpoints": None,
+        "approve_setpoints": None,
+        "reject_setpoints": {"reason": "intruder"},
+        "rollback_setpoints": None,
+        "upload_process_batches": None,
     }
 
 
@@ -219,7 +251,7 @@ def _call(hub: Hub, who: str | None, op: str, method: str, path: str, ids: dict[
         "poll": 0.05,
     }
     with hub.client(who) as client:
-        if op in {"create_upload", "preview_upload"}:
+        if op in FILE_ROUTES:
             return client.post(url, files={"file": ("x.csv", b"a\n1\n", "text/csv")}, params=params)
         body = _bodies(ids).get(op)
         return client.request(method, url, params=params, json=body if method in UNSAFE else None)
@@ -273,7 +305,7 @@ def test_another_company_sees_nothing_of_a(hub: Hub, a_ids: dict[str, str]) -> N
             continue
         r = _call(hub, "b_admin", op, method, path, a_ids)
         where = f"{method} {path} ({op}): {r.status_code} {r.text[:300]}"
-        if path.startswith(OPERATOR_ONLY_PREFIX):
+        if path.startswith(OPERATOR_ONLY_PREFIX) or op in SESSION_ONLY:
             assert r.status_code == 403, where
             continue
         references_a = "{" in path or op in {

@@ -6,6 +6,8 @@
 //                        "Sensor Fault" (Double, always NaN: a PLC's "no valid value")
 //   Line1/Cell1/Robot/Arm (objects, depth 5 from Plant): Speed (Double), below a browse depth of 3
 //   ns=1;s=Counter     : the same counter under a string NodeId, changing every 100 ms
+//   Cell7 (object)     : writable Double setpoints ns=1;s=Cell7.<name> (feed_per_tooth_mm,
+//                        spindle_speed_rpm, clamp_pressure_bar) for the setpoint write-back tests
 // With "secure", only Basic256Sha256 SignAndEncrypt is offered and unknown client certificates
 // are refused (they land in <pki>/rejected, as on a real plant server).
 // Prints "READY <port>" once it listens.
@@ -59,6 +61,27 @@ async function main() {
   const robot = ns.addObject({ componentOf: cell, browseName: "Robot" });
   const arm = ns.addObject({ componentOf: robot, browseName: "Arm" });
   variable(arm, "Speed", "Double", () => (Date.now() - t0) / 1000);
+  // Writable setpoints of a machining cell (process optimisation write-back):
+  // ns=1;s=Cell7.<name>, Double, read/write; the value written is the value read.
+  const cell7 = ns.addObject({ componentOf: plant, browseName: "Cell7" });
+  const setpoints = { feed_per_tooth_mm: 0.14, spindle_speed_rpm: 6800, clamp_pressure_bar: 3.4 };
+  for (const name of Object.keys(setpoints)) {
+    ns.addVariable({
+      componentOf: cell7,
+      browseName: name,
+      nodeId: `s=Cell7.${name}`,
+      dataType: "Double",
+      accessLevel: "CurrentRead | CurrentWrite",
+      userAccessLevel: "CurrentRead | CurrentWrite",
+      value: {
+        get: () => new opcua.Variant({ dataType: opcua.DataType.Double, value: setpoints[name] }),
+        set: (variant) => {
+          setpoints[name] = variant.value;
+          return opcua.StatusCodes.Good;
+        },
+      },
+    });
+  }
   setInterval(() => {
     counter += 1;
   }, 100);

@@ -51,14 +51,16 @@ class Need(StrEnum):
     INGEST = "ingest"  # engineer or admin; keys with 'ingest' or 'write'
     ADMIN = "admin"  # organisation admin; keys with 'admin'
     OPERATOR = "operator"  # the data center's platform operator
+    APPROVE = "approve"  # approve setpoint writes: admin or approver, signed in (no key can)
 
 
 _ROLES: dict[Need, frozenset[str]] = {
-    Need.READ: frozenset({Role.ADMIN, Role.ENGINEER, Role.VIEWER, Role.OPERATOR}),
-    Need.WRITE: frozenset({Role.ADMIN, Role.ENGINEER, Role.OPERATOR}),
-    Need.INGEST: frozenset({Role.ADMIN, Role.ENGINEER, Role.OPERATOR}),
+    Need.READ: frozenset({Role.ADMIN, Role.ENGINEER, Role.VIEWER, Role.OPERATOR, Role.APPROVER}),
+    Need.WRITE: frozenset({Role.ADMIN, Role.ENGINEER, Role.OPERATOR, Role.APPROVER}),
+    Need.INGEST: frozenset({Role.ADMIN, Role.ENGINEER, Role.OPERATOR, Role.APPROVER}),
     Need.ADMIN: frozenset({Role.ADMIN, Role.OPERATOR}),
     Need.OPERATOR: frozenset({Role.OPERATOR}),
+    Need.APPROVE: frozenset({Role.ADMIN, Role.APPROVER}),
 }
 _KEY_SCOPES: dict[Need, frozenset[str]] = {
     Need.READ: frozenset({"read"}),
@@ -66,6 +68,7 @@ _KEY_SCOPES: dict[Need, frozenset[str]] = {
     Need.INGEST: frozenset({"ingest", "write"}),
     Need.ADMIN: frozenset({"admin"}),
     Need.OPERATOR: frozenset({"admin"}),
+    Need.APPROVE: frozenset(),
 }
 
 
@@ -125,7 +128,13 @@ async def _app_state(request: Request) -> AppState:
     return app_state(request)
 
 
-ROLE_RANK = {Role.VIEWER.value: 0, Role.ENGINEER.value: 1, Role.ADMIN.value: 2, Role.OPERATOR.value: 3}
+ROLE_RANK = {
+    Role.VIEWER.value: 0,
+    Role.ENGINEER.value: 1,
+    Role.APPROVER.value: 2,
+    Role.ADMIN.value: 3,
+    Role.OPERATOR.value: 4,
+}
 
 
 def weaker_role(a: str, b: str) -> str:

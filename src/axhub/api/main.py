@@ -42,6 +42,7 @@ def _routers() -> list[APIRouter]:
         ops,
         orgs,
         plant,
+        process,
         production,
         readings,
         refused,
@@ -74,6 +75,7 @@ def _routers() -> list[APIRouter]:
         alerting.rules,
         alerting.channels,
         refused.router,
+        process.router,
     ]
 
 

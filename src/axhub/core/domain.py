@@ -18,6 +18,12 @@ class Role(StrEnum):
     ENGINEER = "engineer"
     VIEWER = "viewer"
     OPERATOR = "operator"
+    # An engineer who may also approve setpoint changes that reach a machine (process optimisation).
+    APPROVER = "approver"
+
+
+# Who may approve a setpoint write to a machine (a person, in a session: never an API key).
+APPROVER_ROLES = frozenset({Role.ADMIN.value, Role.APPROVER.value})
 
 
 class Quality(IntEnum):

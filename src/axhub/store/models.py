@@ -543,3 +543,85 @@ class JobUsageRow(Base):
     run_seconds: Mapped[float] = mapped_column(Float)
     # Only the first attempt waited in the queue from submission; retries are not charged waits.
     wait_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+# -- process optimisation (issue 17) -------------------------------------------------------------
+# A cell's setpoints, limits and where to write them; its batch records; recommendations and
+# the audit trail of every dry run, write and rollback (who, what, when, what the machine read back).
+
+
+class ProcessCellRow(Base):
+    __tablename__ = "process_cells"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[str] = _id("cell")
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    asset_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("assets.id", ondelete="SET NULL"), default=None
+    )
+    limits: Mapped[dict[str, Any]] = mapped_column(default=dict)  # ml.process.limits.ProcessLimits
+    target: Mapped[dict[str, Any]] = mapped_column(default=dict)  # serve.setpoints.SetpointTarget
+    context_names: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProcessBatchRow(Base):
+    """One batch (or one part: n_parts = 1) with its settings, context and outcome."""
+
+    __tablename__ = "process_batches"
+    __table_args__ = (UniqueConstraint("cell_id", "batch_key"),)
+    id: Mapped[str] = _id("pbat")
+    org_id: Mapped[str] = _org_fk()
+    cell_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("process_cells.id", ondelete="CASCADE"), index=True
+    )
+    batch_key: Mapped[str] = mapped_column(String(200))  # the plant's batch/part id (idempotent)
+    lot: Mapped[str] = mapped_column(String(200), default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    defects: Mapped[dict[str, Any]] = mapped_column(default=dict)  # defect type -> count
+    n_parts: Mapped[int] = mapped_column(Integer, default=0)
+    n_passed: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProcessRecommendationRow(Base):
+    __tablename__ = "process_recommendations"
+    id: Mapped[str] = _id("prec")
+    org_id: Mapped[str] = _org_fk()
+    cell_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("process_cells.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="proposed")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    current: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    predicted: Mapped[dict[str, Any]] = mapped_column(default=dict)  # effect, intervals, evidence
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ProcessAuditRow(Base):
+    """Append-only: every dry run, write, rejection and rollback of setpoints."""
+
+    __tablename__ = "process_audit"
+    __table_args__ = (Index("ix_process_audit_cell_at", "cell_id", "at"),)
+    id: Mapped[str] = _id("paud")
+    org_id: Mapped[str] = _org_fk()
+    cell_id: Mapped[str] = mapped_column(String(40), ForeignKey("process_cells.id", ondelete="CASCADE"))
+    recommendation_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    action: Mapped[str] = mapped_column(String(20))  # dry_run | write | rollback | reject
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    read_back: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str] = mapped_column(String(2000), default="")
+
+
+TENANT_TABLES += (ProcessCellRow, ProcessBatchRow, ProcessRecommendationRow, ProcessAuditRow)

@@ -34,6 +34,7 @@ def mount_web(app: FastAPI) -> None:
     from axhub.web.owndata_pages import router as owndata_router
     from axhub.web.pages import router as pages_router
     from axhub.web.performance import router as performance_router
+    from axhub.web.process_pages import router as process_router
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
@@ -58,3 +59,4 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(owndata_router)
     app.include_router(pages_router)
     app.include_router(performance_router)
+    app.include_router(process_router)

@@ -10,7 +10,7 @@ from pydantic import Field
 from axhub.api.schemas.common import In, Out
 
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-TenantRole = Literal["admin", "engineer", "viewer"]
+TenantRole = Literal["admin", "engineer", "viewer", "approver"]
 KeyScope = Literal["read", "write", "ingest", "admin"]
 
 

@@ -19,6 +19,7 @@ from axhub.api.deps import AppState
 from axhub.api.errors import install_error_handlers
 from axhub.api.headers import SecurityHeaders
 from axhub.api.limits import BodySizeLimit
+from axhub.api.login_guard import SharedLoginGuard
 from axhub.api.security import SessionSigner, load_or_create_secret
 from axhub.core.settings import Settings, get_settings
 from axhub.store.blobs import BlobStore
@@ -105,6 +106,7 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         queue=JobQueue(db, lease_seconds=lease_seconds),
     )
+    state.login_guard = SharedLoginGuard(db)  # one sign-in limit across every API process
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

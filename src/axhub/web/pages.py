@@ -147,13 +147,14 @@ def login_submit(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=500)] = "/",
     login_token: Annotated[str, Form(max_length=100)] = "",
+    company: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not same_origin(request) or not cookie or not hmac.compare_digest(cookie, login_token):
         return _login_page(request, next, status_code=403, error="service.login.stale", email=email)
     address = request.client.host if request.client else None
     try:
-        who = check_credentials(app_state(request), email, password, address)
+        who = check_credentials(app_state(request), email, password, address, company.strip() or None)
     except ApiError as exc:  # throttled
         wait = (exc.details or {}).get("retry_after_s", 60)
         page = _login_page(
@@ -162,7 +163,7 @@ def login_submit(
         page.headers["Retry-After"] = str(wait)
         return page
     if who is None:
-        return _login_page(request, next, status_code=401, error="login.failed", email=email)
+        return _login_page(request, next, status_code=401, error="login.failed", email=email, company=company)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookies(request, response, who.user_id, who.session_version)
     response.delete_cookie(LOGIN_COOKIE, path="/login")

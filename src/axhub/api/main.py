@@ -46,6 +46,7 @@ def _routers() -> list[APIRouter]:
         production,
         readings,
         refused,
+        series,
         users,
     )
 
@@ -58,6 +59,7 @@ def _routers() -> list[APIRouter]:
         plant.assets,
         plant.signals,
         readings.router,
+        series.router,
         data.uploads,
         data.datasets,
         jobs.router,

@@ -225,6 +225,7 @@ def asset_page(
             history_start=extent[0].isoformat() if extent else "",
             focus=[s for s in signals.split(",") if s],
             can_learn=principal.allows(Need.WRITE),
+            can_delete_series=principal.allows(Need.ADMIN),
             **page.ident,
             **data,
         )

@@ -54,6 +54,7 @@ NAV: list[tuple[str, str, Need]] = [
     ("/jobs", "nav.jobs", Need.READ),
     ("/admin", "nav.admin", Need.ADMIN),
     ("/operator", "nav.operator", Need.OPERATOR),
+    ("/operator/metering", "nav.metering", Need.OPERATOR),
     ("/complex", "nav.complex", Need.OPERATOR),
 ]
 

@@ -20,6 +20,7 @@ from axhub.api.errors import install_error_handlers
 from axhub.api.headers import SecurityHeaders
 from axhub.api.limits import BodySizeLimit
 from axhub.api.login_guard import SharedLoginGuard
+from axhub.api.secrets_setup import seal_passwords
 from axhub.api.security import SessionSigner, load_or_create_secret
 from axhub.core.settings import Settings, get_settings
 from axhub.store.blobs import BlobStore
@@ -109,6 +110,7 @@ def create_app(
         queue=JobQueue(db, lease_seconds=lease_seconds),
     )
     state.login_guard = SharedLoginGuard(db)  # one sign-in limit across every API process
+    seal_passwords(settings, db)  # SMTP passwords at rest: sealed with a key kept outside the DB
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     datasets: Path = Field(default_factory=_default_datasets_root)
     # Default organisation used by the single-company embedded CLI.
     default_org: str = "demo"
+    # Fernet key for secrets kept at rest (SMTP passwords); empty: <home>/secrets.key (core/secret_box.py).
+    secrets_key: str = Field(default="", repr=False)
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

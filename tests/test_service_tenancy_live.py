@@ -108,6 +108,25 @@ def test_sharing_answers_the_same_for_existing_and_missing_companies(live: Live,
         assert [m["id"] for m in b.get("/api/v1/models/shared").json()] == [a_version]
 
 
+def test_a_hub_can_require_the_company_at_sign_in(tmp_path: Path) -> None:
+    """With the setting on, an e-mail alone signs in nowhere, so how long a sign-in takes or
+    whether it works never depends on accounts of other companies."""
+    from fastapi.testclient import TestClient
+
+    from _api_helpers import create_accounts
+    from axhub.api.main import create_app
+    from axhub.core.settings import Settings
+
+    settings = Settings(home=tmp_path, signin_requires_company=True)
+    app = create_app(settings, executor="none")
+    create_accounts(app.state.axhub.db)
+    with TestClient(app, base_url="https://testserver") as c:
+        body = {"email": "b_admin@beta.example", "password": PASSWORD}
+        assert c.post("/api/v1/auth/login", json=body).status_code == 401
+        ok = c.post("/api/v1/auth/login", json={**body, "company": "beta"})
+        assert ok.status_code == 200 and ok.json()["org"]["slug"] == "beta"
+
+
 # ------------------------------------------------------------ one limit across API processes
 def test_two_guards_on_one_database_share_the_counts(tmp_path: Path) -> None:
     """Two processes' guards (same database): failures seen by either count for both."""

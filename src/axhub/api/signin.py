@@ -7,7 +7,8 @@ they exist, so neither the answer nor its timing tells which accounts exist.
 
 Sign-in names are per company: ``company`` (its slug) picks the account. Without it, the password
 is checked against every account with that e-mail (oldest first) and the first that matches signs
-in, so one person with accounts in two companies reaches each with its own password.
+in, so one person with accounts in two companies reaches each with its own password; with
+``AXHUB_SIGNIN_REQUIRES_COMPANY`` it must be given (nothing then depends on other companies).
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ def sign_in(
     wait = guard.retry_after(email, address)
     if wait:
         raise too_many(wait)
+    named = bool(company) or not state.settings.signin_requires_company
     with state.db.session() as s:  # closed before hashing: no connection held for argon2
         found = [
             (SignedIn(u.id, u.org_id, u.role, u.session_version), u.password_hash, u.is_active)
-            for u in accounts_repo.users_by_email(s, email, company)[:MAX_CANDIDATES]
+            for u in (accounts_repo.users_by_email(s, email, company) if named else [])[:MAX_CANDIDATES]
         ]
     match = None
     try:

@@ -122,7 +122,13 @@ def _login_page(request: Request, next: str, status_code: int = 200, **context: 
     # so another site cannot sign a victim's browser into the attacker's account.
     token = secrets.token_urlsafe(24)
     response = render(
-        request, "login.html", status_code=status_code, next=_safe_next(next), login_token=token, **context
+        request,
+        "login.html",
+        status_code=status_code,
+        next=_safe_next(next),
+        login_token=token,
+        company_required=app_state(request).settings.signin_requires_company,
+        **context,
     )
     response.set_cookie(
         LOGIN_COOKIE,

@@ -115,6 +115,7 @@ def _seqs(store: TimeSeriesStore, sig: str) -> list[int]:
     return sorted((t - T0_US) // 1_000_000 for s, t in _values(store, "acme", "m1") if s == sig)
 
 
+@pytest.mark.slow
 def test_a_delete_during_a_live_stream_leaves_nothing_sent_before_it(tmp_path: Path) -> None:
     """A separate process appends (and compacts) all the time; what it acknowledged before a
     delete began is gone for good, what it began sending after the delete returned is kept."""

@@ -181,6 +181,7 @@ def _burst(url: str, email: str, password: str, net: str, n: int = 4) -> list[ht
         return list(pool.map(one, range(n)))
 
 
+@pytest.mark.slow
 def test_sign_in_limits_hold_across_two_uvicorn_workers(live: Live) -> None:
     email = f"t{uuid.uuid4().hex[:8]}@acme.example"
     with live.client("a_admin") as admin:

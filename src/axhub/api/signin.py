@@ -51,11 +51,11 @@ def sign_in(
     wait = guard.retry_after(email, address)
     if wait:
         raise too_many(wait)
-    named = bool(company) or not state.settings.signin_requires_company
+    look_up = bool(company) or not state.settings.signin_requires_company
     with state.db.session() as s:  # closed before hashing: no connection held for argon2
         found = [
             (SignedIn(u.id, u.org_id, u.role, u.session_version), u.password_hash, u.is_active)
-            for u in (accounts_repo.users_by_email(s, email, company) if named else [])[:MAX_CANDIDATES]
+            for u in (accounts_repo.users_by_email(s, email, company) if look_up else [])[:MAX_CANDIDATES]
         ]
     match = None
     try:

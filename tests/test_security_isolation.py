@@ -20,6 +20,7 @@ import pytest
 from _api_helpers import Hub, make_hub, seed_org
 from axhub.api.main import iter_routes
 from axhub.registry.store import ModelRegistry
+from axhub.store.accounts_repo import share_code_of
 from axhub.store.blobs import BlobStore
 from axhub.store.models import AlertRow, ModelVersionRow
 from axhub.store.platform import org_by_slug
@@ -83,8 +84,8 @@ def a_ids(hub: Hub) -> dict[str, str]:
             ids["alert"] = alert.id
             ids["org"] = org.id
         with hub.db.session() as s:
-            ModelRegistry(OrgScope(s, ids["org"]), BlobStore(hub.settings.blob_root))
-        r = c.post(f"/api/v1/models/{ids['version']}/shares", json={"org_slug": "platform"})
+            platform_code = share_code_of(s, org_by_slug(s, "platform"))
+        r = c.post(f"/api/v1/models/{ids['version']}/shares", json={"share_code": platform_code})
         assert r.status_code == 201, r.text
         ids["share"] = r.json()["id"]
         r = c.post("/api/v1/deployments", json={"model_version_id": ids["version"], "asset_id": ids["asset"]})
@@ -176,7 +177,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "create_dataset": {"name": "steal", "spec": {"source": "upload", "blob_sha256": ids["upload_sha"]}},
         "submit_job": {"kind": "train", "estimator": "anomaly/mspc", "dataset_id": ids["dataset"]},
         "set_model_stage": {"stage": "production"},
-        "share_model": {"org_slug": "beta"},
+        "share_model": {"share_code": "sh_not-a-company"},
         "choose_operating_point": {"target_false_alarm": 0.05},
         "create_deployment": {"model_version_id": ids["version"], "asset_id": ids["asset"]},
         "update_deployment": {"active": False},

@@ -18,9 +18,9 @@ def create_user(
 ) -> str:
     """Create a user (and the organisation if new); returns the user id."""
     with db.session() as s:
-        if accounts_repo.user_by_email(s, email) is not None:
-            raise ConflictError(f"a user with e-mail {email} already exists")
         org = platform.ensure_org(s, org_name or org_slug, org_slug)
+        if accounts_repo.user_in_org(s, org.id, email) is not None:
+            raise ConflictError(f"a user with e-mail {email} already exists in {org_slug}")
         user = OrgScope(s, org.id).add(
             UserRow(email=email.lower(), password_hash=hash_password(password), role=Role(role).value)
         )

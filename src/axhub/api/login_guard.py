@@ -7,9 +7,10 @@ up to ``max_wait_s``. A throttled attempt is refused with 429 and ``Retry-After`
 password hashing, so a flood costs the server a dictionary look-up per request. A success clears
 the account's count (not the address's: one right password must not launder a guessing spree).
 
-The counts are per server process (a deployment with N API processes allows N times as many
-guesses; put the reverse proxy's rate limit in front, see docs/security.md). Locking is per
-e-mail whether or not the account exists, so the answer never tells which e-mails have accounts.
+``LoginGuard`` counts in its own process; ``SharedLoginGuard`` (what the API uses) keeps the
+counts in the metadata database, so N API processes, on one machine or several, still allow
+only the same few guesses. Locking is per e-mail whether or not the account exists, so the
+answer never tells which e-mails have accounts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
+
+from axhub.store import login_counts
+from axhub.store.db import Database
 
 
 @dataclass
@@ -52,6 +57,10 @@ class LoginGuard:
     @staticmethod
     def _keys(email: str, address: str | None) -> tuple[str, str | None]:
         return "e:" + email.strip().lower(), ("a:" + address) if address else None
+
+    def cached_retry_after(self, email: str, address: str | None) -> int:
+        """``retry_after`` from what this process already knows (no I/O: safe on the event loop)."""
+        return self.retry_after(email, address)
 
     def retry_after(self, email: str, address: str | None) -> int:
         """Seconds the caller must wait before trying again (0: go ahead)."""
@@ -94,3 +103,71 @@ class LoginGuard:
             # Still full (a flood of distinct e-mails): keep the locked ones, drop the rest.
             for key in [k for k, c in self._counts.items() if c.until < now]:
                 del self._counts[key]
+
+
+class SharedLoginGuard(LoginGuard):
+    """The same rules with the counts in the metadata database (``store/login_counts.py``).
+
+    Each process also remembers the locks it has seen, so a flood against a locked e-mail or
+    address is refused from memory (``cached_retry_after``) without a database round trip.
+    """
+
+    SWEEP_EVERY = 500  # failures between deletions of stale counts
+
+    def __init__(self, db: Database, **kwargs: Any) -> None:
+        super().__init__(clock=time.time, **kwargs)  # wall clock: the one all processes share
+        self.db = db
+        self._since_sweep = 0
+
+    def cached_retry_after(self, email: str, address: str | None) -> int:
+        return super().retry_after(email, address)
+
+    def retry_after(self, email: str, address: str | None) -> int:
+        known = super().retry_after(email, address)
+        if known:
+            return known
+        now = self._now()
+        keys = [k for k in self._keys(email, address) if k]
+        with self.db.session() as s:
+            until = {k: login_counts.locked_until(s, [k]) for k in keys}
+        for key, when in until.items():
+            if when > now:
+                self._remember(key, when)
+        wait = max(until.values(), default=0.0) - now
+        return math.ceil(wait) if wait > 0 else 0
+
+    def failed(self, email: str, address: str | None) -> None:
+        now = self._now()
+        account, addr = self._keys(email, address)
+        with self.db.session() as s:
+            for key, free in ((account, self.account_free), (addr, self.address_free)):
+                if key is None:
+                    continue
+                until = login_counts.count_failure(
+                    s,
+                    key,
+                    now=now,
+                    free=free,
+                    base_wait_s=self.base_wait_s,
+                    max_wait_s=self.max_wait_s,
+                    forget_after_s=self.forget_after_s,
+                )
+                if until > now:
+                    self._remember(key, until)
+            self._since_sweep += 1
+            if self._since_sweep >= self.SWEEP_EVERY:
+                self._since_sweep = 0
+                login_counts.forget_stale(s, now=now, forget_after_s=self.forget_after_s)
+
+    def succeeded(self, email: str) -> None:
+        super().succeeded(email)
+        with self.db.session() as s:
+            login_counts.clear(s, self._keys(email, None)[0])
+
+    def _remember(self, key: str, until: float) -> None:
+        with self._lock:
+            if len(self._counts) >= self.max_entries:
+                self._forget_old(self._now())
+            count = self._counts.setdefault(key, _Count())
+            count.until = max(count.until, until)
+            count.last = self._now()

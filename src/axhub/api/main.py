@@ -19,6 +19,8 @@ from axhub.api.deps import AppState
 from axhub.api.errors import install_error_handlers
 from axhub.api.headers import SecurityHeaders
 from axhub.api.limits import BodySizeLimit
+from axhub.api.login_guard import SharedLoginGuard
+from axhub.api.secrets_setup import seal_passwords
 from axhub.api.security import SessionSigner, load_or_create_secret
 from axhub.core.settings import Settings, get_settings
 from axhub.store.blobs import BlobStore
@@ -46,6 +48,7 @@ def _routers() -> list[APIRouter]:
         production,
         readings,
         refused,
+        series,
         users,
     )
 
@@ -58,6 +61,7 @@ def _routers() -> list[APIRouter]:
         plant.assets,
         plant.signals,
         readings.router,
+        series.router,
         data.uploads,
         data.datasets,
         jobs.router,
@@ -107,6 +111,8 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         queue=JobQueue(db, lease_seconds=lease_seconds),
     )
+    state.login_guard = SharedLoginGuard(db)  # one sign-in limit across every API process
+    seal_passwords(settings, db)  # SMTP passwords at rest: sealed with a key kept outside the DB
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -4,6 +4,11 @@ Order matters: the throttle is asked first (a throttled attempt costs no hashing
 password is verified inside a bounded argon2 slot, then the outcome is counted. Wrong e-mail,
 wrong password and inactive account give the same 401; the throttle locks e-mails whether or not
 they exist, so neither the answer nor its timing tells which accounts exist.
+
+Sign-in names are per company: ``company`` (its slug) picks the account. Without it, the password
+is checked against every account with that e-mail (oldest first) and the first that matches signs
+in, so one person with accounts in two companies reaches each with its own password; with
+``AXHUB_SIGNIN_REQUIRES_COMPANY`` it must be given (nothing then depends on other companies).
 """
 
 from __future__ import annotations
@@ -35,29 +40,35 @@ def too_many(retry_after: int, message: str = "too many sign-in attempts") -> Ap
     )
 
 
-def sign_in(state: AppState, email: str, password: str, address: str | None) -> SignedIn:
+MAX_CANDIDATES = 8  # accounts one e-mail may reach without naming the company
+
+
+def sign_in(
+    state: AppState, email: str, password: str, address: str | None, company: str | None = None
+) -> SignedIn:
     """The account for a right e-mail and password, else ApiError 401 (or 429 when throttled)."""
     guard = state.login_guard
     wait = guard.retry_after(email, address)
     if wait:
         raise too_many(wait)
+    look_up = bool(company) or not state.settings.signin_requires_company
     with state.db.session() as s:  # closed before hashing: no connection held for argon2
-        user = accounts_repo.user_by_email(s, email)
-        found = (
-            None
-            if user is None
-            else (
-                SignedIn(user.id, user.org_id, user.role, user.session_version),
-                user.password_hash,
-                user.is_active,
-            )
-        )
+        found = [
+            (SignedIn(u.id, u.org_id, u.role, u.session_version), u.password_hash, u.is_active)
+            for u in (accounts_repo.users_by_email(s, email, company) if look_up else [])[:MAX_CANDIDATES]
+        ]
+    match = None
     try:
-        ok = verify_password(found[1] if found else None, password)
+        if not found:
+            verify_password(None, password)  # same work as a real check
+        for who, password_hash, active in found:
+            if verify_password(password_hash, password) and active:
+                match = who
+                break
     except HashBusy:
         raise too_many(1, "the server is busy checking other sign-ins") from None
-    if found is None or not ok or not found[2]:
+    if match is None:
         guard.failed(email, address)
         raise ApiError(401, "unauthorized", "wrong e-mail or password")
     guard.succeeded(email)
-    return found[0]
+    return match

@@ -177,10 +177,10 @@ def _register_models(db: Database, settings: Settings, org_id: str, bundles: dic
 
 def _ensure_demo_user(db: Database, org_slug: str) -> None:
     from axhub.api.bootstrap import create_user
-    from axhub.store.accounts_repo import user_by_email
+    from axhub.store.accounts_repo import users_by_email
 
     with db.session() as session:
-        exists = user_by_email(session, DEMO_EMAIL) is not None
+        exists = bool(users_by_email(session, DEMO_EMAIL, org_slug))
     if not exists:
         create_user(db, org_slug, DEMO_EMAIL, DEMO_PASSWORD, "admin", org_name=DEMO_ORG_NAME)
 

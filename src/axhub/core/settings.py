@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     datasets: Path = Field(default_factory=_default_datasets_root)
     # Default organisation used by the single-company embedded CLI.
     default_org: str = "demo"
+    # Fernet key for secrets kept at rest (SMTP passwords); empty: <home>/secrets.key (core/secret_box.py).
+    secrets_key: str = Field(default="", repr=False)
+    # Sign-in needs the company code (sign-in names are per company). Off: an e-mail alone is
+    # tried against each account that has it, which a tenant can time (docs/security.md).
+    signin_requires_company: bool = False
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

@@ -196,17 +196,20 @@ class ModelRegistry:
         return row, path
 
     # ------------------------------------------------------------------ sharing
-    def share(self, version_id: str, grantee_slug: str) -> ModelShareRow:
+    def share(self, version_id: str, share_code: str) -> ModelShareRow:
+        """Share with the company whose (random, unguessable) share code this is; a slug is not
+        enough, so trying names tells nothing about which companies exist."""
         row = self.get(version_id)
         grantee = self.scope.session.scalars(
-            select(OrganizationRow).where(OrganizationRow.slug == grantee_slug)
+            select(OrganizationRow).where(OrganizationRow.share_code == share_code.strip())
         ).first()
         if grantee is None or grantee.id == self.scope.org_id:
             raise NotFoundError(
-                f"organisation '{grantee_slug}' not found", hint="ask the other company for its exact slug"
+                "no other company has this share code",
+                hint="ask the other company's administrator for its share code (shown under /org)",
             )
         if self.scope.find(ModelShareRow, model_version_id=row.id, grantee_org_id=grantee.id):
-            raise ConflictError(f"model version already shared with '{grantee_slug}'")
+            raise ConflictError("model version already shared with that company")
         return self.scope.add(ModelShareRow(model_version_id=row.id, grantee_org_id=grantee.id))
 
     def shares(self, version_id: str) -> Sequence[ModelShareRow]:

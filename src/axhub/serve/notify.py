@@ -15,9 +15,11 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from axhub.core import secret_box
 from axhub.serve.explain import describe
 from axhub.store.db import Database
 from axhub.store.models import AlertRow, AssetRow, NotificationChannelRow
+from axhub.store.platform import list_orgs
 from axhub.store.scoped import OrgScope
 
 log = logging.getLogger(__name__)
@@ -82,12 +84,37 @@ def send_email(settings: dict[str, Any], to: list[str], subject: str, text: str)
         smtp.send_message(message)
 
 
+def smtp_settings(channel: NotificationChannelRow) -> dict[str, Any]:
+    """The channel's SMTP settings with its password opened (it is stored sealed)."""
+    settings = dict(channel.settings)
+    sealed = settings.pop("password_sealed", None)
+    if sealed:
+        settings["password"] = secret_box.current().open(str(sealed))
+    return settings
+
+
+def seal_stored_passwords(db: Database) -> int:
+    """Seal SMTP passwords that older versions stored in the clear; returns how many."""
+    sealed = 0
+    box = secret_box.current()
+    with db.session() as session:
+        for org in list_orgs(session):
+            for channel in OrgScope(session, org.id).list(NotificationChannelRow):
+                plain = (channel.settings or {}).get("password")
+                if plain:
+                    settings = {k: v for k, v in channel.settings.items() if k != "password"}
+                    settings["password_sealed"] = box.seal(str(plain))
+                    channel.settings = settings
+                    sealed += 1
+    return sealed
+
+
 def deliver(channel: NotificationChannelRow, subject: str, text: str, payload: dict[str, Any]) -> None:
     if channel.kind == "webhook":
         send_webhook(channel.target, payload, dict(channel.settings.get("headers") or {}))
     elif channel.kind == "email":
         to = [a.strip() for a in channel.target.split(",") if a.strip()]
-        send_email(dict(channel.settings), to, subject, text)
+        send_email(smtp_settings(channel), to, subject, text)
     else:
         raise ValueError(f"unknown channel kind {channel.kind!r}")
 

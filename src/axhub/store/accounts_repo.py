@@ -11,11 +11,37 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from axhub.store.models import ApiKeyRow, OrganizationRow, UserRow
+from axhub.store.models import ApiKeyRow, OrganizationRow, UserRow, new_share_code
 
 
-def user_by_email(session: Session, email: str) -> UserRow | None:
-    return session.scalars(select(UserRow).where(UserRow.email == email.strip().lower())).first()
+def users_by_email(session: Session, email: str, company: str | None = None) -> list[UserRow]:
+    """The accounts signing in as ``email`` (one per company at most), oldest first; only the one
+    in ``company`` (its slug) when given."""
+    query = select(UserRow).where(UserRow.email == email.strip().lower())
+    if company:
+        query = query.join(OrganizationRow, OrganizationRow.id == UserRow.org_id).where(
+            OrganizationRow.slug == company.strip().lower()
+        )
+    return list(session.scalars(query.order_by(UserRow.created_at, UserRow.id)))
+
+
+def user_in_org(session: Session, org_id: str, email: str) -> UserRow | None:
+    """The account of ``email`` in this one company (e-mails are unique per company only)."""
+    return session.scalars(
+        select(UserRow).where(UserRow.org_id == org_id, UserRow.email == email.strip().lower())
+    ).first()
+
+
+def org_by_share_code(session: Session, code: str) -> OrganizationRow | None:
+    return session.scalars(select(OrganizationRow).where(OrganizationRow.share_code == code.strip())).first()
+
+
+def share_code_of(session: Session, org: OrganizationRow) -> str:
+    """The company's share code, made on first use for companies created before codes existed."""
+    if not org.share_code:
+        org.share_code = new_share_code()
+        session.flush()
+    return org.share_code
 
 
 def user_by_id(session: Session, user_id: str) -> UserRow | None:

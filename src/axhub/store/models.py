@@ -6,6 +6,7 @@ that the migrations and these models agree.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -56,6 +57,10 @@ class Base(DeclarativeBase):
     }
 
 
+def new_share_code() -> str:
+    return "sh_" + secrets.token_urlsafe(18)
+
+
 def _id(prefix: str) -> Any:
     return mapped_column(String(40), primary_key=True, default=lambda: new_id(prefix))
 
@@ -75,13 +80,21 @@ class OrganizationRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The company's zone: new sites default to it, and so do files of a machine without a site zone.
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Seoul", server_default="Asia/Seoul")
+    # What another company types to share a model with this one: random, so that sharing never
+    # tells whether a company (slug) exists (accounts_repo.share_code_of fills it for older rows).
+    share_code: Mapped[str | None] = mapped_column(
+        String(40), unique=True, index=True, default=new_share_code
+    )
 
 
 class UserRow(Base):
     __tablename__ = "users"
+    # A sign-in name is an e-mail *within a company*: two companies may each have an account for
+    # the same address, so creating one never tells whether the address is used elsewhere.
+    __table_args__ = (UniqueConstraint("org_id", "email", name="uq_users_org_email"),)
     id: Mapped[str] = _id("user")
     org_id: Mapped[str] = _org_fk()
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20))
@@ -625,3 +638,17 @@ class ProcessAuditRow(Base):
 
 
 TENANT_TABLES += (ProcessCellRow, ProcessBatchRow, ProcessRecommendationRow, ProcessAuditRow)
+
+
+class LoginThrottleRow(Base):
+    """Failed sign-ins per e-mail or client address, shared by every API process (api/login_guard).
+
+    Not tenant data: the key is a sha256 of ``e:<email>`` or ``a:<address>`` (attempted e-mails
+    are not kept in the clear); times are Unix seconds, the one clock all processes share.
+    """
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[float] = mapped_column(Float, default=0.0)
+    until_at: Mapped[float] = mapped_column(Float, default=0.0, index=True)

@@ -466,28 +466,33 @@ class TimeSeriesStore:
     def _compact_sealed(self, org: str, *, blocking: bool) -> int:
         """Turn sealed segments into partitions (idempotent), then delete them."""
         directory = self._wal_dir(org)
-        rows = 0
         with contextlib.ExitStack() as stack:
             if not directory.is_dir():
                 return 0
             held = stack.enter_context(file_lock(directory / COMPACT_LOCK, blocking=blocking))
             if not held:
                 return 0  # another process is compacting this organisation's log
-            touched: set[str] = set()
-            for seq in list_segments(directory)[:-1]:
-                path = directory / segment_name(seq)
-                records, _ = read_segment(path)
-                if records:
-                    table = wal_concat([wal_decode(r) for r in records])
-                    rows += table.num_rows
-                    self.write(org, table)
-                    touched.update(str(a) for a in pc.unique(table.column("asset")).to_pylist())
-                # Committed to Parquet: the segment may go (a crash before this replays it).
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                fsync_dir(directory)
-            for asset in sorted(touched):
-                self._merge_small_files(org, asset)
+            return self._compact_segments(org)
+
+    def _compact_segments(self, org: str) -> int:
+        """The work of ``_compact_sealed``; the caller holds ``COMPACT_LOCK``."""
+        directory = self._wal_dir(org)
+        rows = 0
+        touched: set[str] = set()
+        for seq in list_segments(directory)[:-1]:
+            path = directory / segment_name(seq)
+            records, _ = read_segment(path)
+            if records:
+                table = wal_concat([wal_decode(r) for r in records])
+                rows += table.num_rows
+                self.write(org, table)
+                touched.update(str(a) for a in pc.unique(table.column("asset")).to_pylist())
+            # Committed to Parquet: the segment may go (a crash before this replays it).
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            fsync_dir(directory)
+        for asset in sorted(touched):
+            self._merge_small_files(org, asset)
         return rows
 
     def _merge_small_files(self, org: str, asset: str) -> None:
@@ -889,22 +894,90 @@ class TimeSeriesStore:
     def list_assets(self, org: str) -> list[str]:
         return sorted(set(self._assets(org)) | self._view(org).assets())
 
-    def delete_asset(self, org: str, asset: str) -> bool:
-        """Delete every reading of one asset. The directory is first renamed out of the layout
-        (atomic: queries stop seeing it at once, and a later asset with the same slug starts
-        empty), then removed; a crash in between leaves only a ``.deleted-`` directory that no
-        query reads. Returns whether anything was there."""
+    @contextlib.contextmanager
+    def _log_drained(self, org: str) -> Iterator[None]:
+        """Run the body with the organisation's log drained into Parquet and no compaction
+        running: every record appended before the seal is in partitions (so a delete sees
+        it), and no compactor (of any process) writes into a partition until the body ends
+        (so a directory renamed away cannot swallow rows appended after the seal). Appends go
+        on meanwhile, into the new segment: they come after the delete. The seal is the
+        point in the stream where a delete happens.
+        """
+        directory = self._wal_dir(org)
+        if not directory.is_dir():
+            yield
+            return
+        with file_lock(directory / COMPACT_LOCK):
+            seal(directory)
+            self._compact_segments(org)
+            yield
+
+    def delete_asset(self, org: str, asset: str) -> int:
+        """Delete every reading of one asset, the log's included; returns how many there were.
+
+        The directory is first renamed out of the layout (atomic: queries stop seeing it at
+        once, and a later asset with the same slug starts empty), then removed; a crash in
+        between leaves only a ``.deleted-`` directory that no query reads (removed by the next
+        delete)."""
         check_path_safe(asset, "asset")
-        # The log first: rows still there would otherwise be compacted back in after the delete.
-        self.flush_wal(org)
         source = self._asset_dir(org, asset)
-        if not source.is_dir():
-            return False
-        trash = source.with_name(f".deleted-{asset}-{uuid.uuid4().hex[:8]}")
-        os.replace(source, trash)
-        fsync_dir(source.parent)
+        with self._log_drained(org):
+            self._remove_trash(source.parent)
+            if not source.is_dir():
+                return 0
+            rows = sum(read_manifest(p).total_rows for p in self._partitions(org, asset))
+            trash = source.with_name(f".deleted-{asset}-{uuid.uuid4().hex[:8]}")
+            os.replace(source, trash)
+            fsync_dir(source.parent)
         shutil.rmtree(trash, ignore_errors=True)
-        return True
+        return rows
+
+    def delete_signal(self, org: str, asset: str, signal: str) -> int:
+        """Delete one signal's readings of one asset (the log's included); returns rows removed.
+
+        Each partition holding the signal is rewritten without it under its lock and committed
+        by the manifest swap, so a crash leaves every partition either as it was or without the
+        signal, never half of a file; running the delete again finishes the rest."""
+        check_path_safe(asset, "asset")
+        removed = 0
+        with self._log_drained(org):
+            for partition in self._partitions(org, asset):
+                removed += self._drop_signal(partition, signal)
+        return removed
+
+    def _drop_signal(self, partition: Path, signal: str) -> int:
+        with self._locked(partition) as manifest:
+            hit = [f for f in manifest.files if not f.signals or signal in f.signals]
+            if not hit:
+                return 0
+            table = _read_parts(partition, hit)
+            mask = pc.not_equal(pc.cast(table.column("signal"), pa.string()), signal)
+            kept = table.filter(mask)
+            removed = table.num_rows - kept.num_rows
+            if removed == 0:
+                return 0
+            new_files = []
+            if kept.num_rows:
+                merged, _ = _sort_dedupe(kept)
+                new_files.append(self._write_rollup(partition, self._write_file(partition, merged)))
+            commit_manifest(
+                partition, Manifest(files=[*(f for f in manifest.files if f not in hit), *new_files])
+            )
+            for old in hit:
+                for name in [n for n in (old.name, old.rollup) if n]:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(partition / name)
+            fsync_dir(partition)
+        return removed
+
+    @staticmethod
+    def _remove_trash(org_dir: Path) -> None:
+        """Finish deletes a crash interrupted (their directories are already out of the layout)."""
+        if not org_dir.is_dir():
+            return
+        for entry in os.scandir(org_dir):
+            if entry.is_dir() and entry.name.startswith(".deleted-"):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def count(self, org: str, asset: str | None = None) -> int:
         """Stored readings of an organisation or one of its assets (the log included)."""

@@ -31,6 +31,7 @@ def plotly_js_path() -> Path | None:
 
 def mount_web(app: FastAPI) -> None:
     from axhub.web.actions import router as actions_router
+    from axhub.web.metering_page import router as metering_router
     from axhub.web.owndata_pages import router as owndata_router
     from axhub.web.pages import router as pages_router
     from axhub.web.performance import router as performance_router
@@ -56,6 +57,7 @@ def mount_web(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _to_login)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(actions_router)
+    app.include_router(metering_router)
     app.include_router(owndata_router)
     app.include_router(pages_router)
     app.include_router(performance_router)

@@ -55,6 +55,7 @@ NAV: list[tuple[str, str, Need]] = [
     ("/jobs", "nav.jobs", Need.READ),
     ("/admin", "nav.admin", Need.ADMIN),
     ("/operator", "nav.operator", Need.OPERATOR),
+    ("/operator/metering", "nav.metering", Need.OPERATOR),
     ("/complex", "nav.complex", Need.OPERATOR),
 ]
 
@@ -122,7 +123,13 @@ def _login_page(request: Request, next: str, status_code: int = 200, **context: 
     # so another site cannot sign a victim's browser into the attacker's account.
     token = secrets.token_urlsafe(24)
     response = render(
-        request, "login.html", status_code=status_code, next=_safe_next(next), login_token=token, **context
+        request,
+        "login.html",
+        status_code=status_code,
+        next=_safe_next(next),
+        login_token=token,
+        company_required=app_state(request).settings.signin_requires_company,
+        **context,
     )
     response.set_cookie(
         LOGIN_COOKIE,
@@ -148,13 +155,14 @@ def login_submit(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=500)] = "/",
     login_token: Annotated[str, Form(max_length=100)] = "",
+    company: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not same_origin(request) or not cookie or not hmac.compare_digest(cookie, login_token):
         return _login_page(request, next, status_code=403, error="service.login.stale", email=email)
     address = request.client.host if request.client else None
     try:
-        who = check_credentials(app_state(request), email, password, address)
+        who = check_credentials(app_state(request), email, password, address, company.strip() or None)
     except ApiError as exc:  # throttled
         wait = (exc.details or {}).get("retry_after_s", 60)
         page = _login_page(
@@ -163,7 +171,7 @@ def login_submit(
         page.headers["Retry-After"] = str(wait)
         return page
     if who is None:
-        return _login_page(request, next, status_code=401, error="login.failed", email=email)
+        return _login_page(request, next, status_code=401, error="login.failed", email=email, company=company)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookies(request, response, who.user_id, who.session_version)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
@@ -225,6 +233,7 @@ def asset_page(
             history_start=extent[0].isoformat() if extent else "",
             focus=[s for s in signals.split(",") if s],
             can_learn=principal.allows(Need.WRITE),
+            can_delete_series=principal.allows(Need.ADMIN),
             **page.ident,
             **data,
         )

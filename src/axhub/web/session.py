@@ -63,11 +63,13 @@ def login_redirect(exc: LoginRequired) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
-def check_credentials(state: AppState, email: str, password: str, address: str | None) -> SignedIn | None:
+def check_credentials(
+    state: AppState, email: str, password: str, address: str | None, company: str | None = None
+) -> SignedIn | None:
     """The account for a correct e-mail and password of an active account, else None; a
     throttled attempt raises ApiError 429 (the form shows it with the wait)."""
     try:
-        return sign_in(state, email, password, address)
+        return sign_in(state, email, password, address, company)
     except ApiError as exc:
         if exc.status == 401:
             return None

@@ -27,6 +27,7 @@ from axhub.api.schemas.alerting import (
 )
 from axhub.api.schemas.common import Deleted
 from axhub.api.schemas.ops import AlertOut
+from axhub.core import secret_box
 from axhub.core.timeutil import utcnow
 from axhub.serve.explain import describe
 from axhub.store.models import (
@@ -195,16 +196,27 @@ def delete_rule(rule_id: str, scope: WriteScope) -> Deleted:
 
 
 # ------------------------------------------------------------------ notification channels
+SECRET_FIELDS = {"password", "password_sealed"}  # never in an answer
+
+
 def _channel_out(row: NotificationChannelRow) -> ChannelOut:
     out = ChannelOut.model_validate(row)
-    out.settings = {k: v for k, v in row.settings.items() if k != "password"}
+    out.settings = {k: v for k, v in row.settings.items() if k not in SECRET_FIELDS}
+    out.settings["password_set"] = bool(row.settings.get("password_sealed") or row.settings.get("password"))
     return out
 
 
 def _settings(body: ChannelIn | ChannelUpdate, old: dict[str, Any] | None = None) -> dict[str, Any]:
     settings = dict(old or {})
     if body.smtp is not None:
-        settings.update(body.smtp.model_dump())
+        smtp = body.smtp.model_dump()
+        password = smtp.pop("password", None)
+        settings.update(smtp)
+        # Sealed with the hub's key, which is not in the database (core/secret_box.py). A change
+        # without a password keeps the one stored (it is never sent back, so forms cannot echo it).
+        if password is not None:
+            settings["password_sealed"] = secret_box.current().seal(password)
+            settings.pop("password", None)
     if isinstance(body, ChannelIn) and body.headers is not None:
         settings["headers"] = body.headers
     return settings

@@ -59,14 +59,14 @@ async def login(body: LoginIn, request: Request, response: Response, state: Stat
     # coroutine): a client that ignores Retry-After and retries at once then makes about one
     # attempt a second instead of hundreds, which is what kept the event loop busy under a flood.
     address = request.client.host if request.client else None
-    wait = state.login_guard.retry_after(body.email, address)
+    wait = state.login_guard.cached_retry_after(body.email, address)
     if wait:
         await asyncio.sleep(TARPIT_S)
         raise too_many(wait)
     if hashing_full():
         await asyncio.sleep(TARPIT_S)
         raise too_many(1, "the server is busy checking other sign-ins")
-    who = await run_in_threadpool(sign_in, state, body.email, body.password, address)
+    who = await run_in_threadpool(sign_in, state, body.email, body.password, address, body.company)
     csrf = _set_cookies(response, state, who.user_id, who.session_version)
     principal = Principal(org_id=who.org_id, role=who.role, via="session", user_id=who.user_id, csrf=csrf)
     return await run_in_threadpool(_me, state, principal, csrf)
@@ -100,9 +100,11 @@ def change_password(
         )
     with state.db.session() as s:
         user = accounts_repo.user_by_id(s, principal.user_id)
-        assert user is not None
-        email = user.email
-    who = sign_in(state, email, body.current_password, request.client.host if request.client else None)
+        org = accounts_repo.org_by_id(s, principal.org_id)
+        assert user is not None and org is not None
+        email, company = user.email, org.slug
+    address = request.client.host if request.client else None
+    who = sign_in(state, email, body.current_password, address, company)
     password_policy.check(body.new_password, email, "new_password")
     with state.db.session() as s:
         user = accounts_repo.user_by_id(s, who.user_id)

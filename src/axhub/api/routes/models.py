@@ -116,7 +116,7 @@ def list_model_shares(version_id: str, scope: WriteScope, state: State) -> list[
 @router.post("/{version_id}/shares", operation_id="share_model", response_model=ShareOut, status_code=201)
 def share_model(version_id: str, body: ShareIn, scope: WriteScope, state: State) -> ShareOut:
     """Let another organisation use this version (its bundle and metrics; never your data)."""
-    return ShareOut.model_validate(_registry(scope, state).share(version_id, body.org_slug))
+    return ShareOut.model_validate(_registry(scope, state).share(version_id, body.share_code))
 
 
 @router.delete("/{version_id}/shares/{share_id}", operation_id="unshare_model", response_model=Deleted)

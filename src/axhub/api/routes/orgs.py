@@ -10,7 +10,7 @@ from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.schemas.accounts import OrgCreate, OrgOut, OrgUsage, QuotaUpdate
 from axhub.api.security import hash_password
 from axhub.core.domain import Role
-from axhub.core.errors import ConflictError, NotFoundError
+from axhub.core.errors import NotFoundError
 from axhub.core.timeutil import parse_timezone
 from axhub.store import accounts_repo, platform
 from axhub.store.models import UserRow
@@ -24,6 +24,7 @@ def get_current_org(principal: Reader, session: DbSession) -> OrgOut:
     """The caller's organisation, with its compute quota."""
     org = accounts_repo.org_by_id(session, principal.org_id)
     assert org is not None
+    accounts_repo.share_code_of(session, org)
     return OrgOut.model_validate(org)
 
 
@@ -37,8 +38,6 @@ def list_orgs(_: Operator, session: DbSession) -> list[OrgOut]:
 def create_org(body: OrgCreate, _: Operator, session: DbSession) -> OrgOut:
     """Register a company with its first administrator (operator only)."""
     password_policy.check(body.admin_password, body.admin_email, "admin_password")
-    if accounts_repo.user_by_email(session, body.admin_email) is not None:
-        raise ConflictError(f"a user with e-mail {body.admin_email} already exists")
     org = platform.create_org(session, body.name, body.slug)
     org.max_concurrent_jobs = body.max_concurrent_jobs
     org.compute_class = body.compute_class

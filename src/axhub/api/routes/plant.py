@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from axhub.api.deps import ReadScope, State, WriteScope
+from axhub.api.deps import ReadScope, State, WriteScope, timeseries_store
 from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.routes._util import apply_update, page_of
 from axhub.api.schemas.common import Deleted, Page, Paging, paging
@@ -124,11 +124,13 @@ def delete_asset(asset_id: str, scope: WriteScope, state: State) -> Deleted:
     name starts empty)."""
     row = scope.get(AssetRow, asset_id)
     slug = row.slug
+    store = timeseries_store(state)
+    # Readings first (log drained): killed before the metadata goes, the machine is still
+    # there to delete again, never a nameless series a new machine of that name would inherit.
+    store.delete_asset(scope.org_id, slug)
     scope.delete(row)
-    scope.session.commit()  # metadata first: readings without their machine are unreachable anyway
-    from axhub.store.timeseries import TimeSeriesStore
-
-    TimeSeriesStore(state.settings.timeseries_root).delete_asset(scope.org_id, slug)
+    scope.session.commit()
+    store.delete_asset(scope.org_id, slug)  # what a stream sent while the machine still existed
     state.asset_cache.pop((scope.org_id, asset_id), None)  # the readings routes' slug cache
     return Deleted(id=asset_id)
 
@@ -163,6 +165,10 @@ def update_signal(signal_id: str, body: SignalUpdate, scope: WriteScope) -> Sign
 
 
 @signals.delete("/{signal_id}", operation_id="delete_signal", response_model=Deleted)
-def delete_signal(signal_id: str, scope: WriteScope) -> Deleted:
-    scope.delete(scope.get(SignalRow, signal_id))
+def delete_signal(signal_id: str, scope: WriteScope, state: State) -> Deleted:
+    """Delete a signal with its stored readings (a new signal with the same name starts empty)."""
+    row = scope.get(SignalRow, signal_id)
+    asset = scope.get(AssetRow, row.asset_id)
+    timeseries_store(state).delete_signal(scope.org_id, asset.slug, row.name)
+    scope.delete(row)
     return Deleted(id=signal_id)

@@ -29,10 +29,12 @@ def list_users(scope: AdminScope, pg: Annotated[Paging, Depends(paging)]) -> Pag
 @router.post("", operation_id="create_user", response_model=UserOut, status_code=201)
 def create_user(body: UserCreate, scope: AdminScope) -> UserOut:
     password_policy.check(body.password, body.email)
-    if accounts_repo.user_by_email(scope.session, body.email) is not None:
+    # Only this company's accounts are looked at: whether the address has an account in another
+    # company is not this company's business (sign-in names are per company).
+    if accounts_repo.user_in_org(scope.session, scope.org_id, body.email) is not None:
         raise ConflictError(
-            "this e-mail address cannot be used for a new account",
-            hint="e-mail addresses sign in, so each belongs to one account on the whole hub",
+            "your company already has an account with this e-mail address",
+            hint="edit that account instead",
         )
     row = scope.add(
         UserRow(

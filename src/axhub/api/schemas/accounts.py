@@ -17,6 +17,11 @@ KeyScope = Literal["read", "write", "ingest", "admin"]
 class LoginIn(In):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
+    company: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Company code (slug); needed only when the e-mail has accounts in several companies",
+    )
 
 
 class PasswordChange(In):
@@ -32,6 +37,9 @@ class OrgOut(Out):
     compute_class: str
     created_at: datetime
     timezone: str = "Asia/Seoul"
+    share_code: str | None = Field(
+        default=None, description="What another company enters to share a model with this one"
+    )
 
 
 class OrgCreate(In):

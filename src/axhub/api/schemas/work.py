@@ -121,7 +121,12 @@ class CompareOut(Out):
 
 
 class ShareIn(In):
-    org_slug: str = Field(min_length=1, max_length=100)
+    share_code: str = Field(
+        min_length=1,
+        max_length=40,
+        description="The other company's share code (its administrators see it under /org); "
+        "company slugs are not accepted, so sharing never tells which companies exist",
+    )
 
 
 class ShareOut(Out):

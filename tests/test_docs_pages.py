@@ -61,6 +61,7 @@ def test_page_runs_top_to_bottom(page: Path, tmp_path: Path) -> None:
         "AXHUB_HOME": str(tmp_path / "home"),
         "AXHUB_DATASETS": str(DATASETS),
         "AXHUB_LANG": lang,
+        "AXHUB_REPO": str(REPO),  # tutorial 10 runs the contract suite of this checkout
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(tmp_path / "work")]),
         "COLUMNS": "120",

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -59,17 +58,18 @@ def _cli_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _walk(command: click.Command, path: list[str], lines: list[str]) -> None:
-    if isinstance(command, click.Group):
+def _walk(command: Any, path: list[str], lines: list[str]) -> None:
+    # Typer carries its own copy of click: groups are recognised by their sub-commands.
+    if getattr(command, "commands", None) is not None:
         for name in sorted(command.commands):
             _walk(command.commands[name], [*path, name], lines)
         return
-    lines += [f"## `{' '.join(path)}`", "", (command.help or "").strip().replace("\n\n", "\n\n"), ""]
+    lines += [f"## `{' '.join(path)}`", "", (command.help or "").strip(), ""]
     rows = []
     for param in command.params:
         if param.name == "help":
             continue
-        names = ", ".join(f"`{o}`" for o in (param.opts if isinstance(param, click.Option) else [param.name]))
+        names = ", ".join(f"`{o}`" for o in (param.opts if param.param_type_name == "option" else [param.name]))
         text = (getattr(param, "help", None) or "").replace("|", "\\|").replace("\n", " ")
         required = " (required)" if param.required else ""
         rows.append(f"| {names} | {text}{required} |")

@@ -69,7 +69,9 @@ def _walk(command: Any, path: list[str], lines: list[str]) -> None:
     for param in command.params:
         if param.name == "help":
             continue
-        names = ", ".join(f"`{o}`" for o in (param.opts if param.param_type_name == "option" else [param.name]))
+        names = ", ".join(
+            f"`{o}`" for o in (param.opts if param.param_type_name == "option" else [param.name])
+        )
         text = (getattr(param, "help", None) or "").replace("|", "\\|").replace("\n", " ")
         required = " (required)" if param.required else ""
         rows.append(f"| {names} | {text}{required} |")

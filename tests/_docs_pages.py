@@ -74,4 +74,4 @@ def page_markers(page: Path) -> list[tuple[str, str]]:
 
 def doc_pages() -> list[Path]:
     """Every page a reader sees: the site's pages and the README."""
-    return sorted(p for p in DOCS.rglob("*.md") if "reference" not in p.parts) + [REPO / "README.md"]
+    return [*sorted(p for p in DOCS.rglob("*.md") if "reference" not in p.parts), REPO / "README.md"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _docs_pages import RUNNABLE, blocks  # noqa: E402
+from _docs_pages import RUNNABLE, blocks
 
 
 def main(page: Path) -> int:

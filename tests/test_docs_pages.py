@@ -48,7 +48,18 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     assert "axhub ingest" in (site / "reference/cli/index.html").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("page", RUN_PAGES, ids=_id)
+def _page_param(page: Path) -> Any:
+    # Every page run starts real processes (tens of seconds); some need the broker or datasets.
+    marks = [pytest.mark.slow]
+    for kind, arg in page_markers(page):
+        if kind == "requires-dataset":
+            marks.append(pytest.mark.datasets)
+        if kind == "requires-service" and arg == "mqtt":
+            marks.append(pytest.mark.mqtt)
+    return pytest.param(page, marks=marks, id=_id(page))
+
+
+@pytest.mark.parametrize("page", [_page_param(p) for p in RUN_PAGES])
 def test_page_runs_top_to_bottom(page: Path, tmp_path: Path) -> None:
     for kind, arg in page_markers(page):
         if kind == "requires-dataset" and not (DATASETS / arg).exists():

@@ -16,13 +16,12 @@ import typer
 
 from _docs_pages import DOCS, REPO, RUNNABLE, Block, blocks, doc_pages, page_markers
 from axhub.cli.main import app
+from axhub.core.settings import Settings
 
 SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
 PAGES = doc_pages()
 RUN_PAGES = [p for p in PAGES if any(b.lang in RUNNABLE and b.skip is None for b in blocks(p))]
-DATASETS = Path(os.environ.get("AXHUB_DATASETS", REPO.parent / "shared" / "datasets"))
-if not DATASETS.exists():
-    DATASETS = Path("/work/shared/datasets")
+DATASETS = Settings().datasets  # AXHUB_DATASETS, else ../shared/datasets beside the checkout
 
 
 def _id(page: Path) -> str:
@@ -67,8 +66,11 @@ def test_page_runs_top_to_bottom(page: Path, tmp_path: Path) -> None:
         if kind == "requires-service" and arg == "mqtt" and not _port_open(1883):
             pytest.skip(f"{_id(page)} needs the MQTT broker on 127.0.0.1:1883")
     lang = "ko" if page.name.endswith(".ko.md") else "en"
+    # A reader's fresh install: only AXHUB_HOME (and the datasets) decide where things go, so a
+    # database URL or data root set for other tests never leaks into a tutorial.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("AXHUB_")}
     env = {
-        **os.environ,
+        **inherited,
         "AXHUB_HOME": str(tmp_path / "home"),
         "AXHUB_DATASETS": str(DATASETS),
         "AXHUB_LANG": lang,

@@ -4,6 +4,7 @@ shown in the docs either run here or parsed against the real command line (see _
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -184,3 +185,29 @@ def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_commands_named_in_the_prose_exist() -> None:
+    """Inline mentions (`axhub bench skab`, `axhub vision import FOLDER ...`) name real commands;
+    their placeholders and optional parts are prose, so only the command path is checked."""
+    root: Any = typer.main.get_command(app)
+    problems = []
+    for page in PAGES:
+        for span in re.findall(r"`(axhub [^`\n]+)`", _without_fences(page)):
+            command, words = root, span.split()[1:]
+            while words and words[0].startswith("--lang"):
+                words = words[2:] if words[0] == "--lang" else words[1:]
+            while getattr(command, "commands", None) is not None and words:
+                name = words.pop(0)
+                if name not in command.commands:
+                    if not name.isidentifier() and not name.replace("-", "").isalnum():
+                        break  # `axhub <command>`, `axhub ...`: a placeholder, not a name
+                    problems.append(f"{_id(page)}: `{span}`: no command '{name}'")
+                    break
+                command = command.commands[name]
+    assert not problems, "\n".join(problems)
+
+
+def _without_fences(page: Path) -> str:
+    text = page.read_text(encoding="utf-8")
+    return "\n".join(part for i, part in enumerate(text.split("```")) if i % 2 == 0)

@@ -9,12 +9,14 @@ tighter than adding per-round ε but never optimistic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from axhub.federated.policy import DifferentialPrivacy
 
 
+@lru_cache(maxsize=4096)
 def epsilon_after(rounds: int, noise_multiplier: float, delta: float) -> float:
     """ε of ``rounds`` releases of the Gaussian mechanism with this noise multiplier."""
     if rounds <= 0:

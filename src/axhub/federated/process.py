@@ -33,9 +33,24 @@ def save_member_data(path: Path, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
     return path
 
 
-def _load_member_data(path: Path) -> Any:
+def _load_member_data(source: Any) -> Any:
+    """The member's arrays: a file on the member's own machine, or, in the hub, its readings
+    read through its own organisation scope."""
     from axhub.federated.client import MemberData
 
+    if isinstance(source, dict):
+        from axhub.core.settings import get_settings
+        from axhub.federated.hub import load_member_data
+        from axhub.store.db import Database
+        from axhub.store.scoped import OrgScope
+        from axhub.store.timeseries import TimeSeriesStore
+
+        settings = get_settings()
+        db = Database.from_settings(settings)
+        with db.session() as session:
+            scope = OrgScope(session, str(source["hub"]["org_id"]))
+            return load_member_data(scope, str(source["hub"]["collaboration_id"]), TimeSeriesStore(settings.timeseries_root))
+    path = Path(source)
     with np.load(path, allow_pickle=False) as z:
         return MemberData(x=z["x"], y=z["y"], x_val=z["x_val"], y_val=z["y_val"])
 
@@ -95,7 +110,7 @@ def run_client(member_spec: dict[str, Any], address: str, out: Path, root_ca: by
         member_spec["member"],
         FedTask.from_json(member_spec["task"]),
         SitePolicy.parse(member_spec["policy"]),
-        _load_member_data(Path(member_spec["data"])),
+        _load_member_data(member_spec["data"]),
         seed=int(member_spec.get("seed", 0)),
     )
     flwr.client.start_client(

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _federated import MAPPING, SCHEMA, _company
 from axhub.core.errors import AxHubError, NotFoundError, PermissionDeniedError
-from axhub.core.readings import make_batch
 from axhub.core.settings import Settings
 from axhub.federated import collab, learner
 from axhub.federated.client import REFUSED_BUDGET, REFUSED_SAMPLES, REFUSED_SECAGG, MemberClient, MemberData
 from axhub.federated.hub import load_member_data
 from axhub.federated.learner import FedTask
 from axhub.federated.policy import DifferentialPrivacy, SitePolicy
-from axhub.federated.privacy import PrivacyLedger, clip_and_noise, epsilon_after
+from axhub.federated.privacy import clip_and_noise, epsilon_after
 from axhub.federated.stats import FederatedMSPC, SufficientStats, pool
 from axhub.store.db import Database
 from axhub.store.platform import create_org
@@ -34,7 +34,7 @@ def _data(rng: np.random.Generator, n: int = 120) -> MemberData:
 
 
 def test_policy_errors_name_the_field() -> None:
-    with pytest.raises(AxHubError, match="dp.epsilon_budget"):
+    with pytest.raises(AxHubError, match=r"dp\.epsilon_budget"):
         SitePolicy.parse({"dp": {"clip_norm": 1.0, "noise_multiplier": 1.0, "epsilon_budget": -1}})
     with pytest.raises(AxHubError, match="allowed_metrics"):
         SitePolicy.parse({"allowed_metrics": ["raw_rows"]})
@@ -85,7 +85,9 @@ def test_member_enforces_min_samples_and_secure_aggregation_whatever_the_server_
     params = learner.get_params(learner.build_net(TASK))
     small = MemberClient("a", TASK, SitePolicy(min_local_samples=500), _data(rng))
     assert small.fit(params, {})[2]["status"] == REFUSED_SAMPLES
-    strict = MemberClient("b", TASK, SitePolicy(min_local_samples=10, secure_aggregation_required=True), _data(rng))
+    strict = MemberClient(
+        "b", TASK, SitePolicy(min_local_samples=10, secure_aggregation_required=True), _data(rng)
+    )
     assert strict.fit(params, {"secure_aggregation": False})[2]["status"] == REFUSED_SECAGG
     # A server asking for a different proximal term does not change what the member trains.
     free = MemberClient("c", TASK, SitePolicy(min_local_samples=10), _data(rng), seed=3)
@@ -117,7 +119,9 @@ def test_mspc_from_member_statistics_equals_the_pooled_fit() -> None:
     parts = [SufficientStats.from_arrays(SufficientStats.of(s).to_arrays()) for s in sites]
     fed = FederatedMSPC.from_stats(pool(parts), n_components=3)
     central = FederatedMSPC.from_stats(SufficientStats.of(pooled_rows), n_components=3)
-    np.testing.assert_allclose(pool(parts).covariance, np.cov(pooled_rows, rowvar=False), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        pool(parts).covariance, np.cov(pooled_rows, rowvar=False), rtol=1e-9, atol=1e-9
+    )
     np.testing.assert_allclose(fed.mean, pooled_rows.mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fed.loadings, central.loadings, atol=1e-8)
     assert fed.t2_limit == pytest.approx(central.t2_limit) and fed.q_limit == pytest.approx(central.q_limit)
@@ -135,24 +139,6 @@ def hub(settings: Settings) -> tuple[Database, TimeSeriesStore]:
     return db, TimeSeriesStore(settings.timeseries_root)
 
 
-def _company(db: Database, store: TimeSeriesStore, name: str, seed: int) -> str:
-    rng = np.random.default_rng(seed)
-    with db.session() as s:
-        org = create_org(s, name, slug=f"company-{seed}")
-        scope = OrgScope(s, org.id)
-        scope.ensure_asset(scope.ensure_site("창원 1공장"), "프레스 1", slug="press-1")
-        org_id = org.id
-    ts = np.arange(300, dtype=np.int64) * 60_000_000 + 1_764_000_000_000_000
-    temp, vib = rng.normal(60, 5, 300), rng.normal(2, 0.3, 300)
-    for signal, value in (("온도", temp), ("진동", vib), ("잔여수명", 200 - temp - 10 * vib)):
-        store.write(org_id, make_batch("press-1", signal, ts, value))
-    return org_id
-
-
-SCHEMA = {"signals": ["온도", "진동"], "target": "잔여수명"}
-MAPPING = {"asset": "press-1", "signals": {"온도": "온도", "진동": "진동", "잔여수명": "잔여수명"}}
-
-
 def test_collaboration_flow_and_isolation(hub: tuple[Database, TimeSeriesStore]) -> None:
     db, store = hub
     lead, supplier, outsider = (_company(db, store, n, i) for i, n in enumerate(["대기업", "협력사", "외부"]))
@@ -166,7 +152,9 @@ def test_collaboration_flow_and_isolation(hub: tuple[Database, TimeSeriesStore])
         with pytest.raises(AxHubError, match="잔여수명"):
             collab.accept(OrgScope(s, supplier), cid, {"asset": "press-1", "signals": {"온도": "온도"}}, {})
         for org in (lead, supplier):
-            collab.accept(OrgScope(s, org), cid, MAPPING, {"min_local_samples": 50, "allowed_metrics": ["rmse"]})
+            collab.accept(
+                OrgScope(s, org), cid, MAPPING, {"min_local_samples": 50, "allowed_metrics": ["rmse"]}
+            )
         # The outsider has no membership: its scope finds nothing to accept.
         with pytest.raises(NotFoundError):
             collab.accept(OrgScope(s, outsider), cid, MAPPING, {})
@@ -185,12 +173,13 @@ def test_collaboration_flow_and_isolation(hub: tuple[Database, TimeSeriesStore])
         collab.consent_to_share(OrgScope(s, supplier), cid)
         assert collab.may_share_outside(s, cid)
         collab.leave(OrgScope(s, supplier), cid)
-    with db.session() as s:
-        with pytest.raises(NotFoundError):  # a member that left no longer feeds runs
-            load_member_data(OrgScope(s, supplier), cid, store)
+    with db.session() as s, pytest.raises(NotFoundError):  # a member that left no longer feeds runs
+        load_member_data(OrgScope(s, supplier), cid, store)
 
 
-def test_mapping_onto_another_companys_asset_is_refused(hub: tuple[Database, TimeSeriesStore], tmp_path: Path) -> None:
+def test_mapping_onto_another_companys_asset_is_refused(
+    hub: tuple[Database, TimeSeriesStore], tmp_path: Path
+) -> None:
     db, store = hub
     lead = _company(db, store, "대기업", 0)
     with db.session() as s:

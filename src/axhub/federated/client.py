@@ -85,7 +85,9 @@ class MemberClient(NumPyClient):
     def get_parameters(self, config: dict[str, Any]) -> list[np.ndarray]:
         return learner.get_params(learner.build_net(self.task))
 
-    def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+    def fit(
+        self, parameters: list[np.ndarray], config: dict[str, Any]
+    ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
         self.round += 1
         try:
             self.policy.check_secure_aggregation(bool(config.get("secure_aggregation", False)))
@@ -98,7 +100,9 @@ class MemberClient(NumPyClient):
         if self.ledger is not None and not self.ledger.can_release():
             return self._refuse(parameters, REFUSED_BUDGET)
         # The server's mu is ignored: the task the member accepted fixes it.
-        new = learner.train_local(self.task, parameters, self.data.x, self.data.y, seed=self.seed + self.round)
+        new = learner.train_local(
+            self.task, parameters, self.data.x, self.data.y, seed=self.seed + self.round
+        )
         if self.ledger is not None and self.policy.dp is not None:
             update = [n - p for n, p in zip(new, parameters, strict=True)]
             noised, _ = clip_and_noise(update, self.policy.dp, self.rng)
@@ -114,7 +118,9 @@ class MemberClient(NumPyClient):
         out["n_samples"] = float(len(self.data.x))
         return out
 
-    def evaluate(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
+    def evaluate(
+        self, parameters: list[np.ndarray], config: dict[str, Any]
+    ) -> tuple[float, int, dict[str, Any]]:
         """Scores the candidates the server sends (joint model first, then the joint model
         without each member, for contributions) on this member's own validation data."""
         size = len(learner.get_params(learner.build_net(self.task)))
@@ -125,7 +131,9 @@ class MemberClient(NumPyClient):
         if "loss" in self.policy.allowed_metrics:
             for k in range(1, n):
                 cand = parameters[k * size : (k + 1) * size]
-                metrics[f"cand_loss_{k}"] = learner.evaluate(self.task, cand, self.data.x_val, self.data.y_val)["loss"]
+                metrics[f"cand_loss_{k}"] = learner.evaluate(
+                    self.task, cand, self.data.x_val, self.data.y_val
+                )["loss"]
         metrics.update({f"joint_{k}": v for k, v in self.policy.outgoing_metrics(own).items()})
         if bool(config.get("final", False)):
             local = self._local_only_params()
@@ -139,5 +147,7 @@ class MemberClient(NumPyClient):
     def _local_only_params(self) -> list[np.ndarray]:
         if self._local_only is None:
             epochs = max(1, int(self.task.local_epochs) * max(self.round, 1))
-            self._local_only = learner.fit_centrally(self.task, self.data.x, self.data.y, epochs=epochs, seed=self.seed)
+            self._local_only = learner.fit_centrally(
+                self.task, self.data.x, self.data.y, epochs=epochs, seed=self.seed
+            )
         return self._local_only

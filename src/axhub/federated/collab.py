@@ -32,7 +32,9 @@ def _schema(raw: dict[str, Any]) -> dict[str, Any]:
     return {"signals": list(signals), "target": target}
 
 
-def create(session: Session, lead_org: str, name: str, family: str, schema: dict[str, Any]) -> FedCollaborationRow:
+def create(
+    session: Session, lead_org: str, name: str, family: str, schema: dict[str, Any]
+) -> FedCollaborationRow:
     if family not in FAMILIES:
         raise AxHubError(f"model family '{family}' is not one of {list(FAMILIES)}")
     row = FedCollaborationRow(lead_org_id=lead_org, name=name, family=family, schema=_schema(schema))
@@ -50,7 +52,9 @@ def visible(session: Session, org_id: str, collaboration_id: str) -> FedCollabor
     if row is not None and row.lead_org_id == org_id:
         return row
     member = session.scalars(
-        select(FedMemberRow).where(FedMemberRow.collaboration_id == collaboration_id, FedMemberRow.org_id == org_id)
+        select(FedMemberRow).where(
+            FedMemberRow.collaboration_id == collaboration_id, FedMemberRow.org_id == org_id
+        )
     ).first()
     if row is None or member is None:
         raise NotFoundError(f"collaboration '{collaboration_id}' not found")
@@ -59,7 +63,11 @@ def visible(session: Session, org_id: str, collaboration_id: str) -> FedCollabor
 
 def for_org(session: Session, org_id: str) -> list[FedCollaborationRow]:
     ids = select(FedMemberRow.collaboration_id).where(FedMemberRow.org_id == org_id)
-    stmt = select(FedCollaborationRow).where(FedCollaborationRow.id.in_(ids)).order_by(FedCollaborationRow.created_at)
+    stmt = (
+        select(FedCollaborationRow)
+        .where(FedCollaborationRow.id.in_(ids))
+        .order_by(FedCollaborationRow.created_at)
+    )
     return list(session.scalars(stmt))
 
 
@@ -70,7 +78,9 @@ def invite(session: Session, lead_org: str, collaboration_id: str, member_org: s
     if session.get(OrganizationRow, member_org) is None:
         raise NotFoundError(f"organisation '{member_org}' not found")
     existing = session.scalars(
-        select(FedMemberRow).where(FedMemberRow.collaboration_id == collaboration_id, FedMemberRow.org_id == member_org)
+        select(FedMemberRow).where(
+            FedMemberRow.collaboration_id == collaboration_id, FedMemberRow.org_id == member_org
+        )
     ).first()
     if existing is not None and existing.status != "left":
         raise ConflictError("that company is already invited")
@@ -90,7 +100,9 @@ def _membership(scope: OrgScope, collaboration_id: str) -> FedMemberRow:
     return row
 
 
-def accept(scope: OrgScope, collaboration_id: str, signal_map: dict[str, Any], policy: dict[str, Any]) -> FedMemberRow:
+def accept(
+    scope: OrgScope, collaboration_id: str, signal_map: dict[str, Any], policy: dict[str, Any]
+) -> FedMemberRow:
     """The member's admin joins: its asset and own signal for every schema signal, and its policy."""
     row = _membership(scope, collaboration_id)
     collab = scope.session.get(FedCollaborationRow, collaboration_id)
@@ -100,7 +112,9 @@ def accept(scope: OrgScope, collaboration_id: str, signal_map: dict[str, Any], p
     if not isinstance(asset, str) or not asset:
         raise AxHubError("signal mapping: field 'asset' must name one of your assets")
     scope.asset_by_slug(asset)  # one's own asset, or NotFound
-    needed = list(collab.schema["signals"]) + ([collab.schema["target"]] if collab.schema.get("target") else [])
+    needed = list(collab.schema["signals"]) + (
+        [collab.schema["target"]] if collab.schema.get("target") else []
+    )
     missing = [s for s in needed if not isinstance(signals.get(s), str) or not signals.get(s)]
     if missing:
         raise AxHubError(f"signal mapping: no signal of yours for {missing}")
@@ -147,17 +161,23 @@ def active_members(session: Session, collaboration_id: str) -> list[FedMemberRow
     return list(session.scalars(stmt.order_by(FedMemberRow.invited_at, FedMemberRow.id)))
 
 
-def record_run(session: Session, collaboration_id: str, run_id: str, summary: dict[str, Any], by_member: dict[str, str]) -> None:
+def record_run(
+    session: Session, collaboration_id: str, run_id: str, summary: dict[str, Any], by_member: dict[str, str]
+) -> None:
     """Rounds as reported (member labels → org ids), and each member's ε spent so far."""
     for rec in summary["rounds"]:
-        session.add(FedRoundRow(collaboration_id=collaboration_id, run_id=run_id, round=int(rec["round"]), record=rec))
+        session.add(
+            FedRoundRow(collaboration_id=collaboration_id, run_id=run_id, round=int(rec["round"]), record=rec)
+        )
     for label, sent in summary.get("members_sent", {}).items():
         org = by_member.get(label)
         eps = sent.get("epsilon_spent")
         if org is None or eps is None:
             continue
         row = session.scalars(
-            select(FedMemberRow).where(FedMemberRow.collaboration_id == collaboration_id, FedMemberRow.org_id == org)
+            select(FedMemberRow).where(
+                FedMemberRow.collaboration_id == collaboration_id, FedMemberRow.org_id == org
+            )
         ).first()
         if row is not None:
             row.epsilon_spent = float(row.epsilon_spent) + float(eps)
@@ -167,9 +187,13 @@ def overview(session: Session, org_id: str, collaboration_id: str) -> dict[str, 
     """What every member may see: members, their policies, rounds, contributions, ε spent."""
     collab = visible(session, org_id, collaboration_id)
     names = dict(session.execute(select(OrganizationRow.id, OrganizationRow.name)).tuples().all())
-    members = session.scalars(select(FedMemberRow).where(FedMemberRow.collaboration_id == collaboration_id)).all()
+    members = session.scalars(
+        select(FedMemberRow).where(FedMemberRow.collaboration_id == collaboration_id)
+    ).all()
     rounds = session.scalars(
-        select(FedRoundRow).where(FedRoundRow.collaboration_id == collaboration_id).order_by(FedRoundRow.created_at, FedRoundRow.round)
+        select(FedRoundRow)
+        .where(FedRoundRow.collaboration_id == collaboration_id)
+        .order_by(FedRoundRow.created_at, FedRoundRow.round)
     ).all()
     return {
         "id": collab.id,

@@ -6,7 +6,7 @@ the hub records the rounds.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,11 +23,17 @@ VALIDATION_FRACTION = 0.2
 
 def task_for(row: FedCollaborationRow, **overrides: Any) -> FedTask:
     if row.family == "mspc":
-        raise AxHubError("an MSPC collaboration is fitted from pooled statistics, not in rounds (federated.stats)")
-    kind = "regression" if row.family == "rul_mlp" else "classification"
+        raise AxHubError(
+            "an MSPC collaboration is fitted from pooled statistics, not in rounds (federated.stats)"
+        )
+    kind: Literal["regression", "classification"] = (
+        "regression" if row.family == "rul_mlp" else "classification"
+    )
     n_out = int(row.schema.get("n_classes", 1)) if kind == "classification" else 1
     scale = float(row.schema.get("target_scale", 1.0))
-    return FedTask(kind=kind, n_features=len(row.schema["signals"]), n_outputs=n_out, target_scale=scale, **overrides)
+    return FedTask(
+        kind=kind, n_features=len(row.schema["signals"]), n_outputs=n_out, target_scale=scale, **overrides
+    )
 
 
 def load_member_data(scope: OrgScope, collaboration_id: str, timeseries: Any) -> MemberData:
@@ -54,7 +60,16 @@ def load_member_data(scope: OrgScope, collaboration_id: str, timeseries: Any) ->
     return MemberData(x[:cut], y[:cut], x[cut:], y[cut:])
 
 
-def run(session_factory: Any, collaboration_id: str, *, rounds: int, workdir: Path, by_org: str, **task_overrides: Any) -> dict[str, Any]:
+def run(
+    session_factory: Any,
+    collaboration_id: str,
+    *,
+    rounds: int,
+    workdir: Path,
+    by_org: str,
+    launch_options: dict[str, Any] | None = None,
+    **task_overrides: Any,
+) -> dict[str, Any]:
     """One federated run among the active members; ``by_org`` must be the lead."""
     from axhub.federated.process import launch
 
@@ -65,7 +80,7 @@ def run(session_factory: Any, collaboration_id: str, *, rounds: int, workdir: Pa
 
             raise PermissionDeniedError("only the lead company starts a run")
         task = task_for(row, **task_overrides)
-        members = [
+        members: list[dict[str, Any]] = [
             {
                 "member": m.org_id,
                 "task": task.to_json(),
@@ -77,9 +92,13 @@ def run(session_factory: Any, collaboration_id: str, *, rounds: int, workdir: Pa
     if len(members) < 2:
         raise AxHubError("a federated run needs at least two active members")
     run_id = new_id("run")
-    summary = launch(task.to_json(), members, rounds=rounds, workdir=workdir / run_id)
+    summary = launch(
+        task.to_json(), members, rounds=rounds, workdir=workdir / run_id, **(launch_options or {})
+    )
     summary.pop("joint", None)  # the joint model stays in the run folder (members only)
     with session_factory() as session:
-        collab.record_run(session, collaboration_id, run_id, summary, {m["member"]: m["member"] for m in members})
+        collab.record_run(
+            session, collaboration_id, run_id, summary, {str(m["member"]): str(m["member"]) for m in members}
+        )
     summary["run_id"] = run_id
     return summary

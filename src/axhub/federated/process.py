@@ -49,7 +49,9 @@ def _load_member_data(source: Any) -> Any:
         db = Database.from_settings(settings)
         with db.session() as session:
             scope = OrgScope(session, str(source["hub"]["org_id"]))
-            return load_member_data(scope, str(source["hub"]["collaboration_id"]), TimeSeriesStore(settings.timeseries_root))
+            return load_member_data(
+                scope, str(source["hub"]["collaboration_id"]), TimeSeriesStore(settings.timeseries_root)
+            )
     path = Path(source)
     with np.load(path, allow_pickle=False) as z:
         return MemberData(x=z["x"], y=z["y"], x_val=z["x_val"], y_val=z["y_val"])
@@ -67,7 +69,9 @@ def _wait_listening(address: str, server: subprocess.Popen[bytes], *, deadline: 
             time.sleep(0.2)
 
 
-def run_server(spec: dict[str, Any], out: Path, tls: tuple[bytes, bytes, bytes] | None = None) -> dict[str, Any]:
+def run_server(
+    spec: dict[str, Any], out: Path, tls: tuple[bytes, bytes, bytes] | None = None
+) -> dict[str, Any]:
     import flwr
     from flwr.common import ndarrays_to_parameters
 
@@ -86,7 +90,9 @@ def run_server(spec: dict[str, Any], out: Path, tls: tuple[bytes, bytes, bytes] 
     started = time.perf_counter()
     flwr.server.start_server(
         server_address=spec["address"],
-        config=flwr.server.ServerConfig(num_rounds=int(spec["rounds"]), round_timeout=spec.get("round_timeout", 600)),
+        config=flwr.server.ServerConfig(
+            num_rounds=int(spec["rounds"]), round_timeout=spec.get("round_timeout", 600)
+        ),
         strategy=strategy,
         certificates=tls,
     )
@@ -124,7 +130,9 @@ def run_client(member_spec: dict[str, Any], address: str, out: Path, root_ca: by
     out.mkdir(parents=True, exist_ok=True)
     ledger = client.ledger
     (out / f"{member_spec['member']}.json").write_text(
-        json.dumps({"sent": client.wire.sent, "epsilon_spent": ledger.spent if ledger else None}, default=float)
+        json.dumps(
+            {"sent": client.wire.sent, "epsilon_spent": ledger.spent if ledger else None}, default=float
+        )
     )
 
 

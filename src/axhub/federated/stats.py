@@ -71,7 +71,9 @@ class FederatedMSPC:
     q_limit: float
 
     @classmethod
-    def from_stats(cls, stats: SufficientStats, *, n_components: int | float = 0.9, alpha: float = 0.01) -> FederatedMSPC:
+    def from_stats(
+        cls, stats: SufficientStats, *, n_components: int | float = 0.9, alpha: float = 0.01
+    ) -> FederatedMSPC:
         from scipy import stats as st
 
         cov = stats.covariance
@@ -81,7 +83,9 @@ class FederatedMSPC:
         order = np.argsort(eigval)[::-1]
         eigval, eigvec = np.maximum(eigval[order], 0.0), eigvec[:, order]
         # Eigenvectors have no sign of their own: fix it so two fits compare equal.
-        eigvec = eigvec * np.where(eigvec[np.argmax(np.abs(eigvec), axis=0), range(eigvec.shape[1])] < 0, -1.0, 1.0)
+        eigvec = eigvec * np.where(
+            eigvec[np.argmax(np.abs(eigvec), axis=0), range(eigvec.shape[1])] < 0, -1.0, 1.0
+        )
         d = len(eigval)
         if isinstance(n_components, float) and n_components < 1:
             ratio = np.cumsum(eigval) / max(eigval.sum(), 1e-12)

@@ -28,7 +28,11 @@ from flwr.server.strategy.aggregate import aggregate
 
 from axhub.federated.client import REFUSED_BUDGET, REFUSED_SAMPLES, REFUSED_SECAGG
 
-REFUSAL_REASONS = {REFUSED_SAMPLES: "min_samples", REFUSED_SECAGG: "secure_aggregation", REFUSED_BUDGET: "epsilon_budget"}
+REFUSAL_REASONS = {
+    REFUSED_SAMPLES: "min_samples",
+    REFUSED_SECAGG: "secure_aggregation",
+    REFUSED_BUDGET: "epsilon_budget",
+}
 
 
 def _param_bytes(p: Parameters) -> int:
@@ -47,7 +51,9 @@ class RoundRecord:
 
 
 class RecordingFedAvg(FedAvg):
-    def __init__(self, *, n_members: int, proximal_mu: float, secure_aggregation: bool, num_rounds: int, **kw: Any) -> None:
+    def __init__(
+        self, *, n_members: int, proximal_mu: float, secure_aggregation: bool, num_rounds: int, **kw: Any
+    ) -> None:
         super().__init__(
             min_fit_clients=n_members,
             min_evaluate_clients=n_members,
@@ -107,7 +113,9 @@ class RecordingFedAvg(FedAvg):
         rec.seconds = time.perf_counter() - self._started
         return ndarrays_to_parameters(joint), {}
 
-    def configure_evaluate(self, server_round: int, parameters: Parameters, client_manager: ClientManager) -> Any:
+    def configure_evaluate(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> Any:
         if not self._last or self.stopped:
             return []
         joint = parameters_to_ndarrays(parameters)
@@ -149,7 +157,9 @@ class RecordingFedAvg(FedAvg):
     def summary(self) -> dict[str, Any]:
         return {
             "rounds": [rec.__dict__ for rec in self.records],
-            "rounds_completed": sum(1 for r in self.records if r.contribution or (r.members and not self.stopped)),
+            "rounds_completed": sum(
+                1 for r in self.records if r.contribution or (r.members and not self.stopped)
+            ),
             "stopped": self.stopped,
             "contribution": self.contribution(),
         }

@@ -52,7 +52,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("collaboration_id", "org_id"),
     )
     with op.batch_alter_table("fed_members", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_fed_members_collaboration_id"), ["collaboration_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_fed_members_collaboration_id"), ["collaboration_id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_fed_members_org_id"), ["org_id"], unique=False)
 
     op.create_table(
@@ -68,7 +70,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("collaboration_id", "run_id", "round"),
     )
     with op.batch_alter_table("fed_rounds", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_fed_rounds_collaboration_id"), ["collaboration_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_fed_rounds_collaboration_id"), ["collaboration_id"], unique=False
+        )
 
 
 def downgrade() -> None:

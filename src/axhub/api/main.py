@@ -32,6 +32,7 @@ def _routers() -> list[APIRouter]:
         alerting,
         auth,
         data,
+        federated,
         files,
         jobs,
         keys,
@@ -50,6 +51,7 @@ def _routers() -> list[APIRouter]:
 
     return [
         auth.router,
+        federated.router,
         orgs.router,
         users.router,
         keys.router,

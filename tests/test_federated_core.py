@@ -188,3 +188,15 @@ def test_mapping_onto_another_companys_asset_is_refused(
         collab.invite(s, lead, cid, other.id)
         with pytest.raises(NotFoundError):  # press-1 exists, but in the lead's organisation
             collab.accept(OrgScope(s, other.id), cid, MAPPING, {})
+
+
+def test_bench_without_data_fails_and_says_where_it_looked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["bench", "federated", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "Nothing to benchmark" in result.output and str(tmp_path) in result.output

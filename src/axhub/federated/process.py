@@ -205,11 +205,18 @@ def launch(
 
 
 def main(argv: list[str]) -> int:
+    """``server SPEC OUT [TLS_DIR]`` (TLS_DIR holds ca.pem, server.pem, server.key) or
+    ``client MEMBER ADDRESS OUT [CA_PEM]``."""
     kind = argv[0]
     if kind == "server":
-        run_server(json.loads(Path(argv[1]).read_text()), Path(argv[2]))
+        tls = None
+        if len(argv) > 3:
+            folder = Path(argv[3])
+            tls = tuple((folder / n).read_bytes() for n in ("ca.pem", "server.pem", "server.key"))
+        run_server(json.loads(Path(argv[1]).read_text()), Path(argv[2]), tls)  # type: ignore[arg-type]
     elif kind == "client":
-        run_client(json.loads(Path(argv[1]).read_text()), argv[2], Path(argv[3]))
+        ca = Path(argv[4]).read_bytes() if len(argv) > 4 else None
+        run_client(json.loads(Path(argv[1]).read_text()), argv[2], Path(argv[3]), ca)
     else:
         raise SystemExit(f"unknown role {kind!r}: server or client")
     return 0

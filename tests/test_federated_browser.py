@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from axhub.store.scoped import OrgScope
-
 from _api_helpers import PASSWORD
 from _live import live_server
+from axhub.store.scoped import OrgScope
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def test_member_sees_the_collaboration_in_korean_and_english(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_member_sees_the_collaboration_in_korean_and_english(tmp_path: Path) -> 
         assert accepted.status_code == 204, accepted.text
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 for locale, heading, status in (
                     ("ko-KR", "기업 간 공동 학습", "참여 중"),

@@ -342,7 +342,9 @@ def run(
         rows += r
         extra["cwru"] = e
     plot = io.plot("federated_dp_curve.png")
-    _plot({k: v["dp_curve"] for k, v in extra.items()}, plot)
+    curves = {k: v["dp_curve"] for k, v in extra.items() if v["dp_curve"]}
+    if curves:
+        _plot(curves, plot)
     notes = [
         "Targets (issue 16): joint within 5 % of pooled, better than every company's local-only model; "
         + REFERENCE,
@@ -362,7 +364,7 @@ def run(
         split="C-MAPSS FD002 by start operating condition; CWRU by motor load",
         rows=rows,
         notes=notes,
-        plots=[str(plot)],
+        plots=[str(plot)] if curves else [],
         extra=extra,
     )
     io.publish(result)

@@ -66,6 +66,16 @@ def train_local(
     task: FedTask, params: list[np.ndarray], x: np.ndarray, y: np.ndarray, *, seed: int
 ) -> list[np.ndarray]:
     """``task.local_epochs`` of Adam from the global ``params``; the new parameters."""
+    from axhub.ml.threads import limited_torch_threads
+
+    # Small networks on shared cores: one thread (AXHUB_TORCH_THREADS), as the hub's models do.
+    with limited_torch_threads():
+        return _train_local(task, params, x, y, seed=seed)
+
+
+def _train_local(
+    task: FedTask, params: list[np.ndarray], x: np.ndarray, y: np.ndarray, *, seed: int
+) -> list[np.ndarray]:
     import torch
 
     torch.manual_seed(seed)
@@ -99,10 +109,12 @@ def train_local(
 def predict(task: FedTask, params: list[np.ndarray], x: np.ndarray) -> np.ndarray:
     import torch
 
+    from axhub.ml.threads import limited_torch_threads
+
     net = build_net(task)
     set_params(net, params)
     net.eval()
-    with torch.no_grad():
+    with limited_torch_threads(), torch.no_grad():
         out = net(torch.from_numpy(x.astype(np.float32))).numpy()
     if task.kind == "regression":
         return out.reshape(-1).astype(np.float64) * task.target_scale

@@ -145,10 +145,12 @@ def launch(
     server_address: str | None = None,
     client_address: str | None = None,
     timeout: float = 600,
+    tls_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Start the server and one process per member, wait for all, return the server's summary
     and each member's record of what it sent. ``client_address`` lets a test put a recording
-    proxy between the members and the hub."""
+    proxy between the members and the hub; ``tls_dir`` (ca.pem, server.pem, server.key) makes
+    the hub serve TLS and the members verify it against ca.pem."""
     workdir.mkdir(parents=True, exist_ok=True)
     address = server_address or f"127.0.0.1:{free_port()}"
     spec = {"task": task, "n_members": len(members), "rounds": rounds, "address": address}
@@ -159,7 +161,13 @@ def launch(
     logs.mkdir(exist_ok=True)
     procs = [
         subprocess.Popen(
-            [*cmd, "server", str(workdir / "server.json"), str(workdir / "out")],
+            [
+                *cmd,
+                "server",
+                str(workdir / "server.json"),
+                str(workdir / "out"),
+                *([str(tls_dir)] if tls_dir else []),
+            ],
             env=env,
             stdout=(logs / "server.log").open("wb"),
             stderr=subprocess.STDOUT,
@@ -172,7 +180,14 @@ def launch(
             path.write_text(json.dumps(m))
             procs.append(
                 subprocess.Popen(
-                    [*cmd, "client", str(path), client_address or address, str(workdir / "out")],
+                    [
+                        *cmd,
+                        "client",
+                        str(path),
+                        client_address or address,
+                        str(workdir / "out"),
+                        *([str(tls_dir / "ca.pem")] if tls_dir else []),
+                    ],
                     env=env,
                     stdout=(logs / f"{m['member']}.log").open("wb"),
                     stderr=subprocess.STDOUT,

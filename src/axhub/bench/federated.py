@@ -304,6 +304,8 @@ def _plot(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:
     for ax, (name, curve) in zip(np.atleast_1d(axes), curves.items(), strict=False):
         metric = next(k for k in curve[0] if k not in ("noise_multiplier", "epsilon"))
         ax.semilogx([c["epsilon"] for c in curve], [c[metric] for c in curve], "o-")
+        if metric == "RMSE":
+            ax.set_yscale("log")  # a ruined model's RMSE is thousands; the useful range is 15-60
         ax.set_xlabel("ε (δ = 1e-5)")
         ax.set_ylabel(metric)
         ax.set_title(name)

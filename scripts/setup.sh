@@ -52,5 +52,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     fi
     .venv/bin/python -m pip install -q -e ".[all,dev]"
   fi
+  # Federated learning: flwr pins older protobuf/fastapi/typer than the hub uses yet runs with
+  # them; --no-deps keeps pip from downgrading the hub's packages (see docs/federated.md).
+  .venv/bin/python -m pip install -q --no-deps "flwr==1.42.0" "grpcio>=1.70" "grpcio-health-checking>=1.70" \
+    "pycryptodome>=3.18" "iterators==0.0.2" tomli tomli-w "dp-accounting==0.6.0" absl-py dm-tree wrapt
   touch "$stamp"
 fi

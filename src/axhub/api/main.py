@@ -34,6 +34,7 @@ def _routers() -> list[APIRouter]:
         alerting,
         auth,
         data,
+        federated,
         files,
         jobs,
         keys,
@@ -54,6 +55,7 @@ def _routers() -> list[APIRouter]:
 
     return [
         auth.router,
+        federated.router,
         orgs.router,
         users.router,
         keys.router,

@@ -652,3 +652,60 @@ class LoginThrottleRow(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_at: Mapped[float] = mapped_column(Float, default=0.0)
     until_at: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+
+
+# ---------------------------------------------------------------------- federated learning
+# A collaboration is shared by its members (lead included): read through
+# ``axhub.federated.collab``, which shows it only to them. A membership is the member's own row
+# (tenant data: its signal mapping and site policy), changed only through the member's OrgScope.
+
+
+class FedCollaborationRow(Base):
+    __tablename__ = "fed_collaborations"
+    id: Mapped[str] = _id("fc")
+    lead_org_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(40))  # rul_mlp | diagnosis_mlp | mspc
+    # The shared signal schema: [{"name": ..., "unit": ...}] and the target, if any.
+    schema: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Sharing beyond the members needs every member's permission: org ids that agreed.
+    share_consents: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FedMemberRow(Base):
+    __tablename__ = "fed_members"
+    __table_args__ = (UniqueConstraint("collaboration_id", "org_id"),)
+    id: Mapped[str] = _id("fm")
+    org_id: Mapped[str] = _org_fk()
+    collaboration_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("fed_collaborations.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="invited")  # invited | active | left
+    signal_map: Mapped[dict[str, Any]] = mapped_column(default=dict)  # schema name -> own signal
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0)
+    invited_at: Mapped[datetime] = mapped_column(default=utcnow)
+    joined_at: Mapped[datetime | None] = mapped_column(default=None)
+    left_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class FedRoundRow(Base):
+    """One round of one run: what every member reported and what it cost (no member data)."""
+
+    __tablename__ = "fed_rounds"
+    __table_args__ = (UniqueConstraint("collaboration_id", "run_id", "round"),)
+    id: Mapped[str] = _id("fr")
+    collaboration_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("fed_collaborations.id", ondelete="CASCADE"), index=True
+    )
+    run_id: Mapped[str] = mapped_column(String(40))
+    round: Mapped[int] = mapped_column(Integer)
+    record: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+TENANT_TABLES = (*TENANT_TABLES, FedMemberRow)

@@ -52,6 +52,7 @@ NAV: list[tuple[str, str, Need]] = [
     ("/data", "nav.data", Need.INGEST),
     ("/refused", "nav.refused", Need.READ),
     ("/models", "nav.models", Need.READ),
+    ("/federated", "nav.federated", Need.READ),
     ("/jobs", "nav.jobs", Need.READ),
     ("/admin", "nav.admin", Need.ADMIN),
     ("/operator", "nav.operator", Need.OPERATOR),

@@ -129,6 +129,12 @@ def a_ids(hub: Hub) -> dict[str, str]:
             ProcessRecommendationRow(cell_id=cell.id, settings={"feed": 0.1}, current={"feed": 0.1})
         )
         ids["process_cell"], ids["process_rec"] = cell.id, rec.id
+    # A federated collaboration company A leads.
+    from axhub.federated import collab
+
+    with hub.db.session() as s:
+        row = collab.create(s, ids["org"], "acme-secret collaboration", "rul_mlp", {"signals": ["s1"]})
+        ids["collaboration"] = row.id
     return ids
 
 
@@ -152,6 +158,7 @@ PATH_IDS = {
     "channel_id": "channel",
     "cell_id": "process_cell",
     "rec_id": "process_rec",
+    "collaboration_id": "collaboration",
 }
 
 
@@ -222,6 +229,12 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "reject_setpoints": {"reason": "intruder"},
         "rollback_setpoints": None,
         "upload_process_batches": None,
+        "create_collaboration": {"name": "b collaboration", "signals": ["s1"]},
+        "invite_to_collaboration": {"org_id": ids["org"]},
+        "accept_collaboration": {"asset": ids["asset"], "signals": {"s1": "spindle_temp"}},
+        "set_site_policy": {"min_local_samples": 1},
+        "leave_collaboration": None,
+        "consent_to_share_joint_model": None,
     }
 
 

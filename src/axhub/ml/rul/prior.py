@@ -62,9 +62,7 @@ def remaining_life_weights(
     return np.asarray(q)
 
 
-def prior_tables(
-    lives: np.ndarray, q: np.ndarray, cap: float, n_age: int
-) -> tuple[np.ndarray, np.ndarray]:
+def prior_tables(lives: np.ndarray, q: np.ndarray, cap: float, n_age: int) -> tuple[np.ndarray, np.ndarray]:
     """Per age ``a = 0 .. n_age - 1``: the prior odds of ``R > cap`` and ``E[R - cap | R > cap]``
     under ``p(R = r | a) ∝ q(r) p_L(a + r)``."""
     horizon = len(q)

@@ -10,6 +10,7 @@ default; test labels are never involved.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,7 +63,7 @@ def validate_tails(model: RulWindowEstimator, repeats: int = 3, seed: int = 0) -
             [
                 start + _cut(scheme, int(end - start), rng)
                 for _ in range(repeats)
-                for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+                for start, end in pairwise(bounds)
             ]
         )
         n_units = len(bounds) - 1

@@ -322,6 +322,8 @@ def run(
         "Intervals: split-conformal from out-of-fold (LightGBM) or held-out-unit (CNN) residuals, 90 % "
         "nominal. Train times: wall-clock, 1 thread, on a 2-core machine shared with other jobs.",
     ]
+    if not deep:
+        notes.append("The 1D-CNN was not run (--no-deep); it is never the default unless it beats the trees.")
     result = BenchResult(
         name="cmapss",
         title="C-MAPSS remaining useful life",

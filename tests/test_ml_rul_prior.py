@@ -99,6 +99,7 @@ def test_tails_are_validated_on_held_out_training_units(model: RulGBM) -> None:
     # expectation beyond the cap
     held = model.validation_
     rows = np.flatnonzero(held["true"] == 50)
+    assert held["age"] is not None
     yc, age = held["capped_prediction"][rows], held["age"][rows]
     survival = model._beyond_cap_numpy(yc, age)
     q = remaining_life_weights(model.lives_, age)

@@ -99,8 +99,9 @@ def test_tails_are_validated_on_held_out_training_units(model: RulGBM) -> None:
     # expectation beyond the cap
     held = model.validation_
     rows = np.flatnonzero(held["true"] == 50)
-    assert held["age"] is not None
-    yc, age = held["capped_prediction"][rows], held["age"][rows]
+    ages = held["age"]
+    assert ages is not None
+    yc, age = held["capped_prediction"][rows], ages[rows]
     survival = model._beyond_cap_numpy(yc, age)
     q = remaining_life_weights(model.lives_, age)
     population = model._beyond_cap_numpy(

@@ -98,10 +98,10 @@ def test_tails_are_validated_on_held_out_training_units(model: RulGBM) -> None:
     # prior from their ages beats assuming a random moment of life, which adds the survival
     # expectation beyond the cap
     held = model.validation_
-    rows = np.flatnonzero(held["true"] == 50)
-    ages = held["age"]
-    assert ages is not None
-    yc, age = held["capped_prediction"][rows], ages[rows]
+    rows = np.flatnonzero(np.asarray(held["true"]) == 50)
+    ages, capped = held["age"], held["capped_prediction"]
+    assert ages is not None and capped is not None
+    yc, age = capped[rows], ages[rows]
     survival = model._beyond_cap_numpy(yc, age)
     q = remaining_life_weights(model.lives_, age)
     population = model._beyond_cap_numpy(

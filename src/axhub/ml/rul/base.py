@@ -265,12 +265,16 @@ class RulWindowEstimator(SensorEstimator):
             return False
         q = remaining_life_weights(lives, None if ages is None else np.asarray(ages, dtype=np.float64))
         odds, excess = prior_tables(lives, q, float(self.cap), len(self.prior_odds_))
-        self.prior_odds_, self.excess_table_ = odds, excess
         graph = onnx.load_from_string(self.graph_bytes_)
         new = {"bc_prior": odds, "bc_excess": excess}
+        replaced = set()
         for init in graph.graph.initializer:
             if init.name in new:
                 init.CopyFrom(const(init.name, new[init.name]))
+                replaced.add(init.name)
+        if replaced != set(new):  # a graph without the tail's tables: never score half-adapted
+            raise RuntimeError(f"prior tables {sorted(set(new) - replaced)} not found in the graph")
+        self.prior_odds_, self.excess_table_ = odds, excess
         self.graph_bytes_ = graph.SerializeToString()
         self._session = None
         return True

@@ -48,6 +48,7 @@ class RulWindowEstimator(SensorEstimator):
     seed: int
     beyond_cap: bool
     phm_shift: bool
+    graph_bytes_: bytes
 
     @classmethod
     def example_data(cls, seed: int = 0) -> ExampleData:
@@ -222,6 +223,9 @@ class RulWindowEstimator(SensorEstimator):
         self.prior_odds_ = np.zeros(n_age)
         self.excess_table_ = np.zeros(n_age)
         beyond = true > cap
+        self.lives_ = np.asarray(lives if lives is not None else [], dtype=np.float64)
+        # held-out predictions of the training units, for validation by the caller (not saved)
+        self.validation_ = {"capped_prediction": held_pred, "true": true, "age": age}
         if self.beyond_cap and age is not None and lives is not None and beyond.any() and (~beyond).any():
             iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=1e-3, y_max=1 - 1e-3)
             posterior = iso.fit(held_pred, beyond.astype(np.float64)).predict(grid)
@@ -248,6 +252,33 @@ class RulWindowEstimator(SensorEstimator):
         self.shift_table_ = self._phm_shift(held_pred, before, true, (-30.0, 5.0))
         return self._beyond_cap_numpy(held_pred, age)
 
+    def adapt_prior(self, ages: np.ndarray | None) -> bool:
+        """Re-estimate the remaining-life prior for the population of units about to be scored,
+        from their current ages only (no labels; see :mod:`.prior`). ``None`` restores the
+        survival prior. Returns False (and changes nothing) when the model has no beyond-cap tail
+        or no training lives. The graph's prior tables are replaced in place."""
+        from axhub.ml.rul.prior import prior_tables, remaining_life_weights
+
+        self._check_fitted()
+        lives = getattr(self, "lives_", np.zeros(0))
+        if not self.beyond_cap or len(lives) == 0 or not np.any(self.likelihood_ratio_):
+            return False
+        q = remaining_life_weights(lives, None if ages is None else np.asarray(ages, dtype=np.float64))
+        odds, excess = prior_tables(lives, q, float(self.cap), len(self.prior_odds_))
+        graph = onnx.load_from_string(self.graph_bytes_)
+        new = {"bc_prior": odds, "bc_excess": excess}
+        replaced = set()
+        for init in graph.graph.initializer:
+            if init.name in new:
+                init.CopyFrom(const(init.name, new[init.name]))
+                replaced.add(init.name)
+        if replaced != set(new):  # a graph without the tail's tables: never score half-adapted
+            raise RuntimeError(f"prior tables {sorted(set(new) - replaced)} not found in the graph")
+        self.prior_odds_, self.excess_table_ = odds, excess
+        self.graph_bytes_ = graph.SerializeToString()
+        self._session = None
+        return True
+
     def _phm_shift(
         self, yc: np.ndarray, pred: np.ndarray, truth: np.ndarray, bounds: tuple[float, float]
     ) -> np.ndarray:
@@ -272,13 +303,20 @@ class RulWindowEstimator(SensorEstimator):
         i = np.clip(np.round(yc), 0, float(self.cap)).astype(np.int64)
         return np.asarray(np.minimum(yc + self.capped_shift_table_[i], float(self.cap)))
 
-    def _beyond_cap_numpy(self, yc: np.ndarray, age: np.ndarray) -> np.ndarray:
-        """The numpy twin of the graph's tail (tests compare the two)."""
+    def _beyond_cap_numpy(
+        self,
+        yc: np.ndarray,
+        age: np.ndarray,
+        prior: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """The numpy twin of the graph's tail (tests compare the two); ``prior`` replaces the
+        (prior odds, excess) tables, for validation."""
         cap = float(self.cap)
+        prior_odds, excess = prior if prior is not None else (self.prior_odds_, self.excess_table_)
         i = np.clip(np.round(yc), 0, cap).astype(np.int64)
-        j = np.clip(np.round(age), 0, len(self.excess_table_) - 1).astype(np.int64)
-        odds = self.likelihood_ratio_[i] * self.prior_odds_[j]
-        return np.asarray(yc + self.shift_table_[i] + odds / (1 + odds) * self.excess_table_[j])
+        j = np.clip(np.round(age), 0, len(excess) - 1).astype(np.int64)
+        odds = self.likelihood_ratio_[i] * prior_odds[j]
+        return np.asarray(yc + self.shift_table_[i] + odds / (1 + odds) * excess[j])
 
     def _beyond_cap_nodes(
         self, yc: str, age: str, out: str
@@ -427,6 +465,7 @@ class RulWindowEstimator(SensorEstimator):
             "likelihood_ratio": self.likelihood_ratio_,
             "prior_odds": self.prior_odds_,
             "excess_table": self.excess_table_,
+            "lives": getattr(self, "lives_", np.zeros(0)),
         }
 
     def _set_base_state(self, state: dict[str, Any]) -> None:
@@ -445,5 +484,7 @@ class RulWindowEstimator(SensorEstimator):
         self.likelihood_ratio_ = np.asarray(state["likelihood_ratio"], dtype=np.float64)
         self.prior_odds_ = np.asarray(state["prior_odds"], dtype=np.float64)
         self.excess_table_ = np.asarray(state["excess_table"], dtype=np.float64)
+        # bundles saved before the population prior existed carry no lives
+        self.lives_ = np.asarray(state.get("lives", []), dtype=np.float64)
         self._session = None
         self.fitted_ = True

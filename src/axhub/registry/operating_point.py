@@ -55,7 +55,7 @@ def with_operating_point(
             "this bundle is signed; a new operating point needs the hub key to sign it again",
             hint="choose the operating point on the hub that signed the bundle",
         )
-    chosen = {**point_without_curve(point), "chosen_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    chosen = {"chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), **point_without_curve(point)}
     threshold = float(point["threshold"])
     prep = dict(bundle.preprocessing)
     prep["threshold"] = threshold
@@ -90,13 +90,14 @@ def store_operating_point(
     registry: ModelRegistry, row: ModelVersionRow, point: Mapping[str, Any]
 ) -> ModelVersionRow:
     """Record ``point`` on the version and point the version at a bundle that carries it."""
+    point = {"chosen_at": datetime.now(UTC).isoformat(timespec="seconds"), **point_without_curve(point)}
     _, path = registry.bundle_path(row.id)
     with tempfile.TemporaryDirectory(prefix="axhub-opoint-") as tmp:
         rebuilt = with_operating_point(path, Path(tmp) / "bundle", point)
         sha = registry.blobs.put(zip_bundle(rebuilt))
     params = dict(row.params)
     params.setdefault("trained_bundle_sha256", row.bundle_sha256)
-    params["operating_point"] = point_without_curve(point)
+    params["operating_point"] = point
     row.params = params
     row.bundle_sha256 = sha
     registry.scope.session.flush()

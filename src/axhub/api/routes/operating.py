@@ -130,7 +130,7 @@ def choose_operating_point(
     store_operating_point(ModelRegistry(scope, state.blobs), row, point)
     return OperatingPointsOut(
         model_version_id=row.id,
-        chosen=point,
+        chosen=row.params["operating_point"],
         curve=operating.tradeoff(good, defects if len(defects) else None),
         n_good=len(good),
         n_defects=len(defects),

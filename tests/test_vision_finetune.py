@@ -90,3 +90,24 @@ def test_cli_trains_the_supervised_model_from_class_folders(
     assert "supervised model: finetuned" in res.output
     model = Estimator.load(tmp_path / "b")
     assert isinstance(model, FineTunedClassifier) and model.classes_ == ["crack", "ok"]
+
+
+def test_vision_benchmarks_publish_like_the_others_and_only_to_out(tmp_path: Path) -> None:
+    import json
+
+    from axhub.bench._vision import finish
+    from axhub.bench.report import BenchResult, _repo_root
+
+    docs = _repo_root() / "docs" / "benchmarks.md"
+    before = docs.read_bytes() if docs.is_file() else b""
+    (tmp_path / "p.png").write_bytes(b"png")
+    result = BenchResult(
+        name="vision-probe-test", title="t", dataset="d", split="s",
+        rows=[{"model": "m", "accuracy %": 99.0}], references=[], notes=["n"], plots=["img/p.png"], extra={},
+    )  # fmt: skip
+    path = finish(result, tmp_path, update_docs=False)
+    assert path == tmp_path / "vision-probe-test.json"
+    saved = json.loads(path.read_text())
+    assert saved["figures"][0]["model"] == "m" and saved["plots"] == [str(tmp_path / "p.png")]
+    assert (docs.read_bytes() if docs.is_file() else b"") == before
+    assert not (_repo_root() / "bench-results" / "vision-probe-test.json").exists()

@@ -247,7 +247,4 @@ def register(bench_app: typer.Typer) -> None:
     ) -> None:
         """Casting: fine-tuned supervised classifier with calibrated confidence, over seeds.
         / 주조품 지도학습 미세조정 벤치마크."""
-        path = run_casting_supervised(
-            data, out, update_docs, train_images, seeds, epochs, input_size, threads
-        )
-        typer.echo(f"results: {path}")
+        run_casting_supervised(data, out, update_docs, train_images, seeds, epochs, input_size, threads)

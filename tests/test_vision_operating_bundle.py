@@ -117,3 +117,27 @@ def test_choice_over_the_api_reaches_the_downloaded_bundle(
     latest = viewer.get(f"/api/v1/models/{version_id}").json()
     assert latest["params"]["trained_bundle_sha256"] == trained_sha
     assert latest["params"]["operating_point"]["policy"] == "good-only"
+
+
+def test_cli_reissues_a_local_bundle_at_a_chosen_point(
+    trained: tuple[Path, list[np.ndarray]], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app
+
+    bundle, images = trained
+    runner = CliRunner()
+    both = runner.invoke(
+        app, ["vision", "operating-point", str(bundle), "--out", str(tmp_path / "x"), "--threshold", "1",
+              "--target-miss", "0.1"],
+    )  # fmt: skip
+    assert both.exit_code != 0 and "exactly one" in both.output
+    res = runner.invoke(
+        app, ["vision", "operating-point", str(bundle), "--out", str(tmp_path / "b"), "--target-miss", "0.0"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "misses 0.0% of calibration defects" in res.output
+    onnx, python, _ = _verdicts(tmp_path / "b", images)
+    assert (onnx == python).all()
+    assert read_bundle(tmp_path / "b").preprocessing["operating_point"]["policy"] == "miss-rate"

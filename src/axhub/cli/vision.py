@@ -328,6 +328,55 @@ def register(app: typer.Typer) -> None:
             if heatmaps is not None and "heatmap" in result and threshold is not None:
                 save_overlay(img, np.asarray(result["heatmap"][0]), float(threshold), heatmaps / out_name)
 
+    @vision.command("operating-point")
+    def operating_point(
+        bundle: Path = typer.Argument(..., help="trained bundle folder or .zip"),
+        out: Path = typer.Option(..., help="folder for the bundle that judges at the new point"),
+        threshold: float | None = typer.Option(None, help="an explicit threshold from the trade-off"),
+        target_false_alarm: float | None = typer.Option(None, help="policy (a): target false-alarm rate"),
+        target_miss: float | None = typer.Option(None, help="policy (b): target miss rate (>= 5 defects)"),
+    ) -> None:
+        """Choose the operating point of an anomaly bundle; the new bundle carries it. / 판정 기준점 선택."""
+        import numpy as np
+
+        from axhub.ml.vision import operating
+        from axhub.registry.bundle import read_bundle
+        from axhub.registry.operating_point import with_operating_point
+
+        given = [v for v in (threshold, target_false_alarm, target_miss) if v is not None]
+        if len(given) != 1:
+            raise typer.BadParameter(
+                "give exactly one of --threshold, --target-false-alarm, --target-miss / 하나만 지정하세요"
+            )
+        source = read_bundle(bundle)
+        if "calibration_scores.npy" not in source.state_files():
+            raise typer.BadParameter(f"{bundle.name} keeps no calibration scores (not an anomaly model)")
+        good = source.load_array("calibration_scores")
+        defects = (
+            source.load_array("calibration_defect_scores")
+            if "calibration_defect_scores.npy" in source.state_files()
+            else None
+        )
+        try:
+            if target_false_alarm is not None:
+                point = operating.good_only_threshold(good, target_false_alarm)
+            elif target_miss is not None:
+                point = operating.miss_rate_threshold(
+                    good, defects if defects is not None else np.array([]), target_miss
+                )
+            else:
+                point = {"policy": "chosen", "threshold": float(threshold or 0.0)}
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        t = float(point["threshold"])
+        far = float((good > t).mean())
+        with_operating_point(bundle, out, point)
+        miss = (
+            "" if defects is None else f", misses {float((defects <= t).mean()):.1%} of calibration defects"
+        )
+        typer.echo(f"threshold {t:.4f}: false alarms {far:.1%} of calibration good images{miss}")
+        typer.echo(f"bundle written: {out}")
+
     @vision.command("export")
     def export(
         bundle: Path = typer.Argument(..., help="trained bundle folder"),

@@ -111,3 +111,17 @@ def test_vision_benchmarks_publish_like_the_others_and_only_to_out(tmp_path: Pat
     assert saved["figures"][0]["model"] == "m" and saved["plots"] == [str(tmp_path / "p.png")]
     assert (docs.read_bytes() if docs.is_file() else b"") == before
     assert not (_repo_root() / "bench-results" / "vision-probe-test.json").exists()
+
+
+def test_temperature_is_fitted_from_errors_and_left_at_one_without_any() -> None:
+    from axhub.ml.vision.classifier import fit_temperature
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (400,), generator=gen)
+    # Overconfident logits with 20 % errors: the fitted temperature must soften them (T > 1).
+    noisy = torch.where(torch.rand(400, generator=gen) < 0.2, 1 - y, y)
+    logits = torch.nn.functional.one_hot(noisy, 2).float() * 8.0
+    assert fit_temperature(logits, y) > 2.0
+    # No held-out error: the NLL only falls as T -> 0, which says nothing about calibration.
+    perfect = torch.nn.functional.one_hot(y, 2).float() * 3.0
+    assert fit_temperature(perfect, y) == 1.0

@@ -6,8 +6,6 @@ Results (JSON and plots) go under ``--out`` or ``AXHUB_HOME/bench/<name>``; ``do
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,23 +23,12 @@ def output_dir(name: str, out: Path | None) -> Path:
 
 
 def finish(result: Any, out_dir: Path, update_docs: bool) -> Path:
-    """Print the table, write ``<out>/<name>.json``; with ``update_docs`` also copy the plots to
-    ``docs/img``, the JSON to ``bench-results/`` and rewrite this benchmark's docs section."""
-    from axhub.bench.report import _repo_root, print_table
-    from axhub.bench.report import update_docs as write_docs
+    """Print the table and write ``<out>/<name>.json``; with ``update_docs`` also the plots to
+    ``docs/img``, the JSON to ``bench-results/`` and this benchmark's docs section. One code path
+    with the sensor benchmarks (``_output.BenchIO.publish``)."""
+    from axhub.bench._output import BenchIO
 
-    print_table(result)
-    path = out_dir / f"{result.name}.json"
-    path.write_text(json.dumps(result.to_json(), indent=2, default=str))
-    if update_docs:
-        root = _repo_root()
-        (root / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        for plot in result.plots:
-            shutil.copy(out_dir / Path(plot).name, root / "docs" / "img" / Path(plot).name)
-        (root / "bench-results").mkdir(exist_ok=True)
-        shutil.copy(path, root / "bench-results" / path.name)
-        write_docs(result)
-    return path
+    return BenchIO(name=result.name, data=out_dir, out=out_dir, update_docs=update_docs).publish(result)
 
 
 def dataset_root(data: Path | None, name: str, must_have: str) -> Path:

@@ -357,8 +357,7 @@ def register(bench_app: typer.Typer) -> None:
     ) -> None:
         """Casting inspection: PatchCore (good parts only), operating points, light model, supervised.
         / 주조품 외관 검사 벤치마크."""
-        path = run_casting(
+        run_casting(
             data, out, update_docs, bank_images, calibration_images, calibration_defects,
             validation_images, supervised_images, int8, seed, threads, light,
         )  # fmt: skip
-        typer.echo(f"results: {path}")

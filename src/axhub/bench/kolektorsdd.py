@@ -206,5 +206,4 @@ def register(bench_app: typer.Typer) -> None:
         threads: int = typer.Option(2, help="torch threads"),
     ) -> None:
         """KolektorSDD: PatchCore with the defaults on a product never tuned on. / 정류자 표면 검사."""
-        path = run_kolektorsdd(data, out, update_docs, input_size, backbone, seed, threads)
-        typer.echo(f"results: {path}")
+        run_kolektorsdd(data, out, update_docs, input_size, backbone, seed, threads)

@@ -10,7 +10,12 @@ from typing import Any
 
 import typer
 
-MODELS = {"patchcore": "anomaly detection from good parts only", "classifier": "supervised good/defect"}
+MODELS = {
+    "patchcore": "anomaly detection from good parts only",
+    "classifier": "supervised good/defect: fine-tuned when every class has 100+ images, else a linear probe",
+    "finetuned": "supervised, last blocks of the backbone fine-tuned",
+    "probe": "supervised, linear probe on the frozen backbone",
+}
 
 
 def _frame_from_folder(folder: Path) -> Any:
@@ -63,8 +68,13 @@ def register(app: typer.Typer) -> None:
         folder: Path | None = typer.Option(None, help="image folder; sub-folder names are labels"),
         dataset: str | None = typer.Option(None, help="an imported image dataset instead of a folder"),
         version: str | None = typer.Option(None, help="dataset version (latest if omitted)"),
-        model: str = typer.Option("patchcore", help="patchcore (good parts only) or classifier (labelled)"),
-        input_size: int = typer.Option(224, help="model input size in pixels (short side)"),
+        model: str = typer.Option(
+            "patchcore",
+            help="patchcore (good parts only), classifier (labelled: finetuned or probe by count)",
+        ),
+        input_size: int | None = typer.Option(
+            None, help="model input size in pixels (short side; default 224, fine-tuned 160)"
+        ),
         backbone: str = typer.Option(
             "auto", help="PatchCore backbone: auto (chosen on good images), lite0, lite2"
         ),
@@ -88,6 +98,7 @@ def register(app: typer.Typer) -> None:
 
         from axhub.core.settings import Settings
         from axhub.ml.vision.classifier import DefectClassifier
+        from axhub.ml.vision.finetune import FineTunedClassifier, supervised_model_for
         from axhub.ml.vision.patchcore import PatchCore
         from axhub.ml.vision.progress import RichProgress
 
@@ -118,11 +129,25 @@ def register(app: typer.Typer) -> None:
         with RichProgress() as progress:
             if model == "patchcore":
                 estimator = PatchCore(
-                    input_size=input_size, backbone=backbone, bank_size=bank_size, seed=seed,
+                    input_size=input_size or 224, backbone=backbone, bank_size=bank_size, seed=seed,
                     target_false_alarm=target_false_alarm, target_miss=target_miss,
                 ).fit(data, progress=progress)  # fmt: skip
-            elif model == "classifier":
-                estimator = DefectClassifier(input_size=input_size, seed=seed).fit(data)
+            elif model in ("classifier", "finetuned", "probe"):
+                if "label" not in data.columns:
+                    raise typer.BadParameter("a supervised model needs labelled images (class sub-folders)")
+                sized: dict[str, Any] = {"seed": seed, **({"input_size": input_size} if input_size else {})}
+                if model == "classifier":
+                    estimator = supervised_model_for(list(data["label"].dropna()), **sized)
+                else:
+                    estimator = (
+                        FineTunedClassifier(**sized) if model == "finetuned" else DefectClassifier(**sized)
+                    )
+                typer.echo(f"supervised model: {estimator.name}")
+                labelled = data.dropna(subset=["label"])
+                if isinstance(estimator, FineTunedClassifier):
+                    estimator.fit(labelled, progress=progress)
+                else:
+                    estimator.fit(labelled, progress=lambda done, n: progress("features", done, n))
             else:
                 raise typer.BadParameter(f"unknown model {model!r}; choose from {sorted(MODELS)}")
         if isinstance(estimator, PatchCore):
@@ -302,6 +327,55 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{path}\t{s:.4f}\t{verdict}")
             if heatmaps is not None and "heatmap" in result and threshold is not None:
                 save_overlay(img, np.asarray(result["heatmap"][0]), float(threshold), heatmaps / out_name)
+
+    @vision.command("operating-point")
+    def operating_point(
+        bundle: Path = typer.Argument(..., help="trained bundle folder or .zip"),
+        out: Path = typer.Option(..., help="folder for the bundle that judges at the new point"),
+        threshold: float | None = typer.Option(None, help="an explicit threshold from the trade-off"),
+        target_false_alarm: float | None = typer.Option(None, help="policy (a): target false-alarm rate"),
+        target_miss: float | None = typer.Option(None, help="policy (b): target miss rate (>= 5 defects)"),
+    ) -> None:
+        """Choose the operating point of an anomaly bundle; the new bundle carries it. / 판정 기준점 선택."""
+        import numpy as np
+
+        from axhub.ml.vision import operating
+        from axhub.registry.bundle import read_bundle
+        from axhub.registry.operating_point import with_operating_point
+
+        given = [v for v in (threshold, target_false_alarm, target_miss) if v is not None]
+        if len(given) != 1:
+            raise typer.BadParameter(
+                "give exactly one of --threshold, --target-false-alarm, --target-miss / 하나만 지정하세요"
+            )
+        source = read_bundle(bundle)
+        if "calibration_scores.npy" not in source.state_files():
+            raise typer.BadParameter(f"{bundle.name} keeps no calibration scores (not an anomaly model)")
+        good = source.load_array("calibration_scores")
+        defects = (
+            source.load_array("calibration_defect_scores")
+            if "calibration_defect_scores.npy" in source.state_files()
+            else None
+        )
+        try:
+            if target_false_alarm is not None:
+                point = operating.good_only_threshold(good, target_false_alarm)
+            elif target_miss is not None:
+                point = operating.miss_rate_threshold(
+                    good, defects if defects is not None else np.array([]), target_miss
+                )
+            else:
+                point = {"policy": "chosen", "threshold": float(threshold or 0.0)}
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        t = float(point["threshold"])
+        far = float((good > t).mean())
+        with_operating_point(bundle, out, point)
+        miss = (
+            "" if defects is None else f", misses {float((defects <= t).mean()):.1%} of calibration defects"
+        )
+        typer.echo(f"threshold {t:.4f}: false alarms {far:.1%} of calibration good images{miss}")
+        typer.echo(f"bundle written: {out}")
 
     @vision.command("export")
     def export(

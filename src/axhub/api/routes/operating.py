@@ -5,7 +5,9 @@ scores (PatchCore), the false-alarm vs miss-rate curve on its calibration images
 now chosen. ``POST /models/{id}/operating-point`` chooses one — a target false-alarm rate
 (policy a, good images only, with a confidence bound), a target miss rate (policy b, needs at
 least 5 calibration defects) or an explicit threshold picked from the curve — and stores it with
-the model version (``params.operating_point``), so the dashboard and scorers read one choice.
+the model version (``params.operating_point``) and in a re-issued bundle that carries it
+(:mod:`axhub.registry.operating_point`), so the dashboard, the hub's scorers, a downloaded bundle
+and the edge all judge parts by one choice.
 See :mod:`axhub.ml.vision.operating` for the statistics.
 """
 
@@ -23,6 +25,7 @@ from axhub.api.schemas.common import In, Out
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.vision import operating
 from axhub.registry.bundle import read_bundle
+from axhub.registry.operating_point import store_operating_point
 from axhub.registry.store import ModelRegistry
 from axhub.store.scoped import OrgScope
 
@@ -123,11 +126,11 @@ def choose_operating_point(
         raise InputValidationError(InputProblem("operating point", None, given[0], str(exc))) from exc
     k = int((good <= point["threshold"]).sum())
     point["false_alarm_rate_upper_bound"] = operating.far_upper_bound(len(good), k, body.confidence)
-    row.params = {**row.params, "operating_point": point}
-    scope.session.flush()
+    # The bundle itself carries the choice, so every runner (edge, download, CLI) judges by it.
+    store_operating_point(ModelRegistry(scope, state.blobs), row, point)
     return OperatingPointsOut(
         model_version_id=row.id,
-        chosen=point,
+        chosen=row.params["operating_point"],
         curve=operating.tradeoff(good, defects if len(defects) else None),
         n_good=len(good),
         n_defects=len(defects),

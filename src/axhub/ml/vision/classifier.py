@@ -104,7 +104,14 @@ def _ece(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
 
 
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """The temperature minimising held-out NLL (optimised on log T so it stays positive)."""
+    """The temperature minimising held-out NLL (optimised on log T so it stays positive).
+
+    When every held-out image is already classified correctly the NLL keeps falling as T → 0,
+    so the "fit" would only sharpen every probability to 0 or 1 (a casting run hit the lower
+    clip this way): then nothing can be learnt about calibration and T stays 1.
+    """
+    if len(y) == 0 or bool((logits.argmax(dim=1) == y).all()):
+        return 1.0
     log_t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
 

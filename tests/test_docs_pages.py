@@ -21,12 +21,40 @@ from axhub.core.settings import Settings
 
 SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
 PAGES = doc_pages()
-RUN_PAGES = [p for p in PAGES if any(b.lang in RUNNABLE and b.skip is None for b in blocks(p))]
+SAME_AS_ENGLISH = "same as the English page"  # a Korean block's skip reason: the English page runs it
+
+
+def _twin(page: Path) -> Path | None:
+    """The English page of a Korean one (``x.ko.md`` -> ``x.md``), if there is one."""
+    if not page.name.endswith(".ko.md"):
+        return None
+    en = page.with_name(page.name.removesuffix(".ko.md") + ".md")
+    return en if en.exists() else None
+
+
+def _steps(page: Path) -> list[tuple[str, str, str | None, str | None]]:
+    return [(b.lang, b.code, b.title, b.skip) for b in blocks(page)]
+
+
+def _run_once_in_korean(page: Path) -> bool:
+    """An English page whose Korean twin has exactly the same blocks is run once, in Korean
+    (the same commands and code, output in Korean): running both doubled the time for nothing."""
+    ko = page.with_name(page.name.removesuffix(".md") + ".ko.md")
+    return not page.name.endswith(".ko.md") and ko.exists() and _steps(ko) == _steps(page)
+
+
+RUN_PAGES = [
+    p
+    for p in PAGES
+    if any(b.lang in RUNNABLE and b.skip is None for b in blocks(p)) and not _run_once_in_korean(p)
+]
 DATASETS = Settings().datasets  # AXHUB_DATASETS, else ../shared/datasets beside the checkout
 
 
 def _id(page: Path) -> str:
-    return str(page.relative_to(REPO))
+    name = str(page.relative_to(REPO))
+    twin = _twin(page)
+    return f"{name}+en" if twin is not None and _run_once_in_korean(twin) else name
 
 
 @pytest.mark.slow
@@ -157,6 +185,21 @@ def test_axhub_commands_in_the_docs_exist_with_their_options(block: Block) -> No
                 continue
             message = exc.format_message() if hasattr(exc, "format_message") else repr(exc)
             pytest.fail(f"{block.where}: 'axhub {' '.join(args)}': {message}")
+
+
+def test_korean_blocks_left_to_the_english_page_are_the_same_and_run_there() -> None:
+    """A Korean block skipped as "same as the English page" (a check that leaves nothing the
+    next blocks need, e.g. the contract suite) must be word for word a block the English page runs."""
+    problems = []
+    for page in PAGES:
+        for block in blocks(page):
+            if block.skip is None or not block.skip.startswith(SAME_AS_ENGLISH):
+                continue
+            twin = _twin(page)
+            ran = [(b.lang, b.code) for b in blocks(twin) if b.skip is None] if twin else []
+            if (block.lang, block.code) not in ran or twin not in RUN_PAGES:
+                problems.append(f"{block.where}: no identical block is run on the English page")
+    assert not problems, "\n".join(problems)
 
 
 def test_tutorials_and_model_cards_exist_in_both_languages_and_end_with_an_exercise() -> None:

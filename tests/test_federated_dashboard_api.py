@@ -53,7 +53,11 @@ def test_share_code_invite_run_job_and_joint_model_download(tmp_path: Path) -> N
     # A bad policy names its field (the page shows that field's label).
     bad = member.post(
         f"{API}/{cid}/accept",
-        json={"asset": "comp-1", "signals": {"압력": "압력", "수명": "수명"}, "policy": {"min_local_samples": 0}},
+        json={
+            "asset": "comp-1",
+            "signals": {"압력": "압력", "수명": "수명"},
+            "policy": {"min_local_samples": 0},
+        },
     )
     assert bad.status_code == 422 and bad.json()["error"]["details"] == [{"field": "min_local_samples"}]
     accepted = member.post(

@@ -235,6 +235,7 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "set_site_policy": {"min_local_samples": 1},
         "leave_collaboration": None,
         "consent_to_share_joint_model": None,
+        "start_federated_run": {"rounds": 2},
     }
 
 

@@ -33,7 +33,7 @@ def joint_onnx(row: FedCollaborationRow, params_path: Path) -> bytes:
     torch.onnx.export(
         net,
         (torch.zeros(1, task.n_features, dtype=torch.float32),),
-        buf,
+        buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to a file object too
         input_names=["features"],
         output_names=["output"],
         dynamic_axes={"features": {0: "N"}, "output": {0: "N"}},

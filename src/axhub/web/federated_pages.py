@@ -47,7 +47,7 @@ def _contribution(view: dict[str, Any]) -> dict[str, float]:
 
 def _own_signals(scope: OrgScope) -> tuple[list[AssetRow], list[str]]:
     """This company's assets and signal names: what a member maps onto the shared schema."""
-    assets = scope.list(AssetRow, order_by=AssetRow.slug)
+    assets = list(scope.list(AssetRow, order_by=AssetRow.slug))
     names = sorted({sig.name for sig in scope.list(SignalRow)})
     return assets, names
 

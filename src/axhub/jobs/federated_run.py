@@ -42,7 +42,8 @@ def federated_run(ctx: JobContext, spec: FederatedRunSpec) -> Outcome:
         by_org=ctx.lease.org_id,
         launch_options={"on_tick": tick},
         record=False,
-        run_id=f"run-{ctx.lease.job_id}",
+        # One folder per attempt: a retried job never reads what an earlier attempt left.
+        run_id=f"run-{ctx.lease.job_id}-{ctx.lease.attempt}",
     )
     result = {
         "run_id": summary["run_id"],

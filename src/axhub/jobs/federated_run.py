@@ -24,11 +24,11 @@ def runs_root(settings: Settings) -> Path:
 
 
 def federated_run(ctx: JobContext, spec: FederatedRunSpec) -> Outcome:
-    shown = -1
+    shown = 0
 
     def tick(done: int, of: int) -> None:
         nonlocal shown
-        if done != shown:
+        if done > shown:  # rounds can pass between two ticks: report the latest count
             shown = done
             ctx.progress(0.05 + 0.9 * done / max(of, 1), f"round {done}/{of} done")
         ctx.check()  # a cancelled job ends the run; launch kills every process

@@ -32,6 +32,7 @@ def _routers() -> list[APIRouter]:
         alerting,
         auth,
         data,
+        edge,
         files,
         jobs,
         keys,
@@ -74,6 +75,7 @@ def _routers() -> list[APIRouter]:
         alerting.rules,
         alerting.channels,
         refused.router,
+        edge.router,
     ]
 
 
@@ -137,6 +139,9 @@ def create_app(
     install_error_handlers(app)
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)
+    from axhub.api.routes.edge import device_api  # edge agents' protocol (/device/v1, own credential)
+
+    app.include_router(device_api)
 
     @app.get(f"{API_PREFIX}/health", operation_id="get_health", tags=["health"])
     def health() -> dict[str, str]:

@@ -16,7 +16,7 @@ def korean_frames(seed: int = 0, rows: int = 300, start: str = "2026-03-02T00:00
     """The synthetic process's test half (a pressure step fault in its second half), 10 Hz."""
     data = synthetic_sensor_data(seed, n_train=600, n_test=rows).test.drop(columns="anomaly")
     frame = data.rename(columns=KOREAN).reset_index(drop=True)
-    frame.insert(0, "ts", pd.date_range(start, periods=len(frame), freq="100ms"))
+    frame.insert(0, "ts", pd.date_range(start, periods=len(frame), freq="100ms", unit="ns"))
     return frame
 
 
@@ -32,7 +32,7 @@ def anomaly_bundle(directory: Path, seed: int = 0) -> Path:
 
 def values_of(frame: pd.DataFrame, asset: str) -> set[tuple[str, str, int, float]]:
     """(asset, signal, epoch µs, value) of every reading in a plant frame."""
-    ts = frame["ts"].astype("int64").to_numpy() // 1000
+    ts = frame["ts"].dt.as_unit("us").astype("int64").to_numpy()
     out = set()
     for column in frame.columns:
         if column != "ts":

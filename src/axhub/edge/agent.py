@@ -113,6 +113,7 @@ class Agent:
         self._config_changed = threading.Event()
         self._lock = threading.Lock()
         self._scorer_error: str | None = None
+        self._candidate: dict[str, Any] | None = None
         self._usage = _Usage()
         recovered = self.slots.recover()
         if recovered:
@@ -251,7 +252,8 @@ class Agent:
                 self.scorer = self._make_scorer(sha)
             self._config_changed.set()
         target = answer.get("bundle")
-        if target and target.get("sha256") not in (self.slots.current_sha, *self.failed_bundles):
+        busy = self._candidate is not None
+        if not busy and target and target.get("sha256") not in (self.slots.current_sha, *self.failed_bundles):
             self._update_bundle(str(target["sha256"]), target.get("rollout_id"))
 
     def _update_bundle(self, sha: str, rollout_id: str | None) -> None:
@@ -266,28 +268,38 @@ class Agent:
             return
         old = self.scorer
         self.slots.begin_swap(sha)
-        problem: str | None = None
         try:
             new = self._make_scorer(sha)
         except Exception as exc:
-            new, problem = None, f"the bundle does not load: {exc}"
-        if new is not None:
-            self._scorer_error = None
-            with self._lock:
-                self.scorer = new
-            deadline = time.monotonic() + 120
-            while (
-                len(new.recent) < self.config.health_rows
-                and self._scorer_error is None
-                and not self.stop.is_set()
-                and time.monotonic() < deadline
-            ):
-                time.sleep(0.1)
-            if self.stop.is_set():
-                return  # the swap file stays: the next start rolls back and reports it
-            problem = self._scorer_error or health_problem(
-                new.runner, list(new.recent), self.config.health_max_alarm_share
-            )
+            self._finish_swap(report, old, f"the bundle does not load: {exc}")
+            return
+        if new is None:  # nothing configured to score: it loaded, that is all we can check
+            self._finish_swap(report, old, None)
+            return
+        self._scorer_error = None
+        with self._lock:
+            self.scorer = new
+        # Checked on later loop turns (heartbeats and syncing go on meanwhile): see _check_candidate.
+        self._candidate = {"report": report, "old": old, "new": new, "deadline": time.monotonic() + 300}
+
+    def _check_candidate(self) -> None:
+        """Decide on a swapped-in bundle once it has scored enough live rows (or failed)."""
+        candidate = self._candidate
+        if candidate is None:
+            return
+        new: LocalScorer = candidate["new"]
+        problem = self._scorer_error
+        if problem is None and len(new.recent) < self.config.health_rows:
+            if time.monotonic() < candidate["deadline"]:
+                return
+            problem = f"no live data to check the bundle on ({len(new.recent)} rows in 5 minutes)"
+        if problem is None:
+            problem = health_problem(new.runner, list(new.recent), self.config.health_max_alarm_share)
+        self._finish_swap(candidate["report"], candidate["old"], problem)
+
+    def _finish_swap(self, report: dict[str, Any], old: LocalScorer | None, problem: str | None) -> None:
+        self._candidate = None
+        sha = str(report["sha256"])
         if problem is not None:
             with self._lock:
                 self.scorer = old
@@ -317,6 +329,7 @@ class Agent:
     def _sync_loop(self) -> None:
         next_beat = 0.0
         while not self.stop.is_set():
+            self._check_candidate()  # works without the hub
             try:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.config.heartbeat_interval_s
@@ -333,6 +346,7 @@ class Agent:
                 self.revoked = True
                 self.last_error = f"the hub refuses this device: {exc}"
                 log.error(self.last_error)
+                write_json_atomic(self.home / STATUS_FILE, self.status())
                 self.stop.wait(30)
             self.stop.wait(self.config.sync_interval_s)
 

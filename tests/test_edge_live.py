@@ -153,6 +153,17 @@ def rollout_state(live: Live, rollout_id: str) -> dict[str, Any]:
         return next(r for r in c.get("/api/v1/edge/rollouts").json() if r["id"] == rollout_id)
 
 
+def on_trial(agent: AgentProc, started: dict[str, Any]) -> None:
+    """Wait until the agent has the rollout's bundle swapped in and waits for live rows."""
+    slots = agent.home / "bundles"
+    wait_for(
+        "bundle on trial",
+        lambda: (slots / "swap.json").is_file() and os.readlink(slots / "current") == started["bundle_sha256"],
+        60,
+        every=0.02,
+    )
+
+
 def play(frame: pd.DataFrame, prefix: str, speed: float = 4.0) -> threading.Thread:
     """Serve rows of a plant frame on MQTT through the simulator (its own stamps)."""
     from axhub.sim.live import serve_plant_live
@@ -232,9 +243,10 @@ def test_hub_outage_and_sigkill_mid_sync_lose_and_duplicate_nothing(
     time.sleep(0.5)  # the subscription's SUBACK
 
     started = rollout(hub, version)
+    on_trial(agent, started)
     play(frame.iloc[:120], prefix).join(60)
-    wait_for("bundle active", lambda: device(hub, device_id)["bundle_sha256"] == started["bundle_sha256"], 60)
-    assert rollout_state(hub, started["id"])["stage"] == "fleet"
+    wait_for("bundle active", lambda: rollout_state(hub, started["id"])["stage"] == "fleet", 60)
+    assert device(hub, device_id)["bundle_sha256"] == started["bundle_sha256"]
 
     # --- the hub goes away; the agent keeps scoring, alerting and buffering
     hub.proc.send_signal(signal.SIGTERM)
@@ -279,8 +291,10 @@ def test_sigkill_mid_bundle_swap_keeps_the_old_bundle(
     wait_for("MQTT connected", lambda: any(s.get("connected") for s in agent.status().get("sources", [])), 30)
     time.sleep(0.5)
     one = rollout(hub, first)
+    on_trial(agent, one)
     play(frame.iloc[:60], prefix).join(60)
-    wait_for("first bundle active", lambda: device(hub, device_id)["bundle_sha256"] == one["bundle_sha256"], 60)
+    wait_for("first bundle active", lambda: rollout_state(hub, one["id"])["stage"] == "fleet", 60)
+    assert device(hub, device_id)["bundle_sha256"] == one["bundle_sha256"]
 
     # The second bundle needs 1,000 live rows to pass its health check: kill the agent inside it.
     push_config(hub, device_id, prefix, health_rows=1000)
@@ -288,8 +302,12 @@ def test_sigkill_mid_bundle_swap_keeps_the_old_bundle(
     two = rollout(hub, second)
     slots = agent.home / "bundles"
     feeder = play(frame.iloc[60:], prefix, speed=1.0)
-    wait_for("swap in progress", lambda: (slots / "swap.json").is_file(), 60, every=0.01)
-    assert os.readlink(slots / "current") == two["bundle_sha256"]
+    wait_for(
+        "swap in progress",
+        lambda: (slots / "swap.json").is_file() and os.readlink(slots / "current") == two["bundle_sha256"],
+        60,
+        every=0.01,
+    )
     agent.kill()
     agent.start()
     wait_for(

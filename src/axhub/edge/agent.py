@@ -117,10 +117,12 @@ class Agent:
         self._usage = _Usage()
         recovered = self.slots.recover()
         if recovered:
+            log.error("bundle %s rolled back: %s", str(recovered.get("candidate"))[:12], recovered["reason"])
             self.failed_bundles.add(str(recovered.get("candidate")))
             self.bundle_reports.append(
                 {
                     "sha256": recovered.get("candidate"),
+                    "rollout_id": recovered.get("rollout_id"),
                     "outcome": "rolled_back",
                     "reason": recovered["reason"],
                 }
@@ -200,8 +202,16 @@ class Agent:
                         log.warning("closing %s: %s", source.kind, exc)
 
     # ------------------------------------------------------------------ sync thread
+    def _active_bundle(self) -> dict[str, Any]:
+        candidate = self._candidate
+        scorer: LocalScorer | None = candidate["old"] if candidate else self.scorer
+        if candidate is not None:
+            return {"sha256": scorer.bundle_sha if scorer else self.slots.previous_sha, **(scorer.model if scorer else {})}
+        return {"sha256": self.slots.current_sha, **(scorer.model if scorer else {})}
+
     def status(self) -> dict[str, Any]:
         scorer = self.scorer
+        candidate = self._candidate
         latencies = sorted(scorer.stats.latencies_ms) if scorer else []
 
         def pct(q: float) -> float | None:
@@ -212,10 +222,9 @@ class Agent:
         return {
             "agent_version": axhub.__version__,
             "config_version": self.config.version,
-            "bundle": {
-                "sha256": self.slots.current_sha,
-                **(scorer.model if scorer else {}),
-            },
+            # The bundle that passed its checks; one on trial is reported as the candidate.
+            "bundle": self._active_bundle(),
+            "candidate_bundle": candidate["report"]["sha256"] if candidate else None,
             "buffer": self.buffer.depth(),
             "counters": {**self.buffer.counters(), "rejected_payloads": self.rejected_payloads},
             **self._usage.sample(),
@@ -263,11 +272,11 @@ class Agent:
             self.slots.install(archive, sha)
         except BundleError as exc:
             self.failed_bundles.add(sha)
-            self.bundle_reports.append({**report, "outcome": "refused", "reason": exc.message})
-            log.error("bundle %s refused: %s", sha[:12], exc.message)
+            self.bundle_reports.append({**report, "outcome": "refused", "reason": str(exc)})
+            log.error("bundle %s refused: %s", sha[:12], exc)
             return
         old = self.scorer
-        self.slots.begin_swap(sha)
+        self.slots.begin_swap(sha, rollout_id)
         try:
             new = self._make_scorer(sha)
         except Exception as exc:
@@ -348,6 +357,9 @@ class Agent:
                 log.error(self.last_error)
                 write_json_atomic(self.home / STATUS_FILE, self.status())
                 self.stop.wait(30)
+            except Exception as exc:  # the sync loop must outlive any one bad answer or bug
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("sync loop")
             self.stop.wait(self.config.sync_interval_s)
 
     # ------------------------------------------------------------------ process

@@ -121,10 +121,10 @@ class BundleSlots:
         os.replace(tmp, self.root / name)
         _fsync_dir(self.root)
 
-    def begin_swap(self, candidate: str) -> None:
+    def begin_swap(self, candidate: str, rollout_id: str | None = None) -> None:
         """Point ``current`` at the candidate, remembering what to return to."""
         previous = self.current_sha
-        info = {"candidate": candidate, "previous": previous}
+        info = {"candidate": candidate, "previous": previous, "rollout_id": rollout_id}
         tmp = self.root / f".{SWAP_FILE}.tmp"
         tmp.write_text(json.dumps(info))
         with tmp.open("rb") as handle:

@@ -31,6 +31,7 @@ def plotly_js_path() -> Path | None:
 
 def mount_web(app: FastAPI) -> None:
     from axhub.web.actions import router as actions_router
+    from axhub.web.edge_pages import router as edge_router
     from axhub.web.owndata_pages import router as owndata_router
     from axhub.web.pages import router as pages_router
     from axhub.web.performance import router as performance_router
@@ -58,3 +59,4 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(owndata_router)
     app.include_router(pages_router)
     app.include_router(performance_router)
+    app.include_router(edge_router)

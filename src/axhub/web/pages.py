@@ -48,6 +48,7 @@ NAV: list[tuple[str, str, Need]] = [
     ("/alerts", "nav.alerts", Need.READ),
     ("/inspection", "nav.inspection", Need.READ),
     ("/performance", "nav.performance", Need.READ),
+    ("/edge", "nav.edge", Need.READ),
     ("/data", "nav.data", Need.INGEST),
     ("/refused", "nav.refused", Need.READ),
     ("/models", "nav.models", Need.READ),

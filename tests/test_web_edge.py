@@ -87,11 +87,12 @@ def test_fleet_page_issues_a_token_and_revokes_a_device(browser: Any, hub: str) 
     assert re.fullmatch(r"axt_[A-Za-z0-9_-]{20,}", token.inner_text())
     shot(page, "edge-fleet", docs=True)
 
+    from playwright.sync_api import expect
+
     first.get_by_role("button", name="Revoke").click()
-    page.wait_for_load_state("load")
-    page.locator("#edge-devices").wait_for()
     state = page.locator("#edge-devices tbody tr", has_text="프레스 1 게이트웨이").locator(".device-state")
-    assert "revoked" in state.inner_text()
+    expect(state).to_contain_text("revoked", timeout=15_000)
+    assert "online" in page.locator("#edge-devices tbody tr", has_text="프레스 2 게이트웨이").inner_text()
     page.context.close()
 
 

@@ -111,6 +111,12 @@ def a_ids(hub: Hub) -> dict[str, str]:
         )
         assert channel.status_code == 201, channel.text
         ids["channel"] = channel.json()["id"]
+        edge_token = c.post("/api/v1/edge/tokens", json={"name": "acme-secret gateway", "group": "line-1"})
+        assert edge_token.status_code == 201, edge_token.text
+        with hub.db.session() as s:
+            from axhub.fleet.service import enrol
+
+            ids["edge_device"] = enrol(s, edge_token.json()["token"], None, "test")["device_id"]
     ids["user"] = hub.users["a_viewer"]
     return ids
 
@@ -133,6 +139,7 @@ PATH_IDS = {
     "event_id": "event",
     "rule_id": "rule",
     "channel_id": "channel",
+    "device_id": "edge_device",
 }
 
 
@@ -189,6 +196,10 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "update_event": {"title": "renamed"},
         "update_rule": {"high": 1.0},
         "update_channel": {"target": "http://127.0.0.1:9/b"},
+        "create_edge_token": {"name": "intruder"},
+        "revoke_edge_device": None,
+        "set_edge_device_config": {"config": {"score_assets": ["intruder"]}},
+        "start_edge_rollout": {"group": "line-1", "model_version_id": ids["version"]},
     }
 
 

@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import func, select
 
 from _edge import anomaly_bundle, korean_frames, values_of
-from _live import Live, free_port, live_server, start_server
+from _live import Live, live_server, start_server
 from axhub.edge.agent import enrol_device
 from axhub.edge.alerts import read_alert_log
 from axhub.edge.bundles import BundleSlots
@@ -158,7 +158,9 @@ def on_trial(agent: AgentProc, started: dict[str, Any]) -> None:
     slots = agent.home / "bundles"
     wait_for(
         "bundle on trial",
-        lambda: (slots / "swap.json").is_file() and os.readlink(slots / "current") == started["bundle_sha256"],
+        lambda: (
+            (slots / "swap.json").is_file() and os.readlink(slots / "current") == started["bundle_sha256"]
+        ),
         60,
         every=0.02,
     )
@@ -204,7 +206,11 @@ def hub_alert_ids(live: Live) -> set[str]:
 def synced_reading_rows(live: Live) -> int:
     with live.db.session() as s:
         return int(
-            s.scalar(select(func.coalesce(func.sum(EdgeSyncBatchRow.rows), 0)).where(EdgeSyncBatchRow.kind == "readings"))
+            s.scalar(
+                select(func.coalesce(func.sum(EdgeSyncBatchRow.rows), 0)).where(
+                    EdgeSyncBatchRow.kind == "readings"
+                )
+            )
         )
 
 
@@ -315,7 +321,9 @@ def test_sigkill_mid_bundle_swap_keeps_the_old_bundle(
         lambda: os.readlink(slots / "current") == one["bundle_sha256"] and not (slots / "swap.json").exists(),
         30,
     )
-    state = wait_for("rollout marked failed", lambda: (r := rollout_state(hub, two["id"]))["stage"] == "failed" and r, 30)
+    state = wait_for(
+        "rollout marked failed", lambda: (r := rollout_state(hub, two["id"]))["stage"] == "failed" and r, 30
+    )
     assert "stopped during the health check" in state["note"]
     feeder.join(60)
     # the old bundle keeps scoring live data after the restart
@@ -356,7 +364,9 @@ def test_tampered_unsigned_bundles_refused_and_revoked_device_cannot_sync(
     path.chmod(0o644)
     path.write_bytes(tampered.read_bytes())
     agent.start()
-    state = wait_for("rollout refused", lambda: (r := rollout_state(hub, started["id"]))["stage"] == "failed" and r, 60)
+    state = wait_for(
+        "rollout refused", lambda: (r := rollout_state(hub, started["id"]))["stage"] == "failed" and r, 60
+    )
     assert "incomplete or altered" in state["note"]
     assert device(hub, device_id)["bundle_sha256"] is None
 
@@ -379,19 +389,28 @@ def test_staged_rollout_goes_to_the_canary_first(hub: Live, tmp_path: Path) -> N
     for name in ("canary", "second"):
         with hub.client("a_admin") as c:
             token = c.post("/api/v1/edge/tokens", json={"name": name, "group": "line-2"}).json()["token"]
-        r = httpx.post(f"{hub.url}/device/v1/enrol", json={"token": token, "name": name, "agent_version": "t"})
+        r = httpx.post(
+            f"{hub.url}/device/v1/enrol", json={"token": token, "name": name, "agent_version": "t"}
+        )
         creds.append(r.json()["credential"])
 
     def beat(i: int, **body: Any) -> dict[str, Any]:
-        r = httpx.post(f"{hub.url}/device/v1/heartbeat", json=body, headers={"Authorization": f"Device {creds[i]}"})
+        r = httpx.post(
+            f"{hub.url}/device/v1/heartbeat", json=body, headers={"Authorization": f"Device {creds[i]}"}
+        )
         assert r.status_code == 200, r.text
         return dict(r.json())
 
     started = rollout(hub, version, group="line-2")
     assert beat(0)["bundle"]["sha256"] == started["bundle_sha256"]
     assert "bundle" not in beat(1)  # not before the canary runs it
-    beat(0, bundle={"sha256": started["bundle_sha256"]},
-         bundle_reports=[{"sha256": started["bundle_sha256"], "rollout_id": started["id"], "outcome": "active"}])
+    beat(
+        0,
+        bundle={"sha256": started["bundle_sha256"]},
+        bundle_reports=[
+            {"sha256": started["bundle_sha256"], "rollout_id": started["id"], "outcome": "active"}
+        ],
+    )
     assert rollout_state(hub, started["id"])["stage"] == "fleet"
     assert beat(1)["bundle"]["sha256"] == started["bundle_sha256"]
     # another company can neither see nor roll out to this group

@@ -84,7 +84,7 @@ def test_other_key_tampered_file_and_unsigned_bundle_are_refused(
 def test_hmac_signature_still_works_beside_ed25519(signed: tuple[Path, bytes, bytes], tmp_path: Path) -> None:
     import shutil
 
-    directory, private, public = signed
+    directory, _private, public = signed
     both = tmp_path / "both"
     shutil.copytree(directory, both)
     manifest = json.loads((both / "manifest.json").read_text())

@@ -14,7 +14,7 @@ from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.fleet import service
 from axhub.store.db import Database
-from axhub.store.models import EdgeDeviceRow, UserRow
+from axhub.store.models import UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
 from test_web_dashboard import (
@@ -44,7 +44,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with db.session() as s:
         org = create_org(s, "Hanbit Precision", "hanbit")
         scope = OrgScope(s, org.id)
-        scope.add(UserRow(email="admin@hanbit.example", name="관리자", password_hash=hash_password(PASSWORD), role="admin"))
+        scope.add(
+            UserRow(
+                email="admin@hanbit.example",
+                name="관리자",
+                password_hash=hash_password(PASSWORD),
+                role="admin",
+            )
+        )
         for name in ("프레스 1 게이트웨이", "프레스 2 게이트웨이"):
             token, _ = service.issue_token(scope, name, "프레스 라인", created_by=None)
             enrolled = service.enrol(s, token, name, "0.1.0")
@@ -53,8 +60,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 scope,
                 device,
                 state,
-                {"agent_version": "0.1.0", "buffer": {"total": 1234}, "cpu_percent": 2.5, "rss_mb": 96.0,
-                 "counters": {"dropped_readings": 0}, "bundle": {"sha256": None}},
+                {
+                    "agent_version": "0.1.0",
+                    "buffer": {"total": 1234},
+                    "cpu_percent": 2.5,
+                    "rss_mb": 96.0,
+                    "counters": {"dropped_readings": 0},
+                    "bundle": {"sha256": None},
+                },
             )
     with Server(build_app(settings)) as server:
         yield server.url
@@ -66,7 +79,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"])
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
         yield b
         b.close()
 

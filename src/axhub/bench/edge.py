@@ -19,6 +19,7 @@ Method:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -53,7 +54,8 @@ def make_bundle(workdir: Path, key_pem: bytes) -> Path:
     mix = rng.standard_normal((5, SIGNALS))
     train = pd.DataFrame(load @ mix + 0.1 * rng.standard_normal((3000, SIGNALS)), columns=_names())
     cls = Estimator.lookup("anomaly", "mspc")
-    model = cls(columns=_names(), window=1, smooth=1).fit(train)
+    params: dict[str, Any] = {"columns": _names(), "window": 1, "smooth": 1}
+    model = cls(**params).fit(train)
     path = Path(model.save(workdir / "bundle"))
     sign_bundle_ed25519(path, key_pem)
     return path
@@ -173,14 +175,14 @@ def run_scoring(workdir: Path, seconds: float, python: str = sys.executable) -> 
         if len(steady) > 2
         else float("nan")
     )
-    rss = [s[1] for s in steady] or [s[1] for s in samples]
+    rss_mb = [s[1] for s in steady] or [s[1] for s in samples]
     return {
         **result,
         "pinned": pinned,
         "cpu_percent": cpu_share,
-        "rss_first": rss[0],
-        "rss_last": rss[-1],
-        "rss_max": max(rss),
+        "rss_first": rss_mb[0],
+        "rss_last": rss_mb[-1],
+        "rss_max": max(rss_mb),
     }
 
 
@@ -329,10 +331,8 @@ def installed_size_mb() -> tuple[float, list[tuple[str, float]]]:
         dist = metadata.distribution(name)
         total = 0
         for f in dist.files or []:
-            try:
+            with contextlib.suppress(OSError):
                 total += (Path(str(dist.locate_file(f)))).stat().st_size
-            except OSError:
-                pass
         sizes.append((name, total / 2**20))
     return sum(s for _n, s in sizes), sorted(sizes, key=lambda x: -x[1])
 
@@ -354,10 +354,10 @@ def register(bench_app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, help="JSON output (default $AXHUB_HOME/bench/edge.json)."),
         python: str = typer.Option(
             sys.executable,
-            help="Interpreter for the scoring child, e.g. a venv holding only axhub[edge] (RSS as on a device).",
+            help="Interpreter for the scoring child, e.g. a venv with only axhub[edge] (RSS as on a device).",
         ),
     ) -> None:
-        """Edge agent: scoring p50/p99 and throughput on one core, RSS and CPU, backlog drain, install size."""
+        """Edge agent: scoring p50/p99, throughput on one core, RSS, CPU, backlog drain, install size."""
         from axhub.bench.report import BenchResult, save_run
 
         backlog_n = backlog if backlog is not None else (1_800_000 if minutes >= 10 else 180_000)
@@ -369,7 +369,7 @@ def register(bench_app: typer.Typer) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         size, biggest = installed_size_mb()
         rate = drain["readings"] / drain["drain_s"]
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "measure": f"tick latency p50 (buffer + score, {SIGNALS} signals, ms)",
                 "value": round(_pct(scoring["tick_ms"], 50), 2),
@@ -423,9 +423,10 @@ def register(bench_app: typer.Typer) -> None:
             rows=rows,
             references=references,
             notes=[
-                f"one core: {'taskset' if scoring['pinned'] else 'NOT pinned (taskset missing)'}; ticks {scoring['ticks']}; "
-                f"scoring child: {python}",
-                f"backlog fill {drain['fill_s']:.1f} s, buffer file {drain['buffer_mb']:.0f} MB, {drain['batches']} batches",
+                f"one core: {'taskset' if scoring['pinned'] else 'NOT pinned (taskset missing)'}; "
+                f"ticks {scoring['ticks']}; scoring child: {python}",
+                f"backlog fill {drain['fill_s']:.1f} s, buffer file {drain['buffer_mb']:.0f} MB, "
+                f"{drain['batches']} batches",
                 "largest installed: " + ", ".join(f"{n} {s:.0f} MB" for n, s in biggest[:5]),
                 f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine)",
             ],

@@ -206,7 +206,10 @@ class Agent:
         candidate = self._candidate
         scorer: LocalScorer | None = candidate["old"] if candidate else self.scorer
         if candidate is not None:
-            return {"sha256": scorer.bundle_sha if scorer else self.slots.previous_sha, **(scorer.model if scorer else {})}
+            return {
+                "sha256": scorer.bundle_sha if scorer else self.slots.previous_sha,
+                **(scorer.model if scorer else {}),
+            }
         return {"sha256": self.slots.current_sha, **(scorer.model if scorer else {})}
 
     def status(self) -> dict[str, Any]:

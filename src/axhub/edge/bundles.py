@@ -142,7 +142,7 @@ class BundleSlots:
         swap = self.root / SWAP_FILE
         info = json.loads(swap.read_text()) if swap.is_file() else {"previous": self.previous_sha}
         if info.get("previous"):
-            self._point("current", info["previous"])
+            self._point("current", str(info["previous"]))
         else:
             (self.root / "current").unlink(missing_ok=True)
             _fsync_dir(self.root)

@@ -280,7 +280,7 @@ def _check_readings(table: pa.Table, batch_id: str) -> pa.Table:
             if p is not None:
                 problems.append(InputProblem(f"batch {batch_id}", None, "ts", p.en, p.code))
         values = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(values) & ~np.isnan(values)) if values.size else []
+        bad = np.flatnonzero(~np.isfinite(values) & ~np.isnan(values))
         if len(bad):
             problems.append(InputProblem(f"batch {batch_id}", int(bad[0]), "value", "value is infinite"))
     if problems:

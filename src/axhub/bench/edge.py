@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 import typer
 
-SIGNALS = 50
-HZ = 10
+from axhub.bench._edge_child import HZ, SIGNALS, _names
 
 
 # ----------------------------------------------------------------------------- bundle
@@ -61,74 +60,6 @@ def make_bundle(workdir: Path, key_pem: bytes) -> Path:
     return path
 
 
-def _names() -> list[str]:
-    return [f"신호_{i:02d}" for i in range(SIGNALS)]
-
-
-# ----------------------------------------------------------------------------- child
-def child_main(argv: list[str]) -> None:
-    """The scoring loop (runs in its own process; imports only what the agent imports)."""
-    from axhub.edge.buffer import Buffer, readings_table
-    from axhub.edge.scoring import LocalScorer
-    from axhub.registry.bundle import BundleRunner
-
-    bundle, home, seconds, public = Path(argv[0]), Path(argv[1]), float(argv[2]), Path(argv[3]).read_bytes()
-    runner = BundleRunner(bundle, public_key=public)
-    buffer = Buffer(home / "buffer.db", quota_bytes=2 << 30)
-    alerts: list[dict[str, Any]] = []
-    scorer = LocalScorer(runner, ["press-01"], on_alert=alerts.append)
-    names = _names()
-    rng = np.random.default_rng(1)
-    mix = rng.standard_normal((5, SIGNALS))
-    state = np.zeros(5)
-    tick_ms: list[float] = []
-    t0_us = int(time.time() * 1e6)
-    start = time.monotonic()
-    i = 0
-    while time.monotonic() - start < seconds:
-        due = start + i / HZ
-        wait = due - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        state += rng.standard_normal(5) / 30
-        values = state @ mix + 0.1 * rng.standard_normal(SIGNALS)
-        ts = t0_us + i * 100_000
-        batch = readings_table(["press-01"] * SIGNALS, names, [ts] * SIGNALS, values.tolist(), [0] * SIGNALS)
-        began = time.perf_counter()
-        buffer.add_readings(batch)
-        scorer.feed(batch)
-        tick_ms.append((time.perf_counter() - began) * 1000)
-        i += 1
-    run_ms = list(scorer.stats.latencies_ms)
-    # throughput: 20,000 rows as fast as possible, 100 rows per batch, no buffer
-    fast = LocalScorer(runner, ["press-02"])
-    n_rows, per = 20_000, 100
-    data = rng.standard_normal((n_rows, SIGNALS))
-    began = time.perf_counter()
-    for b in range(0, n_rows, per):
-        ts_list = [t0_us + (b + r) * 100_000 for r in range(per) for _ in range(SIGNALS)]
-        batch = readings_table(
-            ["press-02"] * (per * SIGNALS),
-            names * per,
-            ts_list,
-            data[b : b + per].reshape(-1).tolist(),
-            [0] * (per * SIGNALS),
-        )
-        fast.feed(batch)
-    took = time.perf_counter() - began
-    print(
-        json.dumps(
-            {
-                "ticks": len(tick_ms),
-                "tick_ms": tick_ms,
-                "run_ms": run_ms,
-                "alerts": len(alerts),
-                "throughput_rows_s": fast.stats.rows / took,
-            }
-        )
-    )
-
-
 def _proc_sample(pid: int) -> tuple[float, float]:
     """(RSS MB, CPU seconds) of a process from /proc."""
     with open(f"/proc/{pid}/status") as f:
@@ -149,7 +80,7 @@ def run_scoring(workdir: Path, seconds: float, python: str = sys.executable) -> 
     cmd = [
         sys.executable,
         "-c",
-        "import sys; from axhub.bench.edge import child_main; child_main(sys.argv[1:])",
+        "import sys; from axhub.bench._edge_child import child_main; child_main(sys.argv[1:])",
     ]
     cmd += [str(bundle), str(workdir / "agent"), str(seconds), str(workdir / "public.pem")]
     pinned = shutil.which("taskset") is not None
@@ -424,7 +355,8 @@ def register(bench_app: typer.Typer) -> None:
             references=references,
             notes=[
                 f"one core: {'taskset' if scoring['pinned'] else 'NOT pinned (taskset missing)'}; "
-                f"ticks {scoring['ticks']}; scoring child: {python}",
+                f"ticks {scoring['ticks']}; scoring child: {python}; "
+                f"heavy modules loaded there: {scoring.get('heavy_modules') or 'none'}",
                 f"backlog fill {drain['fill_s']:.1f} s, buffer file {drain['buffer_mb']:.0f} MB, "
                 f"{drain['batches']} batches",
                 "largest installed: " + ", ".join(f"{n} {s:.0f} MB" for n, s in biggest[:5]),

@@ -81,7 +81,7 @@ def child_main(argv: list[str]) -> None:
                 "heavy_modules": sorted(
                     m
                     for m in ("pandas", "torch", "sklearn", "fastapi", "sqlalchemy", "typer")
-                    if m in sys.modules
+                    if sys.modules.get(m) is not None  # a None entry is a blocked import, not a load
                 ),
             }
         )

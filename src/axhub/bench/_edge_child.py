@@ -80,7 +80,7 @@ def child_main(argv: list[str]) -> None:
                 "throughput_rows_s": fast.stats.rows / took,
                 "heavy_modules": sorted(
                     m
-                    for m in ("pandas", "torch", "sklearn", "fastapi", "sqlalchemy", "typer")
+                    for m in _HEAVY
                     if sys.modules.get(m) is not None  # a None entry is a blocked import, not a load
                 ),
             }

@@ -78,7 +78,7 @@ def run_scoring(workdir: Path, seconds: float, python: str = sys.executable) -> 
     (workdir / "public.pem").write_bytes(key.public_pem)
     (workdir / "agent").mkdir(exist_ok=True)
     cmd = [
-        sys.executable,
+        python,
         "-c",
         "import sys; from axhub.bench._edge_child import child_main; child_main(sys.argv[1:])",
     ]

@@ -70,7 +70,8 @@ def child_main(argv: list[str]) -> None:
         )
         fast.feed(batch)
     took = time.perf_counter() - began
-    print(
+    # a file, not stdout: a long run's figures overflow the pipe while the parent only samples
+    (home / "result.json").write_text(
         json.dumps(
             {
                 "ticks": len(tick_ms),

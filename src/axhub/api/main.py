@@ -34,6 +34,7 @@ def _routers() -> list[APIRouter]:
         alerting,
         auth,
         data,
+        edge,
         federated,
         files,
         jobs,
@@ -82,6 +83,7 @@ def _routers() -> list[APIRouter]:
         alerting.channels,
         refused.router,
         process.router,
+        edge.router,
     ]
 
 
@@ -147,6 +149,9 @@ def create_app(
     install_error_handlers(app)
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)
+    from axhub.api.routes.edge import device_api  # edge agents' protocol (/device/v1, own credential)
+
+    app.include_router(device_api)
 
     @app.get(f"{API_PREFIX}/health", operation_id="get_health", tags=["health"])
     def health() -> dict[str, str]:

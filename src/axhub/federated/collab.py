@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from axhub.core.errors import AxHubError, ConflictError, NotFoundError, PermissionDeniedError
+from axhub.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from axhub.core.timeutil import utcnow
-from axhub.federated.policy import SitePolicy
+from axhub.federated.policy import FedInputError, SitePolicy
 from axhub.store.models import FedCollaborationRow, FedMemberRow, FedRoundRow, OrganizationRow
 from axhub.store.scoped import OrgScope
 
@@ -25,10 +25,10 @@ FAMILIES = ("rul_mlp", "diagnosis_mlp", "mspc")
 def _schema(raw: dict[str, Any]) -> dict[str, Any]:
     signals = raw.get("signals")
     if not isinstance(signals, list) or not signals or not all(isinstance(s, str) and s for s in signals):
-        raise AxHubError("schema: field 'signals' must be a non-empty list of signal names")
+        raise FedInputError("schema: field 'signals' must be a non-empty list of signal names", "signals")
     target = raw.get("target")
     if target is not None and not isinstance(target, str):
-        raise AxHubError("schema: field 'target' must be a signal name")
+        raise FedInputError("schema: field 'target' must be a signal name", "target")
     return {"signals": list(signals), "target": target}
 
 
@@ -36,7 +36,7 @@ def create(
     session: Session, lead_org: str, name: str, family: str, schema: dict[str, Any]
 ) -> FedCollaborationRow:
     if family not in FAMILIES:
-        raise AxHubError(f"model family '{family}' is not one of {list(FAMILIES)}")
+        raise FedInputError(f"model family '{family}' is not one of {list(FAMILIES)}", "family")
     row = FedCollaborationRow(lead_org_id=lead_org, name=name, family=family, schema=_schema(schema))
     session.add(row)
     session.flush()
@@ -110,14 +110,14 @@ def accept(
     asset = signal_map.get("asset")
     signals = signal_map.get("signals") or {}
     if not isinstance(asset, str) or not asset:
-        raise AxHubError("signal mapping: field 'asset' must name one of your assets")
+        raise FedInputError("signal mapping: field 'asset' must name one of your assets", "asset")
     scope.asset_by_slug(asset)  # one's own asset, or NotFound
     needed = list(collab.schema["signals"]) + (
         [collab.schema["target"]] if collab.schema.get("target") else []
     )
     missing = [s for s in needed if not isinstance(signals.get(s), str) or not signals.get(s)]
     if missing:
-        raise AxHubError(f"signal mapping: no signal of yours for {missing}")
+        raise FedInputError(f"signal mapping: no signal of yours for {missing}", "signals")
     row.signal_map = {"asset": asset, "signals": {s: signals[s] for s in needed}}
     row.policy = SitePolicy.parse(policy).model_dump()
     row.status, row.joined_at, row.left_at = "active", utcnow(), None
@@ -216,3 +216,13 @@ def overview(session: Session, org_id: str, collaboration_id: str) -> dict[str, 
         "rounds": [{"run_id": r.run_id, "round": r.round, **r.record} for r in rounds],
         "shared_outside": may_share_outside(session, collaboration_id),
     }
+
+
+def latest_run_id(session: Session, collaboration_id: str) -> str | None:
+    """The run whose rounds were recorded last (its joint model is the current one)."""
+    row = session.scalars(
+        select(FedRoundRow)
+        .where(FedRoundRow.collaboration_id == collaboration_id)
+        .order_by(FedRoundRow.created_at.desc(), FedRoundRow.round.desc())
+    ).first()
+    return row.run_id if row is not None else None

@@ -68,9 +68,12 @@ def run(
     workdir: Path,
     by_org: str,
     launch_options: dict[str, Any] | None = None,
+    record: bool = True,
+    run_id: str = "",
     **task_overrides: Any,
 ) -> dict[str, Any]:
-    """One federated run among the active members; ``by_org`` must be the lead."""
+    """One federated run among the active members; ``by_org`` must be the lead. With
+    ``record=False`` the caller records the rounds (a job does, in its completion transaction)."""
     from axhub.federated.process import launch
 
     with session_factory() as session:
@@ -91,14 +94,24 @@ def run(
         ]
     if len(members) < 2:
         raise AxHubError("a federated run needs at least two active members")
-    run_id = new_id("run")
+    run_id = run_id or new_id("run")
     summary = launch(
         task.to_json(), members, rounds=rounds, workdir=workdir / run_id, **(launch_options or {})
     )
     summary.pop("joint", None)  # the joint model stays in the run folder (members only)
-    with session_factory() as session:
-        collab.record_run(
-            session, collaboration_id, run_id, summary, {str(m["member"]): str(m["member"]) for m in members}
-        )
     summary["run_id"] = run_id
+    if record:
+        with session_factory() as session:
+            record_summary(session, collaboration_id, summary)
     return summary
+
+
+def record_summary(session: Any, collaboration_id: str, summary: dict[str, Any]) -> None:
+    """The run's rounds and each member's ε (member labels are org ids in the hub)."""
+    labels = {str(m): str(m) for m in summary.get("members_sent", {})}
+    collab.record_run(session, collaboration_id, str(summary["run_id"]), summary, labels)
+
+
+def joint_model_path(workdir: Path, run_id: str) -> Path:
+    """Where a hub run leaves its joint parameters (read back with ``allow_pickle=False``)."""
+    return workdir / run_id / "out" / "joint.npz"

@@ -12,6 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from axhub.core.errors import AxHubError, PermissionDeniedError
 
+
+class FedInputError(AxHubError):
+    """Bad input to a collaboration, naming the field (the dashboard shows its label)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.details = [{"field": field}]
+
+
 # Metrics a client can compute locally; the policy says which of them may leave the site.
 KNOWN_METRICS = ("rmse", "mae", "accuracy", "loss", "n_samples")
 
@@ -51,9 +60,7 @@ class SitePolicy(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "policy"
-            raise AxHubError(
-                f"site policy: field '{field}': {first['msg']}",
-            ) from None
+            raise FedInputError(f"site policy: field '{field}': {first['msg']}", field) from None
 
     def check_samples(self, n: int) -> None:
         if n < self.min_local_samples:

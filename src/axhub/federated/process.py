@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,12 @@ def run_server(
         proximal_mu=task.proximal_mu,
         secure_aggregation=False,  # the legacy gRPC transport has no SecAgg+; members that require it refuse
         num_rounds=int(spec["rounds"]),
+        progress_path=out / "progress.json",
         initial_parameters=ndarrays_to_parameters(get_params(build_net(task))),
         accept_failures=False,
     )
     started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
     flwr.server.start_server(
         server_address=spec["address"],
         config=flwr.server.ServerConfig(
@@ -146,11 +149,14 @@ def launch(
     client_address: str | None = None,
     timeout: float = 600,
     tls_dir: Path | None = None,
+    on_tick: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Start the server and one process per member, wait for all, return the server's summary
     and each member's record of what it sent. ``client_address`` lets a test put a recording
     proxy between the members and the hub; ``tls_dir`` (ca.pem, server.pem, server.key) makes
-    the hub serve TLS and the members verify it against ca.pem."""
+    the hub serve TLS and the members verify it against ca.pem. ``on_tick(rounds_done, of)`` is called
+    while waiting (every 0.2 s); whatever it raises (a cancelled job) ends the run and kills
+    every process."""
     workdir.mkdir(parents=True, exist_ok=True)
     address = server_address or f"127.0.0.1:{free_port()}"
     spec = {"task": task, "n_members": len(members), "rounds": rounds, "address": address}
@@ -195,6 +201,8 @@ def launch(
             )
         deadline = time.monotonic() + timeout
         while any(p.poll() is None for p in procs):
+            if on_tick is not None:
+                on_tick(_rounds_done(workdir / "out" / "progress.json"), rounds)
             # A member that dies leaves the hub waiting for it: end the run at once.
             if any(p.poll() not in (None, 0) for p in procs) or time.monotonic() > deadline:
                 break
@@ -217,6 +225,13 @@ def launch(
         with np.load(joint, allow_pickle=False) as z:
             result["joint"] = [z[f"arr_{i}"] for i in range(len(z.files))]
     return result
+
+
+def _rounds_done(progress: Path) -> int:
+    try:
+        return int(json.loads(progress.read_text())["round"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def main(argv: list[str]) -> int:

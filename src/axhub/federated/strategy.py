@@ -8,8 +8,10 @@ a member's contribution is the mean increase in loss when it is left out, averag
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +54,14 @@ class RoundRecord:
 
 class RecordingFedAvg(FedAvg):
     def __init__(
-        self, *, n_members: int, proximal_mu: float, secure_aggregation: bool, num_rounds: int, **kw: Any
+        self,
+        *,
+        n_members: int,
+        proximal_mu: float,
+        secure_aggregation: bool,
+        num_rounds: int,
+        progress_path: Path | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(
             min_fit_clients=n_members,
@@ -65,6 +74,8 @@ class RecordingFedAvg(FedAvg):
         self.proximal_mu = proximal_mu
         self.secure_aggregation = secure_aggregation
         self.num_rounds = num_rounds
+        # Rounds finished so far, rewritten after each round: a job watching the run shows progress.
+        self.progress_path = progress_path
         self.records: list[RoundRecord] = []
         self.stopped: str | None = None  # why the run ended early
         self.final_parameters: list[np.ndarray] | None = None
@@ -143,7 +154,15 @@ class RecordingFedAvg(FedAvg):
             for k, left_out in enumerate(order, start=1):
                 gains[left_out].append(float(res.metrics[f"cand_loss_{k}"]) - base)
         rec.contribution = {m: float(np.mean(v)) for m, v in gains.items() if v}
+        self._write_progress(server_round)
         return None, {}
+
+    def _write_progress(self, server_round: int) -> None:
+        if self.progress_path is None:
+            return
+        tmp = self.progress_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"round": server_round, "of": self.num_rounds, "stopped": self.stopped}))
+        tmp.replace(self.progress_path)  # a reader never sees half a file
 
     # -- summary --------------------------------------------------------------------------
     def contribution(self) -> dict[str, float]:

@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session
 from axhub.core.errors import AxHubError
 from axhub.jobs.context import JobContext
 from axhub.jobs.data import load_frames, readings_for_training, split_tail, training_record
-from axhub.jobs.spec import BacktestSpec, EvaluateSpec, ExportSpec, ProbeSpec, TrainSpec, parse_spec
+from axhub.jobs.spec import (
+    BacktestSpec,
+    EvaluateSpec,
+    ExportSpec,
+    FederatedRunSpec,
+    ProbeSpec,
+    TrainSpec,
+    parse_spec,
+)
 from axhub.registry.store import ModelRegistry
 from axhub.store.blobs import BlobStore
 from axhub.store.models import DatasetRow, ModelVersionRow
@@ -44,6 +52,10 @@ def run_handler(ctx: JobContext) -> Outcome:
         from axhub.jobs.backtest import backtest
 
         return backtest(ctx, spec)
+    if isinstance(spec, FederatedRunSpec):
+        from axhub.jobs.federated_run import federated_run
+
+        return federated_run(ctx, spec)
     return probe(ctx, spec)
 
 

@@ -61,6 +61,15 @@ class BacktestSpec(_Spec):
     store_alerts: bool = False
 
 
+class FederatedRunSpec(_Spec):
+    """A collaboration's federated run in the hub, started by its lead: one process per active
+    member, each reading only through its own organisation's scope (``federated.hub``)."""
+
+    kind: Literal["federated_run"] = "federated_run"
+    collaboration_id: str = Field(max_length=40)
+    rounds: int = Field(default=5, ge=1, le=100)
+
+
 class ProbeSpec(_Spec):
     """A job that only waits and reports progress: checks workers and measures the queue."""
 
@@ -71,9 +80,10 @@ class ProbeSpec(_Spec):
 
 
 JobSpec = Annotated[
-    TrainSpec | EvaluateSpec | ExportSpec | BacktestSpec | ProbeSpec, Field(discriminator="kind")
+    TrainSpec | EvaluateSpec | ExportSpec | BacktestSpec | FederatedRunSpec | ProbeSpec,
+    Field(discriminator="kind"),
 ]
-AnySpec = TrainSpec | EvaluateSpec | ExportSpec | BacktestSpec | ProbeSpec
+AnySpec = TrainSpec | EvaluateSpec | ExportSpec | BacktestSpec | FederatedRunSpec | ProbeSpec
 
 
 def parse_spec(data: dict[str, Any]) -> AnySpec:

@@ -9,7 +9,9 @@ A bundle is a directory (optionally zipped) holding
     (see :data:`PREPROCESSING_FORMAT` below);
 ``manifest.json``
     family, name, version, params, metrics, creation time, input/output spec, the sha256 of every
-    other file and, optionally, an HMAC-SHA256 signature made with a hub key;
+    other file and, optionally, signatures: ``signature`` (HMAC-SHA256 with a shared hub key,
+    kept for existing callers) and ``signature_ed25519`` (the hub's own Ed25519 key; what travels
+    to edge devices, which hold only the public key — see :func:`sign_bundle_ed25519`);
 ``state/``
     optional files the Python estimator needs to reload itself (``.npy`` / ``.json`` only).
 
@@ -116,14 +118,74 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+ED25519_FIELD = "signature_ed25519"
+_SIGNATURE_FIELDS = ("signature", ED25519_FIELD)
+
+
 def _canonical(manifest: Mapping[str, Any]) -> bytes:
-    body = {k: v for k, v in manifest.items() if k != "signature"}
+    # Both signatures cover the same body (everything but the signatures), so adding an Ed25519
+    # signature to an HMAC-signed bundle keeps its HMAC valid and vice versa.
+    body = {k: v for k, v in manifest.items() if k not in _SIGNATURE_FIELDS}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def sign_manifest(manifest: Mapping[str, Any], key: bytes) -> str:
     """HMAC-SHA256 of the manifest (without its signature) with the hub key, hex encoded."""
     return hmac.new(key, _canonical(manifest), hashlib.sha256).hexdigest()
+
+
+def sign_manifest_ed25519(manifest: Mapping[str, Any], private_key_pem: bytes) -> str:
+    """Ed25519 signature of the manifest (without its signatures), base64 encoded."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(private_key_pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise BundleError("the hub signing key is not an Ed25519 key")
+    return base64.b64encode(key.sign(_canonical(manifest))).decode()
+
+
+def ed25519_signature_ok(manifest: Mapping[str, Any], public_key_pem: bytes) -> bool:
+    """Whether the manifest carries an Ed25519 signature made by the holder of this public key."""
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    signature = manifest.get(ED25519_FIELD)
+    if not isinstance(signature, str):
+        return False
+    key = load_pem_public_key(public_key_pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise BundleError("the hub public key is not an Ed25519 key")
+    try:
+        key.verify(base64.b64decode(signature, validate=True), _canonical(manifest))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def sign_bundle_ed25519(directory: str | Path, private_key_pem: bytes) -> Path:
+    """Add (or replace) the Ed25519 signature in a bundle directory's manifest, in place.
+
+    The files are verified first: a signature vouches for the hashes, so it is never put on a
+    bundle whose files no longer match them.
+    """
+    directory = Path(directory)
+    problems = verify_bundle(directory)
+    if problems:
+        raise BundleError("refusing to sign a bundle that fails verification: " + "; ".join(problems))
+    manifest_path = directory / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest[ED25519_FIELD] = sign_manifest_ed25519(manifest, private_key_pem)
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, manifest_path)
+    return directory
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -198,7 +260,8 @@ def write_bundle(
         **_to_jsonable(dict(manifest)),
         "files": hashes,
     }
-    full.pop("signature", None)
+    for name in _SIGNATURE_FIELDS:
+        full.pop(name, None)
     if key is not None:
         full["signature"] = sign_manifest(full, key)
     (directory / MANIFEST_FILE).write_text(json.dumps(full, indent=1, sort_keys=True))
@@ -300,9 +363,17 @@ def _extract_zip(zip_path: Path) -> tempfile.TemporaryDirectory[str]:
 
 
 def verify_bundle(
-    path: str | Path, *, key: bytes | None = None, require_signature: bool = False
+    path: str | Path,
+    *,
+    key: bytes | None = None,
+    require_signature: bool = False,
+    public_key: bytes | None = None,
 ) -> list[str]:
-    """Every problem found in a bundle directory (empty when it is intact)."""
+    """Every problem found in a bundle directory (empty when it is intact).
+
+    With ``public_key`` (the hub's Ed25519 public key, PEM) the bundle must carry a valid
+    Ed25519 signature by that key, whatever ``require_signature`` says.
+    """
     path = Path(path)
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
@@ -337,17 +408,29 @@ def verify_bundle(
     if key is not None and signature is not None:
         if not hmac.compare_digest(str(signature), sign_manifest(manifest, key)):
             problems.append(f"{manifest_path}: signature does not match the hub key")
-    elif require_signature and signature is None:
+    elif require_signature and signature is None and public_key is None:
         problems.append(f"{manifest_path}: bundle is not signed")
-    elif require_signature and key is None:
+    elif require_signature and key is None and public_key is None:
         problems.append(f"{manifest_path}: a key is needed to check the signature")
+    if public_key is not None:
+        if ED25519_FIELD not in manifest:
+            problems.append(f"{manifest_path}: bundle is not signed by the hub (no Ed25519 signature)")
+        elif not ed25519_signature_ok(manifest, public_key):
+            problems.append(f"{manifest_path}: Ed25519 signature does not match the hub's public key")
     return problems
 
 
-def read_bundle(path: str | Path, *, key: bytes | None = None, require_signature: bool = False) -> Bundle:
+def read_bundle(
+    path: str | Path,
+    *,
+    key: bytes | None = None,
+    require_signature: bool = False,
+    public_key: bytes | None = None,
+) -> Bundle:
     """Open a bundle directory or ``.zip``, refusing it when any file fails verification.
 
-    With ``key`` a present signature must match; with ``require_signature`` it must be present.
+    With ``key`` a present HMAC signature must match; with ``require_signature`` it must be
+    present; with ``public_key`` an Ed25519 signature by the hub's key must be present and match.
     """
     path = Path(path)
     tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -358,8 +441,10 @@ def read_bundle(path: str | Path, *, key: bytes | None = None, require_signature
         root = path
     else:
         raise BundleError(f"no bundle at {path}", hint="give a bundle directory or its .zip")
-    problems = verify_bundle(root, key=key, require_signature=require_signature)
+    problems = verify_bundle(root, key=key, require_signature=require_signature, public_key=public_key)
     if problems:
+        if tmp is not None:
+            tmp.cleanup()
         raise BundleError(
             f"bundle {path} failed verification: " + "; ".join(problems),
             hint="do not load it; re-export the model from the hub",
@@ -526,6 +611,7 @@ class BundleRunner:
         *,
         key: bytes | None = None,
         require_signature: bool = False,
+        public_key: bytes | None = None,
         threads: int = 1,
     ) -> None:
         import onnxruntime as ort
@@ -533,7 +619,7 @@ class BundleRunner:
         self.bundle = (
             bundle
             if isinstance(bundle, Bundle)
-            else read_bundle(bundle, key=key, require_signature=require_signature)
+            else read_bundle(bundle, key=key, require_signature=require_signature, public_key=public_key)
         )
         prep = self.bundle.preprocessing
         self.columns: list[str] = list(prep.get("columns", []))

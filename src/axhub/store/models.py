@@ -709,3 +709,82 @@ class FedRoundRow(Base):
 
 
 TENANT_TABLES = (*TENANT_TABLES, FedMemberRow)
+
+
+# ---------------------------------------------------------------------- edge fleet (issue 15)
+# The device itself is ``EdgeDeviceRow`` (its ``token_hash`` is the sha256 of the device's own
+# credential); these tables add enrolment, fleet state, sync idempotency and staged rollouts.
+
+
+class EdgeEnrolTokenRow(Base):
+    """A one-time enrolment token (only its sha256 is kept); used once, then dead."""
+
+    __tablename__ = "edge_enrol_tokens"
+    id: Mapped[str] = _id("etok")
+    org_id: Mapped[str] = _org_fk()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    device_name: Mapped[str] = mapped_column(String(200))
+    group_name: Mapped[str] = mapped_column(String(100), default="default")
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    device_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_by: Mapped[str | None] = mapped_column(String(60), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EdgeDeviceStateRow(Base):
+    """What the fleet page shows of a device, and what the hub wants it to run."""
+
+    __tablename__ = "edge_device_state"
+    device_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("edge_devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[str] = _org_fk()
+    group_name: Mapped[str] = mapped_column(String(100), default="default", index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_by: Mapped[str | None] = mapped_column(String(60), default=None)
+    agent_version: Mapped[str] = mapped_column(String(40), default="")
+    # The agent's last heartbeat body: buffer depth, counters, CPU/RSS, sources, bundle, errors.
+    status: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config_version: Mapped[int] = mapped_column(Integer, default=0)
+    target_bundle_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    target_rollout_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    last_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EdgeSyncBatchRow(Base):
+    """A batch a device delivered (its id is remembered so a resend is stored once)."""
+
+    __tablename__ = "edge_sync_batches"
+    __table_args__ = (UniqueConstraint("device_id", "batch_id"),)
+    id: Mapped[str] = _id("esb")
+    org_id: Mapped[str] = _org_fk()
+    device_id: Mapped[str] = mapped_column(String(40), ForeignKey("edge_devices.id", ondelete="CASCADE"))
+    batch_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EdgeRolloutRow(Base):
+    """A signed bundle going to a device group: the canary first, the rest once it runs healthy."""
+
+    __tablename__ = "edge_rollouts"
+    id: Mapped[str] = _id("roll")
+    org_id: Mapped[str] = _org_fk()
+    group_name: Mapped[str] = mapped_column(String(100))
+    model_version_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # The signed archive in the blob store (what devices download and check).
+    bundle_sha256: Mapped[str] = mapped_column(String(64))
+    canary_device_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    stage: Mapped[str] = mapped_column(String(20), default="canary")  # canary | fleet | failed
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(60), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+TENANT_TABLES = (*TENANT_TABLES, EdgeEnrolTokenRow, EdgeDeviceStateRow, EdgeSyncBatchRow, EdgeRolloutRow)

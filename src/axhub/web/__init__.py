@@ -31,6 +31,7 @@ def plotly_js_path() -> Path | None:
 
 def mount_web(app: FastAPI) -> None:
     from axhub.web.actions import router as actions_router
+    from axhub.web.edge_pages import router as edge_router
     from axhub.web.federated_pages import router as federated_router
     from axhub.web.metering_page import router as metering_router
     from axhub.web.owndata_pages import router as owndata_router
@@ -64,3 +65,4 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(performance_router)
     app.include_router(process_router)
     app.include_router(federated_router)
+    app.include_router(edge_router)

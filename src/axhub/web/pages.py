@@ -49,6 +49,7 @@ NAV: list[tuple[str, str, Need]] = [
     ("/inspection", "nav.inspection", Need.READ),
     ("/performance", "nav.performance", Need.READ),
     ("/process", "nav.process", Need.READ),
+    ("/edge", "nav.edge", Need.READ),
     ("/data", "nav.data", Need.INGEST),
     ("/refused", "nav.refused", Need.READ),
     ("/models", "nav.models", Need.READ),

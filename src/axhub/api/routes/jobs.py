@@ -17,10 +17,18 @@ from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.routes._util import SSE_RESPONSE, page_of, sse
 from axhub.api.schemas.common import Page, Paging, paging
 from axhub.api.schemas.work import JobLogOut, JobOut
-from axhub.core.errors import NotFoundError
+from axhub.core.errors import NotFoundError, PermissionDeniedError
 from axhub.jobs.param_limits import check_params
 from axhub.jobs.queue import TERMINAL, JobQueue
-from axhub.jobs.spec import AnySpec, BacktestSpec, EvaluateSpec, ExportSpec, JobSpec, TrainSpec
+from axhub.jobs.spec import (
+    AnySpec,
+    BacktestSpec,
+    EvaluateSpec,
+    ExportSpec,
+    FederatedRunSpec,
+    JobSpec,
+    TrainSpec,
+)
 from axhub.ml.base import Estimator
 from axhub.store.models import AssetRow, DatasetRow, JobLogRow, JobRow, ModelVersionRow
 from axhub.store.scoped import OrgScope
@@ -50,6 +58,11 @@ def _check_refs(scope: OrgScope, spec: AnySpec) -> None:
     elif isinstance(spec, BacktestSpec):
         scope.get(ModelVersionRow, spec.model_version_id)
         scope.get(AssetRow, spec.asset_id)
+    elif isinstance(spec, FederatedRunSpec):
+        # Only the lead's admin starts a run, with its checks (members, family, one at a time).
+        raise PermissionDeniedError(
+            "federated runs start at POST /api/v1/federated/{id}/runs", hint="or from the dashboard"
+        )
 
 
 @router.get("", operation_id="list_jobs", response_model=Page[JobOut])

@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
 
 @contextmanager
 def chromium(args: Sequence[str] = CHROMIUM_ARGS) -> Iterator[Any]:
-    """A headless Chromium, closed on the way out (a test module's ``browser`` fixture wraps this)."""
+    """A headless Chromium, closed on the way out (the ``browser`` fixture in conftest.py wraps it)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

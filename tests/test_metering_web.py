@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from _browser import CHROMIUM, chromium, sign_in
+from _browser import CHROMIUM, sign_in
 from axhub.core.timeutil import utcnow
 from axhub.store import metering
 from axhub.store.db import Database
@@ -68,12 +68,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, See
     db.dispose()
     with Server(build_app(settings)) as server:
         yield server.url, seeded, settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def _sign_in(page: Any, email: str, path: str) -> None:

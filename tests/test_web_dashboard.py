@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from _browser import CHROMIUM, chromium
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.readings import make_batch
 from axhub.core.settings import Settings
@@ -288,12 +288,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded,
     seeded = seed(settings)
     with Server(build_app(settings)) as server:
         yield server.url, seeded, settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def new_page(browser: Any, base: str, locale: str = "en-US") -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from _browser import CHROMIUM, chromium
+from _browser import CHROMIUM
 from _korean_files import readings, write_cp949_csv, write_xlsx
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
@@ -99,12 +99,6 @@ def journey_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     app = create_app(settings, executor="local", secure_cookies=False)
     with Server(app) as server:
         yield server.url, org_id, settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def drag_period(page: Any, start: str, end: str) -> None:

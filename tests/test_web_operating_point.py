@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _browser import CHROMIUM, chromium
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.store.db import Database
@@ -68,12 +68,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Setting
     db.dispose()
     with Server(build_app(settings)) as server:
         yield server.url, settings, version_id
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def _bundle_threshold(settings: Settings, version_id: str) -> float:

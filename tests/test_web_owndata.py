@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from _browser import CHROMIUM, chromium
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.store.db import Database
@@ -68,12 +68,6 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[
     ids = seed_new_company(settings)
     with Server(build_app(settings)) as server:
         yield server.url, ids, settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def rows(settings: Settings, model: Any, org_id: str) -> list[Any]:

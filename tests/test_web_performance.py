@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from _browser import CHROMIUM, chromium
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.readings import READINGS_SCHEMA
 from axhub.core.settings import Settings
@@ -114,12 +114,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db.dispose()
     with Server(build_app(settings)) as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 LATIN_WORD = re.compile(r"\b[A-Za-z]{3,}\b")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from _browser import CHROMIUM, chromium
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.ml.process.limits import ProcessLimits
@@ -108,12 +108,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CellThr
         db.dispose()
         with Server(build_app(settings)) as server:
             yield server.url, cell
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 LATIN_WORD = re.compile(r"\b[A-Za-z]{3,}\b")

@@ -55,6 +55,18 @@ class PooledFeatures(nn.Module):
         return torch.cat(parts, dim=1)
 
 
+def calibrated_outputs(
+    logits: torch.Tensor, temperature: float, good_index: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What an exported classifier answers: class probabilities at temperature ``T``, the
+    predicted class, and the not-good score (1 - P(good), or 1 - the top probability when no
+    class is the good one)."""
+    proba = F.softmax(logits / temperature, dim=1)
+    prediction = proba.argmax(dim=1)
+    score = 1.0 - proba[:, good_index] if good_index is not None else 1.0 - proba.max(dim=1).values
+    return proba, prediction, score
+
+
 class ClassifierGraph(nn.Module):
     """Raw pixels → (probabilities (N, K), prediction (N,), score = P(not good) (N,))."""
 
@@ -82,12 +94,7 @@ class ClassifierGraph(nn.Module):
         return self.head(z)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        proba = F.softmax(self.logits(x) / self.temperature, dim=1)
-        prediction = proba.argmax(dim=1)
-        score = (
-            1.0 - proba[:, self.good_index] if self.good_index is not None else 1.0 - proba.max(dim=1).values
-        )
-        return proba, prediction, score
+        return calibrated_outputs(self.logits(x), self.temperature, self.good_index)
 
 
 def _ece(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:

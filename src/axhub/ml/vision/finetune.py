@@ -36,7 +36,7 @@ from torch.nn import functional as F
 
 from axhub.ml.vision.backbone import LiteFeatures, load_efficientnet_lite, spec_of, to_tensor
 from axhub.ml.vision.base import check_same_length, images_of, is_good_label
-from axhub.ml.vision.classifier import DefectClassifier
+from axhub.ml.vision.classifier import DefectClassifier, calibrated_outputs
 
 # Below this many labelled images in the smallest class the linear probe is the safer choice:
 # ~2 M trainable weights overfit a few dozen defects.
@@ -103,12 +103,7 @@ class FineTunedGraph(nn.Module):
         return self.top(self.trunk(x)[-1])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        proba = F.softmax(self.logits(x) / self.temperature, dim=1)
-        prediction = proba.argmax(dim=1)
-        score = (
-            1.0 - proba[:, self.good_index] if self.good_index is not None else 1.0 - proba.max(dim=1).values
-        )
-        return proba, prediction, score
+        return calibrated_outputs(self.logits(x), self.temperature, self.good_index)
 
 
 def _flip(maps: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

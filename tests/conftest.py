@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     db.migrate()
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, one per test module (tests/_browser.py launches it)."""
+    from _browser import chromium
+
+    with chromium() as b:
+        yield b

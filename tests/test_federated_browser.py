@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 
 from _api_helpers import PASSWORD
+from _browser import CHROMIUM, chromium
 from _live import live_server
 from axhub.store.scoped import OrgScope
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def test_member_sees_the_collaboration_in_korean_and_english(tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium (/usr/bin/chromium) is not installed")
-    from playwright.sync_api import sync_playwright
-
     with live_server(tmp_path / "home", f"sqlite:///{tmp_path / 'hub.db'}") as live:
         lead, member = live.client("a_admin"), live.client("b_admin")
         beta = member.get("/api/v1/auth/me").json()["org"]["id"]
@@ -38,41 +36,37 @@ def test_member_sees_the_collaboration_in_korean_and_english(tmp_path: Path) -> 
         )
         assert accepted.status_code == 204, accepted.text
 
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                for locale, heading, status in (
-                    ("ko-KR", "기업 간 공동 학습", "참여 중"),
-                    ("en-US", "Learning together", "taking part"),
-                ):
-                    context = browser.new_context(base_url=live.url, locale=locale)
-                    page = context.new_page()
-                    page.set_default_timeout(15_000)
-                    page.goto("/federated")
-                    page.get_by_label(re.compile("E-mail|이메일")).fill("b_admin@beta.example")
-                    page.get_by_label(re.compile("Password|비밀번호")).fill(PASSWORD)
-                    page.get_by_role("button", name=re.compile("Sign in|로그인")).click()
-                    page.wait_for_url(re.compile(r".*/federated.*"))
-                    page.get_by_role("link", name="압축기 수명").click()
-                    assert page.get_by_role("heading", level=1).inner_text() == heading
-                    table = page.locator("#fed-members")
-                    assert status in table.inner_text()
-                    assert "4.00" in table.inner_text()  # the member's ε budget, as it set it
-                    main = page.locator("main").inner_text()
-                    # An admin sees its company's share code: an identifier, not a word.
-                    for code in page.locator("#fed-share-code code").all_inner_texts():
-                        main = main.replace(code, "")
-                    if locale == "ko-KR":
-                        # Names the companies chose (acme, beta) are theirs; every other word is Korean.
-                        words = set(re.findall(r"[A-Za-z]{2,}", main)) - {
-                            "AX",
-                            "Hub",
-                            "acme",
-                            "beta",
-                            "Acme",
-                            "Beta",
-                        }
-                        assert not words, words
-                    context.close()
-            finally:
-                browser.close()
+        with chromium(CHROMIUM_ARGS) as browser:
+            for locale, heading, status in (
+                ("ko-KR", "기업 간 공동 학습", "참여 중"),
+                ("en-US", "Learning together", "taking part"),
+            ):
+                context = browser.new_context(base_url=live.url, locale=locale)
+                page = context.new_page()
+                page.set_default_timeout(15_000)
+                page.goto("/federated")
+                page.get_by_label(re.compile("E-mail|이메일")).fill("b_admin@beta.example")
+                page.get_by_label(re.compile("Password|비밀번호")).fill(PASSWORD)
+                page.get_by_role("button", name=re.compile("Sign in|로그인")).click()
+                page.wait_for_url(re.compile(r".*/federated.*"))
+                page.get_by_role("link", name="압축기 수명").click()
+                assert page.get_by_role("heading", level=1).inner_text() == heading
+                table = page.locator("#fed-members")
+                assert status in table.inner_text()
+                assert "4.00" in table.inner_text()  # the member's ε budget, as it set it
+                main = page.locator("main").inner_text()
+                # An admin sees its company's share code: an identifier, not a word.
+                for code in page.locator("#fed-share-code code").all_inner_texts():
+                    main = main.replace(code, "")
+                if locale == "ko-KR":
+                    # Names the companies chose (acme, beta) are theirs; every other word is Korean.
+                    words = set(re.findall(r"[A-Za-z]{2,}", main)) - {
+                        "AX",
+                        "Hub",
+                        "acme",
+                        "beta",
+                        "Acme",
+                        "Beta",
+                    }
+                    assert not words, words
+                context.close()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from _api_helpers import PASSWORD
+from _browser import CHROMIUM, chromium
 from _live import live_server
 from axhub.core.readings import make_batch
 from axhub.core.settings import Settings
@@ -20,7 +21,6 @@ from axhub.store.scoped import OrgScope
 from axhub.store.timeseries import TimeSeriesStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Per company: its machine (slug, name) and its own names for pressure and remaining life.
 COMPANIES = {
@@ -83,8 +83,6 @@ def _latin_words(page: object, allowed: set[str]) -> set[str]:
 def test_create_invite_accept_run_from_the_dashboard(tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium (/usr/bin/chromium) is not installed")
-    from playwright.sync_api import sync_playwright
-
     env = {"AXHUB_SERVE_JOB_WORKERS": "1"}
     with live_server(tmp_path / "home", f"sqlite:///{tmp_path / 'hub.db'}", env=env) as live:
         org_of = {
@@ -92,69 +90,63 @@ def test_create_invite_accept_run_from_the_dashboard(tmp_path: Path) -> None:
             for email, who in (("a_admin@acme.example", "a_admin"), ("b_admin@beta.example", "b_admin"))
         }
         _seed(live, org_of)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                for locale in ("ko-KR", "en-US"):
-                    text = TEXTS[locale]
-                    lead = _sign_in(browser, live.url, locale, "a_admin@acme.example")
-                    member = _sign_in(browser, live.url, locale, "b_admin@beta.example")
-                    code = member.locator("#fed-share-code code").inner_text().strip()
+        with chromium(CHROMIUM_ARGS) as browser:
+            for locale in ("ko-KR", "en-US"):
+                text = TEXTS[locale]
+                lead = _sign_in(browser, live.url, locale, "a_admin@acme.example")
+                member = _sign_in(browser, live.url, locale, "b_admin@beta.example")
+                code = member.locator("#fed-share-code code").inner_text().strip()
 
-                    create = lead.locator("#fed-create")
-                    create.locator("input[name=name]").fill(text["name"])
-                    create.locator("select[name=family]").select_option("rul_mlp")
-                    create.locator("textarea[name=signals]").fill("압력")
-                    create.locator("input[name=target]").fill("수명")
-                    create.locator("button[type=submit]").click()
-                    lead.wait_for_url(re.compile(r".*/federated\?c=fc_.*"))
-                    assert lead.get_by_role("heading", level=2).first.inner_text().endswith(text["name"])
+                create = lead.locator("#fed-create")
+                create.locator("input[name=name]").fill(text["name"])
+                create.locator("select[name=family]").select_option("rul_mlp")
+                create.locator("textarea[name=signals]").fill("압력")
+                create.locator("input[name=target]").fill("수명")
+                create.locator("button[type=submit]").click()
+                lead.wait_for_url(re.compile(r".*/federated\?c=fc_.*"))
+                assert lead.get_by_role("heading", level=2).first.inner_text().endswith(text["name"])
 
-                    invite = lead.locator("#fed-invite")
-                    invite.locator("input[name=share_code]").fill("sh_nobody")
-                    invite.locator("button[type=submit]").click()
-                    error = invite.locator(".form-error")
-                    error.wait_for(state="visible")
-                    assert text["bad_code"] in error.inner_text()
-                    invite.locator("input[name=share_code]").fill(code)
-                    invite.locator("button[type=submit]").click()
-                    lead.locator("#fed-members", has_text="beta").wait_for()
-                    _accept(lead, "a_admin@acme.example")
+                invite = lead.locator("#fed-invite")
+                invite.locator("input[name=share_code]").fill("sh_nobody")
+                invite.locator("button[type=submit]").click()
+                error = invite.locator(".form-error")
+                error.wait_for(state="visible")
+                assert text["bad_code"] in error.inner_text()
+                invite.locator("input[name=share_code]").fill(code)
+                invite.locator("button[type=submit]").click()
+                lead.locator("#fed-members", has_text="beta").wait_for()
+                _accept(lead, "a_admin@acme.example")
 
-                    member.goto("/federated")
-                    member.get_by_role("link", name=text["name"]).click()
-                    _accept(member, "b_admin@beta.example")
+                member.goto("/federated")
+                member.get_by_role("link", name=text["name"]).click()
+                _accept(member, "b_admin@beta.example")
 
-                    lead.reload()
-                    run = lead.locator("#fed-run")
-                    run.locator("input[name=rounds]").fill("2")
-                    run.locator("button[type=submit]").click()
-                    # The job runs the hub and one process per member; the page reloads itself
-                    # when the job ends, and the rounds are on it.
-                    lead.locator("#fed-rounds tbody tr").nth(1).wait_for(timeout=240_000)
-                    assert lead.locator("#fed-rounds tbody tr").count() == 2
-                    assert lead.locator("#fed-download").is_visible()
-                    # Both let their RMSE out: each row shows its joint and own-data-only figure.
-                    rows = lead.locator("#fed-members tbody tr")
-                    assert rows.count() == 2
-                    for i in range(2):
-                        for col in (6, 7):
-                            assert re.fullmatch(
-                                r"\d+\.\d{3}", rows.nth(i).locator("td").nth(col).inner_text()
-                            )
-                    member.reload()
-                    assert member.locator("#fed-rounds tbody tr").count() == 2
+                lead.reload()
+                run = lead.locator("#fed-run")
+                run.locator("input[name=rounds]").fill("2")
+                run.locator("button[type=submit]").click()
+                # The job runs the hub and one process per member; the page reloads itself
+                # when the job ends, and the rounds are on it.
+                lead.locator("#fed-rounds tbody tr").nth(1).wait_for(timeout=240_000)
+                assert lead.locator("#fed-rounds tbody tr").count() == 2
+                assert lead.locator("#fed-download").is_visible()
+                # Both let their RMSE out: each row shows its joint and own-data-only figure.
+                rows = lead.locator("#fed-members tbody tr")
+                assert rows.count() == 2
+                for i in range(2):
+                    for col in (6, 7):
+                        assert re.fullmatch(r"\d+\.\d{3}", rows.nth(i).locator("td").nth(col).inner_text())
+                member.reload()
+                assert member.locator("#fed-rounds tbody tr").count() == 2
 
-                    if locale == "ko-KR":
-                        # Company names (acme, beta) and the share code are identifiers, not words.
-                        for page in (lead, member):
-                            own_code = page.locator("#fed-share-code code").inner_text()
-                            allowed = {"AX", "Hub", "acme", "beta", "Acme", "Beta"}
-                            allowed |= set(re.findall(r"[A-Za-z]{2,}", own_code))
-                            assert not _latin_words(page, allowed), _latin_words(page, allowed)
-                    else:
-                        assert "Joint model" in lead.locator("main").inner_text()
+                if locale == "ko-KR":
+                    # Company names (acme, beta) and the share code are identifiers, not words.
                     for page in (lead, member):
-                        page.context.close()
-            finally:
-                browser.close()
+                        own_code = page.locator("#fed-share-code code").inner_text()
+                        allowed = {"AX", "Hub", "acme", "beta", "Acme", "Beta"}
+                        allowed |= set(re.findall(r"[A-Za-z]{2,}", own_code))
+                        assert not _latin_words(page, allowed), _latin_words(page, allowed)
+                else:
+                    assert "Joint model" in lead.locator("main").inner_text()
+                for page in (lead, member):
+                    page.context.close()

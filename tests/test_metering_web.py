@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
+from _browser import CHROMIUM, sign_in
 from axhub.core.timeutil import utcnow
 from axhub.store import metering
 from axhub.store.db import Database
 from axhub.store.models import ComputeQuotaRow, JobRow
 from axhub.store.scoped import OrgScope
 from test_web_dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     HANGUL_JS,
     KOREAN_PAGE_LATIN,
     LATIN_WORDS_JS,
@@ -71,22 +70,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, See
         yield server.url, seeded, settings
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _sign_in(page: Any, email: str, path: str) -> None:
-    page.goto(path)
-    page.locator("#email").fill(email)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form[action='/login'] button[type=submit]").click()
-    page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
+    sign_in(page, email, PASSWORD, path)
     page.goto(path)  # the sign-in form returns to the page, not to its query
     page.wait_for_function("() => document.querySelector('#util-chart .main-svg') !== null")
 

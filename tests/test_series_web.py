@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from _api_helpers import Hub, make_hub
+from _browser import CHROMIUM, chromium, sign_in
 from axhub.store.models import AssetRow, SignalRow
 from axhub.store.scoped import OrgScope
 from axhub.store.timeseries import TimeSeriesStore
 from test_web_dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PASSWORD,
     Seeded,
     Server,
@@ -98,20 +97,12 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded,
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's Chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _sign_in(page: Any, email: str, path: str) -> None:
-    page.goto(path)
-    page.locator("#email").fill(email)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form[action='/login'] button[type=submit]").click()
-    page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
+    sign_in(page, email, PASSWORD, path)
 
 
 def _stored(settings: Any, org: str, slug: str) -> set[str]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.readings import make_batch
 from axhub.core.settings import Settings
@@ -268,17 +269,6 @@ def _poll(page: Any, expression: str, timeout: float = 10.0) -> None:
 
 
 # ------------------------------------------------------------------------------ fixtures
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 DOC_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 # Copy the key screenshots into docs/img only when asked (keeps test runs from dirtying the tree).
@@ -298,16 +288,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded,
     seeded = seed(settings)
     with Server(build_app(settings)) as server:
         yield server.url, seeded, settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def new_page(browser: Any, base: str, locale: str = "en-US") -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from _browser import CHROMIUM, chromium
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.fleet import service
@@ -18,7 +19,6 @@ from axhub.store.models import UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
 from test_web_dashboard import (
-    CHROMIUM,
     KOREAN_PAGE_LATIN,
     LATIN_WORDS_JS,
     PASSWORD,
@@ -76,14 +76,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+    with chromium(["--headless", "--no-sandbox", "--disable-gpu"]) as b:
         yield b
-        b.close()
 
 
 def test_fleet_page_issues_a_token_and_revokes_a_device(browser: Any, hub: str) -> None:

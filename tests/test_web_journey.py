@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from _browser import CHROMIUM
 from _korean_files import readings, write_cp949_csv, write_xlsx
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
@@ -32,8 +33,6 @@ from axhub.store.models import AlertNoteRow, AlertRow, UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
 from test_web_dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     KOREAN_PAGE_LATIN,
     LATIN_WORDS_JS,
     PASSWORD,
@@ -100,16 +99,6 @@ def journey_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     app = create_app(settings, executor="local", secure_cookies=False)
     with Server(app) as server:
         yield server.url, org_id, settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def drag_period(page: Any, start: str, end: str) -> None:

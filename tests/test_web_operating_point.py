@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.store.db import Database
 from axhub.store.models import UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
-from test_web_dashboard import CHROMIUM, PASSWORD, Server, build_app, login, new_page, shot
+from test_web_dashboard import PASSWORD, Server, build_app, login, new_page, shot
 
 torch = pytest.importorskip("torch")
 
@@ -67,18 +68,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Setting
     db.dispose()
     with Server(build_app(settings)) as server:
         yield server.url, settings, version_id
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from test_web_dashboard import CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _bundle_threshold(settings: Settings, version_id: str) -> float:

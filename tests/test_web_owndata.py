@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.store.db import Database
@@ -20,8 +21,6 @@ from axhub.store.models import AssetRow, SignalRow, SiteRow, UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
 from test_web_dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PASSWORD,
     Server,
     _poll,
@@ -69,16 +68,6 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[
     ids = seed_new_company(settings)
     with Server(build_app(settings)) as server:
         yield server.url, ids, settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def rows(settings: Settings, model: Any, org_id: str) -> list[Any]:

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.readings import READINGS_SCHEMA
 from axhub.core.settings import Settings
@@ -23,7 +24,7 @@ from axhub.store.models import AssetRow, ComplexConsentRow, UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
 from axhub.store.timeseries import TimeSeriesStore
-from test_web_dashboard import CHROMIUM, PASSWORD, Server, build_app, login, new_page, shot
+from test_web_dashboard import PASSWORD, Server, build_app, login, new_page, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -113,18 +114,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db.dispose()
     with Server(build_app(settings)) as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from test_web_dashboard import CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 LATIN_WORD = re.compile(r"\b[A-Za-z]{3,}\b")

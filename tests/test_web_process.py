@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _browser import CHROMIUM
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
 from axhub.ml.process.limits import ProcessLimits
@@ -26,7 +27,7 @@ from axhub.store.db import Database
 from axhub.store.models import UserRow
 from axhub.store.platform import create_org
 from axhub.store.scoped import OrgScope
-from test_web_dashboard import CHROMIUM, PASSWORD, Server, build_app, login, new_page, shot
+from test_web_dashboard import PASSWORD, Server, build_app, login, new_page, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -107,18 +108,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CellThr
         db.dispose()
         with Server(build_app(settings)) as server:
             yield server.url, cell
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    from test_web_dashboard import CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 LATIN_WORD = re.compile(r"\b[A-Za-z]{3,}\b")

@@ -38,6 +38,19 @@ def org_id_for(db: Database, slug: str) -> str:
         return ensure_org(session, slug, slug).id
 
 
+def existing_org_id(db: Database, slug: str) -> str | None:
+    """The id of organisation ``slug``, or None when there is none (unlike ``org_id_for``,
+    nothing is created: for commands that only read or delete)."""
+    from axhub.core.errors import NotFoundError
+    from axhub.store.platform import org_by_slug
+
+    with db.session() as session:
+        try:
+            return org_by_slug(session, slug).id
+        except NotFoundError:
+            return None
+
+
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Show AX Hub errors as one red line with the hint, not a traceback."""
 

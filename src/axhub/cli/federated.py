@@ -4,6 +4,8 @@ mapping and a site policy, leave, run, show)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,15 @@ def _org(db: Any, slug: str | None) -> str:
     from axhub.core.settings import get_settings
 
     return org_id_for(db, slug or get_settings().default_org)
+
+
+@contextmanager
+def _as_org(slug: str | None) -> Iterator[tuple[Any, str]]:
+    """A session of the metadata database and the id of the company acting (``--org``)."""
+    db = open_database()
+    me = _org(db, slug)
+    with db.session() as session:
+        yield session, me
 
 
 def _existing_org(session: Any, slug: str) -> str:
@@ -68,10 +79,8 @@ def create_command(
     """Start a collaboration as its lead company. / 협업 생성(주관 기업)."""
     from axhub.federated import collab
 
-    db = open_database()
-    lead = _org(db, org)
     schema = {"signals": [s.strip() for s in signals.split(",") if s.strip()], "target": target}
-    with db.session() as session:
+    with _as_org(org) as (session, lead):
         row = collab.create(session, lead, name, family, schema)
         console.print(f"created {row.id}")
 
@@ -86,9 +95,7 @@ def invite_command(
     """Invite a company (lead only). / 기업 초대."""
     from axhub.federated import collab
 
-    db = open_database()
-    lead = _org(db, org)
-    with db.session() as session:
+    with _as_org(org) as (session, lead):
         collab.invite(session, lead, collaboration, _existing_org(session, member))
         console.print(f"invited {member}")
 
@@ -109,9 +116,7 @@ def accept_command(
     from axhub.store.models import FedCollaborationRow
     from axhub.store.scoped import OrgScope
 
-    db = open_database()
-    me = _org(db, org)
-    with db.session() as session:
+    with _as_org(org) as (session, me):
         row = collab.visible(session, me, collaboration)
         assert isinstance(row, FedCollaborationRow)
         names = list(row.schema["signals"]) + ([row.schema["target"]] if row.schema.get("target") else [])
@@ -134,9 +139,7 @@ def policy_command(
     from axhub.federated import collab
     from axhub.store.scoped import OrgScope
 
-    db = open_database()
-    me = _org(db, org)
-    with db.session() as session:
+    with _as_org(org) as (session, me):
         collab.set_policy(OrgScope(session, me), collaboration, _policy(policy))
         console.print("policy saved")
 
@@ -151,9 +154,7 @@ def leave_command(
     from axhub.federated import collab
     from axhub.store.scoped import OrgScope
 
-    db = open_database()
-    me = _org(db, org)
-    with db.session() as session:
+    with _as_org(org) as (session, me):
         collab.leave(OrgScope(session, me), collaboration)
         console.print(f"left {collaboration}")
 
@@ -188,9 +189,7 @@ def show_command(
     """Members, policies, ε spent, rounds and contributions. / 협업 현황."""
     from axhub.federated import collab
 
-    db = open_database()
-    me = _org(db, org)
-    with db.session() as session:
+    with _as_org(org) as (session, me):
         view = collab.overview(session, me, collaboration)
     table = Table(title=f"{view['name']} ({view['family']})")
     for col in ("member", "status", "min samples", "DP ε budget", "ε spent", "secure agg.", "metrics out"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from axhub.cli._context import console, friendly_errors, open_database
+from axhub.cli._context import console, existing_org_id, friendly_errors, open_database
 from axhub.cli._lang import lang_option, t
 from axhub.cli._where import parse_local
 
@@ -32,21 +32,16 @@ def query_command(
     lang: str | None = lang_option(),
 ) -> None:
     """Show the readings of one machine in a time window. / 설비 데이터 조회."""
-    from axhub.core.errors import NotFoundError
     from axhub.core.settings import get_settings
     from axhub.store.models import AssetRow, OrganizationRow
-    from axhub.store.platform import org_by_slug
     from axhub.store.scoped import OrgScope
     from axhub.store.timeseries import TimeSeriesStore
 
     settings = get_settings()
     org_slug = org or settings.default_org
     db = open_database(settings)
-    with db.session() as session:
-        try:
-            org_id = org_by_slug(session, org_slug).id
-        except NotFoundError:
-            org_id = org_slug  # a store filled without metadata (e.g. by a script)
+    # A store filled without metadata (e.g. by a script) is keyed by the slug itself.
+    org_id = existing_org_id(db, org_slug) or org_slug
     if agg not in {"mean", "min", "max", "last"}:
         raise typer.BadParameter("use mean, min, max or last", param_hint="--agg")
     # Times are read and shown in the machine's site zone (the company's when it has no site).

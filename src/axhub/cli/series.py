@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from axhub.cli._context import console, friendly_errors, open_database
+from axhub.cli._context import console, existing_org_id, friendly_errors, open_database
 from axhub.cli._lang import TEXTS, lang_option, t
 
 TEXTS.update(
@@ -42,22 +42,19 @@ def delete_command(
     lang: str | None = lang_option(),
 ) -> None:
     """Delete a machine's or one signal's stored readings; the machine and signal stay. / 데이터 삭제."""
-    from axhub.core.errors import NotFoundError
     from axhub.core.settings import get_settings
     from axhub.store.models import AssetRow
-    from axhub.store.platform import org_by_slug
     from axhub.store.scoped import OrgScope
     from axhub.store.timeseries import TimeSeriesStore
 
     settings = get_settings()
     org_slug = org or settings.default_org
     db = open_database(settings)
+    org_id = existing_org_id(db, org_slug)
+    if org_id is None:
+        console.print(f"[red]{t('series.no_org', org=org_slug)}[/red]")
+        raise typer.Exit(2)
     with db.session() as session:
-        try:
-            org_id = org_by_slug(session, org_slug).id
-        except NotFoundError:
-            console.print(f"[red]{t('series.no_org', org=org_slug)}[/red]")
-            raise typer.Exit(2) from None
         if OrgScope(session, org_id).find(AssetRow, slug=asset) is None:
             console.print(f"[red]{t('series.no_asset', asset=asset, org=org_slug)}[/red]")
             raise typer.Exit(2)

@@ -50,6 +50,22 @@ mappings = APIRouter(prefix="/assets/{asset_id}/file-mapping", tags=["uploads"],
 TABLE_FILES = {".csv", ".txt", ".tsv", *EXCEL_SUFFIXES, *PARQUET_SUFFIXES}
 
 
+def read_table_upload(file: UploadFile, state: AppState, default_name: str) -> tuple[str, str, bytes]:
+    """An uploaded table, read within bounds: its safe name, its suffix and its bytes. A file
+    that is not a table is refused whole (422), one over the upload limit with 413, and its
+    decoded size is bounded before any reader runs (413/422)."""
+    filename = safe_filename(file.filename, default_name)
+    suffix = Path(filename).suffix.lower()
+    if suffix not in TABLE_FILES:
+        raise InputValidationError(problem(filename, None, None, "file_kind"), whole_file=True)
+    raw = file.file.read(state.max_upload_bytes + 1)
+    if len(raw) > state.max_upload_bytes:
+        raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
+    kind = "parquet" if suffix in PARQUET_SUFFIXES else "xlsx" if suffix in EXCEL_SUFFIXES else "csv"
+    check_table(raw, kind, filename)
+    return filename, suffix, raw
+
+
 def _problems(items: list[InputProblem], lang: Lang) -> list[ProblemOut]:
     return [
         ProblemOut(file=p.file, row=p.row, field=p.field, problem=p.text(lang), code=p.code or None)
@@ -176,16 +192,8 @@ def preview_upload(
     """Upload a file and preview it: detected settings (editable), column roles, the first rows
     as parsed, counts over the whole file. Nothing is stored in the time series yet; send the
     returned ``sha256`` to ``/uploads/{sha256}/preview`` (changed settings) or ``/ingest``."""
-    filename = safe_filename(file.filename, "upload.csv")
+    filename, _, raw = read_table_upload(file, state, "upload.csv")
     lang = request_lang(request)
-    suffix = Path(filename).suffix.lower()
-    if suffix not in TABLE_FILES:
-        raise InputValidationError(problem(filename, None, None, "file_kind"), whole_file=True)
-    raw = file.file.read(state.max_upload_bytes + 1)
-    if len(raw) > state.max_upload_bytes:
-        raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
-    kind = "parquet" if suffix in PARQUET_SUFFIXES else "xlsx" if suffix in EXCEL_SUFFIXES else "csv"
-    check_table(raw, kind, filename)  # decoded size bounded before any reader runs (413/422)
     given = _mapping_from_text(mapping, filename)
     sha = state.blobs.put(raw)
     if not _owns_upload(scope, sha):

@@ -13,12 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, UploadFile
 
 from axhub.api.deps import Need, Principal, Reader, State, UploadSlot, Writer, require, timeseries_store
-from axhub.api.errors import ERROR_RESPONSES, ApiError
-from axhub.api.routes.files import TABLE_FILES
+from axhub.api.errors import ERROR_RESPONSES
+from axhub.api.routes.files import read_table_upload
 from axhub.api.schemas.process import BatchesIn, CellIn, DecisionIn, ProposeIn, Stored
-from axhub.core.errors import InputValidationError, problem
-from axhub.ingest.file_limits import check_table, safe_filename
-from axhub.ingest.file_readers import EXCEL_SUFFIXES, PARQUET_SUFFIXES
 from axhub.ml.process.limits import ProcessLimits
 from axhub.ml.process.recommend import Objective
 from axhub.serve.process import ProcessService
@@ -65,15 +62,7 @@ def upload_batches(
 ) -> Stored:
     """Batch or part records from a file: Korean or English headers, CP949, ``.xlsx``; a file
     with a bad value is refused whole, naming every row and column."""
-    filename = safe_filename(file.filename, "batches.csv")
-    suffix = Path(filename).suffix.lower()
-    if suffix not in TABLE_FILES:
-        raise InputValidationError(problem(filename, None, None, "file_kind"), whole_file=True)
-    raw = file.file.read(state.max_upload_bytes + 1)
-    if len(raw) > state.max_upload_bytes:
-        raise ApiError(413, "payload_too_large", f"upload larger than {state.max_upload_bytes} bytes")
-    kind = "parquet" if suffix in PARQUET_SUFFIXES else "xlsx" if suffix in EXCEL_SUFFIXES else "csv"
-    check_table(raw, kind, filename)
+    filename, suffix, raw = read_table_upload(file, state, "batches.csv")
     with tempfile.TemporaryDirectory(prefix="axhub-process-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(raw)

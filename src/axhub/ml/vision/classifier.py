@@ -55,6 +55,18 @@ class PooledFeatures(nn.Module):
         return torch.cat(parts, dim=1)
 
 
+def calibrated_outputs(
+    logits: torch.Tensor, temperature: float, good_index: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What an exported classifier answers: class probabilities at temperature ``T``, the
+    predicted class, and the not-good score (1 - P(good), or 1 - the top probability when no
+    class is the good one)."""
+    proba = F.softmax(logits / temperature, dim=1)
+    prediction = proba.argmax(dim=1)
+    score = 1.0 - proba[:, good_index] if good_index is not None else 1.0 - proba.max(dim=1).values
+    return proba, prediction, score
+
+
 class ClassifierGraph(nn.Module):
     """Raw pixels → (probabilities (N, K), prediction (N,), score = P(not good) (N,))."""
 
@@ -82,12 +94,7 @@ class ClassifierGraph(nn.Module):
         return self.head(z)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        proba = F.softmax(self.logits(x) / self.temperature, dim=1)
-        prediction = proba.argmax(dim=1)
-        score = (
-            1.0 - proba[:, self.good_index] if self.good_index is not None else 1.0 - proba.max(dim=1).values
-        )
-        return proba, prediction, score
+        return calibrated_outputs(self.logits(x), self.temperature, self.good_index)
 
 
 def _ece(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
@@ -193,16 +200,7 @@ class DefectClassifier(VisionEstimator):
     def fit(self, data: Any, progress: Any = None, features: torch.Tensor | None = None) -> Self:
         """Train on labelled images. ``features`` may pass precomputed pooled features (same
         order as the images) so a benchmark need not run the backbone twice."""
-        labels = labels_of(data)
-        if labels is None:
-            raise ValueError(
-                "DefectClassifier needs labels (a 'label' column); for good-only data use PatchCore"
-            )
-        label_text = [str(v) for v in labels]
-        self.classes_ = sorted(set(label_text))
-        if len(self.classes_) < 2:
-            raise ValueError(f"need at least two classes to learn, found only {self.classes_}")
-        y_all = torch.tensor([self.classes_.index(v) for v in label_text])
+        labels, y_all = self._targets(data)
         torch.manual_seed(self.seed)
         pooled = PooledFeatures(self.input_size, self.stages)
         if features is None:
@@ -234,17 +232,7 @@ class DefectClassifier(VisionEstimator):
         if len(val_idx):
             with torch.no_grad():
                 val_logits = head((x_all[val_idx] - mean) / scale)
-            y_val = y_all[val_idx]
-            temperature = fit_temperature(val_logits, y_val)
-            before = F.softmax(val_logits, dim=1).numpy()
-            after = F.softmax(val_logits / temperature, dim=1).numpy()
-            self.calibration_ = {
-                "n_validation": float(len(val_idx)),
-                "temperature": temperature,
-                "validation_accuracy": float((after.argmax(1) == y_val.numpy()).mean()),
-                "ece_before": _ece(before, y_val.numpy()),
-                "ece_after": _ece(after, y_val.numpy()),
-            }
+            temperature = self._calibrate(val_logits, y_all[val_idx])
         good = [i for i, c in enumerate(self.classes_) if is_good_label(c)]
         for p in head.parameters():
             p.requires_grad_(False)
@@ -253,6 +241,34 @@ class DefectClassifier(VisionEstimator):
         ).eval()
         self.fitted_ = True
         return self
+
+    def _targets(self, data: Any) -> tuple[np.ndarray, torch.Tensor]:
+        """The labels and each one's class index; sets ``classes_`` (sorted). Refuses data
+        without labels or with fewer than two classes."""
+        labels = labels_of(data)
+        if labels is None:
+            raise ValueError(
+                f"{type(self).__name__} needs labels (a 'label' column); for good-only data use PatchCore"
+            )
+        label_text = [str(v) for v in labels]
+        self.classes_ = sorted(set(label_text))
+        if len(self.classes_) < 2:
+            raise ValueError(f"need at least two classes to learn, found only {self.classes_}")
+        return labels, torch.tensor([self.classes_.index(v) for v in label_text])
+
+    def _calibrate(self, val_logits: torch.Tensor, y_val: torch.Tensor) -> float:
+        """Fit the softmax temperature on the hold-out and record what it did in ``calibration_``."""
+        temperature = fit_temperature(val_logits, y_val)
+        before = F.softmax(val_logits, dim=1).numpy()
+        after = F.softmax(val_logits / temperature, dim=1).numpy()
+        self.calibration_ = {
+            "n_validation": float(len(y_val)),
+            "temperature": temperature,
+            "validation_accuracy": float((after.argmax(1) == y_val.numpy()).mean()),
+            "ece_before": _ece(before, y_val.numpy()),
+            "ece_after": _ece(after, y_val.numpy()),
+        }
+        return temperature
 
     def _split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stratified hold-out for temperature scaling (none when a class is too small)."""

@@ -35,8 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from axhub.ml.vision.backbone import LiteFeatures, load_efficientnet_lite, spec_of, to_tensor
-from axhub.ml.vision.base import check_same_length, images_of, is_good_label, labels_of
-from axhub.ml.vision.classifier import DefectClassifier, _ece, fit_temperature
+from axhub.ml.vision.base import check_same_length, images_of, is_good_label
+from axhub.ml.vision.classifier import DefectClassifier, calibrated_outputs
 
 # Below this many labelled images in the smallest class the linear probe is the safer choice:
 # ~2 M trainable weights overfit a few dozen defects.
@@ -103,12 +103,7 @@ class FineTunedGraph(nn.Module):
         return self.top(self.trunk(x)[-1])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        proba = F.softmax(self.logits(x) / self.temperature, dim=1)
-        prediction = proba.argmax(dim=1)
-        score = (
-            1.0 - proba[:, self.good_index] if self.good_index is not None else 1.0 - proba.max(dim=1).values
-        )
-        return proba, prediction, score
+        return calibrated_outputs(self.logits(x), self.temperature, self.good_index)
 
 
 def _flip(maps: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -167,16 +162,7 @@ class FineTunedClassifier(DefectClassifier):
 
     def fit(self, data: Any, progress: Any = None, features: torch.Tensor | None = None) -> Self:
         """Train on labelled images; ``features`` may pass precomputed :meth:`trunk_maps`."""
-        labels = labels_of(data)
-        if labels is None:
-            raise ValueError(
-                "FineTunedClassifier needs labels (a 'label' column); for good-only data use PatchCore"
-            )
-        label_text = [str(v) for v in labels]
-        self.classes_ = sorted(set(label_text))
-        if len(self.classes_) < 2:
-            raise ValueError(f"need at least two classes to learn, found only {self.classes_}")
-        y_all = torch.tensor([self.classes_.index(v) for v in label_text])
+        labels, y_all = self._targets(data)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         trunk = self._trunk()
@@ -232,18 +218,9 @@ class FineTunedClassifier(DefectClassifier):
                     ]
                 )
             y_val = y_all[val_idx]
-            temperature = fit_temperature(val_logits, y_val)
-            before = F.softmax(val_logits, dim=1).numpy()
-            after = F.softmax(val_logits / temperature, dim=1).numpy()
-            self.calibration_ = {
-                "n_validation": float(len(val_idx)),
-                "temperature": temperature,
-                "validation_accuracy": float((after.argmax(1) == y_val.numpy()).mean()),
-                "ece_before": _ece(before, y_val.numpy()),
-                "ece_after": _ece(after, y_val.numpy()),
-                "nll_before": float(F.cross_entropy(val_logits, y_val)),
-                "nll_after": float(F.cross_entropy(val_logits / temperature, y_val)),
-            }
+            temperature = self._calibrate(val_logits, y_val)
+            self.calibration_["nll_before"] = float(F.cross_entropy(val_logits, y_val))
+            self.calibration_["nll_after"] = float(F.cross_entropy(val_logits / temperature, y_val))
         good = [i for i, c in enumerate(self.classes_) if is_good_label(c)]
         self.graph_ = FineTunedGraph(trunk, top, temperature, good[0] if good else None).eval()  # type: ignore[assignment]
         self.fitted_ = True

@@ -200,3 +200,27 @@ def test_bench_without_data_fails_and_says_where_it_looked(tmp_path: Path) -> No
     )
     assert result.exit_code == 2, result.output
     assert "Nothing to benchmark" in result.output and str(tmp_path) in result.output
+
+
+def test_cli_show_speaks_korean_and_names_companies(
+    hub: tuple[Database, TimeSeriesStore], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app
+    from axhub.core.settings import get_settings
+
+    db, store = hub
+    lead = _company(db, store, "대기업", 0)
+    with db.session() as s:
+        cid = collab.create(s, lead, "프레스 수명", "rul_mlp", SCHEMA).id
+        collab.accept(OrgScope(s, lead), cid, MAPPING, {"min_local_samples": 50})
+    monkeypatch.setenv("AXHUB_HOME", str(settings.home))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["federated", "show", cid, "--org", "company-0", "--lang", "ko"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "참여 기업" in result.output and "참여 중" in result.output and "대기업" in result.output
+    assert "member" not in result.output and "active" not in result.output

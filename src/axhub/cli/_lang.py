@@ -59,6 +59,22 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "query.more": ("... {n} more rows (use --csv to save all)", "... {n}행 더 있음(--csv로 모두 저장)"),
     "query.written": ("{n} rows written to {path}", "{n}행을 {path}에 저장했습니다"),
+    "fed.member": ("member", "참여 기업"),
+    "fed.status": ("status", "상태"),
+    "fed.min_samples": ("min samples", "최소 표본"),
+    "fed.eps_budget": ("DP ε budget", "차등 프라이버시 ε 한도"),
+    "fed.eps_spent": ("ε spent", "사용한 ε"),
+    "fed.secure_agg": ("secure agg.", "보안 집계"),
+    "fed.metrics_out": ("metrics out", "밖으로 나가는 지표"),
+    "fed.status.active": ("active", "참여 중"),
+    "fed.status.invited": ("invited", "초대됨"),
+    "fed.status.left": ("left", "탈퇴"),
+    "fed.yes": ("yes", "예"),
+    "fed.no": ("no", "아니요"),
+    "fed.round": (
+        "round {round}: {seconds:.1f} s, contribution {contribution}",
+        "{round}회차: {seconds:.1f}초, 기여도 {contribution}",
+    ),
 }
 
 

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from axhub.cli._context import console, friendly_errors, open_database
+from axhub.cli._lang import TEXTS, lang_option, t
 
 fed_app = typer.Typer(
     help="Federated learning across companies: data stay at each company. / 기업 간 연합 학습.",
@@ -185,6 +186,7 @@ def run_command(
 def show_command(
     collaboration: str = typer.Argument(..., help="Collaboration id. / 협업 ID."),
     org: str | None = typer.Option(None, "--org", help=ORG_HELP),
+    lang: str | None = lang_option(),
 ) -> None:
     """Members, policies, ε spent, rounds and contributions. / 협업 현황."""
     from axhub.federated import collab
@@ -192,22 +194,26 @@ def show_command(
     with _as_org(org) as (session, me):
         view = collab.overview(session, me, collaboration)
     table = Table(title=f"{view['name']} ({view['family']})")
-    for col in ("member", "status", "min samples", "DP ε budget", "ε spent", "secure agg.", "metrics out"):
-        table.add_column(col)
+    columns = ("member", "status", "min_samples", "eps_budget", "eps_spent", "secure_agg", "metrics_out")
+    for col in columns:
+        table.add_column(t(f"fed.{col}"))
     for m in view["members"]:
         p = m["policy"] or {}
         dp = p.get("dp") or {}
         table.add_row(
             m["name"],
-            m["status"],
+            t(f"fed.status.{m['status']}") if f"fed.status.{m['status']}" in TEXTS else m["status"],
             str(p.get("min_local_samples", "-")),
             f"{dp['epsilon_budget']:g}" if dp else "-",
             f"{m['epsilon_spent']:.2f}",
-            "yes" if p.get("secure_aggregation_required") else "no",
+            t("fed.yes") if p.get("secure_aggregation_required") else t("fed.no"),
             ", ".join(p.get("allowed_metrics", [])),
         )
     console.print(table)
+    # Contributions are keyed by organisation id: people read company names.
+    names = {m["org_id"]: m["name"] for m in view["members"]}
     for r in view["rounds"]:
+        contribution = {names.get(k, k): round(v, 4) for k, v in (r.get("contribution") or {}).items()}
         console.print(
-            f"round {r['round']}: {r.get('seconds', 0):.1f} s, contribution {r.get('contribution', {})}"
+            t("fed.round", round=r["round"], seconds=r.get("seconds", 0), contribution=contribution)
         )

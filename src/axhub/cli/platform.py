@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
     @users.command("add")
     def add_user(
         email: str,
-        role: str = typer.Option("viewer", help="admin, engineer or viewer"),
+        role: str = typer.Option("viewer", help="admin, approver, engineer or viewer"),
         password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
     ) -> None:
         row = _run(lambda: _client().create_user(email, password, role))

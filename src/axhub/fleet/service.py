@@ -10,6 +10,7 @@ batch resent after a crash (before or after the hub's commit) changes nothing th
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from axhub.core.errors import AxHubError, InputProblem, InputValidationError, No
 from axhub.core.reading_rules import asset_id_problem, signal_name_problem, time_problem_us
 from axhub.core.readings import READINGS_SCHEMA
 from axhub.core.timeutil import utcnow
-from axhub.edge.buffer import ALERTS_KIND, READINGS_KIND, decode_events, decode_readings
+from axhub.edge.buffer import ALERTS_KIND, READINGS_KIND, RESULTS_KIND, decode_events, decode_readings
 from axhub.edge.config import AgentConfig
 from axhub.registry.bundle import read_bundle, sign_bundle_ed25519, zip_bundle
 from axhub.registry.signing import HubSigningKey
@@ -317,7 +318,7 @@ def receive_batch(
             timeseries.write(scope.org_id, table)  # durable and idempotent on (asset, signal, ts)
             pairs = table.group_by(["asset", "signal"]).aggregate([]).to_pylist()
             scope.register_signals(sorted({(p["asset"], p["signal"], "") for p in pairs}))
-    elif kind == ALERTS_KIND:
+    elif kind in (ALERTS_KIND, RESULTS_KIND):
         try:
             events = decode_events(payload)
         except (OSError, ValueError, EOFError) as exc:
@@ -325,8 +326,9 @@ def receive_batch(
                 InputProblem(f"batch {batch_id}", None, None, f"not gzip JSON: {exc}")
             ) from exc
         rows = len(events)
+        store = _store_event if kind == ALERTS_KIND else _store_result
         for i, event in enumerate(events):
-            _store_event(scope, device, kind, event, batch_id, i)
+            store(scope, device, kind, event, batch_id, i)
     else:
         raise InputValidationError(InputProblem("batch", None, "X-Batch-Kind", f"unknown kind {kind!r}"))
     scope.add_unless_exists(
@@ -342,20 +344,7 @@ def _store_event(
     scope: OrgScope, device: EdgeDeviceRow, kind: str, event: Any, batch_id: str, index: int
 ) -> None:
     """One alert from a device, under the id the device gave it (a resend finds it there)."""
-    where = f"batch {batch_id}"
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or len(event["id"]) > 40:
-        raise InputValidationError(InputProblem(where, index, "id", "event without a valid id"))
-    try:
-        ts = datetime.fromisoformat(str(event["ts"]))
-    except (KeyError, ValueError) as exc:
-        raise InputValidationError(InputProblem(where, index, "ts", "missing or not ISO 8601")) from exc
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    asset_slug = str(event.get("asset", ""))
-    p = asset_id_problem(asset_slug)
-    if p is not None:
-        raise InputValidationError(InputProblem(where, index, "asset", p.en, p.code))
-    asset_id = _asset_id(scope, asset_slug)
+    ts, asset_slug, asset_id = _event_basics(scope, event, f"batch {batch_id}", index)
     score = event.get("score")
     threshold = event.get("threshold")
     scope.add_unless_exists(
@@ -371,6 +360,47 @@ def _store_event(
             threshold=float(threshold) if isinstance(threshold, int | float) else None,
             explanation=list(event.get("explanation") or [])[:10],
             dedup_key=f"edge:{device.id}:{asset_slug}",
+        ),
+        id=event["id"],
+    )
+
+
+def _event_basics(scope: OrgScope, event: Any, where: str, index: int) -> tuple[datetime, str, str]:
+    """Checks every device event shares: its id, time and machine (id, aware ts, asset id)."""
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or len(event["id"]) > 40:
+        raise InputValidationError(InputProblem(where, index, "id", "event without a valid id"))
+    try:
+        ts = datetime.fromisoformat(str(event["ts"]))
+    except (KeyError, ValueError) as exc:
+        raise InputValidationError(InputProblem(where, index, "ts", "missing or not ISO 8601")) from exc
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    asset_slug = str(event.get("asset", ""))
+    p = asset_id_problem(asset_slug)
+    if p is not None:
+        raise InputValidationError(InputProblem(where, index, "asset", p.en, p.code))
+    return ts, asset_slug, _asset_id(scope, asset_slug)
+
+
+def _store_result(
+    scope: OrgScope, device: EdgeDeviceRow, kind: str, event: Any, batch_id: str, index: int
+) -> None:
+    """One inspection result (a vision bundle's verdict on one image) as an ``inspection`` event on
+    the machine's timeline, under the id the device gave it: a resend finds it there (exactly once)."""
+    from axhub.store.models import EventRow
+
+    ts, _slug, asset_id = _event_basics(scope, event, f"batch {batch_id}", index)
+    verdict = "defect" if event.get("defect") else "ok"
+    details = {k: event.get(k) for k in ("file", "score", "threshold", "defect", "bundle") if k in event}
+    scope.add_unless_exists(
+        EventRow(
+            id=event["id"],
+            asset_id=asset_id,
+            start=ts,
+            kind="inspection",
+            title=f"{verdict}: {str(event.get('file', ''))[:200]}",
+            note=json.dumps(details, ensure_ascii=False)[:4000],
+            created_by=device.id,
         ),
         id=event["id"],
     )

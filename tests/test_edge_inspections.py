@@ -1,0 +1,101 @@
+"""Inspection results (a vision bundle's verdicts at the edge) reach the hub exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from _api_helpers import make_hub
+from axhub.edge.buffer import RESULTS_KIND, Buffer
+from axhub.fleet import service
+from axhub.store.models import EventRow
+from axhub.store.platform import org_by_slug
+from axhub.store.scoped import OrgScope
+
+
+def test_inspection_results_are_stored_once_even_when_a_batch_is_resent(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'meta.db'}", secure_cookies=False)
+    with hub.db.session() as s:
+        scope = OrgScope(s, org_by_slug(s, "acme").id)
+        token, _row = service.issue_token(scope, "검사기-1", created_by=None)
+    with hub.db.session() as s:
+        credential = service.enrol(s, token, None, "test")["credential"]
+
+    buffer = Buffer(tmp_path / "agent" / "buffer.db")
+    results = [
+        {
+            "id": "einsp_1",
+            "ts": "2026-03-02T09:00:00+09:00",
+            "asset": "press-1",
+            "file": "부품_001.png",
+            "score": 0.91,
+            "threshold": 0.5,
+            "defect": True,
+            "bundle": "vision",
+        },
+        {
+            "id": "einsp_2",
+            "ts": "2026-03-02T09:00:01+09:00",
+            "asset": "press-1",
+            "file": "부품_002.png",
+            "score": 0.12,
+            "threshold": 0.5,
+            "defect": False,
+            "bundle": "vision",
+        },
+    ]
+    for r in results:
+        buffer.add_event(RESULTS_KIND, r)
+    batch = buffer.next_batch()
+    assert batch is not None and batch.kind == RESULTS_KIND and batch.rows == 2
+
+    headers = {
+        "Authorization": f"Device {credential}",
+        "X-Batch-Id": batch.batch_id,
+        "X-Batch-Kind": batch.kind,
+        "Content-Type": batch.media_type,
+    }
+    with hub.client() as c:
+        first = c.post("/device/v1/sync", content=batch.payload, headers=headers)
+        again = c.post("/device/v1/sync", content=batch.payload, headers=headers)  # lost ack: resent
+    assert first.status_code == 200, first.text
+    assert first.json() == {"batch_id": batch.batch_id, "duplicate": False, "rows": 2}
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    buffer.ack(batch)
+    assert buffer.next_batch() is None
+
+    with hub.db.session() as s:
+        stored = s.scalars(select(EventRow).where(EventRow.kind == "inspection").order_by(EventRow.id)).all()
+        assert [e.id for e in stored] == ["einsp_1", "einsp_2"]
+        assert stored[0].title == "defect: 부품_001.png" and stored[1].title == "ok: 부품_002.png"
+        assert '"score": 0.91' in stored[0].note
+    buffer.close()
+
+
+def test_an_inspection_result_without_a_machine_is_refused_whole(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'meta.db'}", secure_cookies=False)
+    with hub.db.session() as s:
+        scope = OrgScope(s, org_by_slug(s, "acme").id)
+        token, _row = service.issue_token(scope, "cam", created_by=None)
+    with hub.db.session() as s:
+        credential = service.enrol(s, token, None, "test")["credential"]
+    buffer = Buffer(tmp_path / "agent" / "buffer.db")
+    buffer.add_event(RESULTS_KIND, {"id": "einsp_9", "ts": "2026-03-02T09:00:00+09:00", "asset": ""})
+    batch = buffer.next_batch()
+    assert batch is not None
+    with hub.client() as c:
+        answer = c.post(
+            "/device/v1/sync",
+            content=batch.payload,
+            headers={
+                "Authorization": f"Device {credential}",
+                "X-Batch-Id": batch.batch_id,
+                "X-Batch-Kind": batch.kind,
+            },
+        )
+    assert answer.status_code == 422
+    assert "asset" in answer.text and "Traceback" not in answer.text
+    with hub.db.session() as s:
+        assert s.scalars(select(EventRow).where(EventRow.kind == "inspection")).all() == []
+    buffer.close()

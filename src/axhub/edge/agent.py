@@ -40,6 +40,7 @@ from axhub.edge.config import (
 )
 from axhub.edge.hubclient import BatchRefused, DeviceRevoked, HubClient, HubUnreachable, enrol
 from axhub.edge.scoring import LocalScorer, health_problem
+from axhub.edge.vision import FolderInspector, is_vision_bundle
 from axhub.registry.bundle import BundleError
 
 log = logging.getLogger("axhub.edge")
@@ -115,6 +116,8 @@ class Agent:
         self._scorer_error: str | None = None
         self._candidate: dict[str, Any] | None = None
         self._usage = _Usage()
+        self.inspector: FolderInspector | None = None
+        self._inspection_error: str | None = None
         recovered = self.slots.recover()
         if recovered:
             log.error("bundle %s rolled back: %s", str(recovered.get("candidate"))[:12], recovered["reason"])
@@ -135,6 +138,8 @@ class Agent:
             return None
         runner = self.slots.runner(sha)
         assert runner is not None
+        if is_vision_bundle(runner):
+            return None  # images, not readings: the watched folder's inspector runs it
         return LocalScorer(
             runner,
             self.config.score_assets,
@@ -201,6 +206,54 @@ class Agent:
                     except Exception as exc:
                         log.warning("closing %s: %s", source.kind, exc)
 
+    # ------------------------------------------------------------------ inspection thread
+    def _inspect_loop(self) -> None:
+        """Score new images in the watched folder with the current vision bundle (no hub needed)."""
+        built_for: tuple[Any, ...] | None = None
+        while not self.stop.is_set():
+            config, sha = self.config, self.slots.current_sha
+            wanted = (config.watch_folder, config.watch_asset, config.watch_settle_s, sha)
+            if not config.watch_folder or sha is None:
+                self.inspector, built_for = None, None
+                self.stop.wait(1.0)
+                continue
+            try:
+                if wanted != built_for:
+                    built_for = wanted
+                    runner = self.slots.runner(sha)
+                    self.inspector = None
+                    if runner is not None and is_vision_bundle(runner):
+                        self.inspector = FolderInspector(
+                            runner,
+                            self.home / config.watch_folder,  # an absolute folder stays absolute
+                            self.buffer,
+                            asset=config.watch_asset,
+                            bundle_sha=sha,
+                            settle_s=config.watch_settle_s,
+                            on_alert=self.alerts.raise_alert,
+                        )
+                if self.inspector is not None:
+                    self.inspector.scan()
+                self._inspection_error = None
+            except Exception as exc:  # a file or bundle failing must not stop the agent
+                self._inspection_error = f"{type(exc).__name__}: {exc}"
+                log.error("inspection failed: %s", self._inspection_error)
+            self.stop.wait(config.watch_interval_s)
+
+    def _inspection_status(self) -> dict[str, Any] | None:
+        inspector = self.inspector
+        if inspector is None:
+            return {"error": self._inspection_error} if self._inspection_error else None
+        latencies = sorted(inspector.stats.latencies_ms)
+        return {
+            "folder": str(inspector.folder.name),
+            "images": inspector.stats.images,
+            "defects": inspector.stats.defects,
+            "unreadable": inspector.stats.unreadable,
+            "p50_ms": round(latencies[len(latencies) // 2], 3) if latencies else None,
+            "error": self._inspection_error,
+        }
+
     # ------------------------------------------------------------------ sync thread
     def _active_bundle(self) -> dict[str, Any]:
         candidate = self._candidate
@@ -239,6 +292,7 @@ class Agent:
                 "p99_ms": pct(0.99),
                 "error": self._scorer_error,
             },
+            "inspection": self._inspection_status(),
             "last_sync_at": self.last_sync_at,
             "revoked": self.revoked,
             "last_error": self.last_error,
@@ -370,6 +424,7 @@ class Agent:
         threads = [
             threading.Thread(target=self._ingest_loop, name="edge-ingest", daemon=True),
             threading.Thread(target=self._sync_loop, name="edge-sync", daemon=True),
+            threading.Thread(target=self._inspect_loop, name="edge-inspect", daemon=True),
         ]
         for thread in threads:
             thread.start()

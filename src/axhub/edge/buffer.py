@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, b
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, batch_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
     rows INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS inspected (file TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 
 
@@ -161,6 +162,48 @@ class Buffer:
             self._db.execute(
                 "INSERT INTO events (kind, body) VALUES (?, ?)", (kind, json.dumps(body, ensure_ascii=False))
             )
+
+    def add_inspection(self, file_key: str, result: dict[str, Any], alert: dict[str, Any] | None) -> bool:
+        """An inspection result (and its alert) committed with the record that ``file_key`` was
+        scored, in ONE transaction: after a crash a file is either scored-and-buffered or neither,
+        so a restarted agent scores each file exactly once. False when it was already recorded."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                done = self._db.execute(
+                    "INSERT OR IGNORE INTO inspected (file, at) VALUES (?, ?)", (file_key, time.time())
+                )
+                if done.rowcount != 1:
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute(
+                    "INSERT INTO events (kind, body) VALUES (?, ?)",
+                    (RESULTS_KIND, json.dumps(result, ensure_ascii=False)),
+                )
+                if alert is not None:
+                    self._db.execute(
+                        "INSERT INTO events (kind, body) VALUES (?, ?)",
+                        (ALERTS_KIND, json.dumps(alert, ensure_ascii=False)),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def inspected(self, file_keys: Iterable[str]) -> set[str]:
+        """Which of these files were already scored (by this run or an earlier one)."""
+        keys = list(file_keys)
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                found |= {
+                    r[0]
+                    for r in self._db.execute(f"SELECT file FROM inspected WHERE file IN ({marks})", chunk)
+                }
+        return found
 
     # ------------------------------------------------------------------ quota
     def used_bytes(self) -> int:

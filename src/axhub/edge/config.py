@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 IDENTITY_FILE = "identity.json"
 CONFIG_FILE = "config.json"
@@ -53,6 +53,26 @@ class AgentConfig(BaseModel):
     # flagged anomalous (a model alarming on everything is broken, not vigilant).
     health_rows: int = Field(default=20, ge=1)
     health_max_alarm_share: float = Field(default=0.5, gt=0, le=1)
+    # Visual inspection: images dropped in this folder (relative to the agent's home unless
+    # absolute) are scored with the deployed vision bundle, as results of this machine.
+    watch_folder: str | None = None
+    watch_asset: str = ""
+    # A file must be unchanged this long before it is read (a camera may still be writing it).
+    watch_settle_s: float = Field(default=1.0, ge=0)
+    watch_interval_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _watched_folder_names_its_machine(self) -> AgentConfig:
+        if self.watch_folder and not self.watch_asset:
+            raise ValueError("watch_folder needs watch_asset: the machine its inspection results belong to")
+        if self.watch_asset:
+            # refused here, on the hub's config page, not later as batches the hub refuses
+            from axhub.core.reading_rules import asset_id_problem
+
+            problem = asset_id_problem(self.watch_asset)
+            if problem is not None:
+                raise ValueError(f"watch_asset: {problem.en}")
+        return self
 
 
 def write_json_atomic(path: Path, data: Any, *, private: bool = False) -> None:

@@ -99,3 +99,20 @@ def test_an_inspection_result_without_a_machine_is_refused_whole(tmp_path: Path)
     with hub.db.session() as s:
         assert s.scalars(select(EventRow).where(EventRow.kind == "inspection")).all() == []
     buffer.close()
+
+
+def test_a_watched_folder_without_a_valid_machine_id_is_refused_when_configured(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'meta.db'}", secure_cookies=False)
+    with hub.db.session() as s:
+        token, _row = service.issue_token(OrgScope(s, org_by_slug(s, "acme").id), "cam", created_by=None)
+    with hub.db.session() as s:
+        device_id = service.enrol(s, token, None, "test")["device_id"]
+    with hub.client("a_engineer") as c:
+        url = f"/api/v1/edge/devices/{device_id}/config"
+        missing = c.put(url, json={"config": {"watch_folder": "camera"}})
+        korean = c.put(url, json={"config": {"watch_folder": "camera", "watch_asset": "프레스-1"}})
+        good = c.put(url, json={"config": {"watch_folder": "camera", "watch_asset": "press-1"}})
+    assert missing.status_code == 422 and "watch_asset" in missing.text, missing.text
+    assert korean.status_code == 422 and "not an asset id" in korean.text, korean.text
+    assert "Traceback" not in missing.text + korean.text
+    assert good.status_code == 200, good.text

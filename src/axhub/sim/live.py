@@ -204,6 +204,19 @@ def int16_register(value: float, scale: float = 10.0) -> int:
     return raw & 0xFFFF
 
 
+async def start_modbus_server(device: Any, host: str, port: int) -> tuple[Any, asyncio.Task[None]]:
+    """A pymodbus TCP server for ``device`` on (host, port), started and answering (≤ 2 s)."""
+    from pymodbus.server import ModbusTcpServer
+
+    server = ModbusTcpServer(device, address=(host, port))
+    task = asyncio.create_task(server.serve_forever())
+    for _ in range(100):
+        if server.is_active():
+            break
+        await asyncio.sleep(0.02)
+    return server, task
+
+
 class ModbusPlantServer:
     """A pymodbus TCP server; tag ``i`` is holding registers 2i..2i+1 and input register i."""
 
@@ -251,7 +264,6 @@ class ModbusPlantServer:
                 current_registers[k] = source[pos]
 
     async def start(self) -> None:
-        from pymodbus.server import ModbusTcpServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
         device = SimDevice(
@@ -264,12 +276,7 @@ class ModbusPlantServer:
             ),
             action=self._action,
         )
-        self._server = ModbusTcpServer(device, address=(self.host, self.port))
-        self._task = asyncio.create_task(self._server.serve_forever())
-        for _ in range(100):
-            if self._server.is_active():
-                break
-            await asyncio.sleep(0.02)
+        self._server, self._task = await start_modbus_server(device, self.host, self.port)
 
     async def stop(self) -> None:
         if self._server is not None:

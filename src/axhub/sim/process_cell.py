@@ -15,7 +15,7 @@ import struct
 from typing import Any
 
 from axhub.sim import process as sp
-from axhub.sim.live import float32_registers
+from axhub.sim.live import float32_registers, start_modbus_server
 
 
 class ProcessCell:
@@ -74,7 +74,6 @@ class ProcessCell:
     # ----------------------------------------------------------------------- servers
     async def start(self, initial: dict[str, float] | None = None) -> None:
         from asyncua import Server, ua
-        from pymodbus.server import ModbusTcpServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
         initial = dict(initial or sp.BASELINE)
@@ -130,12 +129,7 @@ class ProcessCell:
             action=action,
         )
         self.modbus_port = self.modbus_port or _free_port()
-        self._modbus = ModbusTcpServer(device, address=(self.host, self.modbus_port))
-        self._task = asyncio.create_task(self._modbus.serve_forever())
-        for _ in range(100):
-            if self._modbus.is_active():
-                break
-            await asyncio.sleep(0.02)
+        self._modbus, self._task = await start_modbus_server(device, self.host, self.modbus_port)
 
     async def _sync_from_modbus(self) -> None:
         for i, n in enumerate(self.names):

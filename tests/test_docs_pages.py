@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import typer
+from markdown.extensions.toc import slugify
 
 from _docs_pages import DOCS, REPO, RUNNABLE, Block, blocks, doc_pages, page_markers
 from axhub.cli.main import app
@@ -281,3 +282,17 @@ def test_commands_named_in_the_prose_exist() -> None:
 def _without_fences(page: Path) -> str:
     text = page.read_text(encoding="utf-8")
     return "\n".join(part for i, part in enumerate(text.split("```")) if i % 2 == 0)
+
+
+def test_korean_architecture_page_keeps_the_english_rule_sections_and_packages() -> None:
+    """docs/architecture.ko.md is for people; the English page is the source of truth. The Korean
+    page states the same layer rule, has the same sections (its headings carry the English anchors)
+    and lists the same packages, so a change to the English page shows where the Korean one lags."""
+    en = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    ko = (DOCS / "architecture.ko.md").read_text(encoding="utf-8")
+    rule = re.compile(r"^`core ←.*$", re.MULTILINE)
+    assert rule.findall(ko) == rule.findall(en) != []
+    english_sections = [slugify(title, "-") for title in re.findall(r"^## (.+)$", en, re.MULTILINE)]
+    assert re.findall(r"^## .+ \{#([a-z0-9-]+)\}$", ko, re.MULTILINE) == english_sections
+    packages = re.compile(r"^\| (`[^|]+) \|", re.MULTILINE)
+    assert packages.findall(ko) == packages.findall(en) != []

@@ -24,6 +24,7 @@ from axhub.core.errors import (
     PermissionDeniedError,
 )
 from axhub.core.messages import Lang, lang_from_accept, normalize_lang
+from axhub.registry.bundle import BundleError
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,12 @@ def install_error_handlers(app: FastAPI) -> None:
                     "code": p.code or None,
                 }
                 for p in exc.problems
+            ]
+        elif isinstance(exc, BundleError):
+            lang = request_lang(request)
+            message, hint = exc.render(lang)
+            details = [
+                {"file": p.file, "problem": p.text(lang), "code": p.code or None} for p in exc.problems
             ]
         headers = getattr(exc, "headers", None)
         return error_json(status, code, message, hint, details, headers)

@@ -66,7 +66,12 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
             err_console.print(f"[bold red]{t('error')}:[/] {message}" + (f" ({hint})" if hint else ""))
             raise typer.Exit(code=1) from exc
         except AxHubError as exc:
-            err_console.print(f"[bold red]{t('error')}:[/] {exc}")
+            render = getattr(exc, "render", None)  # errors that can speak Korean (e.g. bundle refusals)
+            if callable(render):
+                message, hint = render(current_lang())
+                err_console.print(f"[bold red]{t('error')}:[/] {message}" + (f" ({hint})" if hint else ""))
+            else:
+                err_console.print(f"[bold red]{t('error')}:[/] {exc}")
             raise typer.Exit(code=1) from exc
 
     return wrapper

@@ -17,6 +17,119 @@ LANGS: tuple[Lang, ...] = ("ko", "en")
 
 # code -> language -> (message, hint); {name} placeholders are filled from the problem's params.
 CATALOG: dict[str, dict[Lang, tuple[str, str]]] = {
+    # Bundles (``registry.bundle``): the file is the one inside the bundle, never a server path.
+    "bundle_no_manifest": {
+        "en": ("the bundle has no manifest.json", "re-export the model on the hub and send it again"),
+        "ko": ("번들에 manifest.json이 없습니다", "허브에서 모델을 다시 내보내 보내세요"),
+    },
+    "bundle_manifest_unreadable": {
+        "en": ("manifest.json is not valid JSON", "re-export the model on the hub and send it again"),
+        "ko": ("manifest.json이 올바른 JSON이 아닙니다", "허브에서 모델을 다시 내보내 보내세요"),
+    },
+    "bundle_no_hashes": {
+        "en": ("manifest.json lists no file hashes", "re-export the model on the hub and send it again"),
+        "ko": ("manifest.json에 파일 해시 목록이 없습니다", "허브에서 모델을 다시 내보내 보내세요"),
+    },
+    "bundle_not_listed_required": {
+        "en": ("{required} is not listed in the manifest", "re-export the model on the hub and send it again"),
+        "ko": ("{required}이(가) 매니페스트에 없습니다", "허브에서 모델을 다시 내보내 보내세요"),
+    },
+    "bundle_file_missing": {
+        "en": (
+            "file missing from the bundle (hash check)",
+            "re-export the model on the hub and send it again",
+        ),
+        "ko": ("번들에 이 파일이 없습니다(해시 검사)", "허브에서 모델을 다시 내보내 보내세요"),
+    },
+    "bundle_file_changed": {
+        "en": (
+            "sha256 differs from the manifest (hash check): the file was changed after export",
+            "do not use this copy; send the model again from the hub (axhub edge rollout)",
+        ),
+        "ko": (
+            "sha256이 매니페스트와 다릅니다(해시 검사): 내보낸 뒤 파일이 바뀌었습니다",
+            "이 사본은 쓰지 말고 허브에서 모델을 다시 보내세요(axhub edge rollout)",
+        ),
+    },
+    "bundle_file_extra": {
+        "en": (
+            "not listed in the manifest (hash check): the file was added after export",
+            "do not use this copy; send the model again from the hub (axhub edge rollout)",
+        ),
+        "ko": (
+            "매니페스트에 없는 파일입니다(해시 검사): 내보낸 뒤 추가되었습니다",
+            "이 사본은 쓰지 말고 허브에서 모델을 다시 보내세요(axhub edge rollout)",
+        ),
+    },
+    "bundle_unsafe_name": {
+        "en": (
+            "unsafe file name in the bundle",
+            "use plain relative names of letters, digits, '.', '_', '-'",
+        ),
+        "ko": ("번들의 파일 이름이 안전하지 않습니다", "영문자, 숫자, '.', '_', '-'로 된 상대 이름만 쓰세요"),
+    },
+    "bundle_hmac_mismatch": {
+        "en": (
+            "signature does not match the hub key (signature check)",
+            "do not use this copy; export the model again from the hub",
+        ),
+        "ko": (
+            "서명이 허브 키와 맞지 않습니다(서명 검사)",
+            "이 사본은 쓰지 말고 허브에서 모델을 다시 내보내세요",
+        ),
+    },
+    "bundle_unsigned": {
+        "en": ("bundle is not signed (signature check)", "export the model from the hub, which signs it"),
+        "ko": ("번들에 서명이 없습니다(서명 검사)", "서명하는 허브에서 모델을 내보내세요"),
+    },
+    "bundle_key_needed": {
+        "en": ("a key is needed to check the signature", "give the hub key"),
+        "ko": ("서명을 확인하려면 키가 필요합니다", "허브 키를 주세요"),
+    },
+    "bundle_not_hub_signed": {
+        "en": (
+            "bundle is not signed by the hub (signature check: no Ed25519 signature)",
+            "send the model with 'axhub edge rollout', which signs it with the hub key",
+        ),
+        "ko": (
+            "허브가 서명한 번들이 아닙니다(서명 검사: Ed25519 서명 없음)",
+            "허브 키로 서명하는 'axhub edge rollout'으로 모델을 보내세요",
+        ),
+    },
+    "bundle_bad_signature": {
+        "en": (
+            "Ed25519 signature does not match the hub's public key (signature check): the manifest "
+            "was edited after signing, or another hub signed it",
+            "do not use this copy; send the model again with 'axhub edge rollout' from this device's hub",
+        ),
+        "ko": (
+            "Ed25519 서명이 허브 공개 키와 맞지 않습니다(서명 검사): 서명 뒤 매니페스트가 "
+            "바뀌었거나 다른 허브가 서명했습니다",
+            "이 사본은 쓰지 말고 이 장치의 허브에서 'axhub edge rollout'으로 다시 보내세요",
+        ),
+    },
+    "bundle_download_altered": {
+        "en": (
+            "download incomplete or altered (archive sha256 {got}… is not the announced {expected}…)",
+            "the agent downloads it again at the next sync; check the network if this repeats",
+        ),
+        "ko": (
+            "내려받은 파일이 불완전하거나 바뀌었습니다(아카이브 sha256 {got}…, 허브가 알린 값 {expected}…)",
+            "다음 동기화에서 다시 내려받습니다. 반복되면 네트워크를 확인하세요",
+        ),
+    },
+    "bundle_too_large": {
+        "en": ("unpacks to {size} bytes, more than {limit}", "this is not a model bundle"),
+        "ko": ("풀면 {size}바이트로 한도 {limit}바이트를 넘습니다", "모델 번들이 아닙니다"),
+    },
+    "bundle_zip_bomb": {
+        "en": ("unpacks {size} bytes from {packed} (a zip bomb, not a model)", "this is not a model bundle"),
+        "ko": ("{packed}바이트에서 {size}바이트로 풀립니다(압축 폭탄, 모델이 아님)", "모델 번들이 아닙니다"),
+    },
+    "bundle_larger_than_declared": {
+        "en": ("larger than the archive declares", "this is not a model bundle"),
+        "ko": ("아카이브가 알린 크기보다 큽니다", "모델 번들이 아닙니다"),
+    },
     "file_not_found": {
         "en": ("file not found", "check the path"),
         "ko": ("파일을 찾을 수 없습니다", "경로를 확인하세요"),
@@ -136,6 +249,10 @@ CATALOG: dict[str, dict[Lang, tuple[str, str]]] = {
 _WHERE: dict[Lang, dict[str, str]] = {
     "en": {"row": "row {row}", "field": "column {field!r}"},
     "ko": {"row": "{row}행", "field": "{field!r} 열"},
+}
+BUNDLE_REFUSED: dict[Lang, str] = {
+    "en": "bundle {label} refused, nothing was loaded",
+    "ko": "번들 {label}을(를) 거부했습니다(아무것도 불러오지 않음)",
 }
 REFUSED: dict[Lang, str] = {
     "en": "The whole file was refused; nothing was stored",

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from axhub.registry.bundle import BundleError, BundleRunner, read_bundle
+from axhub.registry.bundle import BundleRunner, bundle_problem, read_bundle, refused
 
 SWAP_FILE = "swap.json"
 
@@ -84,17 +84,19 @@ class BundleSlots:
         """Verify and store an archive; returns its bundle directory. Refuses with BundleError."""
         got = hashlib.sha256(archive).hexdigest()
         if got != expected_sha:
-            raise BundleError(
-                f"bundle download is incomplete or altered (sha256 {got[:12]}… is not {expected_sha[:12]}…)"
+            raise refused(
+                expected_sha[:12],
+                [bundle_problem("zip", "bundle_download_altered", got=got[:12], expected=expected_sha[:12])],
             )
+        label = expected_sha[:12]  # what the hub and the fleet page call it; never a local path
         target = self.root / expected_sha
         if target.is_dir():
-            read_bundle(target, public_key=self.public_key)  # still intact?
+            read_bundle(target, public_key=self.public_key, label=label)  # still intact?
             return target
         zip_path = self.root / f".staging-{expected_sha}.zip"
         zip_path.write_bytes(archive)
         try:
-            verified = read_bundle(zip_path, public_key=self.public_key)
+            verified = read_bundle(zip_path, public_key=self.public_key, label=label)
             staging = self.root / f".staging-{expected_sha}"
             shutil.copytree(verified.path, staging)
             if verified._tmp is not None:

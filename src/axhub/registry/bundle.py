@@ -91,7 +91,57 @@ _SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 
 
 class BundleError(AxHubError):
-    """A bundle is malformed, incomplete, tampered with or unsigned."""
+    """A bundle is malformed, incomplete, tampered with or unsigned.
+
+    A refusal after a check carries its ``problems``: each names the file inside the bundle and
+    the check that failed, with a catalogue code (``core.messages``) so ``render`` can say it in
+    Korean or English. Never a server path: bundles are unpacked into temporary folders whose
+    names mean nothing to the person reading the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str = "",
+        problems: list[InputProblem] | None = None,
+        label: str = "",
+    ) -> None:
+        self.problems = list(problems or [])
+        self.label = label
+        if self.problems and not hint and self.problems[0].code:
+            from axhub.core.messages import message as catalog_message
+
+            hint = catalog_message(self.problems[0].code, self.problems[0].params, "en")[1]
+        super().__init__(message, hint=hint)
+
+    def render(self, lang: str = "en") -> tuple[str, str]:
+        """(message, hint) in ``lang``."""
+        from axhub.core.messages import BUNDLE_REFUSED, message, normalize_lang
+
+        code = normalize_lang(lang)
+        if not self.problems:
+            return str(self.args[0]) if self.args else "", self.hint
+        shown = "; ".join(p.render(code) for p in self.problems[:5])
+        if len(self.problems) > 5:
+            shown += f" (+{len(self.problems) - 5})"
+        first = self.problems[0]
+        hint = message(first.code, first.params, code)[1] if first.code else ""
+        return f"{BUNDLE_REFUSED[code].format(label=self.label)}: {shown}", hint or self.hint
+
+
+def bundle_problem(name: str, code: str, **params: Any) -> InputProblem:
+    from axhub.core.errors import problem
+
+    return problem(name, None, None, code, **params)
+
+
+def refused(label: str, problems: list[InputProblem]) -> BundleError:
+    """The error for a bundle that failed its checks (English text for logs, ``render`` for people)."""
+    from axhub.core.messages import BUNDLE_REFUSED
+
+    shown = "; ".join(str(p) for p in problems)
+    return BundleError(f"{BUNDLE_REFUSED['en'].format(label=label)}: {shown}", problems=problems, label=label)
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,15 +149,16 @@ class BundleError(AxHubError):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_relative_name(name: str) -> None:
+def _unsafe_name(name: str) -> bool:
     parts = name.split("/")
     if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise BundleError(f"unsafe file name in bundle: {name!r}", hint="use plain relative names")
-    for part in parts:
-        if not set(part) <= _SAFE_NAME_CHARS:
-            raise BundleError(
-                f"unsafe file name in bundle: {name!r}", hint="use letters, digits, '.', '_' and '-'"
-            )
+        return True
+    return any(not set(part) <= _SAFE_NAME_CHARS for part in parts)
+
+
+def _check_relative_name(name: str, label: str = "") -> None:
+    if _unsafe_name(name):
+        raise refused(label, [bundle_problem(repr(name), "bundle_unsafe_name")])
 
 
 def sha256_file(path: Path) -> str:
@@ -178,7 +229,7 @@ def sign_bundle_ed25519(directory: str | Path, private_key_pem: bytes) -> Path:
     directory = Path(directory)
     problems = verify_bundle(directory)
     if problems:
-        raise BundleError("refusing to sign a bundle that fails verification: " + "; ".join(problems))
+        raise refused(directory.name, verify_bundle_problems(directory))
     manifest_path = directory / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text())
     manifest[ED25519_FIELD] = sign_manifest_ed25519(manifest, private_key_pem)
@@ -328,23 +379,33 @@ MAX_RATIO = 100
 _RATIO_FREE_BYTES = 1 << 20  # small text files (JSON) may compress better than that
 
 
-def _extract_zip(zip_path: Path) -> tempfile.TemporaryDirectory[str]:
+def _extract_zip(zip_path: Path, label: str) -> tempfile.TemporaryDirectory[str]:
     tmp = tempfile.TemporaryDirectory(prefix="axhub-bundle-")
     try:
         with zipfile.ZipFile(zip_path) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]
             declared = sum(i.file_size for i in infos)
             if declared > MAX_BUNDLE_BYTES:
-                raise BundleError(f"{zip_path}: unpacks to {declared} bytes, more than {MAX_BUNDLE_BYTES}")
+                raise refused(
+                    label,
+                    [bundle_problem("zip", "bundle_too_large", size=declared, limit=MAX_BUNDLE_BYTES)],
+                )
             budget = MAX_BUNDLE_BYTES
             for info in infos:
-                _check_relative_name(info.filename)
+                _check_relative_name(info.filename, label)
                 if info.file_size > _RATIO_FREE_BYTES and info.file_size > MAX_RATIO * max(
                     info.compress_size, 1
                 ):
-                    raise BundleError(
-                        f"{zip_path}: {info.filename} unpacks {info.file_size} bytes from "
-                        f"{info.compress_size} (a zip bomb, not a model)"
+                    raise refused(
+                        label,
+                        [
+                            bundle_problem(
+                                info.filename,
+                                "bundle_zip_bomb",
+                                size=info.file_size,
+                                packed=info.compress_size,
+                            )
+                        ],
                     )
                 target = Path(tmp.name) / info.filename
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +414,8 @@ def _extract_zip(zip_path: Path) -> tempfile.TemporaryDirectory[str]:
                     while chunk := src.read(min(1 << 20, left + 1)):
                         left -= len(chunk)
                         if left < 0:
-                            raise BundleError(f"{zip_path}: {info.filename} is larger than it declares")
+                            problem = bundle_problem(info.filename, "bundle_larger_than_declared")
+                            raise refused(label, [problem])
                         dst.write(chunk)
                     budget -= info.file_size
     except BaseException:
@@ -369,54 +431,66 @@ def verify_bundle(
     require_signature: bool = False,
     public_key: bytes | None = None,
 ) -> list[str]:
-    """Every problem found in a bundle directory (empty when it is intact).
+    """Every problem found in a bundle directory (empty when it is intact), in English.
 
     With ``public_key`` (the hub's Ed25519 public key, PEM) the bundle must carry a valid
     Ed25519 signature by that key, whatever ``require_signature`` says.
     """
+    problems = verify_bundle_problems(
+        path, key=key, require_signature=require_signature, public_key=public_key
+    )
+    return [str(p) for p in problems]
+
+
+def verify_bundle_problems(
+    path: str | Path,
+    *,
+    key: bytes | None = None,
+    require_signature: bool = False,
+    public_key: bytes | None = None,
+) -> list[InputProblem]:
+    """``verify_bundle``'s problems, each naming the file inside the bundle and the failed check."""
     path = Path(path)
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
-        return [f"{path}: no {MANIFEST_FILE}"]
+        return [bundle_problem(MANIFEST_FILE, "bundle_no_manifest")]
     try:
         manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        return [f"{manifest_path}: unreadable ({exc})"]
-    problems: list[str] = []
+    except (OSError, ValueError):
+        return [bundle_problem(MANIFEST_FILE, "bundle_manifest_unreadable")]
+    problems: list[InputProblem] = []
     hashes = manifest.get("files")
     if not isinstance(hashes, dict):
-        return [f"{manifest_path}: no file hashes"]
+        return [bundle_problem(MANIFEST_FILE, "bundle_no_hashes")]
     for required in (MODEL_FILE, PREPROCESSING_FILE):
         if required not in hashes:
-            problems.append(f"{manifest_path}: {required} is not listed")
+            problems.append(bundle_problem(MANIFEST_FILE, "bundle_not_listed_required", required=required))
     for name, expected in hashes.items():
-        try:
-            _check_relative_name(name)
-        except BundleError as exc:
-            problems.append(str(exc))
+        if _unsafe_name(name):
+            problems.append(bundle_problem(repr(name), "bundle_unsafe_name"))
             continue
         file_path = path / name
         if not file_path.is_file():
-            problems.append(f"{file_path}: missing")
+            problems.append(bundle_problem(name, "bundle_file_missing"))
         elif sha256_file(file_path) != expected:
-            problems.append(f"{file_path}: sha256 differs from the manifest (file changed)")
+            problems.append(bundle_problem(name, "bundle_file_changed"))
     listed = set(hashes)
     for extra in sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()):
         if extra != MANIFEST_FILE and extra not in listed:
-            problems.append(f"{path / extra}: not listed in the manifest")
+            problems.append(bundle_problem(extra, "bundle_file_extra"))
     signature = manifest.get("signature")
     if key is not None and signature is not None:
         if not hmac.compare_digest(str(signature), sign_manifest(manifest, key)):
-            problems.append(f"{manifest_path}: signature does not match the hub key")
+            problems.append(bundle_problem(MANIFEST_FILE, "bundle_hmac_mismatch"))
     elif require_signature and signature is None and public_key is None:
-        problems.append(f"{manifest_path}: bundle is not signed")
+        problems.append(bundle_problem(MANIFEST_FILE, "bundle_unsigned"))
     elif require_signature and key is None and public_key is None:
-        problems.append(f"{manifest_path}: a key is needed to check the signature")
+        problems.append(bundle_problem(MANIFEST_FILE, "bundle_key_needed"))
     if public_key is not None:
         if ED25519_FIELD not in manifest:
-            problems.append(f"{manifest_path}: bundle is not signed by the hub (no Ed25519 signature)")
+            problems.append(bundle_problem(MANIFEST_FILE, "bundle_not_hub_signed"))
         elif not ed25519_signature_ok(manifest, public_key):
-            problems.append(f"{manifest_path}: Ed25519 signature does not match the hub's public key")
+            problems.append(bundle_problem(MANIFEST_FILE, "bundle_bad_signature"))
     return problems
 
 
@@ -426,29 +500,31 @@ def read_bundle(
     key: bytes | None = None,
     require_signature: bool = False,
     public_key: bytes | None = None,
+    label: str | None = None,
 ) -> Bundle:
     """Open a bundle directory or ``.zip``, refusing it when any file fails verification.
 
     With ``key`` a present HMAC signature must match; with ``require_signature`` it must be
     present; with ``public_key`` an Ed25519 signature by the hub's key must be present and match.
+    ``label`` names the bundle in messages (default: the file or folder name, never its path).
     """
     path = Path(path)
+    label = label if label is not None else path.name
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if path.is_file() and zipfile.is_zipfile(path):
-        tmp = _extract_zip(path)
+        tmp = _extract_zip(path, label)
         root = Path(tmp.name)
     elif path.is_dir():
         root = path
     else:
-        raise BundleError(f"no bundle at {path}", hint="give a bundle directory or its .zip")
-    problems = verify_bundle(root, key=key, require_signature=require_signature, public_key=public_key)
+        raise BundleError(f"no bundle at {label}", hint="give a bundle directory or its .zip")
+    problems = verify_bundle_problems(
+        root, key=key, require_signature=require_signature, public_key=public_key
+    )
     if problems:
         if tmp is not None:
             tmp.cleanup()
-        raise BundleError(
-            f"bundle {path} failed verification: " + "; ".join(problems),
-            hint="do not load it; re-export the model from the hub",
-        )
+        raise refused(label, problems)
     manifest = json.loads((root / MANIFEST_FILE).read_text())
     preprocessing = json.loads((root / PREPROCESSING_FILE).read_text())
     return Bundle(path=root, manifest=manifest, preprocessing=preprocessing, _tmp=tmp)

@@ -35,6 +35,7 @@ EDGE_MAY_USE = (
     "axhub.ingest.connectors",
     "axhub.ingest.tag_mapping",  # the connectors' tag mapping (core only)
     "axhub.registry.bundle",
+    "axhub.registry.normal_ranges",  # normal ranges and per-row explanations (numpy only)
 )
 EXCEPTIONS = {
     # The API process serves the dashboard too: the app factory mounts it (web never reaches back).

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from axhub.registry.bundle import BundleRunner
+from axhub.registry.normal_ranges import NormalStats, explain_row
 
 
 @dataclass
@@ -51,13 +52,6 @@ def model_info(runner: BundleRunner) -> dict[str, Any]:
     }
 
 
-def _standardize(runner: BundleRunner) -> tuple[np.ndarray, np.ndarray] | None:
-    for step in runner.steps:
-        if step.get("op") == "standardize":
-            return np.asarray(step["mean"], dtype=np.float64), np.asarray(step["scale"], dtype=np.float64)
-    return None
-
-
 class LocalScorer:
     """Scores the given assets with one bundle; calls ``on_alert(alert)`` for each new episode."""
 
@@ -80,6 +74,10 @@ class LocalScorer:
         self.bucket_us = round(bucket_s * 1_000_000)
         self.bundle_sha = bundle_sha
         self.model = model_info(runner)
+        # The alert says why, as the hub's do: reading vs the bundle's normal range per signal.
+        self.normal = NormalStats.from_bundle(
+            self.columns, runner.bundle.manifest, runner.bundle.preprocessing
+        )
         self.on_alert = on_alert
         self.context = max(runner.min_rows - 1, 0)
         self.stats = ScoringStats()
@@ -151,11 +149,15 @@ class LocalScorer:
         self.stats.rows += len(keys)
         state.history = list(data[-self.context :]) if self.context else []
         scores = np.asarray(result["score"], dtype=np.float64)[-len(keys) :]
+        contributions = result.get("contributions")
+        if contributions is not None:
+            contributions = np.asarray(contributions, dtype=np.float64)[-len(keys) :]
         alerts: list[dict[str, Any]] = []
         for i, (key, score) in enumerate(zip(keys, scores, strict=True)):
             anomalous = bool(score > self.threshold)
             if anomalous and not state.in_episode:
-                alerts.append(self._alert(asset, key, float(score), rows[i]))
+                contrib = contributions[i] if contributions is not None else None
+                alerts.append(self._alert(asset, key, float(score), rows[i], contrib))
             state.in_episode = anomalous
         for alert in alerts:
             self.stats.alerts += 1
@@ -163,15 +165,10 @@ class LocalScorer:
                 self.on_alert(alert)
         return alerts
 
-    def _alert(self, asset: str, ts_us: int, score: float, row: np.ndarray) -> dict[str, Any]:
-        explanation: list[dict[str, Any]] = []
-        std = _standardize(self.runner)
-        if std is not None:
-            z = (row - std[0]) / np.where(std[1] == 0, 1.0, std[1])
-            for i in np.argsort(-np.abs(z))[:3]:
-                explanation.append(
-                    {"signal": self.columns[i], "value": float(row[i]), "z": round(float(z[i]), 2)}
-                )
+    def _alert(
+        self, asset: str, ts_us: int, score: float, row: np.ndarray, contributions: np.ndarray | None
+    ) -> dict[str, Any]:
+        explanation = explain_row(row, self.columns, self.normal, contributions, top_k=3)
         when = datetime.fromtimestamp(ts_us / 1e6, UTC)
         ratio = score / self.threshold if self.threshold > 0 else math.inf
         return {

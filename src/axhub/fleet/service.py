@@ -29,7 +29,8 @@ from axhub.core.readings import READINGS_SCHEMA
 from axhub.core.timeutil import utcnow
 from axhub.edge.buffer import ALERTS_KIND, READINGS_KIND, RESULTS_KIND, decode_events, decode_readings
 from axhub.edge.config import AgentConfig
-from axhub.registry.bundle import read_bundle, sign_bundle_ed25519, zip_bundle
+from axhub.registry.bundle import MANIFEST_FILE, read_bundle, sign_bundle_ed25519, zip_bundle
+from axhub.registry.normal_ranges import describe
 from axhub.registry.signing import HubSigningKey
 from axhub.store.blobs import BlobStore
 from axhub.store.models import (
@@ -39,6 +40,8 @@ from axhub.store.models import (
     EdgeEnrolTokenRow,
     EdgeRolloutRow,
     EdgeSyncBatchRow,
+    ModelVersionRow,
+    SignalRow,
 )
 from axhub.store.scoped import OrgScope
 
@@ -191,14 +194,30 @@ def _bundle_report(scope: OrgScope, state: EdgeDeviceStateRow, report: dict[str,
 
 
 # ------------------------------------------------------------------------------ rollouts
-def sign_archive(archive: Path, key: HubSigningKey) -> Path:
-    """A signed copy of a bundle archive (zip or directory), as a new zip in a temp directory."""
+# What the hub learnt at training that the device needs to explain its alerts the way hub alerts
+# are explained (reading vs normal range per signal): carried in the signed manifest.
+EDGE_PARAMS = ("normal_states",)
+
+
+def sign_archive(archive: Path, key: HubSigningKey, params: dict[str, Any] | None = None) -> Path:
+    """A signed copy of a bundle archive (zip or directory), as a new zip in a temp directory.
+
+    ``params`` (the model version's training record) are added to the manifest's ``params``
+    before signing, so the device can trust them like the rest of the manifest.
+    """
     verified = read_bundle(archive)
     work = Path(tempfile.mkdtemp(prefix="axhub-sign-"))
     target = work / "bundle"
     shutil.copytree(verified.path, target)
     if verified._tmp is not None:
         verified._tmp.cleanup()
+    carried = {k: v for k, v in (params or {}).items() if k in EDGE_PARAMS and v}
+    if carried:
+        manifest_path = target / MANIFEST_FILE
+        manifest = json.loads(manifest_path.read_text())
+        manifest["params"] = {**dict(manifest.get("params") or {}), **carried}
+        manifest.pop("signature", None)  # an HMAC over the old manifest; the Ed25519 one replaces it
+        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     sign_bundle_ed25519(target, key.private_pem)
     return zip_bundle(target, work / "bundle.zip")
 
@@ -228,7 +247,8 @@ def start_rollout(
             raise NotFoundError(f"device '{canary_device_id}' is not an active member of group '{group}'")
     else:
         canary = devices[0]
-    signed = sign_archive(archive, key)
+    version = scope.find(ModelVersionRow, id=model_version_id) if model_version_id else None
+    signed = sign_archive(archive, key, dict(version.params or {}) if version is not None else None)
     try:
         sha = blobs.put(signed)
     finally:
@@ -358,11 +378,28 @@ def _store_event(
             title=str(event.get("title", ""))[:500],
             score=float(score) if isinstance(score, int | float) else None,
             threshold=float(threshold) if isinstance(threshold, int | float) else None,
-            explanation=list(event.get("explanation") or [])[:10],
+            explanation=_with_units(scope, asset_id, list(event.get("explanation") or [])[:10]),
             dedup_key=f"edge:{device.id}:{asset_slug}",
         ),
         id=event["id"],
     )
+
+
+def _with_units(scope: OrgScope, asset_id: str, items: list[Any]) -> list[Any]:
+    """A device's explanation with the machine's units (the hub knows them, the bundle does not),
+    so "4.40 mm/s, normal 1.80 ± 0.10" reads the same as on hub-scored alerts."""
+    units = {s.name: s.unit for s in scope.list(SignalRow, asset_id=asset_id) if s.unit}
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, dict) and not item.get("unit") and units.get(str(item.get("signal"))):
+            item = {**item, "unit": units[str(item["signal"])]}
+            if isinstance(item.get("value"), int | float) and isinstance(
+                item.get("normal_mean"), int | float
+            ):
+                item["text"] = describe(item, "en")
+                item["text_ko"] = describe(item, "ko")
+        out.append(item)
+    return out
 
 
 def _event_basics(scope: OrgScope, event: Any, where: str, index: int) -> tuple[datetime, str, str]:

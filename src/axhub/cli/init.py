@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from axhub.cli._context import console, friendly_errors, open_database
-from axhub.core.settings import get_settings
+from axhub.core.settings import get_settings, save_default_org
 from axhub.store.platform import ensure_org
 
 
@@ -28,6 +30,11 @@ def init(
         with db.session() as session:
             row = ensure_org(session, org, slug or None)
             console.print(f"company:     [bold]{row.name}[/] (id '{row.slug}')")
+            chosen = row.slug
+        # Later commands without --org work in this company (AXHUB_DEFAULT_ORG still wins).
+        save_default_org(settings.home, chosen)
+        if not os.environ.get("AXHUB_DEFAULT_ORG"):
+            settings.default_org = chosen  # this process's later commands too (settings are cached)
     console.print("[green]ready.[/] Next: 'axhub ingest FILE --asset NAME' or 'axhub demo'.")
 
 

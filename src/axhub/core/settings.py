@@ -23,6 +23,25 @@ def _default_datasets_root() -> Path:
     return candidates[0].resolve()
 
 
+DEFAULT_ORG_FILE = "default-org"
+
+
+def saved_default_org(home: Path) -> str:
+    """The company slug ``axhub init`` chose for this home ('' when none)."""
+    try:
+        return (home / DEFAULT_ORG_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def save_default_org(home: Path, slug: str) -> None:
+    """Remember ``slug`` as the company of later commands run without ``--org``."""
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = home / f".{DEFAULT_ORG_FILE}.tmp"
+    tmp.write_text(slug + "\n", encoding="utf-8")
+    tmp.replace(home / DEFAULT_ORG_FILE)
+
+
 class Settings(BaseSettings):
     """Where AX Hub keeps its state. Every field can be set as ``AXHUB_<NAME>``."""
 
@@ -32,8 +51,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     data_root: Path | None = None
     datasets: Path = Field(default_factory=_default_datasets_root)
-    # Default organisation used by the single-company embedded CLI.
-    default_org: str = "demo"
+    # Default organisation used by the single-company embedded CLI: AXHUB_DEFAULT_ORG, else the
+    # company `axhub init --org` made (kept in <home>/default-org), else "demo".
+    default_org: str = ""
     # Fernet key for secrets kept at rest (SMTP passwords); empty: <home>/secrets.key (core/secret_box.py).
     secrets_key: str = Field(default="", repr=False)
     # Sign-in needs the company code (sign-in names are per company). Off: an e-mail alone is
@@ -47,6 +67,8 @@ class Settings(BaseSettings):
             self.data_root = self.home / "data"
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'axhub.db'}"
+        if not self.default_org:
+            self.default_org = saved_default_org(self.home) or "demo"
         return self
 
     @property

@@ -75,6 +75,37 @@ TEXTS: dict[str, tuple[str, str]] = {
         "round {round}: {seconds:.1f} s, contribution {contribution}",
         "{round}회차: {seconds:.1f}초, 기여도 {contribution}",
     ),
+    # axhub edge
+    "edge.token": (
+        "Enrolment token for {name} (group {group}), valid until {until}:",
+        "{name} 등록 토큰 (그룹 {group}), {until}까지 유효:",
+    ),
+    "edge.token.once": (
+        "It is shown only now and works once.",
+        "지금 한 번만 표시되며 한 번만 쓸 수 있습니다.",
+    ),
+    "edge.enrolled": (
+        "Enrolled as {id}; hub key fingerprint {fp}.",
+        "{id}(으)로 등록했습니다. 허브 키 지문 {fp}.",
+    ),
+    "edge.fleet": ("Edge devices", "엣지 장치"),
+    "edge.col.name": ("device", "장치"),
+    "edge.col.group": ("group", "그룹"),
+    "edge.col.online": ("online", "연결"),
+    "edge.col.sync": ("last sync", "마지막 동기화"),
+    "edge.col.depth": ("buffered", "버퍼"),
+    "edge.col.bundle": ("bundle", "모델 번들"),
+    "edge.col.agent": ("agent", "에이전트"),
+    "edge.col.cpu": ("CPU %", "CPU %"),
+    "edge.col.rss": ("memory MB", "메모리 MB"),
+    "edge.yes": ("yes", "예"),
+    "edge.no": ("no", "아니오"),
+    "edge.revoked": ("revoked", "해지됨"),
+    "edge.rollout": (
+        "Rollout {id}: signed bundle {sha} to group {group}, canary {canary}.",
+        "배포 {id}: 서명된 번들 {sha}을(를) 그룹 {group}에 보냄, 먼저 {canary}.",
+    ),
+    "edge.revoke.done": ("Device {id} revoked.", "장치 {id}을(를) 해지했습니다."),
 }
 
 

@@ -13,42 +13,9 @@ from typing import Any
 import typer
 
 from axhub.cli._context import console, friendly_errors
-from axhub.cli._lang import current_lang, lang_option
+from axhub.cli._lang import lang_option, t
 
-_TEXTS: dict[str, tuple[str, str]] = {
-    "token": (
-        "Enrolment token for {name} (group {group}), valid until {until}:",
-        "{name} 등록 토큰 (그룹 {group}), {until}까지 유효:",
-    ),
-    "token.once": ("It is shown only now and works once.", "지금 한 번만 표시되며 한 번만 쓸 수 있습니다."),
-    "enrolled": (
-        "Enrolled as {id}; hub key fingerprint {fp}.",
-        "{id}(으)로 등록했습니다. 허브 키 지문 {fp}.",
-    ),
-    "fleet": ("Edge devices", "엣지 장치"),
-    "col.name": ("device", "장치"),
-    "col.group": ("group", "그룹"),
-    "col.online": ("online", "연결"),
-    "col.sync": ("last sync", "마지막 동기화"),
-    "col.depth": ("buffered", "버퍼"),
-    "col.bundle": ("bundle", "모델 번들"),
-    "col.agent": ("agent", "에이전트"),
-    "col.cpu": ("CPU %", "CPU %"),
-    "col.rss": ("memory MB", "메모리 MB"),
-    "yes": ("yes", "예"),
-    "no": ("no", "아니오"),
-    "revoked": ("revoked", "해지됨"),
-    "rollout": (
-        "Rollout {id}: signed bundle {sha} to group {group}, canary {canary}.",
-        "배포 {id}: 서명된 번들 {sha}을(를) 그룹 {group}에 보냄, 먼저 {canary}.",
-    ),
-    "revoke.done": ("Device {id} revoked.", "장치 {id}을(를) 해지했습니다."),
-}
-
-
-def _t(key: str, **params: Any) -> str:
-    en, ko = _TEXTS[key]
-    return (ko if current_lang() == "ko" else en).format(**params)
+_ORG_HELP = "Organisation slug (default: the one 'axhub init' made). / 회사 ID."
 
 
 def register(app: typer.Typer) -> None:
@@ -66,13 +33,15 @@ def register(app: typer.Typer) -> None:
     @edge_app.command("token")
     @friendly_errors
     def token_cmd(
-        name: str = typer.Argument(..., help="The device's name."),
-        group: str = typer.Option("default", help="Device group (rollouts go to a group)."),
-        hours: float = typer.Option(72, help="Valid for this many hours."),
-        org: str | None = typer.Option(None, help="Organisation slug (default: settings)."),
+        name: str = typer.Argument(..., help="The device's name. / 장치 이름."),
+        group: str = typer.Option("default", help="Device group (rollouts go to a group). / 장치 그룹."),
+        hours: float = typer.Option(72, help="Valid for this many hours. / 유효 시간."),
+        org: str | None = typer.Option(
+            None, help="Organisation slug (default: the one 'axhub init' made). / 회사 ID."
+        ),
         lang: str | None = lang_option(),
     ) -> None:
-        """Issue a one-time enrolment token for a device (run on the hub)."""
+        """Issue a one-time enrolment token for a device (run on the hub). / 등록 토큰 발급."""
         from axhub.cli._where import org_scope_id
         from axhub.fleet.service import issue_token
         from axhub.store.scoped import OrgScope
@@ -83,32 +52,42 @@ def register(app: typer.Typer) -> None:
                 OrgScope(session, org_scope_id(db, org)), name, group, created_by="cli", ttl_hours=hours
             )
             until = row.expires_at.isoformat(timespec="minutes")
-        console.print(_t("token", name=name, group=group, until=until))
+        console.print(t("edge.token", name=name, group=group, until=until))
         console.print(token, markup=False)
-        console.print(_t("token.once"))
+        console.print(t("edge.token.once"))
 
     @edge_app.command("enrol")
     @friendly_errors
     def enrol_cmd(
-        hub: str = typer.Option(..., help="The hub's URL, e.g. https://hub.example:8000"),
-        token: str = typer.Option(..., help="The one-time token from 'axhub edge token'."),
-        home: Path = typer.Option(Path("axhub-edge"), help="The agent's directory on this device."),
-        name: str = typer.Option("edge", help="This device's name."),
+        hub: str = typer.Option(..., help="The hub's URL, e.g. https://hub.example:8000 / 허브 주소."),
+        token: str = typer.Option(
+            ..., help="The one-time token from 'axhub edge token'. / 일회용 등록 토큰."
+        ),
+        home: Path = typer.Option(
+            Path("axhub-edge"), help="The agent's directory on this device. / 장치의 에이전트 폴더."
+        ),
+        name: str = typer.Option("edge", help="This device's name. / 이 장치의 이름."),
         lang: str | None = lang_option(),
     ) -> None:
-        """Exchange the token for this device's own credential (run on the device)."""
+        """Exchange the token for this device's own credential (run on the device). / 장치 등록."""
         from axhub.edge.agent import enrol_device
         from axhub.registry.signing import fingerprint
 
         identity = enrol_device(home, hub, token, name)
-        console.print(_t("enrolled", id=identity.device_id, fp=fingerprint(identity.hub_public_key.encode())))
+        console.print(
+            t("edge.enrolled", id=identity.device_id, fp=fingerprint(identity.hub_public_key.encode()))
+        )
 
     @edge_app.command("run")
     def run_cmd(
-        home: Path = typer.Option(Path("axhub-edge"), help="The agent's directory on this device."),
-        duration: float | None = typer.Option(None, help="Stop after this many seconds."),
+        home: Path = typer.Option(
+            Path("axhub-edge"), help="The agent's directory on this device. / 장치의 에이전트 폴더."
+        ),
+        duration: float | None = typer.Option(
+            None, help="Stop after this many seconds. / 이 시간(초) 뒤 멈춤."
+        ),
     ) -> None:
-        """Run the edge agent (connectors, buffer, scoring, alerts, sync, updates)."""
+        """Run the edge agent (connectors, buffer, scoring, alerts, sync, updates). / 에이전트 실행."""
         from axhub.edge.agent import main
 
         raise typer.Exit(
@@ -118,12 +97,16 @@ def register(app: typer.Typer) -> None:
     @edge_app.command("status")
     @friendly_errors
     def status_cmd(
-        home: Path | None = typer.Option(None, help="Show this device's own status instead of the fleet."),
-        org: str | None = typer.Option(None, help="Organisation slug (default: settings)."),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        home: Path | None = typer.Option(
+            None, help="Show this device's own status instead of the fleet. / 이 장치의 상태."
+        ),
+        org: str | None = typer.Option(
+            None, help="Organisation slug (default: the one 'axhub init' made). / 회사 ID."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output. / JSON 출력."),
         lang: str | None = lang_option(),
     ) -> None:
-        """The fleet as the hub sees it (on the hub), or one device's own status (--home)."""
+        """The fleet as the hub sees it (on the hub), or one device's own status (--home). / 장치 현황."""
         if home is not None:
             console.print_json(json.dumps(json.loads((home / "status.json").read_text())))
             return
@@ -139,11 +122,11 @@ def register(app: typer.Typer) -> None:
         if as_json:
             console.print_json(json.dumps(devices, default=str))
             return
-        table = Table(title=_t("fleet"))
+        table = Table(title=t("edge.fleet"))
         for col in ("name", "group", "online", "sync", "depth", "bundle", "agent", "cpu", "rss"):
-            table.add_column(_t(f"col.{col}"))
+            table.add_column(t(f"edge.col.{col}"))
         for d in devices:
-            online = _t("revoked") if d["revoked"] else _t("yes" if d["online"] else "no")
+            online = t("edge.revoked") if d["revoked"] else t("edge.yes" if d["online"] else "edge.no")
             table.add_row(
                 d["name"],
                 d["group"],
@@ -160,13 +143,17 @@ def register(app: typer.Typer) -> None:
     @edge_app.command("rollout")
     @friendly_errors
     def rollout_cmd(
-        version: str = typer.Argument(..., help="Model version id to send."),
-        group: str = typer.Option(..., help="Device group."),
-        canary: str | None = typer.Option(None, help="Canary device id (default: the group's oldest)."),
-        org: str | None = typer.Option(None, help="Organisation slug (default: settings)."),
+        version: str = typer.Argument(..., help="Model version id to send. / 보낼 모델 버전."),
+        group: str = typer.Option(..., help="Device group. / 장치 그룹."),
+        canary: str | None = typer.Option(
+            None, help="Canary device id (default: the group's oldest). / 먼저 받을 장치."
+        ),
+        org: str | None = typer.Option(
+            None, help="Organisation slug (default: the one 'axhub init' made). / 회사 ID."
+        ),
         lang: str | None = lang_option(),
     ) -> None:
-        """Sign a model version's bundle with the hub key and roll it out, canary first."""
+        """Sign a model version's bundle with the hub key and roll it out, canary first. / 서명 배포."""
         from axhub.cli._where import org_scope_id
         from axhub.fleet.service import start_rollout
         from axhub.registry.signing import load_or_create_hub_key
@@ -191,8 +178,8 @@ def register(app: typer.Typer) -> None:
                 created_by="cli",
             )
             console.print(
-                _t(
-                    "rollout",
+                t(
+                    "edge.rollout",
                     id=rollout.id,
                     sha=rollout.bundle_sha256[:12],
                     group=group,
@@ -203,11 +190,13 @@ def register(app: typer.Typer) -> None:
     @edge_app.command("revoke")
     @friendly_errors
     def revoke_cmd(
-        device: str = typer.Argument(..., help="Device id."),
-        org: str | None = typer.Option(None, help="Organisation slug (default: settings)."),
+        device: str = typer.Argument(..., help="Device id. / 장치 ID."),
+        org: str | None = typer.Option(
+            None, help="Organisation slug (default: the one 'axhub init' made). / 회사 ID."
+        ),
         lang: str | None = lang_option(),
     ) -> None:
-        """Refuse a device from now on."""
+        """Refuse a device from now on. / 장치 해지."""
         from axhub.cli._where import org_scope_id
         from axhub.fleet.service import revoke
         from axhub.store.scoped import OrgScope
@@ -215,6 +204,6 @@ def register(app: typer.Typer) -> None:
         _settings, db = _hub()
         with db.session() as session:
             revoke(OrgScope(session, org_scope_id(db, org)), device, "cli")
-        console.print(_t("revoke.done", id=device))
+        console.print(t("edge.revoke.done", id=device))
 
     app.add_typer(edge_app, name="edge")

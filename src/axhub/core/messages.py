@@ -31,7 +31,10 @@ CATALOG: dict[str, dict[Lang, tuple[str, str]]] = {
         "ko": ("manifest.json에 파일 해시 목록이 없습니다", "허브에서 모델을 다시 내보내 보내세요"),
     },
     "bundle_not_listed_required": {
-        "en": ("{required} is not listed in the manifest", "re-export the model on the hub and send it again"),
+        "en": (
+            "{required} is not listed in the manifest",
+            "re-export the model on the hub and send it again",
+        ),
         "ko": ("{required}이(가) 매니페스트에 없습니다", "허브에서 모델을 다시 내보내 보내세요"),
     },
     "bundle_file_missing": {

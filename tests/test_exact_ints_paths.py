@@ -206,22 +206,36 @@ def test_parquet_int64_and_uint64_columns_are_exact(tmp_path: Path) -> None:
 
 
 def test_excel_integer_cells_are_exact(tmp_path: Path) -> None:
+    import zipfile
     from datetime import datetime
 
     from openpyxl import Workbook
 
+    # Excel keeps a long counter as a text cell; a number cell holds a double, but files from
+    # other tools may hold the exact digits (openpyxl reads those as ints). openpyxl writes
+    # numbers through float, so the number cells are written as placeholders and patched.
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.append(["time", "counter", "mixed"])
+    sheet.append(["time", "counter", "mixed", "count3"])
     for i, v in enumerate(BIG):
-        sheet.append([datetime(2025, 1, 1, 0, 0, i), v, v if i % 2 else i + 0.5])
+        sheet.append([datetime(2025, 1, 1, 0, 0, i), str(v), 1000 + i if i % 2 else i + 0.5, 2000 + i])
+    plain = tmp_path / "plain.xlsx"
+    book.save(plain)
     src = tmp_path / "counters.xlsx"
-    book.save(src)
+    with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(src, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                for i, v in enumerate(BIG):
+                    data = data.replace(f"<v>{2000 + i}</v>".encode(), f"<v>{v}</v>".encode())
+                    if i % 2:
+                        data = data.replace(f"<v>{1000 + i}</v>".encode(), f"<v>{v}</v>".encode())
+            zout.writestr(item, data)
     store = TimeSeriesStore(tmp_path / "ts")
     report = ingest_file(src, store, "acme", FileMapping(asset="plc-01", timezone="UTC"))
-    assert report.rows_rejected == 0 and report.points_written == 2 * len(BIG)
-    assert _counters(store) == BIG
+    assert report.rows_rejected == 0 and report.points_written == 3 * len(BIG)
+    assert _counters(store) == BIG and _counters(store, signal="count3") == BIG
     assert _counters(store, signal="mixed") == [v if i % 2 else i + 0.5 for i, v in enumerate(BIG)]
 
 

@@ -839,7 +839,12 @@ class TimeSeriesStore:
         if bucket is None:
             frame["quality"] = result.column("quality").to_numpy().astype(np.uint8)
         if exact:
-            frame["value_int"] = pd.array(result.column("value_int").to_pylist(), dtype="Int64")
+            # Vectorised (a Python list per row cost ~0.5 us a reading on every exact query).
+            ints = result.column("value_int").combine_chunks().cast(pa.int64())
+            frame["value_int"] = pd.arrays.IntegerArray(
+                np.asarray(ints.fill_null(0).to_numpy(), dtype=np.int64),
+                np.asarray(ints.is_null().to_numpy(zero_copy_only=False), dtype=bool),
+            )
         return frame
 
     def query_wide(

@@ -286,3 +286,55 @@ def test_axhub_query_shows_and_writes_big_integers_exactly(tmp_path: Path, monke
         ]
     finally:
         get_settings.cache_clear()
+
+
+def test_edge_buffer_and_sync_keep_big_integers(tmp_path: Path) -> None:
+    """An agent's Int64 counter (OPC UA, Modbus) goes through its SQLite buffer and the hub's
+    sync route exactly; a buffer made before the value_int column is upgraded in place."""
+    import sqlite3
+
+    from axhub.edge.buffer import Buffer
+    from axhub.fleet import service
+    from axhub.store.platform import org_by_slug
+    from axhub.store.scoped import OrgScope
+
+    old = tmp_path / "agent" / "buffer.db"
+    old.parent.mkdir()
+    with sqlite3.connect(old) as db:  # the table as agents created it before
+        db.execute(
+            "CREATE TABLE readings (id INTEGER PRIMARY KEY, series INTEGER NOT NULL, "
+            "ts INTEGER NOT NULL, value REAL, quality INTEGER NOT NULL)"
+        )
+    buffer = Buffer(old)
+    t0 = 1_735_689_600_000_000
+    values: list[int | float] = [P53, -(2**63), 1.5]
+    batch = make_batch("press-1", "counter", [t0, t0 + 1, t0 + 2], [float(v) for v in values])
+    buffer.add_readings(with_exact_ints(batch, {0: P53, 1: -(2**63)}))
+    buffer.add_readings(make_batch("press-1", "temp", [t0], [20.5]))  # a batch without the column
+    out = buffer.next_batch()
+    assert out is not None and out.rows == 4
+
+    hub = make_hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'meta.db'}", secure_cookies=False)
+    with hub.db.session() as s:
+        org_id = org_by_slug(s, "acme").id
+        token, _row = service.issue_token(OrgScope(s, org_id), "press-gw", created_by=None)
+    with hub.db.session() as s:
+        credential = service.enrol(s, token, None, "test")["credential"]
+    headers = {
+        "Authorization": f"Device {credential}",
+        "X-Batch-Id": out.batch_id,
+        "X-Batch-Kind": out.kind,
+        "Content-Type": out.media_type,
+    }
+    with hub.client() as c:
+        r = c.post("/device/v1/sync", content=out.payload, headers=headers)
+    assert r.status_code == 200 and r.json()["rows"] == 4, r.text
+    buffer.ack(out)
+    buffer.close()
+    store = TimeSeriesStore(hub.settings.timeseries_root)
+    try:
+        frame = store.query(org_id, "press-1", ["counter"], exact=True)
+        got = [v if pd.isna(i) else int(i) for v, i in zip(frame["value"], frame["value_int"], strict=True)]
+        assert got == values
+    finally:
+        store.close()

@@ -22,6 +22,7 @@ import pytest
 
 from _api_helpers import Hub, make_hub, seed_org
 from axhub.client import AxHubClient
+from axhub.core.messages import message
 from axhub.core.readings import make_batch, with_exact_ints
 from axhub.ingest.file_mapping import FileMapping
 from axhub.ingest.files import ingest_file
@@ -181,6 +182,8 @@ def test_integers_beyond_int64_in_a_file_are_refused_not_rounded(tmp_path: Path)
     [first] = report.first_rejects
     assert first.code == "value_int_range" and first.row == 2 and first.field == "counter"
     assert "18446744073709551615" in first.problem
+    korean, _hint = message(first.code, first.params, "ko")
+    assert "18446744073709551615" in korean and "64비트" in korean
     assert _counters(store) == [P53, 1e20]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import typer
+from markdown.extensions.toc import slugify
 
 from _docs_pages import DOCS, REPO, RUNNABLE, Block, blocks, doc_pages, page_markers
 from axhub.cli.main import app
@@ -74,6 +75,33 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     # The HTTP reference is rendered from the app's own spec, so a real route must be on it.
     assert "/api/v1/auth/login" in (site / "reference/http/index.html").read_text(encoding="utf-8")
     assert "axhub ingest" in (site / "reference/cli/index.html").read_text(encoding="utf-8")
+    broken = _broken_links_out_of_korean_pages(site)
+    assert not broken, "\n".join(broken)
+
+
+_A_HREF = re.compile(r'<a\s[^>]*?href="(?P<path>[^"#?:]*)(?:#(?P<anchor>[^"]*))?"')
+
+
+def _broken_links_out_of_korean_pages(site: Path) -> list[str]:
+    """Korean pages reach English sections through raw HTML links (a Markdown link to ``x.md`` lands
+    on the Korean ``x.ko.md``), which the strict build does not check: each must name a built page
+    and an id on it."""
+    broken = []
+    korean = site / "ko"
+    for page in sorted(korean.rglob("*.html")):
+        for link in _A_HREF.finditer(page.read_text(encoding="utf-8")):
+            if not link["path"] or link["path"].startswith("/"):
+                continue
+            target = (page.parent / link["path"]).resolve()
+            if target.is_relative_to(korean.resolve()):
+                continue  # inside the Korean site: the strict build has checked it
+            built = target / "index.html" if link["path"].endswith("/") else target
+            where = f"{page.relative_to(site)}: {link[0].split('href=')[1]}"
+            if not built.is_file():
+                broken.append(f"{where}: no such page")
+            elif link["anchor"] and f'id="{link["anchor"]}"' not in built.read_text(encoding="utf-8"):
+                broken.append(f"{where}: no such section")
+    return broken
 
 
 def _page_param(page: Path) -> Any:
@@ -254,3 +282,17 @@ def test_commands_named_in_the_prose_exist() -> None:
 def _without_fences(page: Path) -> str:
     text = page.read_text(encoding="utf-8")
     return "\n".join(part for i, part in enumerate(text.split("```")) if i % 2 == 0)
+
+
+def test_korean_architecture_page_keeps_the_english_rule_sections_and_packages() -> None:
+    """docs/architecture.ko.md is for people; the English page is the source of truth. The Korean
+    page states the same layer rule, has the same sections (its headings carry the English anchors)
+    and lists the same packages, so a change to the English page shows where the Korean one lags."""
+    en = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    ko = (DOCS / "architecture.ko.md").read_text(encoding="utf-8")
+    rule = re.compile(r"^`core ←.*$", re.MULTILINE)
+    assert rule.findall(ko) == rule.findall(en) != []
+    english_sections = [slugify(title, "-") for title in re.findall(r"^## (.+)$", en, re.MULTILINE)]
+    assert re.findall(r"^## .+ \{#([a-z0-9-]+)\}$", ko, re.MULTILINE) == english_sections
+    packages = re.compile(r"^\| (`[^|]+) \|", re.MULTILINE)
+    assert packages.findall(ko) == packages.findall(en) != []

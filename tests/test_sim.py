@@ -337,3 +337,19 @@ def test_cli_writes_files_and_a_summary(tmp_path: Path) -> None:
     assert (out / "manifest.json").is_file() and (out / "pump-01.csv").is_file()
     bad = CliRunner().invoke(app, ["sim", "--days", "-1", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "days must be positive" in bad.output
+
+
+def test_live_replay_stamps_are_microseconds_whatever_the_frames_resolution(tmp_path: Path) -> None:
+    """A frame made by the simulator (ns) and the same file read back by pandas (us under
+    pandas 3) are replayed with the same stamps: the real instants, in microseconds."""
+    from axhub.sim.live import stamps_us
+
+    frame = simulate_plant(days=0.01, seed=7).frames["pump-01"]
+    frame.head(3).to_csv(tmp_path / "pump.csv", index=False)
+    read_back = pd.read_csv(tmp_path / "pump.csv", parse_dates=["ts"])
+    first = pd.Timestamp(frame["ts"].iloc[0])
+    expected = round(first.timestamp() * 1_000_000)
+    for ts in (frame["ts"].head(3), read_back["ts"], read_back["ts"].dt.as_unit("ms")):
+        got = stamps_us(ts)
+        assert got[0] == expected, ts.dtype
+        assert got[1] - got[0] == round((frame["ts"].iloc[1] - first).total_seconds() * 1_000_000)

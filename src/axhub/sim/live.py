@@ -329,6 +329,13 @@ def readings_payload(asset: str, rows: Sequence[tuple[str, int, float]]) -> byte
     return json.dumps([{"signal": s, "ts": t, "value": v} for s, t, v in rows]).encode()
 
 
+def stamps_us(ts: Any) -> Any:
+    """A ``ts`` column as microseconds since the epoch, whatever resolution pandas holds it at:
+    ``date_range`` makes nanoseconds, pandas 3 reads files at microseconds, so a bare int64
+    cast would be off by a thousand for one of them."""
+    return ts.dt.as_unit("us").astype("int64").to_numpy()
+
+
 async def serve_plant_live(
     frames: dict[str, Any],
     *,
@@ -365,7 +372,7 @@ async def serve_plant_live(
     sent = 0
     try:
         n = min(len(f) for f in frames.values())
-        stamps = {a: f["ts"].astype("int64").to_numpy() // 1000 for a, f in frames.items()}  # ns -> us
+        stamps = {a: stamps_us(f["ts"]) for a, f in frames.items()}
         step_s = (stamps[next(iter(stamps))][1] - stamps[next(iter(stamps))][0]) / 1e6 if n > 1 else 1.0
         started = time.monotonic()
         for i in range(n):

@@ -1,0 +1,110 @@
+"""Secure aggregation on Flower's own deployment: a SuperLink and one SuperNode per member,
+each a separate process, running FedAvg through SecAgg+. The server receives from each member
+only a masked vector, never its update; the aggregate it unmasks is FedAvg of the members'
+(DP-noised, where a policy says so) updates within SecAgg+'s quantisation; a member whose
+policy requires secure aggregation trains here and refuses the plain deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from axhub.federated.client import MemberClient, MemberData
+from axhub.federated.learner import FedTask, build_net, get_params
+from axhub.federated.policy import SitePolicy
+from axhub.federated.process import launch, save_member_data
+from axhub.federated.superlink import launch_secagg
+
+pytestmark = pytest.mark.slow
+
+TASK = FedTask(kind="regression", n_features=5, hidden=8, lr=1e-2, batch_size=64, seed=1)
+SIZES = {"a": 300, "b": 420, "c": 540}
+POLICIES: dict[str, dict[str, Any]] = {
+    "a": {"min_local_samples": 50, "allowed_metrics": ["n_samples", "rmse", "loss"]},
+    # b adds Gaussian noise to its update before it is masked
+    "b": {
+        "min_local_samples": 50,
+        "allowed_metrics": ["n_samples", "rmse", "loss"],
+        "dp": {"clip_norm": 0.5, "noise_multiplier": 0.05, "epsilon_budget": 1e6},
+    },
+    # c trains only where its update leaves masked
+    "c": {
+        "min_local_samples": 50,
+        "allowed_metrics": ["n_samples", "rmse", "loss"],
+        "secure_aggregation_required": True,
+    },
+}
+MAX_WEIGHT = 1000.0
+
+
+def _members(tmp_path: Path) -> tuple[list[dict[str, Any]], dict[str, MemberData]]:
+    rng = np.random.default_rng(7)
+    members, data = [], {}
+    for shift, (name, n) in enumerate(SIZES.items()):
+        x = rng.normal(loc=0.2 * shift, size=(n + 60, TASK.n_features)).astype(np.float32)
+        y = x @ np.arange(1, TASK.n_features + 1) + rng.normal(0, 0.1, n + 60)
+        path = save_member_data(tmp_path / f"{name}.npz", x[:n], y[:n], x[n:], y[n:])
+        data[name] = MemberData(x[:n], y[:n], x[n:], y[n:])
+        members.append(
+            {"member": name, "task": TASK.to_json(), "policy": POLICIES[name], "data": str(path), "seed": 3}
+        )
+    return members, data
+
+
+def _update(name: str, data: MemberData, initial: list[np.ndarray]) -> list[np.ndarray]:
+    """What the member itself hands to SecAgg+ in round 1 (same code, seed, noise)."""
+    client = MemberClient(name, TASK, SitePolicy.parse(POLICIES[name]), data, seed=3, secure_aggregation=True)
+    client.rng = np.random.default_rng([3, 0])
+    new, weight, metrics = client.fit(initial, {})
+    assert metrics["status"] == 0 and weight == SIZES[name]
+    return new
+
+
+def test_secagg_run_hides_each_update_and_aggregates_to_fedavg(tmp_path: Path) -> None:
+    members, data = _members(tmp_path)
+    summary = launch_secagg(
+        TASK.to_json(), members, rounds=1, workdir=tmp_path / "run", timeout=300, max_weight=MAX_WEIGHT
+    )
+    assert summary["stopped"] is None, summary["stopped"]
+    assert summary["secure_aggregation"] == "secagg+"
+    (rnd,) = summary["rounds"]
+    assert {m: rnd["members"][m]["status"] for m in SIZES} == {"a": 0, "b": 0, "c": 0}
+    assert summary["members_sent"]["b"]["epsilon_spent"] > 0  # b's noise was accounted on b's side
+
+    initial = get_params(build_net(TASK))
+    updates = {name: _update(name, data[name], initial) for name in SIZES}
+    total = sum(SIZES.values())
+    fedavg = [sum(SIZES[m] * updates[m][i] for m in SIZES) / total for i in range(len(initial))]
+    joint = summary["joint"]
+    # FedAvg within SecAgg+'s quantisation (a step of 16/2**22 per member and parameter) ...
+    for got, want in zip(joint, fedavg, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=5e-5)
+    # ... and not what any single member sent, nor the plain mean (the weights were applied).
+    plain_mean = [sum(updates[m][i] for m in SIZES) / 3 for i in range(len(initial))]
+    assert max(float(np.abs(g - p).max()) for g, p in zip(joint, plain_mean, strict=True)) > 1e-3
+
+    received = {item["member"]: item for item in summary["received"]}
+    assert set(received) == set(SIZES)
+    for name, item in received.items():
+        assert item["plain_arrays"] == 0  # no parameter array reached the server in the clear
+        with np.load(tmp_path / "run" / "out" / "received" / item["file"], allow_pickle=False) as z:
+            masked = [z[k] for k in z.files]
+        flat = np.concatenate([m.ravel() for m in masked]).astype(np.float64)
+        own = np.concatenate([u.ravel() for u in updates[name]]).astype(np.float64)
+        # Masks are uniform over [0, 2**32): the vector looks like noise and the member's update
+        # (quantised into [0, 2**22) around its values) cannot be read off it.
+        assert np.issubdtype(masked[0].dtype, np.integer)
+        assert 0.4 < flat.mean() / 2**32 < 0.6 and flat.max() > 2**22
+        assert abs(np.corrcoef(flat[1 : own.size + 1], own)[0, 1]) < 0.2
+
+
+def test_member_requiring_secure_aggregation_refuses_the_plain_deployment(tmp_path: Path) -> None:
+    members, _ = _members(tmp_path)
+    summary = launch(
+        TASK.to_json(), [members[0], members[2]], rounds=1, workdir=tmp_path / "plain", timeout=240
+    )
+    assert summary["stopped"] == "c: secure_aggregation"
+    assert summary["members_sent"]["c"]["sent"][0]["shapes"] == []  # c sent no parameters

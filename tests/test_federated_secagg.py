@@ -6,17 +6,25 @@ policy requires secure aggregation trains here and refuses the plain deployment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from _federated import MAPPING, SCHEMA, _company
+from axhub.core.settings import Settings
+from axhub.federated import collab, hub
 from axhub.federated.client import MemberClient, MemberData
 from axhub.federated.learner import FedTask, build_net, get_params
 from axhub.federated.policy import SitePolicy
+from axhub.federated.privacy import epsilon_after
 from axhub.federated.process import launch, save_member_data
 from axhub.federated.superlink import launch_secagg
+from axhub.store.db import Database
+from axhub.store.scoped import OrgScope
+from axhub.store.timeseries import TimeSeriesStore
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +116,62 @@ def test_member_requiring_secure_aggregation_refuses_the_plain_deployment(tmp_pa
     )
     assert summary["stopped"] == "c: secure_aggregation"
     assert summary["members_sent"]["c"]["sent"][0]["shapes"] == []  # c sent no parameters
+
+
+@pytest.fixture
+def hub_env(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Database, TimeSeriesStore]]:
+    # The SuperNodes' client apps open the same hub (its database and store) from AXHUB_HOME.
+    monkeypatch.setenv("AXHUB_HOME", str(settings.home))
+    db = Database.from_settings(settings)
+    db.migrate()
+    yield db, TimeSeriesStore(settings.timeseries_root)
+    db.dispose()
+
+
+def test_hub_run_with_a_member_requiring_secagg_goes_through_superlink(
+    hub_env: tuple[Database, TimeSeriesStore], tmp_path: Path
+) -> None:
+    """In the hub, each SuperNode's client reads its company's rows through its own OrgScope;
+    the member's ε ledger survives from round to round in its SuperNode, not on the server."""
+    db, store = hub_env
+    orgs = [_company(db, store, name, i) for i, name in enumerate(["대기업", "협력사 가"])]
+    dp = {"clip_norm": 1.0, "noise_multiplier": 1.0, "epsilon_budget": 1e6}
+    with db.session() as s:
+        cid = collab.create(s, orgs[0], "프레스 수명", "rul_mlp", SCHEMA).id
+        collab.invite(s, orgs[0], cid, orgs[1])
+        policies = [
+            {"min_local_samples": 50, "allowed_metrics": ["rmse", "loss"]},
+            {
+                "min_local_samples": 50,
+                "dp": dp,
+                "secure_aggregation_required": True,
+                "allowed_metrics": ["rmse"],
+            },
+        ]
+        for org, policy in zip(orgs, policies, strict=True):
+            collab.accept(OrgScope(s, org), cid, MAPPING, policy)
+    summary = hub.run(
+        db.session,
+        cid,
+        rounds=2,
+        workdir=tmp_path / "runs",
+        by_org=orgs[0],
+        launch_options={"timeout": 300},
+        hidden=8,
+        batch_size=64,
+    )
+    assert summary["stopped"] is None, summary["stopped"]
+    assert summary["secure_aggregation"] == "secagg+"
+    assert [sorted(r["members"]) for r in summary["rounds"]] == [sorted(orgs)] * 2
+    assert all(m["status"] == 0 for r in summary["rounds"] for m in r["members"].values())
+    assert {(item["member"], item["round"]) for item in summary["received"]} == {
+        (org, r) for org in orgs for r in (1, 2)
+    }
+    assert summary["members_sent"][orgs[1]]["epsilon_spent"] == pytest.approx(epsilon_after(2, 1.0, 1e-5))
+    with db.session() as s:
+        view = collab.overview(s, orgs[0], cid)
+    spent = {m["org_id"]: m["epsilon_spent"] for m in view["members"]}
+    assert spent[orgs[1]] == pytest.approx(epsilon_after(2, 1.0, 1e-5))
+    assert [r["round"] for r in view["rounds"] if r["members"]] == [1, 2]

@@ -25,6 +25,7 @@ import numpy as np
 from axhub.federated.process import free_port
 
 APP_NAME = "axhub-secagg"
+DEFAULT_MAX_WEIGHT = 10_000.0
 
 _PYPROJECT = """[build-system]
 requires = ["hatchling"]
@@ -138,14 +139,22 @@ def launch_secagg(
     rounds: int,
     workdir: Path,
     timeout: float = 600,
-    max_weight: float = 10_000,
+    max_weight: float | None = None,
     on_tick: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Start a SuperLink and one SuperNode per member, run the SecAgg+ app, wait for its
     summary; return it with each member's record of what it handed over and the joint model.
     ``max_weight`` bounds a member's FedAvg weight (its row count, if its policy lets that out)
-    inside SecAgg+'s quantised sum; set it near the largest member."""
+    inside SecAgg+'s quantised sum; set it near the largest member (default: 10 000 rows, or 1
+    when no member's policy lets its row count out, so every member's weight is 1)."""
+    from axhub.federated.policy import SitePolicy
     from axhub.federated.process import _rounds_done
+
+    if max_weight is None:
+        # SecAgg+ scales each update by weight/max_weight before quantising it: a max_weight far
+        # above every weight would spend the quantiser's precision on nothing.
+        counted = any("n_samples" in SitePolicy.parse(m["policy"]).allowed_metrics for m in members)
+        max_weight = DEFAULT_MAX_WEIGHT if counted else 1.0
 
     workdir.mkdir(parents=True, exist_ok=True)
     out, logs = workdir / "out", workdir / "logs"

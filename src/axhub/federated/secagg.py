@@ -157,7 +157,17 @@ class RecordingGrid(Grid):
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        replies = list(self.inner.send_and_receive(messages, timeout=timeout))
+        # Flower's own loop looks for replies every 3 s; a SecAgg+ round is five exchanges,
+        # so asking every 0.2 s saves seconds per round (the SuperLink answers from its store).
+        waiting = set(self.inner.push_messages(messages))
+        end = time.monotonic() + timeout if timeout is not None else None
+        replies: list[Message] = []
+        while waiting and (end is None or time.monotonic() < end):
+            got = list(self.inner.pull_messages(waiting))
+            replies.extend(got)
+            waiting.difference_update(m.metadata.reply_to_message_id for m in got)
+            if waiting:
+                time.sleep(0.2)
         self._keep(replies)
         return replies
 

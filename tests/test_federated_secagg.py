@@ -6,21 +6,24 @@ policy requires secure aggregation trains here and refuses the plain deployment.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from flwr.common import Context, FitIns, RecordDict, ndarrays_to_parameters, parameters_to_ndarrays
 
 from _federated import MAPPING, SCHEMA, _company
 from axhub.core.settings import Settings
 from axhub.federated import collab, hub
-from axhub.federated.client import MemberClient, MemberData
+from axhub.federated.client import REFUSED_SAMPLES, MemberClient, MemberData
 from axhub.federated.learner import FedTask, build_net, get_params
 from axhub.federated.policy import SitePolicy
 from axhub.federated.privacy import epsilon_after
 from axhub.federated.process import launch, save_member_data
+from axhub.federated.secagg import MEMBER_STATE, _client_fn
 from axhub.federated.superlink import launch_secagg
 from axhub.store.db import Database
 from axhub.store.scoped import OrgScope
@@ -134,7 +137,7 @@ def test_hub_run_with_a_member_requiring_secagg_goes_through_superlink(
     hub_env: tuple[Database, TimeSeriesStore], tmp_path: Path
 ) -> None:
     """In the hub, each SuperNode's client reads its company's rows through its own OrgScope;
-    the member's ε ledger survives from round to round in its SuperNode, not on the server."""
+    the run and the member's ε are recorded as for a plain run."""
     db, store = hub_env
     orgs = [_company(db, store, name, i) for i, name in enumerate(["대기업", "협력사 가"])]
     dp = {"clip_norm": 1.0, "noise_multiplier": 1.0, "epsilon_budget": 1e6}
@@ -155,7 +158,7 @@ def test_hub_run_with_a_member_requiring_secagg_goes_through_superlink(
     summary = hub.run(
         db.session,
         cid,
-        rounds=2,
+        rounds=1,
         workdir=tmp_path / "runs",
         by_org=orgs[0],
         launch_options={"timeout": 300},
@@ -164,14 +167,41 @@ def test_hub_run_with_a_member_requiring_secagg_goes_through_superlink(
     )
     assert summary["stopped"] is None, summary["stopped"]
     assert summary["secure_aggregation"] == "secagg+"
-    assert [sorted(r["members"]) for r in summary["rounds"]] == [sorted(orgs)] * 2
+    assert [sorted(r["members"]) for r in summary["rounds"]] == [sorted(orgs)]
     assert all(m["status"] == 0 for r in summary["rounds"] for m in r["members"].values())
-    assert {(item["member"], item["round"]) for item in summary["received"]} == {
-        (org, r) for org in orgs for r in (1, 2)
-    }
-    assert summary["members_sent"][orgs[1]]["epsilon_spent"] == pytest.approx(epsilon_after(2, 1.0, 1e-5))
+    assert {(item["member"], item["round"]) for item in summary["received"]} == {(org, 1) for org in orgs}
+    assert summary["members_sent"][orgs[1]]["epsilon_spent"] == pytest.approx(epsilon_after(1, 1.0, 1e-5))
     with db.session() as s:
         view = collab.overview(s, orgs[0], cid)
     spent = {m["org_id"]: m["epsilon_spent"] for m in view["members"]}
-    assert spent[orgs[1]] == pytest.approx(epsilon_after(2, 1.0, 1e-5))
-    assert [r["round"] for r in view["rounds"] if r["members"]] == [1, 2]
+    assert spent[orgs[1]] == pytest.approx(epsilon_after(1, 1.0, 1e-5))
+    assert [r["round"] for r in view["rounds"] if r["members"]] == [1]
+
+
+def test_member_state_lives_in_its_supernode_context_across_fresh_processes(tmp_path: Path) -> None:
+    """Each SecAgg+ message runs a fresh client process: what the member remembers (rounds,
+    ε released) comes back from the context its SuperNode keeps, and each round draws new noise;
+    a refusal sends a zero-weight vector of the model's shapes."""
+    members, _ = _members(tmp_path)
+    spec = tmp_path / "b.json"
+    spec.write_text(json.dumps(members[1]))
+    context = Context(1, 2, {"member-spec": str(spec), "out": str(tmp_path / "out")}, RecordDict(), {})
+    initial = get_params(build_net(TASK))
+    results = []
+    for _ in range(2):
+        client = _client_fn(context)  # as a new process would build it
+        results.append(client.fit(FitIns(ndarrays_to_parameters(initial), {})))
+    spent = [float(r.metrics["epsilon_spent"]) for r in results]
+    assert spent == [pytest.approx(epsilon_after(k, 0.05, 1e-5)) for k in (1, 2)]
+    first, second = (parameters_to_ndarrays(r.parameters) for r in results)
+    assert not np.allclose(first[0], second[0])  # same start, fresh noise
+    assert context.state.config_records[MEMBER_STATE]["round"] == 2
+
+    strict = {**members[0], "policy": {**POLICIES["a"], "min_local_samples": 10_000}}
+    spec.write_text(json.dumps(strict))
+    refused = _client_fn(Context(1, 3, dict(context.node_config), RecordDict(), {})).fit(
+        FitIns(ndarrays_to_parameters(initial), {})
+    )
+    assert refused.num_examples == 0 and refused.metrics["status"] == REFUSED_SAMPLES
+    zeros = parameters_to_ndarrays(refused.parameters)
+    assert [z.shape for z in zeros] == [p.shape for p in initial] and not any(z.any() for z in zeros)

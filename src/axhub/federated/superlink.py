@@ -10,6 +10,8 @@ home (installed FABs, CLI configuration) is a folder of the run, not the user's 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -118,9 +120,11 @@ def submit(app: Path, address: str) -> int:
 
     fab_bytes = build_fab_from_disk(app)
     fab = Fab(hashlib.sha256(fab_bytes).hexdigest(), fab_bytes, {})
-    client = init_http_client_from_connection(
-        SuperLinkConnection(name="axhub", address=address, insecure=True)
-    )
+    # Flower's CLI helper prints the connection it uses; the caller's output stays its own.
+    with contextlib.redirect_stdout(io.StringIO()):
+        client = init_http_client_from_connection(
+            SuperLinkConnection(name="axhub", address=address, insecure=True)
+        )
     try:
         res = client.StartRun(
             StartRunRequest(fab=fab_to_proto(fab), override_config=user_config_to_proto({}))

@@ -88,7 +88,16 @@ def test_member_enforces_min_samples_and_secure_aggregation_whatever_the_server_
     strict = MemberClient(
         "b", TASK, SitePolicy(min_local_samples=10, secure_aggregation_required=True), _data(rng)
     )
-    assert strict.fit(params, {"secure_aggregation": False})[2]["status"] == REFUSED_SECAGG
+    # The server claiming secure aggregation changes nothing: the member's own transport decides.
+    assert strict.fit(params, {"secure_aggregation": True})[2]["status"] == REFUSED_SECAGG
+    masked = MemberClient(
+        "b",
+        TASK,
+        SitePolicy(min_local_samples=10, secure_aggregation_required=True),
+        strict.data,
+        secure_aggregation=True,
+    )
+    assert masked.fit(params, {})[2]["status"] == 0
     # A server asking for a different proximal term does not change what the member trains.
     free = MemberClient("c", TASK, SitePolicy(min_local_samples=10), _data(rng), seed=3)
     twin = MemberClient("c", TASK, SitePolicy(min_local_samples=10), _data(np.random.default_rng(2)), seed=3)

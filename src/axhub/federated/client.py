@@ -51,9 +51,19 @@ class WireLog:
 
 class MemberClient(NumPyClient):
     def __init__(
-        self, member: str, task: FedTask, policy: SitePolicy, data: MemberData, *, seed: int = 0
+        self,
+        member: str,
+        task: FedTask,
+        policy: SitePolicy,
+        data: MemberData,
+        *,
+        seed: int = 0,
+        secure_aggregation: bool = False,
     ) -> None:
         self.member = member
+        # Whether this member's own client app masks its update (SecAgg+): a fact of the
+        # member's side, never taken from the server's config.
+        self.secure_aggregation = secure_aggregation
         self.task = task
         self.policy = policy
         self.data = data
@@ -90,7 +100,7 @@ class MemberClient(NumPyClient):
     ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
         self.round += 1
         try:
-            self.policy.check_secure_aggregation(bool(config.get("secure_aggregation", False)))
+            self.policy.check_secure_aggregation(self.secure_aggregation)
         except AxHubError:
             return self._refuse(parameters, REFUSED_SECAGG)
         try:

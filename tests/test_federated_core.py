@@ -233,3 +233,20 @@ def test_cli_show_speaks_korean_and_names_companies(
     assert result.exit_code == 0, result.output
     assert "참여 기업" in result.output and "참여 중" in result.output and "대기업" in result.output
     assert "member" not in result.output and "active" not in result.output
+
+
+def test_dp_noise_is_not_fixed_by_the_training_seed() -> None:
+    """Two members with the same data and training seed release different noised updates: the
+    noise comes from the OS's entropy, so knowing a member's seed does not let anyone subtract
+    it. Only an explicit ``noise_seed`` (benchmarks, tests) repeats it."""
+    data = _data(np.random.default_rng(8))
+    policy = SitePolicy.parse({"dp": {"clip_norm": 1.0, "noise_multiplier": 1.0, "epsilon_budget": 1e6}})
+    params = learner.get_params(learner.build_net(TASK))
+
+    def release(**kw: int) -> list[np.ndarray]:
+        return MemberClient("a", TASK, policy, data, seed=3, **kw).fit(params, {})[0]
+
+    first, second = release(), release()
+    assert not np.allclose(first[0], second[0])
+    repeat_a, repeat_b = release(noise_seed=11), release(noise_seed=11)
+    assert all(np.array_equal(x, y) for x, y in zip(repeat_a, repeat_b, strict=True))

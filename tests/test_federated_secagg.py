@@ -60,14 +60,23 @@ def _members(tmp_path: Path) -> tuple[list[dict[str, Any]], dict[str, MemberData
         path = save_member_data(tmp_path / f"{name}.npz", x[:n], y[:n], x[n:], y[n:])
         data[name] = MemberData(x[:n], y[:n], x[n:], y[n:])
         members.append(
-            {"member": name, "task": TASK.to_json(), "policy": POLICIES[name], "data": str(path), "seed": 3}
+            {
+                "member": name,
+                "task": TASK.to_json(),
+                "policy": POLICIES[name],
+                "data": str(path),
+                "seed": 3,
+                "noise_seed": 3,
+            }
         )
     return members, data
 
 
 def _update(name: str, data: MemberData, initial: list[np.ndarray]) -> list[np.ndarray]:
     """What the member itself hands to SecAgg+ in round 1 (same code, seed, noise)."""
-    client = MemberClient(name, TASK, SitePolicy.parse(POLICIES[name]), data, seed=3, secure_aggregation=True)
+    client = MemberClient(
+        name, TASK, SitePolicy.parse(POLICIES[name]), data, seed=3, noise_seed=3, secure_aggregation=True
+    )
     client.rng = np.random.default_rng([3, 0])
     new, weight, metrics = client.fit(initial, {})
     assert metrics["status"] == 0 and weight == SIZES[name]

@@ -58,6 +58,7 @@ class MemberClient(NumPyClient):
         data: MemberData,
         *,
         seed: int = 0,
+        noise_seed: int | None = None,
         secure_aggregation: bool = False,
     ) -> None:
         self.member = member
@@ -67,7 +68,11 @@ class MemberClient(NumPyClient):
         self.task = task
         self.policy = policy
         self.data = data
-        self.rng = np.random.default_rng(seed)
+        # ``seed`` makes local training repeatable; the DP noise must not be: anyone who knows
+        # the seed could subtract it. It comes from the OS's entropy unless a benchmark or a
+        # test asks for repeatable noise with ``noise_seed``.
+        self.noise_seed = noise_seed
+        self.rng = np.random.default_rng(noise_seed)
         self.seed = seed
         self.round = 0
         self.ledger = PrivacyLedger(policy.dp) if policy.dp is not None else None

@@ -121,6 +121,7 @@ def run_client(member_spec: dict[str, Any], address: str, out: Path, root_ca: by
         SitePolicy.parse(member_spec["policy"]),
         load_member_data_source(member_spec["data"]),
         seed=int(member_spec.get("seed", 0)),
+        noise_seed=member_spec.get("noise_seed"),  # only tests set it: DP noise is unpredictable
     )
     flwr.client.start_client(
         server_address=address,

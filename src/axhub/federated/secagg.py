@@ -54,9 +54,11 @@ class SecAggMember(NumPyClient):
             inner.round = cast(int, saved["round"])
             if inner.ledger is not None:
                 inner.ledger.rounds_released = cast(int, saved["released"])
-        # Every message is a fresh process: without the round in the seed, each round would
-        # draw the same DP noise, and differences of rounds would cancel it.
-        inner.rng = np.random.default_rng([inner.seed, inner.round])
+        # Every message is a fresh process: fresh OS entropy each time; a repeatable
+        # ``noise_seed`` (benchmarks, tests) must carry the round, or each round would draw the
+        # same DP noise and differences of rounds would cancel it.
+        if inner.noise_seed is not None:
+            inner.rng = np.random.default_rng([inner.noise_seed, inner.round])
 
     def _save(self) -> None:
         ledger = self.inner.ledger
@@ -109,6 +111,7 @@ def _client_fn(context: Context) -> Client:
         SitePolicy.parse(spec["policy"]),
         load_member_data_source(spec["data"]),
         seed=int(spec.get("seed", 0)),
+        noise_seed=spec.get("noise_seed"),  # only tests set it: DP noise is unpredictable
         secure_aggregation=True,
     )
     return SecAggMember(inner, context, out).to_client()

@@ -88,7 +88,16 @@ def test_member_enforces_min_samples_and_secure_aggregation_whatever_the_server_
     strict = MemberClient(
         "b", TASK, SitePolicy(min_local_samples=10, secure_aggregation_required=True), _data(rng)
     )
-    assert strict.fit(params, {"secure_aggregation": False})[2]["status"] == REFUSED_SECAGG
+    # The server claiming secure aggregation changes nothing: the member's own transport decides.
+    assert strict.fit(params, {"secure_aggregation": True})[2]["status"] == REFUSED_SECAGG
+    masked = MemberClient(
+        "b",
+        TASK,
+        SitePolicy(min_local_samples=10, secure_aggregation_required=True),
+        strict.data,
+        secure_aggregation=True,
+    )
+    assert masked.fit(params, {})[2]["status"] == 0
     # A server asking for a different proximal term does not change what the member trains.
     free = MemberClient("c", TASK, SitePolicy(min_local_samples=10), _data(rng), seed=3)
     twin = MemberClient("c", TASK, SitePolicy(min_local_samples=10), _data(np.random.default_rng(2)), seed=3)
@@ -224,3 +233,20 @@ def test_cli_show_speaks_korean_and_names_companies(
     assert result.exit_code == 0, result.output
     assert "참여 기업" in result.output and "참여 중" in result.output and "대기업" in result.output
     assert "member" not in result.output and "active" not in result.output
+
+
+def test_dp_noise_is_not_fixed_by_the_training_seed() -> None:
+    """Two members with the same data and training seed release different noised updates: the
+    noise comes from the OS's entropy, so knowing a member's seed does not let anyone subtract
+    it. Only an explicit ``noise_seed`` (benchmarks, tests) repeats it."""
+    data = _data(np.random.default_rng(8))
+    policy = SitePolicy.parse({"dp": {"clip_norm": 1.0, "noise_multiplier": 1.0, "epsilon_budget": 1e6}})
+    params = learner.get_params(learner.build_net(TASK))
+
+    def release(**kw: int) -> list[np.ndarray]:
+        return MemberClient("a", TASK, policy, data, seed=3, **kw).fit(params, {})[0]
+
+    first, second = release(), release()
+    assert not np.allclose(first[0], second[0])
+    repeat_a, repeat_b = release(noise_seed=11), release(noise_seed=11)
+    assert all(np.array_equal(x, y) for x, y in zip(repeat_a, repeat_b, strict=True))

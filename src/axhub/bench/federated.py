@@ -175,6 +175,7 @@ def experiment(
             policy,
             MemberData(c["x"], c["y"], c["x_test"][:1], c["y_test"][:1]),
             seed=seed * 100 + i,
+            noise_seed=seed * 100 + i,  # repeatable runs for mean ± std over seeds
         )
         for i, c in enumerate(companies)
     ]

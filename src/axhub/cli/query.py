@@ -35,7 +35,7 @@ def query_command(
     from axhub.core.settings import get_settings
     from axhub.store.models import AssetRow, OrganizationRow
     from axhub.store.scoped import OrgScope
-    from axhub.store.timeseries import TimeSeriesStore
+    from axhub.store.timeseries import TimeSeriesStore, exact_values
 
     settings = get_settings()
     org_slug = org or settings.default_org
@@ -54,7 +54,22 @@ def query_command(
     store = TimeSeriesStore(settings.timeseries_root)
     names = [s.strip() for s in signals.split(",") if s.strip()] if signals else None
     call = store.query_wide if wide else store.query
-    frame = call(org_id, asset, names, parse_local(start, zone), parse_local(end, zone), every, agg)  # type: ignore[arg-type]
+    # Raw readings with their exact integers (beyond +-2^53, which float64 rounds) shown and
+    # written digit for digit; resampled ones are float64 aggregates.
+    exact = every is None
+    frame = call(
+        org_id,
+        asset,
+        names,
+        parse_local(start, zone),
+        parse_local(end, zone),
+        every,
+        agg,  # type: ignore[arg-type]
+        exact=exact,
+    )
+    if exact and not wide:
+        frame["value"] = exact_values(frame)
+        frame = frame.drop(columns="value_int")
     if not frame.empty:
         frame["ts"] = frame["ts"].dt.tz_convert(zone)
     if csv is not None:

@@ -216,6 +216,18 @@ CATALOG: dict[str, dict[Lang, tuple[str, str]]] = {
         "en": ("not a finite number: {raw!r} (NaN and infinity are refused)", ""),
         "ko": ("유한한 숫자가 아닙니다: {raw!r} (NaN과 무한대는 받지 않습니다)", ""),
     },
+    "value_int_range": {
+        "en": (
+            "integer {raw} is outside the 64-bit signed range (-2^63..2^63-1): no column keeps it "
+            "exactly, and a rounded value is not stored",
+            "",
+        ),
+        "ko": (
+            "정수 {raw}이(가) 64비트 부호 있는 정수 범위(-2^63..2^63-1)를 벗어납니다: 정확히 저장할 수 "
+            "없으므로 반올림한 값을 저장하지 않습니다",
+            "",
+        ),
+    },
     "time_range": {
         "en": ("time {raw!r} is outside 2000-01-01..2100-01-01 UTC", "check the time column and its unit"),
         "ko": ("시각 {raw!r}이(가) 2000-01-01..2100-01-01(UTC) 범위 밖입니다", "시간 열과 단위를 확인하세요"),

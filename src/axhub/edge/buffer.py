@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from axhub.core.readings import READINGS_SCHEMA, TIMESTAMP_TYPE
+from axhub.core.readings import READINGS_SCHEMA, TIMESTAMP_TYPE, with_exact_ints
 
 READINGS_KIND = "readings"
 ALERTS_KIND = "alerts"
@@ -46,7 +46,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, asset TEXT NOT NULL, signal TEXT NOT NULL,
     UNIQUE (asset, signal));
 CREATE TABLE IF NOT EXISTS readings (id INTEGER PRIMARY KEY, series INTEGER NOT NULL, ts INTEGER NOT NULL,
-    value REAL, quality INTEGER NOT NULL);
+    value REAL, quality INTEGER NOT NULL, value_int INTEGER);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, batch_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
     rows INTEGER NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL);
@@ -109,6 +109,10 @@ class Buffer:
         # power loss, and we acknowledge upstream right after the commit).
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Buffers made before exact integers: a REAL column alone would round them (2^53 + 1).
+        columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(readings)")}
+        if "value_int" not in columns:
+            self._db.execute("ALTER TABLE readings ADD COLUMN value_int INTEGER")
         self._series: dict[tuple[str, str], int] = {
             (a, s): i for i, a, s in self._db.execute("SELECT id, asset, signal FROM series")
         }
@@ -139,14 +143,22 @@ class Buffer:
         ts = batch.column("ts").cast(pa.int64()).to_numpy().tolist()
         values = batch.column("value").to_pylist()
         quality = batch.column("quality").to_pylist()
+        # Exact integers beyond +-2^53 (``core.readings``) in their own INTEGER column.
+        exact = batch.column("value_int").to_pylist() if "value_int" in batch.column_names else None
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 ids = [self._series_id(a, s) for a, s in zip(assets, signals, strict=True)]
-                self._db.executemany(
-                    "INSERT INTO readings (series, ts, value, quality) VALUES (?, ?, ?, ?)",
-                    zip(ids, ts, values, quality, strict=True),
-                )
+                if exact is None:
+                    self._db.executemany(
+                        "INSERT INTO readings (series, ts, value, quality) VALUES (?, ?, ?, ?)",
+                        zip(ids, ts, values, quality, strict=True),
+                    )
+                else:
+                    self._db.executemany(
+                        "INSERT INTO readings (series, ts, value, quality, value_int) VALUES (?, ?, ?, ?, ?)",
+                        zip(ids, ts, values, quality, exact, strict=True),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -281,15 +293,16 @@ class Buffer:
 
     def _form_readings(self, max_rows: int) -> OutBatch | None:
         rows = self._db.execute(
-            "SELECT id, series, ts, value, quality FROM readings ORDER BY id LIMIT ?", (max_rows,)
+            "SELECT id, series, ts, value, quality, value_int FROM readings ORDER BY id LIMIT ?", (max_rows,)
         ).fetchall()
         if not rows:
             return None
         names = {i: (a, s) for (a, s), i in self._series.items()}
-        ids, series, ts, values, quality = zip(*rows, strict=True)
+        ids, series, ts, values, quality, exact = zip(*rows, strict=True)
         table = readings_table(
             [names[s][0] for s in series], [names[s][1] for s in series], ts, values, quality
         )
+        table = with_exact_ints(table, {i: v for i, v in enumerate(exact) if v is not None})
         self._db.execute("DELETE FROM readings WHERE id <= ?", (ids[-1],))
         return self._store_batch(READINGS_KIND, len(rows), encode_readings(table))
 

@@ -51,13 +51,28 @@ class WireLog:
 
 class MemberClient(NumPyClient):
     def __init__(
-        self, member: str, task: FedTask, policy: SitePolicy, data: MemberData, *, seed: int = 0
+        self,
+        member: str,
+        task: FedTask,
+        policy: SitePolicy,
+        data: MemberData,
+        *,
+        seed: int = 0,
+        noise_seed: int | None = None,
+        secure_aggregation: bool = False,
     ) -> None:
         self.member = member
+        # Whether this member's own client app masks its update (SecAgg+): a fact of the
+        # member's side, never taken from the server's config.
+        self.secure_aggregation = secure_aggregation
         self.task = task
         self.policy = policy
         self.data = data
-        self.rng = np.random.default_rng(seed)
+        # ``seed`` makes local training repeatable; the DP noise must not be: anyone who knows
+        # the seed could subtract it. It comes from the OS's entropy unless a benchmark or a
+        # test asks for repeatable noise with ``noise_seed``.
+        self.noise_seed = noise_seed
+        self.rng = np.random.default_rng(noise_seed)
         self.seed = seed
         self.round = 0
         self.ledger = PrivacyLedger(policy.dp) if policy.dp is not None else None
@@ -90,7 +105,7 @@ class MemberClient(NumPyClient):
     ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
         self.round += 1
         try:
-            self.policy.check_secure_aggregation(bool(config.get("secure_aggregation", False)))
+            self.policy.check_secure_aggregation(self.secure_aggregation)
         except AxHubError:
             return self._refuse(parameters, REFUSED_SECAGG)
         try:

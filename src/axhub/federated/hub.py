@@ -74,7 +74,9 @@ def run(
 ) -> dict[str, Any]:
     """One federated run among the active members; ``by_org`` must be the lead. With
     ``record=False`` the caller records the rounds (a job does, in its completion transaction)."""
+    from axhub.federated.policy import SitePolicy
     from axhub.federated.process import launch
+    from axhub.federated.superlink import launch_secagg
 
     with session_factory() as session:
         row = collab.visible(session, by_org, collaboration_id)
@@ -95,7 +97,11 @@ def run(
     if len(members) < 2:
         raise AxHubError("a federated run needs at least two active members")
     run_id = run_id or new_id("run")
-    summary = launch(
+    # A member that requires secure aggregation would refuse the plain deployment: such a run
+    # goes through SecAgg+ on a SuperLink with one SuperNode per member instead.
+    secure = any(SitePolicy.parse(m["policy"]).secure_aggregation_required for m in members)
+    launcher = launch_secagg if secure else launch
+    summary = launcher(
         task.to_json(), members, rounds=rounds, workdir=workdir / run_id, **(launch_options or {})
     )
     summary.pop("joint", None)  # the joint model stays in the run folder (members only)

@@ -34,7 +34,7 @@ def save_member_data(path: Path, x: np.ndarray, y: np.ndarray, x_val: np.ndarray
     return path
 
 
-def _load_member_data(source: Any) -> Any:
+def load_member_data_source(source: Any) -> Any:
     """The member's arrays: a file on the member's own machine, or, in the hub, its readings
     read through its own organisation scope."""
     from axhub.federated.client import MemberData
@@ -119,8 +119,9 @@ def run_client(member_spec: dict[str, Any], address: str, out: Path, root_ca: by
         member_spec["member"],
         FedTask.from_json(member_spec["task"]),
         SitePolicy.parse(member_spec["policy"]),
-        _load_member_data(member_spec["data"]),
+        load_member_data_source(member_spec["data"]),
         seed=int(member_spec.get("seed", 0)),
+        noise_seed=member_spec.get("noise_seed"),  # only tests set it: DP noise is unpredictable
     )
     flwr.client.start_client(
         server_address=address,

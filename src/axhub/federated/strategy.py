@@ -107,7 +107,10 @@ class RecordingFedAvg(FedAvg):
         for _, res in results:
             member = str(res.metrics.get("member", "?"))
             rec.members[member] = dict(res.metrics)
-            rec.bytes_up += _param_bytes(res.parameters)
+            if not self.secure_aggregation:
+                # Under SecAgg+ every result already holds the unmasked aggregate; what each
+                # member sent (its masked vector) is counted by the server app instead.
+                rec.bytes_up += _param_bytes(res.parameters)
             status = int(res.metrics.get("status", 0))
             if status:
                 self.stopped = self.stopped or f"{member}: {REFUSAL_REASONS.get(status, status)}"
@@ -119,7 +122,9 @@ class RecordingFedAvg(FedAvg):
             rec.seconds = time.perf_counter() - self._started
             return None, {}
         self._last = kept
-        joint = aggregate([(p, n) for _, p, n in kept])
+        # SecAgg+ hands the strategy the weighted mean it unmasked (the same in every result);
+        # the members' own updates never reach the server, so there is nothing to average.
+        joint = kept[0][1] if self.secure_aggregation else aggregate([(p, n) for _, p, n in kept])
         self.final_parameters = joint
         rec.seconds = time.perf_counter() - self._started
         return ndarrays_to_parameters(joint), {}
@@ -131,7 +136,8 @@ class RecordingFedAvg(FedAvg):
             return []
         joint = parameters_to_ndarrays(parameters)
         candidates = list(joint)
-        if len(self._last) > 1:
+        # Leave-one-out needs each member's update, which SecAgg+ hides: no candidates then.
+        if len(self._last) > 1 and not self.secure_aggregation:
             for i in range(len(self._last)):
                 rest = [(p, n) for j, (_, p, n) in enumerate(self._last) if j != i]
                 candidates.extend(aggregate(rest))

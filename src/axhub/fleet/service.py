@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from axhub.core.errors import AxHubError, InputProblem, InputValidationError, NotFoundError
 from axhub.core.reading_rules import asset_id_problem, signal_name_problem, time_problem_us
-from axhub.core.readings import READINGS_SCHEMA
+from axhub.core.readings import READINGS_SCHEMA, VALUE_INT_FIELD
 from axhub.core.timeutil import utcnow
 from axhub.edge.buffer import ALERTS_KIND, READINGS_KIND, RESULTS_KIND, decode_events, decode_readings
 from axhub.edge.config import AgentConfig
@@ -281,9 +281,13 @@ def bundle_for_device(scope: OrgScope, state: EdgeDeviceStateRow, sha: str, blob
 
 # ------------------------------------------------------------------------------ sync
 def _check_readings(table: pa.Table, batch_id: str) -> pa.Table:
-    if not table.schema.equals(READINGS_SCHEMA, check_metadata=False):
+    # An agent sends ``value_int`` with integers beyond +-2^53: kept, so they stay exact.
+    schema = READINGS_SCHEMA
+    if VALUE_INT_FIELD.name in table.column_names:
+        schema = schema.append(VALUE_INT_FIELD)
+    if not table.schema.equals(schema, check_metadata=False):
         try:
-            table = table.select(READINGS_SCHEMA.names).cast(READINGS_SCHEMA)
+            table = table.select(schema.names).cast(schema)
         except (KeyError, pa.ArrowInvalid, ValueError) as exc:
             raise InputValidationError(
                 InputProblem(f"batch {batch_id}", None, None, f"not a readings table: {exc}")

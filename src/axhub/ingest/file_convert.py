@@ -24,10 +24,11 @@ from axhub.core.domain import Quality
 from axhub.core.errors import AxHubError, InputValidationError, problem
 from axhub.core.ids import check_path_safe
 from axhub.core.reading_rules import MAX_TS_US, MIN_TS_US, signal_name_problem
+from axhub.core.readings import VALUE_INT_FIELD
 from axhub.ingest.file_mapping import FileMapping
 from axhub.ingest.file_plan import Plan
 from axhub.ingest.file_report import IngestReport, Rejects, SignalSeen
-from axhub.ingest.file_values import parse_numbers, parse_times
+from axhub.ingest.file_values import ExactInts, exact_integers, parse_numbers, parse_times
 
 _QUALITY_NAMES = {q.name.lower(): int(q) for q in Quality}
 
@@ -120,17 +121,29 @@ class Converter:
         k = len(plan.value_columns)
         values = np.empty((k, n), dtype=np.float64)
         present = np.empty((k, n), dtype=bool)
+        # Integers float64 rounds, kept exactly: allocated only when a column has one.
+        exact: tuple[np.ndarray, np.ndarray] | None = None
         bad_cells: list[tuple[int, np.ndarray]] = []
         nan_cells: list[np.ndarray] = []
+        range_cells: list[np.ndarray | None] = []
         for j, col in enumerate(plan.value_columns):
             v, p, bad = parse_numbers(batch.column(col), self.mapping.decimal, self.mapping.thousands)
             not_finite = p & ~np.isfinite(v)  # NaN and infinity are refused like text
             p &= ~not_finite
             bad |= not_finite
             nan_cells.append(not_finite)
+            ints = exact_integers(batch.column(col), v, p, self.mapping.thousands)
+            range_cells.append(None if ints is None else ints.out_of_range)
+            if ints is not None:
+                if exact is None:
+                    exact = (np.zeros((k, n), dtype=np.int64), np.zeros((k, n), dtype=bool))
+                exact[0][j, ints.rows], exact[1][j, ints.rows] = ints.ints, True
+                p &= ~ints.out_of_range  # refused, never stored rounded
+                bad |= ints.out_of_range
             values[j], present[j] = v, p
             if bad.any():
-                if self.first_batch and bad.sum() >= 2 and not p.any():
+                texty = bad if ints is None else bad & ~ints.out_of_range
+                if self.first_batch and texty.sum() >= 2 and not p.any():
                     raise InputValidationError(
                         problem(self.report.file, None, col, "text_column"), whole_file=True
                     )
@@ -152,9 +165,12 @@ class Converter:
             idx = np.flatnonzero(bad)
             row_rejected[idx] = True
             texts = batch.column(cols[j]).take(pa.array(idx)).to_pylist()
-            plain_text = ~nan_cells[j][idx]
-            for line, text, plain in zip(lines(idx).tolist(), texts, plain_text.tolist(), strict=True):
-                self.rejects.add(int(line), cols[j], "not_a_number" if plain else "value_not_finite", text)
+            codes = np.where(nan_cells[j][idx], "value_not_finite", "not_a_number")
+            out_of_range = range_cells[j]
+            if out_of_range is not None:
+                codes = np.where(out_of_range[idx], "value_int_range", codes)
+            for line, text, code in zip(lines(idx).tolist(), texts, codes.tolist(), strict=True):
+                self.rejects.add(int(line), cols[j], code, text)
             self.report.values_rejected += len(idx)
         self.report.rows_rejected += int(row_rejected.sum())
         present &= time_ok[None, :]
@@ -163,7 +179,15 @@ class Converter:
         tables = [
             t
             for a, b in _day_slices(ts, time_ok)
-            if (t := self._unpivot(values[:, a:b], present[:, a:b], ts[a:b])) is not None
+            if (
+                t := self._unpivot(
+                    values[:, a:b],
+                    present[:, a:b],
+                    ts[a:b],
+                    None if exact is None else (exact[0][:, a:b], exact[1][:, a:b]),
+                )
+            )
+            is not None
         ]
         seen_cols = np.flatnonzero(present.any(axis=1))
         seen = {
@@ -171,15 +195,27 @@ class Converter:
         }
         return Converted(tables, seen)
 
-    def _unpivot(self, values: np.ndarray, present: np.ndarray, ts: np.ndarray) -> pa.Table | None:
-        """Wide rows -> long readings, signal-major (each signal's run stays time-ordered)."""
+    def _unpivot(
+        self,
+        values: np.ndarray,
+        present: np.ndarray,
+        ts: np.ndarray,
+        exact: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> pa.Table | None:
+        """Wide rows -> long readings, signal-major (each signal's run stays time-ordered);
+        ``exact`` (integers, where given) becomes the ``value_int`` column."""
         k, n = values.shape
+        flat_exact = None
         if present.all():
+            if exact is not None:
+                flat_exact = (exact[0].ravel(), exact[1].ravel())
             flat_values = values.ravel()
             flat_ts = np.tile(ts, k)
             sig_codes = np.repeat(self.col_signal, n)
             asset_codes = np.repeat(self.col_asset, n)
         else:
+            if exact is not None:
+                flat_exact = (exact[0][present], exact[1][present])
             flat_values = values[present]
             flat_ts = np.broadcast_to(ts, (k, n))[present]
             counts = present.sum(axis=1)
@@ -187,7 +223,7 @@ class Converter:
             asset_codes = np.repeat(self.col_asset, counts)
         if len(flat_values) == 0:
             return None
-        return pa.table(
+        table = pa.table(
             {
                 "asset": pa.DictionaryArray.from_arrays(pa.array(asset_codes), self.asset_names),
                 "signal": pa.DictionaryArray.from_arrays(pa.array(sig_codes), self.signal_names),
@@ -196,6 +232,7 @@ class Converter:
                 "quality": pa.array(np.zeros(len(flat_values), dtype=np.uint8)),
             }
         )
+        return _with_value_int(table, flat_exact)
 
     def long(self, batch: pa.RecordBatch, lines: Callable[[np.ndarray], np.ndarray]) -> Converted:
         plan, mapping, n = self.plan, self.mapping, batch.num_rows
@@ -209,6 +246,10 @@ class Converter:
         not_finite = present & ~np.isfinite(values)  # NaN and infinity are refused like text
         present &= ~not_finite
         bad_value |= not_finite
+        ints = exact_integers(batch.column(plan.value_column), values, present, mapping.thousands)
+        if ints is not None:  # an integer no int64 holds is refused, never stored rounded
+            present &= ~ints.out_of_range
+            bad_value |= ints.out_of_range
         sig_raw = pc.cast(batch.column(plan.signal_column), pa.string())
         sig_ok = np.asarray(pc.is_valid(sig_raw).to_numpy(zero_copy_only=False), dtype=bool)
         time_present = np.asarray(pc.is_valid(raw_time).to_numpy(zero_copy_only=False), dtype=bool)
@@ -248,6 +289,8 @@ class Converter:
                 )
         self.report.values_rejected += int((bad_value & ~rejected & nonblank).sum())
         reject(not_finite, plan.value_column, "value_not_finite")
+        if ints is not None:
+            reject(ints.out_of_range, plan.value_column, "value_int_range")
         reject(bad_value, plan.value_column, "not_a_number")
         # Assets: a column (checked to be path-safe) or the default.
         if plan.asset_column:
@@ -299,6 +342,7 @@ class Converter:
                 "quality": pa.array(quality[keep]),
             }
         )
+        table = _with_value_int(table, None if ints is None else _exact_rows(ints, n, keep))
         units: dict[tuple[str, str], str | None] = {}
         unit_col = (
             pc.cast(batch.column(plan.unit_column), pa.string()).filter(keep_arr).to_pylist()
@@ -319,6 +363,21 @@ class Converter:
             unit = u or (mapping.columns[raw_name].unit if raw_name else None)
             seen.add(SignalSeen(a, s, unit))
         return Converted([table], seen)
+
+
+def _exact_rows(ints: ExactInts, n: int, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(integers, given) over the ``n`` rows of a batch, then only the rows kept."""
+    whole = np.zeros(n, dtype=np.int64)
+    given = np.zeros(n, dtype=bool)
+    whole[ints.rows], given[ints.rows] = ints.ints, True
+    return whole[keep], given[keep]
+
+
+def _with_value_int(table: pa.Table, exact: tuple[np.ndarray, np.ndarray] | None) -> pa.Table:
+    """``table`` with a ``value_int`` column where some rows hold an exact integer."""
+    if exact is None or not exact[1].any():
+        return table
+    return table.append_column(VALUE_INT_FIELD, pa.array(exact[0], pa.int64(), mask=~exact[1]))
 
 
 def _one(arr: pa.Array | pa.ChunkedArray) -> Any:

@@ -26,6 +26,8 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from axhub.core.errors import InputValidationError, problem
+from axhub.core.reading_rules import INT64_MAX, INT64_MIN
+from axhub.core.readings import FLOAT_EXACT_INT
 from axhub.ingest.file_encoding import detect_encoding, read_text_sample
 from axhub.ingest.file_mapping import FileMapping
 from axhub.ingest.file_plan import Plan
@@ -299,6 +301,12 @@ def _column_array(values: list[Any]) -> pa.Array:
     if present and all(isinstance(v, dt.datetime) for v in present):
         return pa.array(values, pa.timestamp("us"))
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        if any(type(v) is int and abs(v) > FLOAT_EXACT_INT for v in present):
+            # Integers float64 would round (openpyxl reads a cell '9007199254740993' as an int):
+            # int64 if they all are ints that fit, else text, which file_values reads exactly.
+            if all(type(v) is int and INT64_MIN <= v <= INT64_MAX for v in present):
+                return pa.array(values, pa.int64())
+            return pa.array([None if v is None else str(v) for v in values], pa.string())
         return pa.array([None if v is None else float(v) for v in values], pa.float64())
     return pa.array(
         [

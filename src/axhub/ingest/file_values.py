@@ -6,11 +6,15 @@ fall back to pandas with ``errors='coerce'`` to find which cells are bad. No per
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from axhub.core.reading_rules import INT64_MAX, INT64_MIN
+from axhub.core.readings import FLOAT_EXACT_INT
 from axhub.ingest.file_mapping import EPOCH_FORMATS
 from axhub.ingest.file_timeformats import parse_local_formats
 
@@ -154,7 +158,9 @@ def parse_numbers(
         kind = arr.type
     present = _valid(arr)
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        # Unsafe: an integer beyond +-2^53 becomes its nearest float64 here (the safe cast
+        # refuses it); ``exact_integers`` gives the exact one.
+        values = pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         return np.asarray(values, dtype=np.float64), present, np.zeros(len(arr), dtype=bool)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         arr = pc.cast(arr, pa.string())
@@ -171,3 +177,65 @@ def parse_numbers(
     numbers = pd.to_numeric(strings, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = present & np.isnan(numbers) & ~strings.str.lower().isin(["nan", "+nan", "-nan"]).to_numpy()
     return numbers, present & ~bad, bad
+
+
+# An integer as written: optional sign, digits only (after trimming and dropping thousands).
+_INTEGER_TEXT = r"^[+-]?[0-9]+$"
+
+
+@dataclass(frozen=True)
+class ExactInts:
+    """The cells of a value column that hold an integer float64 cannot hold (beyond +-2^53)."""
+
+    rows: np.ndarray  # positions (int64) of the cells kept exactly ...
+    ints: np.ndarray  # ... and their integers (int64)
+    out_of_range: np.ndarray  # bool per cell: an integer no int64 holds (refused, not rounded)
+
+
+def exact_integers(
+    column: pa.Array | pa.ChunkedArray, values: np.ndarray, present: np.ndarray, thousands: str | None = None
+) -> ExactInts | None:
+    """The exact integers behind ``values`` (``parse_numbers``' floats of ``column``) where
+    float64 rounds them: integer columns (Parquet int64/uint64) and integer text ('9007199254740993',
+    '9.007.199.254.740.993' with thousands '.'). None when there are none: one vectorised
+    comparison, as every rounded integer has a float64 of magnitude >= 2^53. Text written as a
+    decimal or with an exponent ('1e20') is a float and stays one."""
+    candidates = np.flatnonzero(present & (np.abs(values) >= FLOAT_EXACT_INT))
+    if len(candidates) == 0:
+        return None
+    arr = _as_array(column)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    picked = arr.take(pa.array(candidates))
+    kind = picked.type
+    if pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return None
+    if pa.types.is_integer(kind):
+        whole = np.ones(len(picked), dtype=bool)
+        fits = whole
+        if pa.types.is_unsigned_integer(kind):  # a UInt64 above 2^63 - 1
+            fits = np.asarray(
+                pc.less_equal(picked, pa.scalar(INT64_MAX, kind)).to_numpy(zero_copy_only=False), dtype=bool
+            )
+        ints = np.asarray(pc.cast(picked.filter(pa.array(fits)), pa.int64()).to_numpy(), dtype=np.int64)
+    else:
+        text = pc.cast(picked, pa.string()) if not pa.types.is_string(kind) else picked
+        if thousands:
+            text = pc.replace_substring(text, thousands, "")
+        text = pc.utf8_trim_whitespace(text)
+        whole = np.asarray(
+            pc.fill_null(pc.match_substring_regex(text, _INTEGER_TEXT), False).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
+        digits = pc.replace_substring_regex(text.filter(pa.array(whole)), r"^\+", "")
+        try:  # vectorised; only a cell beyond int64 makes it fail
+            ints = np.asarray(pc.cast(digits, pa.int64()).to_numpy(), dtype=np.int64)
+            fits = np.ones(len(digits), dtype=bool)
+        except pa.ArrowInvalid:
+            numbers = [int(d) for d in digits.to_pylist()]  # rare: only cells with such integers
+            fits = np.array([INT64_MIN <= x <= INT64_MAX for x in numbers], dtype=bool)
+            ints = np.array([x for x, ok in zip(numbers, fits, strict=True) if ok], dtype=np.int64)
+    at = candidates[whole]
+    out_of_range = np.zeros(len(values), dtype=bool)
+    out_of_range[at[~fits]] = True
+    return ExactInts(at[fits], ints, out_of_range)

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from axhub.core.errors import InputValidationError, problem
-from axhub.core.readings import READINGS_SCHEMA, ReadingSink, WriteResult
+from axhub.core.readings import READINGS_SCHEMA, VALUE_INT_FIELD, ReadingSink, WriteResult
 from axhub.ingest.file_convert import Converter
 from axhub.ingest.file_mapping import FileMapping
 from axhub.ingest.file_numbers import detect_number_format
@@ -191,7 +191,7 @@ def ingest_file(
                 for table in converted.tables:
                     ts = table["ts"]
                     report.note_times(pc.min(ts).value, pc.max(ts).value)
-                    result = store.write(org, table if native else table.cast(READINGS_SCHEMA))
+                    result = store.write(org, table if native else _as_readings(table))
                     report.points_written += result.written
                     report.duplicates += result.duplicates
                 seen |= converted.signals
@@ -203,6 +203,14 @@ def ingest_file(
     report.signals = sorted(seen, key=lambda s: (s.asset, s.signal))
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def _as_readings(table: pa.Table) -> pa.Table:
+    """Plain readings types for a sink other than the store, keeping ``value_int`` if present."""
+    schema = READINGS_SCHEMA
+    if VALUE_INT_FIELD.name in table.column_names:
+        schema = schema.append(VALUE_INT_FIELD)
+    return table.cast(schema)
 
 
 def _is_native_store(store: ReadingSink) -> bool:

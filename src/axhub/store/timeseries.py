@@ -839,7 +839,12 @@ class TimeSeriesStore:
         if bucket is None:
             frame["quality"] = result.column("quality").to_numpy().astype(np.uint8)
         if exact:
-            frame["value_int"] = pd.array(result.column("value_int").to_pylist(), dtype="Int64")
+            # Vectorised (a Python list per row cost ~0.5 us a reading on every exact query).
+            ints = result.column("value_int").combine_chunks().cast(pa.int64())
+            frame["value_int"] = pd.arrays.IntegerArray(
+                np.asarray(ints.fill_null(0).to_numpy(), dtype=np.int64),
+                np.asarray(ints.is_null().to_numpy(zero_copy_only=False), dtype=bool),
+            )
         return frame
 
     def query_wide(
@@ -851,13 +856,19 @@ class TimeSeriesStore:
         end: datetime | str | pd.Timestamp | None = None,
         interval: str | None = None,
         agg: Agg = "mean",
+        *,
+        exact: bool = False,
     ) -> pd.DataFrame:
         """Like ``query`` but a ``ts`` column plus one column per signal (handy for models).
 
         Signals are in the order asked for (else sorted); a signal without a reading at a
-        time is NaN there.
+        time is NaN there. With ``exact=True`` (raw readings only) a signal with integers
+        beyond +-2^53 has them as Python ints in an object column (``exact_values``).
         """
-        long = self.query(org, asset, signals, start, end, interval, agg)
+        exact = exact and interval is None
+        long = self.query(org, asset, signals, start, end, interval, agg, exact=exact)
+        if exact:
+            long["value"] = exact_values(long)
         wide = long.pivot(index="ts", columns="signal", values="value")
         wide.columns.name = None
         order = [s for s in signals if s in wide.columns] if signals else sorted(wide.columns)
@@ -1114,6 +1125,19 @@ def _prepare(org: str, batch: pa.Table) -> tuple[pa.DictionaryArray, pa.Table] |
     if exact is not None:
         columns["value_int"] = exact
     return asset_dict, pa.table(columns)
+
+
+def exact_values(frame: pd.DataFrame) -> pd.Series:
+    """The ``value`` column of an ``exact=True`` query with its exact integers put in: float64
+    as it is when no row has one (no per-row work), else an object column holding Python ints
+    in those rows (shown, written to CSV and to JSON digit for digit)."""
+    exact = frame.get("value_int")
+    if exact is None or not exact.notna().any():
+        return frame["value"]
+    given = exact.notna().to_numpy()
+    values = frame["value"].to_numpy(dtype=np.float64).astype(object)
+    values[given] = [int(v) for v in exact[given]]
+    return pd.Series(values, index=frame.index, name="value")
 
 
 def _exact_ints(values: pa.Array, ints: pa.Array) -> tuple[pa.Array, pa.Array | None]:

@@ -51,7 +51,7 @@ def _to_series(result: Any, signals: list[str], units: dict[str, str]) -> list[S
     times = np.asarray(pd.DatetimeIndex(frame[time_col]).to_pydatetime(), dtype=object)
     out = []
     if {"signal", "value"} <= set(frame.columns):
-        values = _floats(frame["value"])
+        values = _with_exact_ints(_floats(frame["value"]), frame.get("value_int"))
         positions = frame.groupby("signal", sort=False, observed=True).indices
         empty = np.empty(0, dtype=np.intp)
         for name in signals:
@@ -69,6 +69,21 @@ def _floats(column: Any) -> Any:
     import numpy as np
 
     return column.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _with_exact_ints(values: Any, exact: Any) -> Any:
+    """``values`` with the exact integers of ``exact`` (the store's ``value_int``: integers beyond
+    +-2^53 that float64 rounds) in their rows, so they leave as JSON integers. Unchanged (still
+    float64, no per-row work) when there are none, which is nearly always."""
+
+    if exact is None:
+        return values
+    given = exact.notna().to_numpy()
+    if not given.any():
+        return values
+    out = values.astype(object)
+    out[given] = [int(v) for v in exact[given]]
+    return out
 
 
 def _series(name: str, units: dict[str, str], times: list[Any], values: list[Any]) -> SeriesOut:
@@ -115,7 +130,9 @@ def _readings_json(
         raise ApiError(422, "validation_error", "start must be before end")
     series: list[SeriesOut] = []
     if names:
-        result = _store(state).query(org_id, slug, names, start_t, end_t, interval, agg)
+        # Raw readings with their exact integers; buckets are float64 aggregates.
+        exact = interval is None
+        result = _store(state).query(org_id, slug, names, start_t, end_t, interval, agg, exact=exact)
         series = _to_series(result, names, known)
     out = ReadingsOut(asset_id=asset_id, start=start_t, end=end_t, interval=interval, agg=agg, series=series)
     return out.model_dump_json().encode()
@@ -182,7 +199,7 @@ def _check_readings(body: ReadingsIn, lang: str = "en") -> list[tuple[int, datet
     in Korean when the client asks for it with Accept-Language)."""
     from datetime import UTC
 
-    from axhub.core.reading_rules import signal_name_problem, time_problem, value_problem
+    from axhub.core.reading_rules import integer_problem, signal_name_problem, time_problem, value_problem
 
     problems: list[dict[str, Any]] = []
     times: list[tuple[int, datetime]] = []
@@ -191,7 +208,8 @@ def _check_readings(body: ReadingsIn, lang: str = "en") -> list[tuple[int, datet
         for field, problem in (
             ("signal", signal_name_problem(r.signal)),
             ("time", time_problem(when)),
-            ("value", value_problem(r.value)),
+            # A JSON integer must fit int64 to be stored exactly; a rounded one is not stored.
+            ("value", integer_problem(r.value) if type(r.value) is int else value_problem(r.value)),
         ):
             if problem is not None:
                 problems.append(
@@ -238,20 +256,24 @@ def write_readings(
     Signal names may be Korean (or any language); times must lie in 2000..2100 UTC and values be
     finite. One bad reading refuses the whole request with a 422 that lists the bad readings.
     """
-    from axhub.core.readings import make_batch
+    from axhub.core.readings import FLOAT_EXACT_INT, make_batch, with_exact_ints
 
     asset = scope.get(AssetRow, asset_id)
     rows = body.readings
     lang = "ko" if request.headers.get("accept-language", "").lower().startswith("ko") else "en"
     times = _check_readings(body, lang)  # first: a year-1 time must not reach a date conversion
     _bound_days(body)
+    values = [r.value for r in rows]
     batch = make_batch(
         asset.slug,
         [r.signal for r in rows],
         [int(when.timestamp() * 1_000_000) for _i, when in times],
-        [r.value for r in rows],
+        values,
         [r.quality for r in rows],
     )
+    # Integers float64 would round travel exactly in value_int (checked to fit int64 above).
+    exact = {i: v for i, v in enumerate(values) if type(v) is int and abs(v) > FLOAT_EXACT_INT}
+    batch = with_exact_ints(batch, exact)
     result = _store(state).write(scope.org_id, batch)
     scope.register_signals(sorted({(asset.slug, r.signal, "") for r in rows}))
     written = getattr(result, "written", None)

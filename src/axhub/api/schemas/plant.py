@@ -123,7 +123,8 @@ class SeriesOut(Out):
     signal: str
     unit: str = ""
     times: list[datetime]
-    values: list[float | None]
+    # An integer beyond +-2^53 (which float64 rounds) comes back as that JSON integer.
+    values: list[int | float | None]
 
 
 class ReadingsOut(Out):
@@ -138,7 +139,9 @@ class ReadingsOut(Out):
 class ReadingIn(In):
     time: datetime
     signal: str = Field(min_length=1, max_length=200)
-    value: float
+    # int first: a JSON integer stays a Python int (a plain float field would round
+    # 9007199254740993), is checked against int64 and stored exactly (``core.readings``).
+    value: int | float
     quality: int = Field(default=0, ge=0, le=2)
 
 

@@ -51,11 +51,17 @@ HASH_QUEUE = 2 * HASH_SLOTS
 _hash_slots = threading.BoundedSemaphore(HASH_SLOTS + HASH_QUEUE)
 
 
+HASH_NICE_STEP = 10
+
+
 def _lower_priority() -> None:
-    # Hashing threads run at nice 10 (Linux schedules threads individually, and argon2's own
-    # lane threads inherit it): under a sign-in flood every other request gets the CPU first.
+    # Hashing threads run 10 nice steps below the server (Linux schedules threads individually,
+    # and argon2's own lane threads inherit it): under a sign-in flood every other request gets
+    # the CPU first. Relative, not absolute: a server started under `nice 10` would otherwise
+    # hash at its own priority, and argon2's four lanes then took the CPU from the event loop.
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + HASH_NICE_STEP))
 
 
 _hash_pool = ThreadPoolExecutor(HASH_SLOTS, thread_name_prefix="argon2", initializer=_lower_priority)

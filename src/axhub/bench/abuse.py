@@ -335,7 +335,7 @@ def register(bench_app: typer.Typer) -> None:
                 "Login: 40 clients that ignore Retry-After, from the tenant's 4 addresses (uvicorn "
                 "trusts X-Forwarded-For from loopback), half guessing one real account and half fresh "
                 "e-mails; throttled per e-mail and address, refusals answered on the event loop after "
-                "a 1 s tarpit; argon2 in cpu_count//4 slots (here 1) at nice 10.",
+                "a 1 s tarpit; argon2 in cpu_count//4 slots (here 1), 10 nice steps below the server.",
                 "Streams: at most 6 per principal and 48 per organisation (429 beyond); no database "
                 "connection is held between polls.",
                 "Uploads: refused from the Parquet footer/first rows, the CSV header and the PNG header "

@@ -17,7 +17,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from axhub.core.settings import Settings, get_settings
 
@@ -43,13 +43,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SQLITE_KEPT_CONNECTIONS = 8
+
+
+def _sqlite_pool(path: str | None) -> dict[str, Any]:
+    """Keep a few SQLite connections open between sessions instead of one per session.
+
+    A new connection costs its PRAGMAs, and closing the last one of a WAL database checkpoints
+    and deletes the WAL, which the next open recreates while other connections wait on the lock.
+    Under the abuse benchmark's combined attack that open/close churn was about a third of the
+    API server's busy time, paid again by every plain read. Idle connections are kept (pool_size);
+    more concurrent sessions than that still get a connection at once (unbounded overflow, closed
+    on return), so nothing ever queues for one. In-memory URLs are left as they were.
+    """
+    if not path or path == ":memory:":
+        return {"poolclass": NullPool}
+    return {"poolclass": QueuePool, "pool_size": SQLITE_KEPT_CONNECTIONS, "max_overflow": -1}
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **_sqlite_pool(path))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from axhub.api.deps import Reader, ReadScope, State, Writer, WriteScope
 from axhub.api.errors import ERROR_RESPONSES
@@ -115,10 +116,9 @@ def list_job_logs(job_id: str, scope: ReadScope, pg: Annotated[Paging, Depends(p
     response_class=StreamingResponse,
     responses={**ERROR_RESPONSES, **SSE_RESPONSE},
 )
-def stream_job_events(
+async def stream_job_events(
     request: Request,
     job_id: str,
-    scope: ReadScope,
     principal: Reader,
     app: State,
     timeout: Annotated[
@@ -129,9 +129,16 @@ def stream_job_events(
     """Server-sent events: ``job`` (state, progress) on every change and ``log`` per log line;
     the stream ends after the job reaches an end state. At most a few streams per caller are
     open at once (429 beyond); between polls the stream holds no database connection."""
-    scope.get(JobRow, job_id)  # 404 before any streaming
-    org_id = scope.org_id
+    # Async, and the cap first: a refused stream (429) is answered on the event loop without a
+    # worker thread or the database. Under a stream flood most requests are refused, and each
+    # used to take three thread hops and a query before being told so.
+    org_id = principal.org_id
     slot = app.streams.take(principal.actor, org_id, timeout)
+    try:
+        await run_in_threadpool(_check_job, app, org_id, job_id)  # 404 before any streaming
+    except BaseException:
+        app.streams.give_back(slot)
+        raise
 
     async def events() -> AsyncIterator[bytes]:
         last_log = 0
@@ -157,6 +164,11 @@ def stream_job_events(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
+
+
+def _check_job(app: State, org_id: str, job_id: str) -> None:
+    with app.db.session() as s:
+        OrgScope(s, org_id).get(JobRow, job_id)
 
 
 def _snapshot(app: State, org_id: str, job_id: str, after_log: int) -> tuple[JobOut | None, list[JobLogOut]]:

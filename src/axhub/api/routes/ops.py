@@ -103,7 +103,7 @@ def list_alerts(
     response_class=StreamingResponse,
     responses={**ERROR_RESPONSES, **SSE_RESPONSE},
 )
-def stream_alerts(
+async def stream_alerts(
     request: Request,
     principal: Reader,
     app: State,
@@ -115,6 +115,7 @@ def stream_alerts(
 ) -> StreamingResponse:
     """Server-sent events: one ``alert`` event per new alert of your organisation (at most a few
     streams per caller at once: 429 beyond)."""
+    # Async: the cap is checked on the event loop, so a refused stream takes no worker thread.
     org_id = principal.org_id
     slot = app.streams.take(principal.actor, org_id, timeout)
     cursor = as_utc(since) if since else utcnow()

@@ -7,6 +7,7 @@ server). Where it is unreachable they skip, unless AXHUB_REQUIRE_POSTGRES=1 (set
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,21 @@ import pytest
 
 from axhub.core.settings import Settings
 from axhub.store.db import Database
+
+#: torch has no wheel for every interpreter this project supports (none for Python 3.12 on this
+#: machine): tests marked ``torch`` skip with this message where it is absent, instead of erroring.
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+NO_TORCH = "torch is not installed (the 'torch' extra; no CPU wheel for this Python here)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if HAS_TORCH:
+        return
+    skip = pytest.mark.skip(reason=NO_TORCH)
+    for item in items:
+        if item.get_closest_marker("torch") is not None:
+            item.add_marker(skip)
+
 
 PG_ADMIN_URL = os.environ.get("AXHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

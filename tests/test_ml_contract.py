@@ -22,8 +22,15 @@ from axhub.ml.base import FAMILIES, PARITY_METHODS, Estimator, ExampleData, Sens
 from axhub.registry.bundle import BundleRunner
 
 REGISTRY = Estimator.registry()
-KEYS = sorted(REGISTRY)
-SENSOR_KEYS = [k for k in KEYS if issubclass(REGISTRY[k], SensorEstimator)]
+
+
+def _params(keys: list[str]) -> list[Any]:
+    """Estimators that train with torch carry the ``torch`` mark: they skip where it is absent."""
+    return [pytest.param(k, marks=pytest.mark.torch) if "torch" in REGISTRY[k].requires else k for k in keys]
+
+
+KEYS = _params(sorted(REGISTRY))
+SENSOR_KEYS = _params([k for k in sorted(REGISTRY) if issubclass(REGISTRY[k], SensorEstimator)])
 
 
 @cache

@@ -7,7 +7,6 @@ server). Where it is unreachable they skip, unless AXHUB_REQUIRE_POSTGRES=1 (set
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,16 +15,13 @@ from typing import Any
 
 import pytest
 
+from _torch import HAS_TORCH, NO_TORCH
 from axhub.core.settings import Settings
 from axhub.store.db import Database
 
-#: torch has no wheel for every interpreter this project supports (none for Python 3.12 on this
-#: machine): tests marked ``torch`` skip with this message where it is absent, instead of erroring.
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-NO_TORCH = "torch is not installed (the 'torch' extra; no CPU wheel for this Python here)"
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``torch`` skip with a message where torch is absent, instead of erroring."""
     if HAS_TORCH:
         return
     skip = pytest.mark.skip(reason=NO_TORCH)

@@ -9,13 +9,13 @@ cd "$(dirname "$0")/.."
 
 PY312=${PY312:-}
 if [ -z "$PY312" ]; then
-  if command -v python3.12 >/dev/null 2>&1; then
-    PY312=$(command -v python3.12)
-  else
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python; do
-      if [ -x "$candidate" ]; then PY312=$candidate; fi  # the newest 3.12 sorts last
-    done
-  fi
+  # a pyenv shim on PATH may exist without that version being active: try each until one runs
+  for candidate in "$(command -v python3.12 || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python; do
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      PY312=$candidate
+      break
+    fi
+  done
 fi
 if [ -z "$PY312" ]; then
   echo "==> Python 3.12 check skipped: no python3.12 on PATH or under pyenv (set PY312=...)"

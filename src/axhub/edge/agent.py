@@ -119,6 +119,7 @@ class Agent:
         self._usage = _Usage()
         self.inspector: FolderInspector | None = None
         self._inspection_error: str | None = None
+        self._waiting_for_sample: str | None = None
         recovered = self.slots.recover()
         if recovered:
             log.error("bundle %s rolled back: %s", str(recovered.get("candidate"))[:12], recovered["reason"])
@@ -373,8 +374,11 @@ class Agent:
         samples = sample_images(self.home / self.config.watch_folder)
         if not samples:
             self.last_error = f"bundle {sha[:12]} waits for an image in the watched folder to be checked on"
-            log.info(self.last_error)
+            if self._waiting_for_sample != sha:  # said once, not at every heartbeat
+                log.info(self.last_error)
+                self._waiting_for_sample = sha
             return True
+        self._waiting_for_sample = None
         problem = vision_health_problem(runner, samples)
         if problem is None:
             return False

@@ -12,6 +12,8 @@ Conventions (HTML comments, invisible on the site):
 * ``<!-- docs-test: requires-dataset NAME -->``: the page runs only when ``$AXHUB_DATASETS/NAME``
   exists, and is skipped with that message otherwise;
 * ``<!-- docs-test: requires-service mqtt -->``: the page needs the MQTT broker on 127.0.0.1:1883.
+* ``<!-- docs-test: requires-package torch -->``: the page runs only where that package is
+  importable (torch has no wheel for every supported Python), and is skipped with that message.
 """
 
 from __future__ import annotations

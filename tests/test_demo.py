@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from _torch import HAS_TORCH
 from axhub.cli import demo as demo_cli
 from axhub.cli.main import app as cli_app
 from axhub.core.settings import Settings
@@ -70,6 +71,9 @@ def test_demo_runs_end_to_end_and_finds_injected_faults(demo_home: Path) -> None
     assert counts["explained"] == 1  # each alert names the signals behind it
     assert counts["production"] == counts["deployed"] == len(plant.assets)
     ins = result.inspection
+    if not HAS_TORCH:  # the vision model needs torch: the rest of the demo runs without it
+        assert ins is None
+        return
     assert ins is not None and ins.parts == 12 and ins.defects_true == 4
     assert ins.defects_caught >= 3 and ins.false_alarms <= 2, ins  # learned from good parts only
 
@@ -132,6 +136,8 @@ def test_demo_rerun_is_idempotent_and_login_works(demo_home: Path) -> None:
         assert page.status_code == 200 and "/login" not in str(page.url)
         for asset in simulate_plant(days=DAYS, seed=SEED).assets:  # the plant overview lists them all
             assert asset in page.text
+        if not HAS_TORCH:
+            return  # no inspection without torch (checked in the first test)
         inspection = client.get("/inspection")
         assert inspection.text.count('class="card part ') == 12  # the demo's inspected parts
         heat = inspection.text.split('class="heat" src="')[1].split('"')[0]
@@ -150,4 +156,5 @@ def test_demo_command_prints_summary(tmp_path: Path, monkeypatch: pytest.MonkeyP
         demo_cli.get_settings.cache_clear()
     assert out.exit_code == 0, out.output
     assert "precision" in out.output and "points stored" in out.output
+    assert ("torch is not installed" in out.output) is not HAS_TORCH
     assert (tmp_path / "home" / "demo" / "detections.png").exists()

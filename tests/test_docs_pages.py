@@ -3,6 +3,7 @@ shown in the docs either run here or parsed against the real command line (see _
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -122,6 +123,8 @@ def test_page_runs_top_to_bottom(page: Path, tmp_path: Path) -> None:
             pytest.skip(f"{_id(page)} needs the public dataset '{arg}' under {DATASETS} (AXHUB_DATASETS)")
         if kind == "requires-service" and arg == "mqtt" and not _port_open(1883):
             pytest.skip(f"{_id(page)} needs the MQTT broker on 127.0.0.1:1883")
+        if kind == "requires-package" and importlib.util.find_spec(arg) is None:
+            pytest.skip(f"{_id(page)} needs the package '{arg}', which is not installed")
     lang = "ko" if page.name.endswith(".ko.md") else "en"
     # A reader's fresh install: only AXHUB_HOME (and the datasets) decide where things go, so a
     # database URL or data root set for other tests never leaks into a tutorial.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -116,3 +118,66 @@ def test_a_watched_folder_without_a_valid_machine_id_is_refused_when_configured(
     assert korean.status_code == 422 and "not an asset id" in korean.text, korean.text
     assert "Traceback" not in missing.text + korean.text
     assert good.status_code == 200, good.text
+
+
+def test_the_fleet_counts_each_devices_inspections_of_the_last_24_hours(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path / "hub", f"sqlite:///{tmp_path / 'meta.db'}", secure_cookies=False)
+    credentials = {}
+    for slug, name in [("acme", "검사기-1"), ("acme", "검사기-2"), ("beta", "검사기-b")]:
+        with hub.db.session() as s:
+            token, _row = service.issue_token(OrgScope(s, org_by_slug(s, slug).id), name, created_by=None)
+        with hub.db.session() as s:
+            credentials[name] = service.enrol(s, token, None, "test")["credential"]
+
+    now = datetime.now(UTC)
+
+    def result(i: int, defect: bool | None, age: timedelta) -> dict[str, Any]:
+        return {
+            "id": f"einsp_{i}",
+            "ts": (now - age).isoformat(),
+            "asset": "press-1",
+            "file": f"부품_{i:03d}.png",
+            "defect": defect,
+            "bundle": "vision",
+        }
+
+    recent, old = timedelta(hours=1), timedelta(hours=25)
+    sent = {
+        # 4 recent (2 defects, 1 unreadable), 1 defect from yesterday: outside the window
+        "검사기-1": [
+            result(1, True, recent),
+            result(2, False, recent),
+            result(3, True, recent),
+            result(4, None, recent),
+            result(5, True, old),
+        ],
+        "검사기-2": [],
+        # another company's device: counted for it, never for acme's
+        "검사기-b": [result(6, True, recent), result(7, True, recent)],
+    }
+    with hub.client() as c:
+        for name, results in sent.items():
+            if not results:
+                continue
+            buffer = Buffer(tmp_path / name / "buffer.db")
+            for r in results:
+                buffer.add_event(RESULTS_KIND, r)
+            batch = buffer.next_batch()
+            assert batch is not None
+            headers = {
+                "Authorization": f"Device {credentials[name]}",
+                "X-Batch-Id": batch.batch_id,
+                "X-Batch-Kind": batch.kind,
+                "Content-Type": batch.media_type,
+            }
+            for _ in range(2):  # a resent batch counts once
+                assert c.post("/device/v1/sync", content=batch.payload, headers=headers).status_code == 200
+            buffer.close()
+
+    def counts(who: str) -> dict[str, tuple[int, int]]:
+        with hub.client(who) as c:
+            devices = c.get("/api/v1/edge/devices").json()
+        return {d["name"]: (d["inspected_24h"], d["flagged_24h"]) for d in devices}
+
+    assert counts("a_viewer") == {"검사기-1": (4, 2), "검사기-2": (0, 0)}
+    assert counts("b_admin") == {"검사기-b": (2, 2)}

@@ -55,6 +55,7 @@ def test_update_is_clipped_to_the_norm() -> None:
     assert np.sqrt(sum(float(np.sum(o.astype(np.float64) ** 2)) for o in out)) == pytest.approx(0.5, rel=1e-4)
 
 
+@pytest.mark.torch  # trains the members' torch model
 def test_member_refuses_a_round_that_would_overspend_its_budget() -> None:
     budget = epsilon_after(3, 1.0, 1e-5) + 1e-6  # room for exactly three rounds
     policy = SitePolicy(
@@ -80,6 +81,7 @@ def test_member_refuses_a_round_that_would_overspend_its_budget() -> None:
     assert client.ledger is not None and client.ledger.spent == pytest.approx(spent[-1])
 
 
+@pytest.mark.torch  # trains the members' torch model
 def test_member_enforces_min_samples_and_secure_aggregation_whatever_the_server_says() -> None:
     rng = np.random.default_rng(2)
     params = learner.get_params(learner.build_net(TASK))
@@ -107,6 +109,7 @@ def test_member_enforces_min_samples_and_secure_aggregation_whatever_the_server_
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.torch  # trains the members' torch model
 def test_fedprox_keeps_a_member_closer_to_the_global_model() -> None:
     data = _data(np.random.default_rng(4))
     start = learner.get_params(learner.build_net(TASK))

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from _api_helpers import PASSWORD, make_hub
@@ -30,6 +31,7 @@ def _org(db: object, slug: str) -> OrganizationRow:
         return org
 
 
+@pytest.mark.torch  # the run trains a torch model
 def test_share_code_invite_run_job_and_joint_model_download(tmp_path: Path) -> None:
     hub = make_hub(tmp_path / "home", f"sqlite:///{tmp_path / 'hub.db'}")
     beta = _org(hub.db, "beta")

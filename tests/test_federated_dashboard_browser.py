@@ -20,7 +20,7 @@ from axhub.core.settings import Settings
 from axhub.store.scoped import OrgScope
 from axhub.store.timeseries import TimeSeriesStore
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.torch]  # a run trains with torch
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Per company: its machine (slug, name) and its own names for pressure and remaining life.
 COMPANIES = {

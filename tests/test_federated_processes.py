@@ -24,7 +24,7 @@ from axhub.store.db import Database
 from axhub.store.scoped import OrgScope
 from axhub.store.timeseries import TimeSeriesStore
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torch]  # members train a torch model
 
 
 class RecordingProxy:

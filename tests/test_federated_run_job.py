@@ -23,7 +23,7 @@ from axhub.store.models import FedRoundRow, JobLogRow, JobRow
 from axhub.store.scoped import OrgScope
 from axhub.store.timeseries import TimeSeriesStore
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.torch]  # members train a torch model
 
 
 @pytest.fixture

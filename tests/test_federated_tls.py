@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from axhub.federated.learner import FedTask
 from axhub.federated.process import launch, save_member_data
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torch]  # members train a torch model
 
 
 def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:

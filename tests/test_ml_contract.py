@@ -17,13 +17,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from axhub.core.errors import InputValidationError
+from _torch import HAS_TORCH
+from axhub.core.errors import AxHubError, InputValidationError
 from axhub.ml.base import FAMILIES, PARITY_METHODS, Estimator, ExampleData, SensorEstimator
 from axhub.registry.bundle import BundleRunner
 
 REGISTRY = Estimator.registry()
-KEYS = sorted(REGISTRY)
-SENSOR_KEYS = [k for k in KEYS if issubclass(REGISTRY[k], SensorEstimator)]
+
+
+def _params(keys: list[str]) -> list[Any]:
+    """Estimators that train with torch carry the ``torch`` mark: they skip where it is absent."""
+    return [pytest.param(k, marks=pytest.mark.torch) if "torch" in REGISTRY[k].requires else k for k in keys]
+
+
+KEYS = _params(sorted(REGISTRY))
+SENSOR_KEYS = _params([k for k in sorted(REGISTRY) if issubclass(REGISTRY[k], SensorEstimator)])
 
 
 @cache
@@ -206,3 +214,11 @@ print(json.dumps([m for m in ("torch", "sklearn", "skl2onnx", "onnx", "axhub.ml"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="torch is installed: every family is registered")
+def test_without_torch_the_registry_lists_the_rest_and_a_vision_lookup_says_why() -> None:
+    assert "anomaly/mspc" in REGISTRY and not any(k.startswith("vision/") for k in REGISTRY)
+    with pytest.raises(AxHubError) as info:
+        Estimator.lookup("vision", "patchcore")
+    assert "some vision estimators need torch, which is not installed" in info.value.hint

@@ -189,6 +189,7 @@ def test_missing_operating_settings_are_a_clear_error(
         model.predict(test.drop(columns=["altitude"]))
 
 
+@pytest.mark.torch  # the 1D-CNN trains with torch
 def test_cnn_learns_the_trend_and_exports_the_same_numbers(tmp_path: Path) -> None:
     from axhub.ml.rul.cnn import RulCNN
 

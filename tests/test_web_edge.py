@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from _browser import CHROMIUM, chromium
 from axhub.api.security import hash_password
 from axhub.core.settings import Settings
+from axhub.edge.buffer import RESULTS_KIND, encode_events
 from axhub.fleet import service
 from axhub.store.db import Database
 from axhub.store.models import UserRow
@@ -52,6 +54,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 role="admin",
             )
         )
+        now = datetime.now(UTC)
         for name in ("프레스 1 게이트웨이", "프레스 2 게이트웨이"):
             token, _ = service.issue_token(scope, name, "프레스 라인", created_by=None)
             enrolled = service.enrol(s, token, name, "0.1.0")
@@ -69,6 +72,21 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     "bundle": {"sha256": None},
                 },
             )
+            if name == "프레스 1 게이트웨이":  # its camera: 3 parts inspected this hour, 1 flagged
+                results = [
+                    {"id": f"einsp_{i}", "ts": now.isoformat(), "asset": "press-1", "file": f"{i}.png"}
+                    | {"defect": i == 0}
+                    for i in range(3)
+                ]
+                service.receive_batch(
+                    scope,
+                    device,
+                    state,
+                    batch_id="b1",
+                    kind=RESULTS_KIND,
+                    payload=encode_events(results),
+                    timeseries=None,
+                )
     with Server(build_app(settings)) as server:
         yield server.url
     db.dispose()
@@ -88,6 +106,11 @@ def test_fleet_page_issues_a_token_and_revokes_a_device(browser: Any, hub: str) 
     first = rows.filter(has_text="프레스 1 게이트웨이")
     assert "online" in first.locator(".device-state").inner_text()
     assert "1234" in first.inner_text() and "96" in first.inner_text()
+    assert first.locator(".device-inspected").inner_text() == "3"
+    assert first.locator(".device-flagged").inner_text() == "1"
+    second = rows.filter(has_text="프레스 2 게이트웨이")
+    assert second.locator(".device-inspected").inner_text() == "0"
+    assert page.locator("#edge-devices th", has_text="Flagged (24 h)").count() == 1
 
     page.get_by_label("Device name").fill("프레스 3 게이트웨이")
     page.get_by_role("button", name="Issue token").click()
@@ -110,6 +133,7 @@ def test_korean_fleet_page_has_no_english(browser: Any, hub: str) -> None:
     login(page, "admin@hanbit.example", next_path="/edge")
     page.wait_for_timeout(300)
     assert page.locator("h1").inner_text() == "엣지 장치"
+    assert page.locator("#edge-devices th", has_text="불량 판정 (24시간)").count() == 1
     words = page.evaluate(LATIN_WORDS_JS)
     bad = sorted({w for w, _ctx in words if w not in KOREAN_PAGE_LATIN})
     assert bad == [], bad

@@ -8,7 +8,8 @@ Two threads besides the main one:
 - **sync**: heartbeats (status up, config and bundle target down), then buffered batches to the
   hub until the buffer is empty; a hub that does not answer is simply retried later, a revoked
   device keeps buffering and stops calling the hub. Bundle updates are verified, swapped in,
-  health-checked on the next live rows and rolled back on failure (``bundles.py``).
+  health-checked on the next live rows and rolled back on failure (``bundles.py``); a vision
+  bundle is checked on the watched folder's newest images before it is swapped in.
 
 Run with ``python -m axhub.edge.agent --home DIR`` or ``axhub edge run --home DIR``.
 """
@@ -40,7 +41,7 @@ from axhub.edge.config import (
 )
 from axhub.edge.hubclient import BatchRefused, DeviceRevoked, HubClient, HubUnreachable, enrol
 from axhub.edge.scoring import LocalScorer, health_problem
-from axhub.edge.vision import FolderInspector, is_vision_bundle
+from axhub.edge.vision import FolderInspector, is_vision_bundle, sample_images, vision_health_problem
 from axhub.registry.bundle import BundleError
 
 log = logging.getLogger("axhub.edge")
@@ -118,6 +119,7 @@ class Agent:
         self._usage = _Usage()
         self.inspector: FolderInspector | None = None
         self._inspection_error: str | None = None
+        self._waiting_for_sample: str | None = None
         recovered = self.slots.recover()
         if recovered:
             log.error("bundle %s rolled back: %s", str(recovered.get("candidate"))[:12], recovered["reason"])
@@ -325,12 +327,20 @@ class Agent:
     def _update_bundle(self, sha: str, rollout_id: str | None) -> None:
         report: dict[str, Any] = {"sha256": sha, "rollout_id": rollout_id}
         try:
-            archive = self.client.bundle(sha)
-            self.slots.install(archive, sha)
+            if not self.slots.has(sha):  # one waiting for a sample image is already here
+                self.slots.install(self.client.bundle(sha), sha)
         except BundleError as exc:
             self.failed_bundles.add(sha)
             self.bundle_reports.append({**report, "outcome": "refused", "reason": str(exc)})
             log.error("bundle %s refused: %s", sha[:12], exc)
+            return
+        self.swap_in(sha, rollout_id)
+
+    def swap_in(self, sha: str, rollout_id: str | None = None) -> None:
+        """Switch to an installed bundle. A vision bundle is checked on the camera's newest images
+        before the switch; a sensor bundle is switched and checked on the next live rows."""
+        report: dict[str, Any] = {"sha256": sha, "rollout_id": rollout_id}
+        if self._vision_precheck(sha, report):
             return
         old = self.scorer
         self.slots.begin_swap(sha, rollout_id)
@@ -347,6 +357,35 @@ class Agent:
             self.scorer = new
         # Checked on later loop turns (heartbeats and syncing go on meanwhile): see _check_candidate.
         self._candidate = {"report": report, "old": old, "new": new, "deadline": time.monotonic() + 300}
+
+    def _vision_precheck(self, sha: str, report: dict[str, Any]) -> bool:
+        """Run a new vision bundle on sample images before it replaces the one inspecting parts.
+
+        True when the update is settled here: refused (the old bundle never stops), or waiting for
+        a first image (the hub announces the bundle again on the next heartbeat). With no watched
+        folder configured nothing runs the bundle yet, and loading it is the check.
+        """
+        try:
+            runner = self.slots.runner(sha)
+        except Exception:
+            return False  # the swap reports that it does not load (and rolls back)
+        if runner is None or not is_vision_bundle(runner) or not self.config.watch_folder:
+            return False
+        samples = sample_images(self.home / self.config.watch_folder)
+        if not samples:
+            self.last_error = f"bundle {sha[:12]} waits for an image in the watched folder to be checked on"
+            if self._waiting_for_sample != sha:  # said once, not at every heartbeat
+                log.info(self.last_error)
+                self._waiting_for_sample = sha
+            return True
+        self._waiting_for_sample = None
+        problem = vision_health_problem(runner, samples)
+        if problem is None:
+            return False
+        self.failed_bundles.add(sha)
+        self.bundle_reports.append({**report, "outcome": "rolled_back", "reason": problem})
+        log.error("vision bundle %s refused before the switch: %s", sha[:12], problem)
+        return True
 
     def _check_candidate(self) -> None:
         """Decide on a swapped-in bundle once it has scored enough live rows (or failed)."""

@@ -108,6 +108,10 @@ class BundleSlots:
             zip_path.unlink(missing_ok=True)
         return target
 
+    def has(self, sha: str) -> bool:
+        """Whether a verified bundle with this archive hash is stored here."""
+        return (self.root / sha).is_dir()
+
     def runner(self, sha: str | None = None) -> BundleRunner | None:
         """A runner for a stored bundle (the current one by default), verified again on load."""
         sha = sha or self.current_sha

@@ -54,6 +54,45 @@ def image_tensor(path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
 
 
+def sample_images(folder: Path, limit: int = 3) -> list[tuple[str, np.ndarray]]:
+    """The newest readable images in the folder (name, graph input), newest first.
+
+    Samples for a new vision bundle's health check: the camera's own images, so size and colour
+    are what the bundle will get. Files that do not decode are passed over (a broken file says
+    nothing about the bundle).
+    """
+    try:
+        files = [
+            (p.stat().st_mtime_ns, p)
+            for p in folder.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        ]
+    except OSError:
+        return []  # no folder (yet), or a file went away while listing: try again later
+    samples: list[tuple[str, np.ndarray]] = []
+    for _, path in sorted(files, key=lambda item: item[0], reverse=True):
+        try:
+            samples.append((path.name, image_tensor(path)))
+        except (OSError, ValueError, SyntaxError):
+            continue
+        if len(samples) == limit:
+            break
+    return samples
+
+
+def vision_health_problem(runner: BundleRunner, samples: list[tuple[str, np.ndarray]]) -> str | None:
+    """Why a vision bundle is not fit to score these images (None: healthy): it must accept each
+    one and give it one finite score."""
+    for name, tensor in samples:
+        try:
+            scores = np.asarray(runner.run(tensor)["score"], dtype=np.float64).reshape(-1)
+        except Exception as exc:  # any failure on a real image is a failed health check
+            return f"the bundle fails on the image {name}: {exc}"
+        if scores.size != 1 or not np.all(np.isfinite(scores)):
+            return f"the bundle gives no finite score for the image {name}"
+    return None
+
+
 @dataclass
 class InspectionStats:
     images: int = 0

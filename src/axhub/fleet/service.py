@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from axhub.core.errors import AxHubError, InputProblem, InputValidationError, NotFoundError
@@ -423,6 +423,12 @@ def _event_basics(scope: OrgScope, event: Any, where: str, index: int) -> tuple[
     return ts, asset_slug, _asset_id(scope, asset_slug)
 
 
+#: An inspection event's title starts with its verdict: "defect: <file>" or "ok: <file>".
+DEFECT_VERDICT = "defect"
+#: The fleet page's inspection counts cover this much time (by the images' own time).
+INSPECTIONS_WINDOW = timedelta(hours=24)
+
+
 def _store_result(
     scope: OrgScope, device: EdgeDeviceRow, kind: str, event: Any, batch_id: str, index: int
 ) -> None:
@@ -431,7 +437,7 @@ def _store_result(
     from axhub.store.models import EventRow
 
     ts, _slug, asset_id = _event_basics(scope, event, f"batch {batch_id}", index)
-    verdict = "defect" if event.get("defect") else "ok"
+    verdict = DEFECT_VERDICT if event.get("defect") else "ok"
     details = {k: event.get(k) for k in ("file", "score", "threshold", "defect", "bundle") if k in event}
     scope.add_unless_exists(
         EventRow(
@@ -458,10 +464,24 @@ def _asset_id(scope: OrgScope, slug: str) -> str:
 
 
 # ------------------------------------------------------------------------------ fleet view
+def inspection_counts(scope: OrgScope, since: datetime) -> dict[str, tuple[int, int]]:
+    """Device id -> (images inspected, flagged as defects) from results timed at or after ``since``."""
+    from axhub.store.models import EventRow
+
+    flagged = func.sum(case((EventRow.title.like(f"{DEFECT_VERDICT}:%"), 1), else_=0))
+    rows = scope.session.execute(
+        select(EventRow.created_by, func.count(), flagged)
+        .where(EventRow.org_id == scope.org_id, EventRow.kind == "inspection", EventRow.start >= since)
+        .group_by(EventRow.created_by)
+    )
+    return {str(device): (int(n), int(bad or 0)) for device, n, bad in rows if device}
+
+
 def fleet(scope: OrgScope) -> list[dict[str, Any]]:
     """Every device of the organisation with what the fleet page shows."""
     devices = {d.id: d for d in scope.list(EdgeDeviceRow)}
     now = utcnow()
+    inspections = inspection_counts(scope, now - INSPECTIONS_WINDOW)
     out = []
     for state in scope.list(EdgeDeviceStateRow):
         device = devices.get(state.device_id)
@@ -490,6 +510,9 @@ def fleet(scope: OrgScope) -> list[dict[str, Any]]:
                 "rss_mb": status.get("rss_mb"),
                 "config_version": state.config_version,
                 "last_error": status.get("last_error"),
+                # vision results the hub holds for the last 24 h (none: the device inspects nothing)
+                "inspected_24h": inspections.get(device.id, (0, 0))[0],
+                "flagged_24h": inspections.get(device.id, (0, 0))[1],
             }
         )
     out.sort(key=lambda d: (d["group"], d["name"]))

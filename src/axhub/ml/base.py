@@ -104,6 +104,9 @@ class Estimator(ABC):
     version: ClassVar[str] = "1"
     #: 'table' (rows independent), 'sequence' (time-ordered windows) or 'image'.
     input_kind: ClassVar[str] = "table"
+    #: Optional packages (import names) this estimator trains with, beyond the hub extra; the
+    #: contract suite skips an estimator whose packages are absent (e.g. torch on Python 3.12).
+    requires: ClassVar[tuple[str, ...]] = ()
     #: Metrics stored in the bundle manifest (set by benchmarks / evaluation jobs).
     metrics_: dict[str, float]
 
@@ -229,7 +232,11 @@ class Estimator(ABC):
         registry = Estimator.registry()
         key = f"{family}/{name}"
         if key not in registry:
-            raise AxHubError(f"no estimator {key}", hint=f"known: {', '.join(registry)}")
+            missing = _LEFT_OUT.get(family)
+            hint = f"known: {', '.join(registry)}"
+            if missing:
+                hint = f"some {family} estimators need {missing}, which is not installed; {hint}"
+            raise AxHubError(f"no estimator {key}", hint=hint)
         return registry[key]
 
     # ------------------------------------------------------------------ bundles
@@ -300,6 +307,13 @@ class Estimator(ABC):
         return estimator
 
 
+#: Optional packages whose absence leaves a family module out of the registry instead of failing
+#: it: an install without the torch extra (e.g. Python 3.12 here) still lists the sensor models.
+OPTIONAL_PACKAGES: frozenset[str] = frozenset({"torch", "torchvision"})
+#: Family -> the optional package that kept some of its modules out (for lookup's hint).
+_LEFT_OUT: dict[str, str] = {}
+
+
 def _import_family(family: str) -> None:
     package_name = f"axhub.ml.{family}"
     try:
@@ -307,9 +321,17 @@ def _import_family(family: str) -> None:
     except ModuleNotFoundError as exc:
         if exc.name == package_name:
             return  # family not built (yet)
-        raise
+        if (exc.name or "").split(".")[0] not in OPTIONAL_PACKAGES:
+            raise
+        _LEFT_OUT[family] = (exc.name or "").split(".")[0]
+        return
     for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=package_name + "."):
-        importlib.import_module(info.name)
+        try:
+            importlib.import_module(info.name)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in OPTIONAL_PACKAGES:
+                raise
+            _LEFT_OUT[family] = (exc.name or "").split(".")[0]
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

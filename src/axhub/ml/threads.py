@@ -24,7 +24,11 @@ def torch_threads() -> int:
 
 @contextmanager
 def limited_torch_threads() -> Iterator[int]:
-    import torch
+    try:
+        import torch
+    except ModuleNotFoundError:  # torch not installed: no torch model runs, nothing to limit
+        yield torch_threads()
+        return
 
     previous = torch.get_num_threads()
     threads = torch_threads()

@@ -44,6 +44,8 @@ class EdgeDeviceOut(Out):
     rss_mb: float | None
     config_version: int
     last_error: str | None
+    inspected_24h: int = Field(description="Images this device's vision bundle inspected in the last 24 h")
+    flagged_24h: int = Field(description="Of those, images flagged as defects")
 
 
 class EdgeConfigIn(In):

@@ -66,6 +66,7 @@ class ConvAE(AnomalyEstimator):
     """Convolutional autoencoder on sliding windows; reconstruction error as the score."""
 
     name: ClassVar[str] = "conv_ae"
+    requires: ClassVar[tuple[str, ...]] = ("torch",)
     flatten_windows: ClassVar[bool] = False
 
     def __init__(

@@ -67,6 +67,7 @@ class RulCNN(RulWindowEstimator):
     """1D-CNN RUL regressor."""
 
     name: ClassVar[str] = "cnn"
+    requires: ClassVar[tuple[str, ...]] = ("torch",)
     age_scale: ClassVar[float] = 100.0
     flatten_windows: ClassVar[bool] = False
 

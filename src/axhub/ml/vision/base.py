@@ -99,6 +99,7 @@ class VisionEstimator(Estimator):
 
     family: ClassVar[str] = "vision"
     input_kind: ClassVar[str] = "image"
+    requires: ClassVar[tuple[str, ...]] = ("torch",)
 
     @staticmethod
     def graph_input(data: Any) -> np.ndarray:

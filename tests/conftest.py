@@ -18,6 +18,7 @@ import pytest
 from _torch import HAS_TORCH, NO_TORCH
 from axhub.core.settings import Settings
 from axhub.store.db import Database
+from axhub.store.timeseries import TimeSeriesStore
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -91,3 +92,15 @@ def browser() -> Iterator[Any]:
 
     with chromium() as b:
         yield b
+
+
+@pytest.fixture
+def hub_env(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Database, TimeSeriesStore]]:
+    """A migrated hub whose AXHUB_HOME child processes (federated members, SuperNodes) open too."""
+    monkeypatch.setenv("AXHUB_HOME", str(settings.home))
+    db = Database.from_settings(settings)
+    db.migrate()
+    yield db, TimeSeriesStore(settings.timeseries_root)
+    db.dispose()

@@ -7,14 +7,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from _federated import MAPPING, SCHEMA, _company
-from axhub.core.settings import Settings
 from axhub.federated import collab, hub
 from axhub.federated.client import MemberData
 from axhub.federated.learner import FedTask, build_net, get_params
@@ -64,18 +62,6 @@ class RecordingProxy:
 
     def close(self) -> None:
         self.listener.close()
-
-
-@pytest.fixture
-def hub_env(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Database, TimeSeriesStore]]:
-    # The member processes open the same hub (its database and store) from AXHUB_HOME.
-    monkeypatch.setenv("AXHUB_HOME", str(settings.home))
-    db = Database.from_settings(settings)
-    db.migrate()
-    yield db, TimeSeriesStore(settings.timeseries_root)
-    db.dispose()
 
 
 def test_run_in_separate_processes_sends_no_rows_and_stops_on_a_spent_budget(

@@ -7,7 +7,6 @@ policy requires secure aggregation trains here and refuses the plain deployment.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 from flwr.common import Context, FitIns, RecordDict, ndarrays_to_parameters, parameters_to_ndarrays
 
 from _federated import MAPPING, SCHEMA, _company
-from axhub.core.settings import Settings
 from axhub.federated import collab, hub
 from axhub.federated.client import REFUSED_SAMPLES, MemberClient, MemberData
 from axhub.federated.learner import FedTask, build_net, get_params
@@ -128,18 +126,6 @@ def test_member_requiring_secure_aggregation_refuses_the_plain_deployment(tmp_pa
     )
     assert summary["stopped"] == "c: secure_aggregation"
     assert summary["members_sent"]["c"]["sent"][0]["shapes"] == []  # c sent no parameters
-
-
-@pytest.fixture
-def hub_env(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Database, TimeSeriesStore]]:
-    # The SuperNodes' client apps open the same hub (its database and store) from AXHUB_HOME.
-    monkeypatch.setenv("AXHUB_HOME", str(settings.home))
-    db = Database.from_settings(settings)
-    db.migrate()
-    yield db, TimeSeriesStore(settings.timeseries_root)
-    db.dispose()
 
 
 def test_hub_run_with_a_member_requiring_secagg_goes_through_superlink(

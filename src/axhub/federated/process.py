@@ -108,21 +108,27 @@ def run_server(
     return summary
 
 
-def run_client(member_spec: dict[str, Any], address: str, out: Path, root_ca: bytes | None = None) -> None:
-    import flwr
-
+def member_client(member_spec: dict[str, Any], *, secure_aggregation: bool = False) -> Any:
+    """The member's client from its spec (the same in a plain process and in a SuperNode)."""
     from axhub.federated.client import MemberClient
     from axhub.federated.learner import FedTask
     from axhub.federated.policy import SitePolicy
 
-    client = MemberClient(
+    return MemberClient(
         member_spec["member"],
         FedTask.from_json(member_spec["task"]),
         SitePolicy.parse(member_spec["policy"]),
         load_member_data_source(member_spec["data"]),
         seed=int(member_spec.get("seed", 0)),
         noise_seed=member_spec.get("noise_seed"),  # only tests set it: DP noise is unpredictable
+        secure_aggregation=secure_aggregation,
     )
+
+
+def run_client(member_spec: dict[str, Any], address: str, out: Path, root_ca: bytes | None = None) -> None:
+    import flwr
+
+    client = member_client(member_spec)
     flwr.client.start_client(
         server_address=address,
         client=client.to_client(),

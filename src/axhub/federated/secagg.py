@@ -98,22 +98,12 @@ class SecAggMember(NumPyClient):
 
 
 def _client_fn(context: Context) -> Client:
-    from axhub.federated.learner import FedTask
-    from axhub.federated.policy import SitePolicy
-    from axhub.federated.process import load_member_data_source
+    from axhub.federated.process import member_client
 
     spec = json.loads(Path(str(context.node_config["member-spec"])).read_text())
     out = Path(str(context.node_config["out"]))
     out.mkdir(parents=True, exist_ok=True)
-    inner = MemberClient(
-        spec["member"],
-        FedTask.from_json(spec["task"]),
-        SitePolicy.parse(spec["policy"]),
-        load_member_data_source(spec["data"]),
-        seed=int(spec.get("seed", 0)),
-        noise_seed=spec.get("noise_seed"),  # only tests set it: DP noise is unpredictable
-        secure_aggregation=True,
-    )
+    inner = member_client(spec, secure_aggregation=True)
     return SecAggMember(inner, context, out).to_client()
 
 

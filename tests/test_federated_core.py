@@ -238,6 +238,7 @@ def test_cli_show_speaks_korean_and_names_companies(
     assert "member" not in result.output and "active" not in result.output
 
 
+@pytest.mark.torch  # trains the members' torch model
 def test_dp_noise_is_not_fixed_by_the_training_seed() -> None:
     """Two members with the same data and training seed release different noised updates: the
     noise comes from the OS's entropy, so knowing a member's seed does not let anyone subtract

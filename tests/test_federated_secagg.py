@@ -27,7 +27,7 @@ from axhub.store.db import Database
 from axhub.store.scoped import OrgScope
 from axhub.store.timeseries import TimeSeriesStore
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.torch]  # members train a torch model
 
 TASK = FedTask(kind="regression", n_features=5, hidden=8, lr=1e-2, batch_size=64, seed=1)
 SIZES = {"a": 300, "b": 420, "c": 540}

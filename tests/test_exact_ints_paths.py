@@ -8,9 +8,6 @@ test_peers_exact_ints.py.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _api_helpers import Hub, make_hub, seed_org
+from _live import live_server
 from axhub.client import AxHubClient
 from axhub.core.messages import message
 from axhub.core.readings import make_batch, with_exact_ints
@@ -92,34 +90,16 @@ def test_http_api_refuses_integers_beyond_int64_naming_the_field(hub: Hub, lang:
         assert c.get(url, params=WINDOW).json()["series"][0]["values"] == []  # nothing stored
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_sdk_over_a_real_server_round_trips_big_integers(tmp_path: Path) -> None:
-    import uvicorn
-
-    hub = make_hub(tmp_path, f"sqlite:///{tmp_path / 'meta.db'}")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(hub.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-            time.sleep(0.05)
-        with AxHubClient(f"http://127.0.0.1:{port}", api_key=hub.keys["a_engineer"]) as sdk:
-            site = sdk.post("/sites", {"name": "Plant"})
-            asset = sdk.post("/assets", {"site_id": site["id"], "name": "Press 1", "kind": "other"})
-            assert sdk.post(f"/assets/{asset['id']}/readings", {"readings": _readings(SENT)})["written"] == 8
-            series = sdk.readings(asset["id"], signals="counter", **WINDOW)["series"]
-        assert _same(series[0]["values"], SENT), series
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with (
+        live_server(tmp_path / "home", f"sqlite:///{tmp_path / 'meta.db'}") as live,
+        AxHubClient(live.url, api_key=live.keys["a_engineer"]) as sdk,
+    ):
+        site = sdk.post("/sites", {"name": "Plant"})
+        asset = sdk.post("/assets", {"site_id": site["id"], "name": "Press 1", "kind": "other"})
+        assert sdk.post(f"/assets/{asset['id']}/readings", {"readings": _readings(SENT)})["written"] == 8
+        series = sdk.readings(asset["id"], signals="counter", **WINDOW)["series"]
+    assert _same(series[0]["values"], SENT), series
 
 
 def _counters(store: TimeSeriesStore, asset: str = "plc-01", signal: str = "counter") -> list[int | float]:

@@ -432,7 +432,11 @@ class EventRow(Base):
     """Something people marked on a machine's timeline (maintenance, a fault seen, a note)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_asset_time", "asset_id", "start"),)
+    __table_args__ = (
+        Index("ix_events_asset_time", "asset_id", "start"),
+        # counts by kind over a time window (the fleet page's inspections in the last 24 h)
+        Index("ix_events_org_kind_start", "org_id", "kind", "start"),
+    )
     id: Mapped[str] = _id("evt")
     org_id: Mapped[str] = _org_fk()
     asset_id: Mapped[str] = mapped_column(String(40), ForeignKey("assets.id", ondelete="CASCADE"))

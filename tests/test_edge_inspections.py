@@ -177,7 +177,13 @@ def test_the_fleet_counts_each_devices_inspections_of_the_last_24_hours(tmp_path
     def counts(who: str) -> dict[str, tuple[int, int]]:
         with hub.client(who) as c:
             devices = c.get("/api/v1/edge/devices").json()
-        return {d["name"]: (d["inspected_24h"], d["flagged_24h"]) for d in devices}
+        return {d["name"]: (d["inspected_24h"], d["flagged_24h"], d["unreadable_24h"]) for d in devices}
 
-    assert counts("a_viewer") == {"검사기-1": (4, 2), "검사기-2": (0, 0)}
-    assert counts("b_admin") == {"검사기-b": (2, 2)}
+    # the unreadable image got no verdict: counted apart, never as an inspected "ok" part
+    assert counts("a_viewer") == {"검사기-1": (3, 2, 1), "검사기-2": (0, 0, 0)}
+    assert counts("b_admin") == {"검사기-b": (2, 2, 0)}
+    with hub.db.session() as s:
+        titles = {e.id: e.title for e in s.scalars(select(EventRow).where(EventRow.kind == "inspection"))}
+    assert titles["einsp_4"] == "unreadable: 부품_004.png"
+    assert titles["einsp_2"] == "ok: 부품_002.png"
+    assert titles["einsp_1"] == "defect: 부품_001.png"

@@ -186,9 +186,10 @@ class FolderInspector:
                 alert = self._alert(result)
         if not self.buffer.add_inspection(key, result, alert):
             return None  # another pass recorded it meanwhile
-        self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
-        del self.stats.latencies_ms[:-1000]
-        self.stats.images += 1
+        if result.get("defect") is not None:  # an unreadable image was not inspected
+            self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
+            del self.stats.latencies_ms[:-1000]
+            self.stats.images += 1
         if alert is not None:
             self.stats.defects += 1
             if self.on_alert is not None:

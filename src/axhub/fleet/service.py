@@ -425,6 +425,8 @@ def _event_basics(scope: OrgScope, event: Any, where: str, index: int) -> tuple[
 
 #: An inspection event's title starts with its verdict: "defect: <file>" or "ok: <file>".
 DEFECT_VERDICT = "defect"
+#: ... or "unreadable: <file>" when the device could not read the image (no verdict).
+UNREADABLE_VERDICT = "unreadable"
 #: The fleet page's inspection counts cover this much time (by the images' own time).
 INSPECTIONS_WINDOW = timedelta(hours=24)
 
@@ -437,8 +439,14 @@ def _store_result(
     from axhub.store.models import EventRow
 
     ts, _slug, asset_id = _event_basics(scope, event, f"batch {batch_id}", index)
-    verdict = DEFECT_VERDICT if event.get("defect") else "ok"
-    details = {k: event.get(k) for k in ("file", "score", "threshold", "defect", "bundle") if k in event}
+    # No verdict (the device could not read the image) must not read "ok" on the timeline.
+    if event.get("defect") is None:
+        verdict = UNREADABLE_VERDICT
+    else:
+        verdict = DEFECT_VERDICT if event.get("defect") else "ok"
+    details = {
+        k: event.get(k) for k in ("file", "score", "threshold", "defect", "bundle", "error") if k in event
+    }
     scope.add_unless_exists(
         EventRow(
             id=event["id"],
@@ -464,17 +472,24 @@ def _asset_id(scope: OrgScope, slug: str) -> str:
 
 
 # ------------------------------------------------------------------------------ fleet view
-def inspection_counts(scope: OrgScope, since: datetime) -> dict[str, tuple[int, int]]:
-    """Device id -> (images inspected, flagged as defects) from results timed at or after ``since``."""
+def inspection_counts(scope: OrgScope, since: datetime) -> dict[str, tuple[int, int, int]]:
+    """Device id -> (images inspected, flagged as defects, unreadable) from results timed at or
+    after ``since``; an unreadable image got no verdict, so it is not counted as inspected."""
     from axhub.store.models import EventRow
 
-    flagged = func.sum(case((EventRow.title.like(f"{DEFECT_VERDICT}:%"), 1), else_=0))
+    def starting(verdict: str) -> Any:
+        return func.sum(case((EventRow.title.like(f"{verdict}:%"), 1), else_=0))
+
     rows = scope.session.execute(
-        select(EventRow.created_by, func.count(), flagged)
+        select(EventRow.created_by, func.count(), starting(DEFECT_VERDICT), starting(UNREADABLE_VERDICT))
         .where(EventRow.org_id == scope.org_id, EventRow.kind == "inspection", EventRow.start >= since)
         .group_by(EventRow.created_by)
     )
-    return {str(device): (int(n), int(bad or 0)) for device, n, bad in rows if device}
+    return {
+        str(device): (int(n) - int(unreadable or 0), int(bad or 0), int(unreadable or 0))
+        for device, n, bad, unreadable in rows
+        if device
+    }
 
 
 def fleet(scope: OrgScope) -> list[dict[str, Any]]:
@@ -511,8 +526,9 @@ def fleet(scope: OrgScope) -> list[dict[str, Any]]:
                 "config_version": state.config_version,
                 "last_error": status.get("last_error"),
                 # vision results the hub holds for the last 24 h (none: the device inspects nothing)
-                "inspected_24h": inspections.get(device.id, (0, 0))[0],
-                "flagged_24h": inspections.get(device.id, (0, 0))[1],
+                "inspected_24h": inspections.get(device.id, (0, 0, 0))[0],
+                "flagged_24h": inspections.get(device.id, (0, 0, 0))[1],
+                "unreadable_24h": inspections.get(device.id, (0, 0, 0))[2],
             }
         )
     out.sort(key=lambda d: (d["group"], d["name"]))

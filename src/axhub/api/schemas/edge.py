@@ -46,6 +46,10 @@ class EdgeDeviceOut(Out):
     last_error: str | None
     inspected_24h: int = Field(description="Images this device's vision bundle inspected in the last 24 h")
     flagged_24h: int = Field(description="Of those, images flagged as defects")
+    unreadable_24h: int = Field(
+        default=0,
+        description="Images the device could not read in the last 24 h (no verdict; not in inspected_24h)",
+    )
 
 
 class EdgeConfigIn(In):

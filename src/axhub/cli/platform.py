@@ -172,6 +172,7 @@ def register(app: typer.Typer) -> None:
 
     @users.command("list")
     def list_users() -> None:
+        """Users of your organisation."""
         _table(_run(lambda: _client().users()), ["id", "email", "role", "is_active"])
 
     @users.command("add")
@@ -180,6 +181,7 @@ def register(app: typer.Typer) -> None:
         role: str = typer.Option("viewer", help="admin, approver, engineer or viewer"),
         password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
     ) -> None:
+        """Add a user to your organisation (the password is asked for)."""
         row = _run(lambda: _client().create_user(email, password, role))
         typer.echo(f"{row['id']} {row['email']} {row['role']}")
 
@@ -188,6 +190,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("list")
     def list_keys() -> None:
+        """API keys of your organisation (the secrets are never shown again)."""
         _table(_run(lambda: _client().list_keys()), ["id", "name", "prefix", "scopes", "role", "revoked_at"])
 
     @keys.command("create")
@@ -201,5 +204,6 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("revoke")
     def revoke(key_id: str) -> None:
+        """Revoke an API key: it stops working at once."""
         row = _run(lambda: _client().revoke_key(key_id))
         typer.echo(f"{row['id']} revoked at {row['revoked_at']}")

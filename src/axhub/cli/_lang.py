@@ -132,7 +132,7 @@ def lang_option() -> Any:
     return typer.Option(
         None,
         "--lang",
-        help="Language of the output: ko or en (default: from the locale). / 출력 언어.",
+        help="Language of the output and of --help: ko or en (default: from the locale). / 출력 언어.",
         callback=_lang_callback,
         is_eager=True,
     )

@@ -8,9 +8,11 @@ import pkgutil
 import typer
 
 import axhub.cli as cli_package
+from axhub.cli._help_ko import LocalisedGroup
 
 app = typer.Typer(
     name="axhub",
+    cls=LocalisedGroup,  # --help in Korean with --lang ko or a Korean locale
     help="AX Hub — manufacturing AI platform. / 제조 AI 플랫폼.\n\n"
     "Start with 'axhub demo' to see a whole plant simulated, stored, learned and scored.",
     no_args_is_help=True,
@@ -22,7 +24,9 @@ app = typer.Typer(
 @app.callback()
 def _main(
     lang: str | None = typer.Option(
-        None, "--lang", help="Language of the output: ko or en (default: from the locale). / 출력 언어."
+        None,
+        "--lang",
+        help="Language of the output and of --help: ko or en (default: from the locale). / 출력 언어.",
     ),
 ) -> None:
     from axhub.cli._lang import set_lang

@@ -292,7 +292,9 @@ def run(
         "Targets (issue 13): uncapped RMSE FD001 <= 11.0, FD002 <= 13.0, FD003 <= 11.0 and PHM08 score below "
         "the best published; capped at 125: <= 10.5 (FD001/FD003), <= 11.5 (FD002).",
         "Beyond the cap: prediction = capped prediction + P(RUL > cap | sensors, age) x E[RUL - cap | "
-        "RUL > cap, age], P from the likelihood ratio of out-of-fold capped predictions times prior odds, "
+        "RUL > cap, age], P from the likelihood ratio of out-of-fold capped predictions at the same age "
+        "(a monotone classifier of 'beyond the cap' on capped prediction and age, over the prior odds of "
+        "that age, so the age the trees already use is not counted twice) times the prior odds, "
         "plus a PHM08-optimal shift per prediction bin from out-of-fold predictions. The prior of RUL at "
         "age t is q(r) p_life(t + r): the survival prior takes q flat (age = a random moment of life); the "
         "population prior estimates q from the scored units' ages alone (EM deconvolution with the "

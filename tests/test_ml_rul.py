@@ -74,6 +74,33 @@ def test_window_features_are_means_and_slopes() -> None:
     np.testing.assert_array_equal(padded[2, :, 0], [0, 0, 1, 2])
 
 
+def test_health_index_weights_follow_degradation_and_share_the_kernels() -> None:
+    from axhub.ml.rul.features import health_weights
+
+    rng = np.random.default_rng(0)
+    cap = 50.0
+    y = np.minimum(np.tile(np.arange(120.0, -1, -1), 20), cap)
+    # signal 0 falls as failure nears, signal 1 is noise, signal 2 (the age) is not a sensor
+    z = np.column_stack([-y / 10 + rng.normal(0, 0.5, len(y)), rng.normal(size=len(y)), y])
+    weights = health_weights(z, y, sensor_idx=[0, 1], cap=cap)
+    assert weights[0] < -5 and abs(weights[1]) < 0.5 and weights[2] == 0.0
+    # too few degrading rows: no index
+    assert not np.any(health_weights(z[:5], np.full(5, cap), [0, 1], cap))
+    # every health feature is the weighted sum of the same kernel over the sensors
+    window = 6
+    w, meta = window_feature_matrix(3, window, [3], [0.5], [0, 1], 2, 2, health_weights=weights)
+    plain, _ = window_feature_matrix(3, window, [3], [0.5], [0, 1], 2, 2)
+    kinds = [kind for kind, _ in meta]
+    assert w.shape[1] == plain.shape[1] + sum(k.startswith("health_") for k in kinds)
+    x = rng.normal(size=(1, window * 3))
+    values = dict(zip(kinds, (x @ w)[0], strict=True))
+    by_signal = {(kind, sig): v for (kind, sig), v in zip(meta, (x @ w)[0], strict=True)}
+    for kind in ("mean3", "slope6", "ewm0.5", "drift0.5"):
+        expected = weights[0] * by_signal[(kind, 0)] + weights[1] * by_signal[(kind, 1)]
+        assert values[f"health_{kind}"] == pytest.approx(expected)
+        assert dict(meta)[f"health_{kind}"] == -1
+
+
 @pytest.fixture(scope="module")
 def fitted() -> tuple[RulGBM, pd.DataFrame, np.ndarray]:
     train = synthetic_fleet(n_units=30, seed=3, n_regimes=2)

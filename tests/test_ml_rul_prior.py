@@ -112,3 +112,48 @@ def test_tails_are_validated_on_held_out_training_units(model: RulGBM) -> None:
     assert error_population < error_survival - 1
     assert best_tail(validation) in TAILS
     assert best_tail({}) == "survival prior"
+
+
+def _every_cycle(lives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(age, true RUL) of every cycle of units with these lives: the survival prior's rows."""
+    age = np.concatenate([np.arange(int(life)) for life in lives]).astype(np.float64)
+    true = np.concatenate([np.arange(int(life) - 1, -1, -1) for life in lives]).astype(np.float64)
+    return age, true
+
+
+def test_likelihood_ratio_does_not_count_the_age_twice() -> None:
+    from axhub.ml.rul.base import beyond_likelihood_ratio
+
+    rng = np.random.default_rng(0)
+    lives = rng.uniform(120, 300, size=120).round()
+    age, true = _every_cycle(lives)
+    cap = 60.0
+    grid = np.arange(0.0, cap + 1.0)
+    beyond = true > cap
+    n_age = int(lives.max()) + 1
+    prior_odds = np.array([((lives > a + cap).sum() + 0.5) / ((lives > a).sum() + 1.0) for a in range(n_age)])
+    prior_odds = prior_odds / (1 - prior_odds)
+    # a "capped prediction" that knows the age and nothing else: E[min(R, cap) | age]
+    by_age = np.array([np.mean(np.minimum(true[age == a], cap)) for a in range(int(lives.max()))])
+    blind = by_age[age.astype(int)]
+    ratio = beyond_likelihood_ratio(blind, age, beyond, grid, prior_odds)
+    assert ratio.shape == (len(grid), n_age)
+    # where the data are, the sensors add no evidence: ratio near 1 (a few cells lag at the sharp
+    # age where the shortest lives pass the cap)
+    cells = np.abs(np.log(ratio[np.round(by_age[:200]).astype(int), np.arange(200)]))
+    assert np.median(cells) < 0.1 and np.quantile(cells, 0.9) < 0.5
+    # a capped prediction that does see the remaining life is evidence: beyond the cap is far
+    # more likely when it says healthy than when it says close to failure, at the same age
+    seeing = np.minimum(true, cap) + rng.normal(0, 5, size=len(true))
+    ratio = beyond_likelihood_ratio(seeing, age, beyond, grid, prior_odds)
+    assert ratio[60, 150] > 10 * ratio[20, 150]
+    assert np.all(np.diff(ratio[:, 150]) >= -1e-9)  # monotone in the capped prediction
+
+
+def test_a_bundle_with_the_older_one_dimensional_ratio_still_scores(model: RulGBM) -> None:
+    state = model._get_state()
+    old = RulGBM(**model.get_params())
+    old._set_state({**state, "likelihood_ratio": np.asarray(state["likelihood_ratio"])[:, 0]})
+    yc, age = np.array([10.0, 55.0]), np.array([40.0, 5.0])
+    twin = old._beyond_cap_numpy(yc, age)
+    assert np.all(np.isfinite(twin)) and twin[1] > twin[0]

@@ -202,24 +202,26 @@ class RulWindowEstimator(SensorEstimator):
 
         ``E[RUL | x] = E[min(RUL, cap) | x] + P(RUL > cap | x) * E[RUL - cap | RUL > cap, x]``.
         The first term is the capped model (``yc``). The probability combines the evidence of
-        the sensors with the age ``t``: odds = LR(yc) * prior odds(t), where LR is the likelihood
-        ratio of ``yc`` between units beyond and within the cap (isotonic fit of held-out
-        predictions, divided by the base odds of those rows) and the prior odds are
-        ``P(L > t + cap | L > t)`` from the training lives ``L``. The excess is the mean residual
-        life beyond the cap, ``E[L - t - cap | L > t + cap]``. A healthy young unit therefore
-        gets its survival expectation, an old or degrading one its capped prediction.
+        the sensors with the age ``t``: odds = LR(yc, t) * prior odds(t), where the prior odds are
+        ``P(L > t + cap | L > t)`` from the training lives ``L`` and LR is the likelihood ratio of
+        ``yc`` between units beyond and within the cap *at the same age*: the odds of a
+        classifier of "beyond" on (``yc``, ``t``) over the held-out rows (which are every cycle
+        of every unit, so their prior is exactly the survival prior) divided by those prior
+        odds. Conditioning on ``t`` matters because ``yc`` itself uses the age: a ratio of
+        ``yc`` alone counts the age twice and sends units near the cap beyond it too often.
+        The excess is the mean residual life beyond the cap, ``E[L - t - cap | L > t + cap]``.
+        A healthy young unit therefore gets its survival expectation, an old or degrading one
+        its capped prediction.
         A shift per ``yc`` bin minimising the PHM08 score of the held-out predictions removes the
         late bias that the asymmetric cost punishes. Every table comes from training units only.
         """
-        from sklearn.isotonic import IsotonicRegression
-
         cap = float(self.cap)
         grid = np.arange(0.0, cap + 1.0)
         self.capped_shift_table_ = self._phm_shift(held_pred, held_pred, np.minimum(true, cap), (-15.0, 5.0))
         shift = np.zeros(len(grid))
         self.shift_table_ = shift
         n_age = 1
-        self.likelihood_ratio_ = np.zeros(len(grid))
+        self.likelihood_ratio_ = np.zeros((len(grid), 1))
         self.prior_odds_ = np.zeros(n_age)
         self.excess_table_ = np.zeros(n_age)
         beyond = true > cap
@@ -227,10 +229,6 @@ class RulWindowEstimator(SensorEstimator):
         # held-out predictions of the training units, for validation by the caller (not saved)
         self.validation_ = {"capped_prediction": held_pred, "true": true, "age": age}
         if self.beyond_cap and age is not None and lives is not None and beyond.any() and (~beyond).any():
-            iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=1e-3, y_max=1 - 1e-3)
-            posterior = iso.fit(held_pred, beyond.astype(np.float64)).predict(grid)
-            base = float(beyond.mean())
-            self.likelihood_ratio_ = (posterior / (1 - posterior)) / (base / (1 - base))
             n_age = int(np.max(lives)) + 1
             self.prior_odds_ = np.zeros(n_age)
             self.excess_table_ = np.zeros(n_age)
@@ -246,6 +244,7 @@ class RulWindowEstimator(SensorEstimator):
                     if a
                     else 0.0
                 )
+            self.likelihood_ratio_ = beyond_likelihood_ratio(held_pred, age, beyond, grid, self.prior_odds_)
         age = age if age is not None else np.zeros(len(held_pred))
         # the uncapped prediction's own PHM08 shift, against the uncapped truth
         before = self._beyond_cap_numpy(held_pred, age)
@@ -315,8 +314,16 @@ class RulWindowEstimator(SensorEstimator):
         prior_odds, excess = prior if prior is not None else (self.prior_odds_, self.excess_table_)
         i = np.clip(np.round(yc), 0, cap).astype(np.int64)
         j = np.clip(np.round(age), 0, len(excess) - 1).astype(np.int64)
-        odds = self.likelihood_ratio_[i] * prior_odds[j]
+        ratio = self._ratio_table()
+        k = np.clip(np.round(age), 0, ratio.shape[1] - 1).astype(np.int64)
+        odds = ratio[i, k] * prior_odds[j]
         return np.asarray(yc + self.shift_table_[i] + odds / (1 + odds) * excess[j])
+
+    def _ratio_table(self) -> np.ndarray:
+        """The likelihood ratio as (capped prediction, age) table; bundles saved before the ratio
+        depended on the age hold one column."""
+        ratio = np.asarray(self.likelihood_ratio_, dtype=np.float64)
+        return ratio.reshape(len(ratio), -1)
 
     def _beyond_cap_nodes(
         self, yc: str, age: str, out: str
@@ -330,7 +337,9 @@ class RulWindowEstimator(SensorEstimator):
             const("bc_one", 1.0),
             const("bc_shift", self.shift_table_),
             const("bc_capped_shift", self.capped_shift_table_),
-            const("bc_lr", self.likelihood_ratio_),
+            const("bc_lr", self._ratio_table().ravel()),
+            const("bc_lr_cols", float(self._ratio_table().shape[1])),
+            const("bc_lr_age_max", float(self._ratio_table().shape[1] - 1)),
             const("bc_prior", self.prior_odds_),
             const("bc_excess", self.excess_table_),
         ]
@@ -342,7 +351,13 @@ class RulWindowEstimator(SensorEstimator):
             helper.make_node("Round", ["bc_age_clip"], ["bc_age_round"]),
             helper.make_node("Cast", ["bc_age_round"], ["bc_j"], to=onnx.TensorProto.INT64),
             helper.make_node("Gather", ["bc_shift", "bc_i"], ["bc_s"]),
-            helper.make_node("Gather", ["bc_lr", "bc_i"], ["bc_l"]),
+            # the ratio table is (yc, age) flattened row-major: index = i * columns + k
+            helper.make_node("Clip", [age, "bc_zero", "bc_lr_age_max"], ["bc_lr_age"]),
+            helper.make_node("Round", ["bc_lr_age"], ["bc_lr_age_round"]),
+            helper.make_node("Mul", ["bc_yc_round", "bc_lr_cols"], ["bc_lr_row"]),
+            helper.make_node("Add", ["bc_lr_row", "bc_lr_age_round"], ["bc_lr_flat"]),
+            helper.make_node("Cast", ["bc_lr_flat"], ["bc_lr_index"], to=onnx.TensorProto.INT64),
+            helper.make_node("Gather", ["bc_lr", "bc_lr_index"], ["bc_l"]),
             helper.make_node("Gather", ["bc_prior", "bc_j"], ["bc_p"]),
             helper.make_node("Gather", ["bc_excess", "bc_j"], ["bc_e"]),
             helper.make_node("Mul", ["bc_l", "bc_p"], ["bc_odds"]),
@@ -488,3 +503,35 @@ class RulWindowEstimator(SensorEstimator):
         self.lives_ = np.asarray(state.get("lives", []), dtype=np.float64)
         self._session = None
         self.fitted_ = True
+
+
+def beyond_likelihood_ratio(
+    yc: np.ndarray, age: np.ndarray, beyond: np.ndarray, grid: np.ndarray, prior_odds: np.ndarray
+) -> np.ndarray:
+    """``LR(yc, t) = odds(beyond | yc, t) / prior odds(t)`` on ``grid x ages``.
+
+    The classifier is a small gradient-boosted model constrained to be monotone (more likely
+    beyond the cap as ``yc`` rises, less likely as the unit ages), fitted on held-out rows whose
+    age distribution is the survival prior's, so dividing by those prior odds leaves the evidence
+    of the sensors alone. The ratio is kept in [1e-3, 1e3]: a table cell no training row
+    reached must not decide a prediction by itself.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features = np.column_stack([yc, age])
+    clf = HistGradientBoostingClassifier(
+        max_iter=150,
+        learning_rate=0.05,
+        max_leaf_nodes=15,
+        min_samples_leaf=100,
+        monotonic_cst=[1, -1],
+        random_state=0,
+    ).fit(features, beyond.astype(np.int64))
+    ages = np.arange(len(prior_odds), dtype=np.float64)
+    mesh = np.column_stack([np.repeat(grid, len(ages)), np.tile(ages, len(grid))])
+    # both probabilities are kept in [0.01, 0.99] before the ratio: where every training row of
+    # an age is beyond the cap (or none is), the classifier and the prior agree and the ratio
+    # must be 1, not the quotient of two clipping floors
+    p = np.clip(clf.predict_proba(mesh)[:, 1], 0.01, 0.99).reshape(len(grid), len(ages))
+    prior_p = np.clip(prior_odds / (1 + prior_odds), 0.01, 0.99)[None, :]
+    return np.asarray(np.clip((p / (1 - p)) / (prior_p / (1 - prior_p)), 1e-3, 1e3))

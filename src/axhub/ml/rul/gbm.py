@@ -6,7 +6,9 @@ Pipeline (the same numpy code runs in Python and in the bundle runner):
    constant within a regime in the training data get zero weight;
 2. a window of ``window`` cycles per row; features = flattened window @ W (means and slopes over
    several sub-windows, exponential smoothing and its drift from the window start, the age of
-   the unit), see :mod:`.features`;
+   the unit), see :mod:`.features`; with ``health_index`` the same kernels also run over a
+   health index, a linear combination of the sensors fitted to the capped RUL on the degrading
+   training rows (still one MatMul);
 3. LightGBM regression of the piecewise-linear target ``min(RUL, cap)``;
 4. beyond the cap (``beyond_cap``): the capped prediction plus the probability that the unit is
    further than ``cap`` from failure times its expected excess life, both from the training lives
@@ -31,7 +33,7 @@ from onnx import helper
 
 from axhub.core.cancel import checkpoint
 from axhub.ml.rul.base import RulWindowEstimator
-from axhub.ml.rul.features import padded_windows, window_feature_matrix
+from axhub.ml.rul.features import health_weights, padded_windows, window_feature_matrix
 from axhub.ml.rul.synthetic import SYNTH_SETTINGS
 from axhub.ml.rul.target import piecewise_rul
 from axhub.registry.bundle import apply_row_steps, group_slices
@@ -67,6 +69,7 @@ class RulGBM(RulWindowEstimator):
         seed: int = 0,
         beyond_cap: bool = True,
         phm_shift: bool = True,
+        health_index: bool = True,
     ) -> None:
         self.columns = columns
         self.regime_columns = regime_columns
@@ -90,6 +93,7 @@ class RulGBM(RulWindowEstimator):
         self.seed = seed
         self.beyond_cap = beyond_cap
         self.phm_shift = phm_shift
+        self.health_index = health_index
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
@@ -110,6 +114,16 @@ class RulGBM(RulWindowEstimator):
     def fit(self, data: pd.DataFrame) -> Self:
         x = self._validate(data, where="training data", fitting=True)
         self._fit_normalisation(data, x)
+        z = apply_row_steps(x, [self._row_step()], self._extra_columns_from(data))
+        slices = group_slices(self._groups(data), len(x))
+        order = np.concatenate(slices)  # features are in unit order
+        true = self._true_rul(data, slices)[order]
+        y = piecewise_rul(true, float(self.cap))
+        # 15 or so weights from thousands of rows: fitted once on all training units (the
+        # out-of-fold predictions below share them, a negligible optimism)
+        self.health_weights_ = (
+            health_weights(z[order], y, self.sensor_idx_, float(self.cap)) if self.health_index else None
+        )
         self.w_, meta = window_feature_matrix(
             len(self.feature_names_in_),
             int(self.window),
@@ -118,18 +132,14 @@ class RulGBM(RulWindowEstimator):
             self.sensor_idx_,
             self.age_idx_ if self.age_idx_ >= 0 else None,
             int(self.baseline_rows),
+            self.health_weights_,
         )
         self.feature_signal_ = np.asarray([s for _, s in meta], dtype=np.int64)
         kinds = [kind for kind, _ in meta]
         self.age_feature_ = kinds.index("age") if "age" in kinds else -1
-        z = apply_row_steps(x, [self._row_step()], self._extra_columns_from(data))
-        slices = group_slices(self._groups(data), len(x))
         features = np.concatenate(
             [padded_windows(z[rows], int(self.window)).reshape(len(rows), -1) @ self.w_ for rows in slices]
         )
-        order = np.concatenate(slices)  # features are in unit order
-        true = self._true_rul(data, slices)[order]
-        y = piecewise_rul(true, float(self.cap))
         unit = np.concatenate([np.full(len(rows), k) for k, rows in enumerate(slices)])
         oof = self._calibrate(features, y, true, unit)
         age = features[:, self.age_feature_] if self.age_feature_ >= 0 else None
@@ -243,7 +253,12 @@ class RulGBM(RulWindowEstimator):
             feats = graph_input.astype(np.float32) @ w
             contrib = np.asarray(booster.predict(feats, pred_contrib=True))[:, :-1]
             per_signal = np.zeros((len(feats), len(self.feature_names_in_)))
-            np.add.at(per_signal.T, self.feature_signal_, contrib.T)
+            own = self.feature_signal_ >= 0
+            np.add.at(per_signal.T, self.feature_signal_[own], contrib[:, own].T)
+            if (~own).any() and self.health_weights_ is not None:
+                # health-index features: shared out by each sensor's share of the index weights
+                share = np.abs(self.health_weights_) / max(float(np.abs(self.health_weights_).sum()), 1e-12)
+                per_signal += contrib[:, ~own].sum(axis=1, keepdims=True) * share[None, :]
             return {"contributions": per_signal}
 
         out = self._run_pipeline(data, shap)["contributions"]
@@ -260,6 +275,7 @@ class RulGBM(RulWindowEstimator):
             "w": self.w_,
             "feature_signal": self.feature_signal_,
             "age_feature": int(self.age_feature_),
+            "health_weights": self.health_weights_ if self.health_weights_ is not None else np.zeros(0),
             "booster_text": self.booster_text_,
             "graph": np.frombuffer(self.graph_bytes_, dtype=np.uint8),
         }
@@ -269,5 +285,8 @@ class RulGBM(RulWindowEstimator):
         self.w_ = np.asarray(state["w"], dtype=np.float64)
         self.feature_signal_ = np.asarray(state["feature_signal"], dtype=np.int64)
         self.age_feature_ = int(state["age_feature"])
+        # bundles saved before the health index have none
+        weights = np.asarray(state.get("health_weights", []), dtype=np.float64)
+        self.health_weights_ = weights if weights.size else None
         self.booster_text_ = str(state["booster_text"])
         self.graph_bytes_ = np.asarray(state["graph"], dtype=np.uint8).tobytes()

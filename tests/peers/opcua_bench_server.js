@@ -6,8 +6,9 @@
 // server names them. Protocol (files, as the bench's own server): writes <ready file> {"ns": 1}
 // once listening, waits for <ready file>.go, changes every tag <hz> times a second for <seconds>
 // (value (tick + 1) * 1000 + k: never the initial 0, which would be no change; source timestamp
-// = now), writes <ready file>.done with {"writes", "seconds", "late_ticks", "ticks"}, and exits
-// 2 s later.
+// = now), writes <ready file>.done with {"writes", "seconds", "late_ticks", "ticks"}, and keeps
+// serving (the last notifications still go out to a client that is behind) until it is
+// terminated, or 60 s later.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -79,7 +80,7 @@ async function main() {
   }
   const elapsed = (performance.now() - started) / 1000;
   fs.writeFileSync(`${ready}.done`, JSON.stringify({ writes, seconds: elapsed, late_ticks: late, ticks: tick }));
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, 60000));
   await server.shutdown(0);
   process.exit(0);
 }

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ async def _serve(port: int, n_tags: int, hz: float, seconds: float, ready_file: 
     Path(ready_file + ".done").write_text(
         json.dumps({"writes": writes, "seconds": elapsed, "late_ticks": late_ticks, "ticks": tick})
     )
-    await asyncio.sleep(2.0)  # let the last notifications go out
+    await asyncio.sleep(60.0)  # the last notifications go out until the bench ends this process
     await server.stop()
 
 
@@ -110,14 +110,22 @@ def _server(
         server.wait(10)
 
 
-def _run_server(ready: Path) -> dict[str, Any]:
-    """Let the server change its tags; its own account of what it did, once it has finished."""
+def _run_server(ready: Path, received: Callable[[], int], drain_s: float = 15.0) -> dict[str, Any]:
+    """Let the server change its tags; its own account of what it did, once it has finished
+    and the client has taken what was still on its way (``received`` stops growing for 1.5 s,
+    at most ``drain_s``): a loaded machine must not cut off the end of the run."""
     Path(f"{ready}.go").write_text("go")
     done = Path(f"{ready}.done")
     while not done.exists():
         time.sleep(0.1)
-    time.sleep(2.5)  # the last publishing intervals
+    finished = time.monotonic()
+    last, quiet_since = received(), time.monotonic()
+    while time.monotonic() - quiet_since < 1.5 and time.monotonic() - finished < drain_s:
+        time.sleep(0.1)
+        if (now := received()) != last:
+            last, quiet_since = now, time.monotonic()
     result: dict[str, Any] = json.loads(done.read_text())
+    result["drain_s"] = time.monotonic() - finished
     return result
 
 
@@ -139,7 +147,7 @@ def run_bare_client(
     workdir: Path,
     *,
     server_kind: str = "asyncua",
-    queue_size: int = 10,
+    queue_size: int = 100,
     publishing_interval_ms: int = 100,
 ) -> dict[str, Any]:
     """The reference: a plain asyncua client (its own subscription API, the way its docs show)
@@ -195,13 +203,14 @@ def run_bare_client(
         if not subscribed.wait(120):
             finished.set()
             raise RuntimeError("the bare asyncua client could not subscribe")
-        done = _run_server(ready)
+        done = _run_server(ready, lambda: counts["received"])
         finished.set()
         thread.join(30)
     return {
         "server_changes": done["writes"],
         "server_seconds": done["seconds"],
         "server_late_ticks": done["late_ticks"],
+        "drain_s": done["drain_s"],
         "received": counts["received"] - n_tags,  # minus the initial value of every tag
         **_lag_summary(lags),
     }
@@ -214,7 +223,7 @@ def run(
     workdir: Path,
     *,
     server_kind: str = "asyncua",
-    queue_size: int = 10,
+    queue_size: int = 100,
     publishing_interval_ms: int = 100,
     bulk_decode: bool = True,
 ) -> dict[str, Any]:
@@ -261,7 +270,8 @@ def run(
             stop.set()
             raise RuntimeError("could not subscribe to the OPC UA server")
         subscribe_s = time.monotonic() - subscribed_at
-        done = _run_server(ready)
+        # received = stored: the worker's count, so the wait covers the write as well
+        done = _run_server(ready, lambda: worker.stats.written)
         stop.set()
         thread.join(30)
         cpu_s = time.process_time() - cpu
@@ -271,6 +281,7 @@ def run(
         "server_changes": done["writes"],
         "server_seconds": done["seconds"],
         "server_late_ticks": done["late_ticks"],
+        "drain_s": done["drain_s"],
         "stored": stored,
         "notifications": getattr(source, "notifications", 0),
         "dead_letters": worker.stats.dead_letters,
@@ -307,7 +318,9 @@ def register(bench_app: typer.Typer) -> None:
         server: str = typer.Option(
             "asyncua", help="OPC UA server: asyncua or node (node-opcua, independent)."
         ),
-        queue_size: int = typer.Option(10, help="Monitored-item queue size."),
+        queue_size: int = typer.Option(
+            100, help="Monitored-item queue size (the mapping's default: 10 s of changes at 10 Hz)."
+        ),
         publishing_interval_ms: int = typer.Option(100, help="Subscription publishing interval."),
         reference: bool = typer.Option(True, help="Also run the bare asyncua client (no storage)."),
         per_change: bool = typer.Option(
@@ -363,7 +376,8 @@ def register(bench_app: typer.Typer) -> None:
                 f"dead letters {ours['dead_letters']}; subscribing took {ours['subscribe_s']:.1f} s; "
                 "the client "
                 f"process used {ours['client_cpu_s']:.1f} s CPU; the server ran {ours['server_late_ticks']} "
-                "of its ticks late"
+                f"of its ticks late; after its last change we waited {ours['drain_s']:.1f} s for changes "
+                "still on their way (until 1.5 s without any)"
                 + (
                     f" (reference run: server made {bare['server_changes']:,}, "
                     f"{bare['server_late_ticks']} ticks late)."

@@ -250,3 +250,82 @@ def test_run_ingest_logs_summaries_not_payloads(plain_server: tuple[NodePeer, in
         rows = set(session.execute(select(SignalRow.name, AssetRow.name, AssetRow.slug).join(AssetRow)).all())
     db.dispose()
     assert ("온도", "Press 1", PRESS) in rows and ("Zone1 °C", "Press 1", PRESS) in rows
+
+
+def test_bulk_decoding_reads_the_independent_servers_responses_as_asyncua_does(
+    plain_server: tuple[NodePeer, int],
+) -> None:
+    """PublishResponses as node-opcua encodes them (Boolean, Double, UInt32, NaN, their status
+    codes and timestamps), decoded by ``opcua_bulk`` and by asyncua: the same item for item."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from asyncua import Client, ua
+    from asyncua.common.utils import Buffer
+    from asyncua.ua.ua_binary import struct_from_binary
+
+    from axhub.ingest.connectors.opcua_bulk import DataChanges, decode_publish_response
+
+    _peer, port = plain_server
+    raw: list[bytes] = []
+
+    async def capture() -> None:
+        client = Client(f"opc.tcp://127.0.0.1:{port}/axhub", timeout=10)
+        await client.connect()
+        try:
+            session = client.uaclient.session
+            send = session._send_request
+
+            async def recording(request: Any, *args: Any, **kwargs: Any) -> Any:
+                data = await send(request, *args, **kwargs)
+                if isinstance(request, ua.PublishRequest):
+                    raw.append(bytes(data.copy()))
+                return data
+
+            session._send_request = recording
+            press = await client.get_node("ns=1;s=Plant").get_child(["1:Press 1"])
+            sub = await client.create_subscription(100, None)
+            await sub.subscribe_data_change(await press.get_children(), queuesize=10)
+            deadline = time.monotonic() + 15
+            while sum(len(r) > 200 for r in raw) < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            await client.disconnect()
+
+    asyncio.run(capture())
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def _us_of(when: datetime | None) -> int | None:
+        return None if when is None else (when - epoch) // timedelta(microseconds=1)
+
+    compared = picoseconds = 0
+    types: set[type] = set()
+    for data in raw:
+        reference = struct_from_binary(ua.PublishResponse, Buffer(data)).Parameters.NotificationMessage
+        ours = decode_publish_response(Buffer(data)).Parameters.NotificationMessage
+        assert ours.SequenceNumber == reference.SequenceNumber
+        for mine, theirs in zip(ours.NotificationData or [], reference.NotificationData or [], strict=True):
+            if not isinstance(theirs, ua.DataChangeNotification):
+                assert mine == theirs
+                continue
+            assert isinstance(mine, DataChanges)
+            for i, item in enumerate(theirs.MonitoredItems):
+                dv = item.Value
+                value = dv.Value.Value if dv.Value is not None else None
+                assert mine.handles[i] == item.ClientHandle
+                assert mine.values[i] == value or (value != value and mine.values[i] != mine.values[i])
+                assert type(mine.values[i]) is type(value)
+                assert mine.status[i] == dv.StatusCode.value
+                # Source timestamps come before any picoseconds: both decoders read them alike.
+                assert mine.source_us[i] == _us_of(dv.SourceTimestamp)
+                if dv.SourcePicoseconds is None and dv.ServerPicoseconds is None:
+                    assert mine.server_us[i] == _us_of(dv.ServerTimestamp)
+                elif mine.server_us[i] is not None and mine.source_us[i] is not None:
+                    # node-opcua sends picoseconds, and asyncua reads the server timestamp from
+                    # where the spec puts SourcePicoseconds; ours is read where it is.
+                    picoseconds += 1
+                    assert abs(mine.server_us[i] - mine.source_us[i]) < 60_000_000
+                types.add(type(value))
+                compared += 1
+    assert compared >= 20, compared
+    assert {bool, float, int} <= types  # Door Open, Zone1 °C / NaN, Counter

@@ -5,8 +5,10 @@
 // Tags are Double variables ns=1;s=line-XX.tagYYY (100 per line object), as the asyncua bench
 // server names them. Protocol (files, as the bench's own server): writes <ready file> {"ns": 1}
 // once listening, waits for <ready file>.go, changes every tag <hz> times a second for <seconds>
-// (value tick*1000 + k, source timestamp = now), writes <ready file>.done with
-// {"writes", "seconds", "late_ticks", "ticks"}, and exits 2 s later.
+// (value (tick + 1) * 1000 + k: never the initial 0, which would be no change; source timestamp
+// = now), writes <ready file>.done with {"writes", "seconds", "late_ticks", "ticks"}, and keeps
+// serving (the last notifications still go out to a client that is behind) until it is
+// terminated, or 60 s later.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -29,7 +31,10 @@ async function main() {
     securityModes: [opcua.MessageSecurityMode.None],
     allowAnonymous: true,
     // 3,000 monitored items in one subscription, many notifications per publish.
-    serverCapabilities: { maxMonitoredItemsPerCall: 100000 },
+    // minSupportedSampleRate 0: every change is sent. node-opcua's default (50 ms) folds two
+    // changes of a tag that come less than 50 ms apart, which happens whenever this server's
+    // own tick runs late on a loaded machine: changes lost before any client sees them.
+    serverCapabilities: { maxMonitoredItemsPerCall: 100000, minSupportedSampleRate: 0 },
   });
   await server.initialize();
   const ns = server.engine.addressSpace.getOwnNamespace();
@@ -62,7 +67,7 @@ async function main() {
     const now = new Date();
     for (let k = 0; k < tags.length; k++) {
       tags[k].setValueFromSource(
-        { dataType: opcua.DataType.Double, value: tick * 1000 + k },
+        { dataType: opcua.DataType.Double, value: (tick + 1) * 1000 + k },
         opcua.StatusCodes.Good,
         now,
       );
@@ -75,7 +80,7 @@ async function main() {
   }
   const elapsed = (performance.now() - started) / 1000;
   fs.writeFileSync(`${ready}.done`, JSON.stringify({ writes, seconds: elapsed, late_ticks: late, ticks: tick }));
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, 60000));
   await server.shutdown(0);
   process.exit(0);
 }

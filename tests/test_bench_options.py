@@ -93,5 +93,8 @@ def test_skab_runs_on_any_runs_and_writes_only_to_out(tmp_path: Path) -> None:
     assert ("baseline: always normal", "-") in rows and ("baseline: always alarm", "-") in rows
     # a clear step fault: the detector beats always alarming
     assert float(rows[("MSPC T²+Q", "threshold")]["f1"]) > float(rows[("baseline: always alarm", "-")]["f1"])
+    # every policy is reported; the jump latch carries its factor, set on the anomaly-free file
+    assert {p for m, p in rows if m == "MSPC T²+Q"} == {"threshold", "latch", "jump latch"}
+    assert saved["extra"]["jump_factors"]["MSPC T²+Q"] >= 1.5
     assert (out / "bench-skab-scores.png").is_file()
     assert (docs.read_bytes() if docs.exists() else b"") == before  # docs untouched without --update-docs

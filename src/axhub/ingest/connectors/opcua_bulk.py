@@ -36,9 +36,9 @@ from asyncua.ua.ua_binary import (
     variant_from_binary,
 )
 
-# 100 ns ticks from 1601-01-01 to 1970-01-01, and the largest DateTime (9999-12-31 23:59:59).
 log = logging.getLogger(__name__)
 
+# 100 ns ticks from 1601-01-01 to 1970-01-01, and the largest DateTime (9999-12-31 23:59:59).
 _EPOCH_TICKS = 116_444_736_000_000_000
 _MAX_TICKS = ua.uatypes.MAX_OPC_FILETIME
 _MAX_US = (_MAX_TICKS - _EPOCH_TICKS) // 10

@@ -78,7 +78,7 @@ def run_casting_supervised(
     update_docs: bool = False,
     train_images: int = 0,
     seeds: int = 3,
-    epochs: int = 2,
+    epochs: int = 1,
     input_size: int = 160,
     threads: int = 2,
 ) -> Path:
@@ -268,7 +268,7 @@ def register(bench_app: typer.Typer) -> None:
         ),
         train_images: int = typer.Option(0, help="train/ images per seed (stratified; 0 = all)"),
         seeds: int = typer.Option(3, help="runs with different seeds (mean ± std)"),
-        epochs: int = typer.Option(2, help="fine-tuning epochs after the linear-probe start"),
+        epochs: int = typer.Option(1, help="fine-tuning epochs after the linear-probe start"),
         input_size: int = typer.Option(160, help="model input size in pixels"),
         threads: int = typer.Option(2, help="torch threads"),
     ) -> None:

@@ -207,3 +207,28 @@ def test_int8_quantisation_and_decision(patchcore: PatchCore, parts: dict[str, l
     assert decision["keep"] == (decision["auroc_fp32"] - decision["auroc_int8"] <= 0.005)
     # scores in reverse order (good and defective swapped) are refused
     assert not int8_decision(scores[0], scores[0][::-1].copy(), y)["keep"]
+
+
+def test_top_k_image_score_is_the_mean_of_the_highest_patches(parts: dict[str, list], tmp_path: Path) -> None:
+    """score_top_k > 1: the image score is the mean of the k highest patch scores (at most the
+    maximum), the same in Python, after a save/load and through ONNX."""
+    torch.set_num_threads(1)
+    model = PatchCore(
+        input_size=64,
+        bank_size=200,
+        backbone="lite0",
+        stages=[2, 3],
+        score_top_k=5,
+        calibration_fraction=0.25,
+    ).fit([p.image for p in parts["train"]])
+    images = [p.image for p in parts["test"]]
+    maps = np.stack([m.ravel() for m in model.patch_score_maps(images)])
+    expected = np.sort(maps, axis=1)[:, -5:].mean(axis=1)
+    scores = model.score(images)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    assert (scores < maps.max(axis=1)).any() and (scores <= maps.max(axis=1) + 1e-6).all()
+    model.save(tmp_path / "k")
+    loaded = Estimator.load(tmp_path / "k")
+    assert isinstance(loaded, PatchCore) and loaded.score_top_k == 5
+    out = BundleRunner(tmp_path / "k").run(graph_input(images))
+    np.testing.assert_allclose(out["score"], scores, rtol=1e-4, atol=1e-3)

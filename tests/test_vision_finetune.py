@@ -125,3 +125,23 @@ def test_temperature_is_fitted_from_errors_and_left_at_one_without_any() -> None
     # No held-out error: the NLL only falls as T -> 0, which says nothing about calibration.
     perfect = torch.nn.functional.one_hot(y, 2).float() * 3.0
     assert fit_temperature(perfect, y) == 1.0
+
+
+def test_view_averaging_gives_the_same_answer_in_every_orientation() -> None:
+    """The 8-view average is invariant to flipping or turning the map (the views are closed under
+    those), while the plain top is not; augmentation only ever yields one of the 8 views."""
+    from axhub.ml.vision.finetune import TopBlocks, _augment, dihedral_views
+
+    torch.manual_seed(0)
+    top = TopBlocks("lite0", 64, 6, 2).eval()
+    torch.nn.init.normal_(top.head.weight)
+    m = torch.randn(3, 192, 4, 4)
+    turned = torch.rot90(m, 1, dims=(2, 3))
+    with torch.no_grad():
+        assert not torch.allclose(top(m), top(turned), atol=1e-4)
+        np.testing.assert_allclose(top.averaged(m).numpy(), top.averaged(turned).numpy(), atol=1e-4)
+        np.testing.assert_allclose(top.averaged(m).numpy(), top.averaged(m.flip(2)).numpy(), atol=1e-4)
+    assert len(dihedral_views(m)) == 8 and len(dihedral_views(torch.randn(1, 4, 3, 5))) == 4
+    out = _augment(m, torch.Generator().manual_seed(1))
+    for i in range(len(m)):
+        assert any(torch.equal(out[i], v[i]) for v in dihedral_views(m))

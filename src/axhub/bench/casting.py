@@ -48,7 +48,7 @@ def run_casting(
     data: Path | None = None,
     out: Path | None = None,
     update_docs: bool = False,
-    bank_images: int = 400,
+    bank_images: int = 1200,
     calibration_images: int = 200,
     calibration_defects: int = 10,
     validation_images: int = 150,
@@ -111,7 +111,18 @@ def run_casting(
     extra: dict[str, Any] = {"test_duplicates_removed": n_dup}
     calib_fraction = calibration_images / n_fit
     variants: dict[str, dict[str, Any]] = {
-        "PatchCore (defaults, 224 px)": {"input_size": 224},
+        # Chosen on a validation split of train/ only (100 held-out good images against 100
+        # train/def_front images, scripts/casting_patchcore_validation.py): 1200 bank images instead of 300
+        # (AUROC 96.7 -> 98.1 %), image score = mean of the 10 highest patches (-> 98.6 %); a
+        # 5000-patch bank instead of 2000 did not help (97.5 %). Backbone from the same split:
+        # Lite2 (2, 3) 98.6 % against Lite0 (2, 3) 97.8 % (top-10 mean), so it is given here
+        # rather than left to the good-only synthetic self-check, which had picked Lite0.
+        "PatchCore (224 px, top-10 mean)": {
+            "input_size": 224,
+            "score_top_k": 10,
+            "backbone": "lite2",
+            "stages": [2, 3],
+        },
         "PatchCore light (Lite0 (2, 3), 160 px)": {
             "input_size": 160,
             "bank_size": 1000,
@@ -221,9 +232,17 @@ def run_casting(
         f"PatchCore trained on train/ok_front only: {bank_images} random good images for the memory bank, "
         f"{calibration_images} other good images for the threshold; {len(cal_def_imgs)} train/def_front "
         "images for policy (b) only (never in the bank, never in the test figures).",
-        "Backbone/stages chosen on good training images only ("
-        + sel.get("method", "")
-        + "): "
+        "Settings chosen on a validation split of train/ only (100 held-out good images vs 100 "
+        "train/def_front images; Lite2 (2, 3), 224 px): bank from 300 good images AUROC 96.7 %, "
+        "from 1200 98.1 %; image score = mean of the 10 highest patches 98.6 % (max: 98.1 %); a "
+        "5000-patch coreset instead of 2000 97.5 % (not kept); Lite0 (2, 3) on the same split 97.8 % "
+        "(top-10 mean), so Lite2 (2, 3) is given to the main model instead of the good-only self-check "
+        "(which picked Lite0 in an earlier run). test/ took no part in these choices.",
+        (
+            f"Backbone/stages given: {model.backbone_} {model.stages_} (from the validation split above)"
+            if sel.get("method") == "given"
+            else "Backbone/stages chosen on good training images only (" + sel.get("method", "") + "): "
+        )
         + "; ".join(
             f"{c['backbone']} {c['stages']} margin {c.get('margin', 0)}: "
             f"synthetic AUROC {100 * c['synthetic_auroc']:.1f} %, "
@@ -238,6 +257,13 @@ def run_casting(
         f"{100 * op_a['false_alarm_rate_upper_bound']:.1f} % at 95 % from "
         f"{calibration_images} good images.",
         *notes,
+        *(
+            []
+            if supervised_images
+            else [
+                "Supervised models: see the casting-supervised section (not run here, --supervised-images 0)."
+            ]
+        ),
         "Latency: onnxruntime, 1 thread, batch 1, 300×300 image incl. resize, heatmap and kNN; "
         f"peak memory of "
         f"the whole benchmark process {peak_mb:.0f} MB; the machine is shared (2 cores, ~8 users), so "
@@ -345,7 +371,7 @@ def register(bench_app: typer.Typer) -> None:
         update_docs: bool = typer.Option(
             False, "--update-docs", help="also write docs/benchmarks.md, docs/img, bench-results/"
         ),
-        bank_images: int = typer.Option(400, help="good training images for the memory bank"),
+        bank_images: int = typer.Option(1200, help="good training images for the memory bank"),
         calibration_images: int = typer.Option(200, help="other good images that set the threshold"),
         calibration_defects: int = typer.Option(10, help="train/def_front images for policy (b) (>= 5)"),
         validation_images: int = typer.Option(150, help="per class, from train/, for the INT8 decision"),

@@ -13,8 +13,10 @@ trained, at a small input size (160 px):
 2. **Trainable top.** The remaining pretrained blocks, their batch-norm statistics kept frozen
    (batches are small; the ImageNet statistics are a better estimate than a 32-image batch),
    then the global average *and* max of the last map (max keeps small local defects visible)
-   and a linear layer. AdamW, cosine learning-rate decay, flips of the cached maps as
-   augmentation (castings and surfaces have no preferred orientation).
+   and a linear layer. AdamW, cosine learning-rate decay, flips and transposes of the cached
+   maps as augmentation (castings and surfaces have no preferred orientation); with ``tta``
+   (default) the graph averages the top's logits over the 8 orientations of the trunk map, so
+   the answer does not depend on how the part lies (the trunk still runs once).
 3. **Calibrated confidence.** ``validation_fraction`` of the labelled images (stratified) never
    take part in training; a single temperature is fitted on their logits (temperature scaling,
    Guo et al. 2017) and the expected calibration error before/after is kept in
@@ -86,33 +88,65 @@ class TopBlocks(nn.Module):
     def forward(self, m: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled(m))
 
+    def averaged(self, m: torch.Tensor) -> torch.Tensor:
+        """Logits averaged over the flips (and, on square maps, the 90° turns) of the trunk map:
+        test-time augmentation matching the training augmentation (castings have no preferred
+        orientation). The trunk runs once; only the small top runs per view."""
+        views = dihedral_views(m)
+        n = m.shape[0]
+        return self.forward(torch.cat(views)).reshape(len(views), n, -1).mean(dim=0)
+
 
 class FineTunedGraph(nn.Module):
     """Raw pixels → (probabilities (N, K), prediction (N,), score = 1 − P(good) (N,))."""
 
     def __init__(
-        self, trunk: LiteFeatures, top: TopBlocks, temperature: float, good_index: int | None
+        self,
+        trunk: LiteFeatures,
+        top: TopBlocks,
+        temperature: float,
+        good_index: int | None,
+        tta: bool = False,
     ) -> None:
         super().__init__()
         self.trunk = trunk
         self.top = top
+        self.tta = bool(tta)
         self.temperature = float(temperature)
         self.good_index = good_index
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.top(self.trunk(x)[-1])
+        return self.logits_of_maps(self.trunk(x)[-1])
+
+    def logits_of_maps(self, maps: torch.Tensor) -> torch.Tensor:
+        """Logits from cached trunk maps (the same path as raw pixels, minus the trunk)."""
+        return self.top.averaged(maps) if self.tta else self.top(maps)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return calibrated_outputs(self.logits(x), self.temperature, self.good_index)
 
 
-def _flip(maps: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal/vertical flips per item (augmentation on cached trunk maps)."""
+def dihedral_views(maps: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 flips/90° turns of square maps (N, C, h, w); the 4 flips when h != w."""
+    views = [maps, maps.flip(3), maps.flip(2), maps.flip(2).flip(3)]
+    if maps.shape[2] == maps.shape[3]:
+        views += [v.transpose(2, 3) for v in views]
+    return views
+
+
+def _augment(maps: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random flips per item and, on square maps, a random transpose (with the flips: any of the
+    8 orientations) as augmentation on cached trunk maps: a casting or surface has no preferred
+    orientation."""
     n = maps.shape[0]
     h = torch.rand(n, generator=gen) < 0.5
     v = torch.rand(n, generator=gen) < 0.5
+    t = torch.rand(n, generator=gen) < 0.5
     maps = torch.where(h[:, None, None, None], maps.flip(3), maps)
-    return torch.where(v[:, None, None, None], maps.flip(2), maps)
+    maps = torch.where(v[:, None, None, None], maps.flip(2), maps)
+    if maps.shape[2] == maps.shape[3]:
+        maps = torch.where(t[:, None, None, None], maps.transpose(2, 3), maps)
+    return maps
 
 
 class FineTunedClassifier(DefectClassifier):
@@ -131,10 +165,12 @@ class FineTunedClassifier(DefectClassifier):
         validation_fraction: float = 0.15,
         batch_size: int = 32,
         seed: int = 0,
+        tta: bool = True,
     ) -> None:
         super().__init__(
             input_size=input_size, validation_fraction=validation_fraction, batch_size=batch_size, seed=seed
         )
+        self.tta = tta
         self.backbone = backbone
         self.frozen_stage = frozen_stage
         self.epochs = epochs
@@ -195,7 +231,7 @@ class FineTunedClassifier(DefectClassifier):
             total = 0.0
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
-                maps = _flip(features[batch].float(), gen)
+                maps = _augment(features[batch].float(), gen)
                 loss = F.cross_entropy(top(maps), y_all[batch], weight=class_weight)
                 opt.zero_grad()
                 loss.backward()
@@ -213,7 +249,7 @@ class FineTunedClassifier(DefectClassifier):
             with torch.no_grad():
                 val_logits = torch.cat(
                     [
-                        top(features[torch.as_tensor(val_idx[s : s + 256])].float())
+                        self._top_logits(top, features[torch.as_tensor(val_idx[s : s + 256])].float())
                         for s in range(0, len(val_idx), 256)
                     ]
                 )
@@ -222,9 +258,14 @@ class FineTunedClassifier(DefectClassifier):
             self.calibration_["nll_before"] = float(F.cross_entropy(val_logits, y_val))
             self.calibration_["nll_after"] = float(F.cross_entropy(val_logits / temperature, y_val))
         good = [i for i, c in enumerate(self.classes_) if is_good_label(c)]
-        self.graph_ = FineTunedGraph(trunk, top, temperature, good[0] if good else None).eval()  # type: ignore[assignment]
+        self.graph_ = FineTunedGraph(  # type: ignore[assignment]
+            trunk, top, temperature, good[0] if good else None, tta=self.tta
+        ).eval()
         self.fitted_ = True
         return self
+
+    def _top_logits(self, top: TopBlocks, maps: torch.Tensor) -> torch.Tensor:
+        return top.averaged(maps) if self.tta else top(maps)
 
     @staticmethod
     def _probe_head(
@@ -265,6 +306,7 @@ class FineTunedClassifier(DefectClassifier):
             {
                 "temperature": g.temperature,
                 "good_index": g.good_index,
+                "tta": g.tta,
                 "classes": self.classes_,
                 "calibration": self.calibration_,
                 "history": self.history_,
@@ -287,7 +329,11 @@ class FineTunedClassifier(DefectClassifier):
             )
         top.eval().requires_grad_(False)
         self.graph_ = FineTunedGraph(  # type: ignore[assignment]
-            self._trunk(), top, float(state["temperature"]), state.get("good_index")
+            self._trunk(),
+            top,
+            float(state["temperature"]),
+            state.get("good_index"),
+            tta=bool(state.get("tta", False)),
         ).eval()
         self.calibration_ = dict(state.get("calibration", {}))
         self.history_ = list(state.get("history", []))

@@ -26,8 +26,10 @@ How it works (Roth et al., "Towards Total Recall in Industrial Anomaly Detection
    keeps ``bank_size`` vectors that cover the good-patch distribution.
 5. **Scores.** A patch's anomaly score is the Euclidean distance to its nearest bank vector
    (k = 1, as matrix products ‖x‖² − 2·x·mᵀ + ‖m‖²). The image score is the largest patch
-   score. The heatmap is the patch-score grid upsampled to the model shape and smoothed with a
-   Gaussian (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image.
+   score, or with ``score_top_k`` > 1 the mean of the k largest (on casting, chosen on a
+   validation split of train/, the mean of the top 10 ranked defects better). The heatmap is
+   the patch-score grid upsampled to the model shape and smoothed with a Gaussian
+   (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image.
 6. **Threshold** (``operating.py``): ``calibration_fraction`` of the good images never enter
    the bank; their scores set the threshold for a target false-alarm rate with a confidence
    bound (policy a). When labelled defect images come with the training data (at least 5; at
@@ -148,10 +150,12 @@ class PatchCoreGraph(nn.Module):
         input_size: int | Sequence[int],
         sigma: float,
         margin: int = 0,
+        top_k: int = 1,
     ) -> None:
         super().__init__()
         self.embedding = embedding
         self.margin = int(margin)
+        self.top_k = max(1, int(top_k))
         self.bank_t: torch.Tensor
         self.bank_sq: torch.Tensor
         self.kernel_h: torch.Tensor
@@ -175,9 +179,18 @@ class PatchCoreGraph(nn.Module):
     def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
         return ignore_margin(self.patch_scores_raw(x), self.margin)
 
+    def image_score(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patch scores (N, 1, h, w) → image score (N,): the mean of the ``top_k`` highest patches
+        (k = 1: the maximum). A few neighbouring patches agreeing is steadier evidence than the
+        single worst one, which on good parts is often a lone odd patch."""
+        flat = patches.flatten(1)
+        if self.top_k == 1:
+            return flat.max(dim=1).values
+        return flat.topk(min(self.top_k, flat.shape[1]), dim=1).values.mean(dim=1)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         patches = self.patch_scores(x)
-        return patches.flatten(1).max(dim=1).values, self.heat(patches, x.shape[2], x.shape[3])
+        return self.image_score(patches), self.heat(patches, x.shape[2], x.shape[3])
 
     def heat(self, patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Patch scores (N, 1, h, w) → smoothed heatmap (N, H, W) at the image's size."""
@@ -254,6 +267,7 @@ class PatchCore(VisionEstimator):
         confidence: float = 0.95,
         threshold_margin: float = 1.0,
         heatmap_sigma: float = 4.0,
+        score_top_k: int = 1,
         batch_size: int = 8,
         seed: int = 0,
     ) -> None:
@@ -273,6 +287,7 @@ class PatchCore(VisionEstimator):
         self.confidence = confidence
         self.threshold_margin = threshold_margin
         self.heatmap_sigma = heatmap_sigma
+        self.score_top_k = score_top_k
         self.batch_size = batch_size
         self.seed = seed
         self.graph_: PatchCoreGraph | None = None
@@ -297,7 +312,9 @@ class PatchCore(VisionEstimator):
         return PatchEmbedding(self.shape_, self.stages_, self.backbone_, self.border)
 
     def _build_graph(self, bank: torch.Tensor) -> PatchCoreGraph:
-        return PatchCoreGraph(self._embedding(), bank, self.shape_, self.heatmap_sigma, self.margin_).eval()
+        return PatchCoreGraph(
+            self._embedding(), bank, self.shape_, self.heatmap_sigma, self.margin_, self.score_top_k
+        ).eval()
 
     def _embed(
         self, embedding: PatchEmbedding, images: list[np.ndarray], progress: Progress | None = None
@@ -361,7 +378,12 @@ class PatchCore(VisionEstimator):
             progress=coreset_progress,
         )
         self.graph_ = PatchCoreGraph(
-            embedding, feats[keep].contiguous(), self.shape_, self.heatmap_sigma, self.margin_
+            embedding,
+            feats[keep].contiguous(),
+            self.shape_,
+            self.heatmap_sigma,
+            self.margin_,
+            self.score_top_k,
         )
         self.graph_.eval()
         del feats
@@ -458,9 +480,7 @@ class PatchCore(VisionEstimator):
 
     def score(self, data: Any, progress: Progress | None = None) -> np.ndarray:
         graph = self._graph()
-        maps = self._batched(
-            lambda x: graph.patch_scores(x).flatten(1).max(dim=1).values, images_of(data), progress
-        )
+        maps = self._batched(lambda x: graph.image_score(graph.patch_scores(x)), images_of(data), progress)
         return np.asarray(maps, dtype=np.float32)
 
     def predict(self, data: Any) -> np.ndarray:
@@ -551,7 +571,8 @@ class PatchCore(VisionEstimator):
                 f"resize to {h}x{w} (height x width) -> (x-127)/128 -> mirror {self.border} px border -> "
                 f"EfficientNet-{self.backbone_.title()} stages {list(self.stages_)} -> 3x3 average -> "
                 f"crop border -> nearest-neighbour distance to the memory bank ({self.bank_size} patches) "
-                f"-> outer {self.margin_} patch rings set to the inner mean -> image score = max; "
+                f"-> outer {self.margin_} patch rings set to the inner mean -> image score = mean of the "
+                f"{self.score_top_k} highest patch scores; "
                 f"heatmap Gaussian sigma {self.heatmap_sigma} resized to H x W"
             ),
             "image": {

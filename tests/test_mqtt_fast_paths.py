@@ -1,6 +1,6 @@
-"""The MQTT source's per-message shortcuts around paho (batched PUBACKs, buffered reads,
-counter back-pressure) give exactly what paho's own paths give. Broker tests use the shared
-Mosquitto on 127.0.0.1:1883 with unique topics and client ids."""
+"""The MQTT source's per-message shortcuts (batched PUBACKs, buffered reads, counter
+back-pressure, names remembered across arrays) give exactly what the plain paths give.
+Broker tests use the shared Mosquitto on 127.0.0.1:1883 with unique topics and client ids."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ import uuid
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from axhub.ingest.connectors.json_payload import BatchBuilder, JsonPayloadParser
 from axhub.ingest.connectors.mqtt import MqttSource, SupervisedClient, make_client
-from axhub.ingest.tag_mapping import MqttConfig
+from axhub.ingest.tag_mapping import MqttConfig, MqttTopicRule
 
 BROKER = ("127.0.0.1", 1883)
 
@@ -151,3 +155,51 @@ def test_small_window_many_messages_all_delivered_once_and_acked(broker: None) -
     redelivered = again.poll(0.2)
     again.close()
     assert sum(d.rows for d in redelivered) == 0
+
+
+_ARRAY_ROW = st.fixed_dictionaries(
+    {"ts": st.integers(1_600_000_000_000, 1_800_000_000_000), "value": st.floats(-1e6, 1e6)},
+    optional={"signal": st.sampled_from(["t1", "t2", "압력", ""]), "asset": st.sampled_from(["m-02", "m 3"])},
+)
+
+
+@pytest.mark.parametrize(
+    "rule", [{"topic": "f/{asset}/{signal}"}, {"topic": "f/{asset}/{signal}", "rename": {"t1": "temp"}}]
+)
+@settings(max_examples=40, deadline=None)
+@given(messages=st.lists(st.lists(_ARRAY_ROW, min_size=1, max_size=6), min_size=1, max_size=8))
+def test_name_codes_kept_across_messages_give_what_the_general_path_gives(
+    rule: dict[str, Any], messages: list[list[dict[str, Any]]]
+) -> None:
+    """One parser reads many arrays (names remembered from earlier messages, keys missing or
+    escaped); gathered into one batch they equal the general path's readings of each."""
+    parser = JsonPayloadParser(MqttTopicRule.model_validate(rule))
+    general = JsonPayloadParser(MqttTopicRule.model_validate(rule))
+    values = {"asset": "m-01", "signal": "t1"}
+    builder = BatchBuilder()
+    want: list[tuple[Any, ...]] = []
+    want_reasons = []
+    got_reasons = []
+    for rows in messages * 2:  # every name seen again
+        got_reasons.append(builder.add(parser, json.dumps(rows).encode(), values, 0))
+        slow, reasons = general.parse(
+            json.dumps([{**r, "quality": "good"} for r in rows]).encode(), values, 0
+        )
+        want_reasons.append(reasons)
+        want += _rows(slow)
+    assert got_reasons == want_reasons
+    assert _rows(builder.table()) == want
+
+
+def test_escaped_key_is_read_as_the_key_it_spells() -> None:
+    parser = JsonPayloadParser(MqttTopicRule.model_validate({"topic": "f/{asset}/{signal}"}))
+    payload = b'[{"ts": 1700000000000, "value": 1.0, "\\u0061sset": "m-09", "sign\\u0061l": "p"}]'
+    table, reasons = parser.parse(payload, {"asset": "m-01", "signal": "t1"}, 0)
+    assert not reasons
+    assert table["asset"].to_pylist() == ["m-09"] and table["signal"].to_pylist() == ["p"]
+
+
+def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    table = table.set_column(2, "ts", table["ts"].cast(pa.int64()))
+    cols = [table[c].to_pylist() for c in ("asset", "signal", "ts", "value", "quality")]
+    return list(zip(*cols, strict=True))

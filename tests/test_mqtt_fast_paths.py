@@ -203,3 +203,57 @@ def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
     table = table.set_column(2, "ts", table["ts"].cast(pa.int64()))
     cols = [table[c].to_pylist() for c in ("asset", "signal", "ts", "value", "quality")]
     return list(zip(*cols, strict=True))
+
+
+def _publish_packet(topic: bytes, payload: bytes, mid: int, qos: int, props: bytes | None) -> bytearray:
+    """A PUBLISH's variable header and payload as paho holds it after the fixed header."""
+    out = bytearray(len(topic).to_bytes(2, "big") + topic)
+    if qos:
+        out += mid.to_bytes(2, "big")
+    if props is not None:  # MQTT 5: property length (one byte here), then the properties
+        out += bytes([len(props)]) + props
+    return out + payload
+
+
+@pytest.mark.parametrize("version", ["3.1.1", "5"])
+@pytest.mark.parametrize("qos", [0, 1, 2])
+@pytest.mark.parametrize(
+    "topic,props",
+    [
+        (b"f/m-01/t1", b""),
+        ("f/압력/t1".encode(), b""),
+        (b"f/m-01/t1", b"\x02\x00\x00\x00\x3c"),  # message expiry 60 s: paho's own path
+        (b"f/\xff/t1", b""),  # not UTF-8
+    ],
+)
+def test_lean_publish_path_hands_over_what_paho_hands_over(
+    version: str, qos: int, topic: bytes, props: bytes
+) -> None:
+    payload = b'{"ts": 1700000000000, "value": 1.5}'
+    packet = _publish_packet(topic, payload, 4242, qos, props if version == "5" else None)
+    got: dict[bool, list[tuple[Any, ...]]] = {True: [], False: []}
+    lean_calls: list[int] = []
+    for use_lean in (True, False):
+        out = got[use_lean]
+        client = _client(version)
+
+        def take(t: str, p: Any, m: int, q: int, out: list[tuple[Any, ...]] = out) -> None:
+            lean_calls.append(1)
+            out.append((t, bytes(p), m, q))
+
+        def on_message(_c: Any, _u: Any, msg: Any, out: list[tuple[Any, ...]] = out) -> None:
+            try:
+                name = msg.topic
+            except UnicodeDecodeError:
+                name = "not utf-8"
+            out.append((name, bytes(msg.payload), msg.mid, msg.qos))
+
+        client.on_plain_publish = take if use_lean else None
+        client.on_message = on_message
+        client._in_packet["command"] = 0x30 | (qos << 1)
+        client._in_packet["packet"] = bytearray(packet)
+        client._handle_publish()
+    # QoS 2 reaches the application only at PUBREL (paho's own path in both).
+    assert got[True] == got[False] and len(got[False]) == (0 if qos == 2 else 1)
+    paho_only = qos == 2 or (props and version == "5") or topic == b"f/\xff/t1"
+    assert len(lean_calls) == (0 if paho_only else 1)

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,9 @@ class SupervisedClient(mqtt.Client):
     cheaper per message on its two hot paths (reading a burst, acknowledging a batch)."""
 
     crash: str | None = None
+    # Takes (topic, payload, mid, qos) of a plain PUBLISH instead of ``on_message`` (see
+    # ``_handle_publish``); None: paho's way for every message.
+    on_plain_publish: Callable[[str, bytes | bytearray, int, int], None] | None = None
     # What the last recv brought beyond what paho asked for, and the socket it came from.
     _rbuf: bytes = b""
     _rpos: int = 0
@@ -115,6 +119,37 @@ class SupervisedClient(mqtt.Client):
             n += 1
             if n >= burst and self._rpos >= len(self._rbuf):
                 break  # let the loop write (acks) and keep alive; the socket is read next
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        """A QoS 0/1 PUBLISH without MQTT 5 properties (what gateways send), with manual acks,
+        goes straight to ``on_plain_publish``: paho builds a Properties object (~40 Python
+        calls), an MQTTMessage and a debug line per message, and matches per-topic callbacks
+        we never register. Anything else (QoS 2, properties such as a topic alias, a topic
+        that is not UTF-8, a short packet) is paho's own code."""
+        take = self.on_plain_publish
+        header = self._in_packet["command"]
+        qos = (header & 0x06) >> 1
+        if take is None or qos == 2 or not self._manual_ack:
+            return super()._handle_publish()
+        packet = self._in_packet["packet"]
+        try:
+            pos = 2 + ((packet[0] << 8) | packet[1])
+            topic = packet[2:pos].decode("utf-8")
+            mid = 0
+            if qos:
+                mid = (packet[pos] << 8) | packet[pos + 1]
+                pos += 2
+            if self._protocol == mqtt.MQTTv5:
+                if packet[pos] != 0:  # properties follow
+                    return super()._handle_publish()
+                pos += 1
+        except (IndexError, UnicodeDecodeError):
+            return super()._handle_publish()
+        if not topic or pos > len(packet):
+            return super()._handle_publish()
+        with self._in_callback_mutex:
+            take(topic, packet[pos:], mid, qos)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack_many(self, mids: list[int]) -> None:
@@ -268,7 +303,15 @@ class MqttSource(Source):
             out.update(sparkplug.display_names)
         return out
 
-    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # paho raises on a topic that is not UTF-8
+            topic = msg._topic.decode("utf-8", "replace")
+        self._take(topic, msg.payload, msg.mid, msg.qos)
+
+    def _take(self, topic: str, payload: bytes | bytearray, mid: int, qos: int) -> None:
+        """One received message (paho's callback, or ``SupervisedClient``'s lean path)."""
         # Wait for room (back-pressure); on close, leave the message unacked for redelivery.
         while self._taken - self._released >= self._limit:
             self._room.clear()
@@ -279,9 +322,12 @@ class MqttSource(Source):
                 return
         self._taken += 1
         try:
-            self._deliver(client, msg)
+            self.messages += 1
+            self._raw.append((topic, payload, mid, qos, self._generation, time.time_ns() // 1000))
+            if not self._arrived.is_set():
+                self._arrived.set()
         except Exception as exc:  # nothing a publisher sends may stop the network thread
-            log.exception("MQTT message on %s could not be handled", msg.topic)
+            log.exception("MQTT message on %s could not be handled", topic)
             self._release(1)
             self.last_error = f"{type(exc).__name__}: {exc}"
 
@@ -289,12 +335,6 @@ class MqttSource(Source):
         with self._release_lock:
             self._released += n
         self._room.set()
-
-    def _deliver(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
-        self.messages += 1
-        self._raw.append((msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1000))
-        if not self._arrived.is_set():
-            self._arrived.set()
 
     def _rule_for(self, topic: str) -> tuple[MqttTopicRule, dict[str, str]] | None:
         found = self._rules.get(topic, False)
@@ -353,6 +393,8 @@ class MqttSource(Source):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        if isinstance(client, SupervisedClient):
+            client.on_plain_publish = self._take
         clean_start: Any = False if self.config.version == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY
         client.connect_async(
             self.config.host,

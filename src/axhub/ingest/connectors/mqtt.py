@@ -72,6 +72,7 @@ class SupervisedClient(mqtt.Client):
     # Takes (topic, payload, mid, qos) of a plain PUBLISH instead of ``on_message`` (see
     # ``_handle_publish``); None: paho's way for every message.
     on_plain_publish: Callable[[str, bytes | bytearray, int, int], None] | None = None
+    _topic_callbacks = False
     # What the last recv brought beyond what paho asked for, and the socket it came from.
     _rbuf: bytes = b""
     _rpos: int = 0
@@ -126,8 +127,9 @@ class SupervisedClient(mqtt.Client):
         goes straight to ``on_plain_publish``: paho builds a Properties object (~40 Python
         calls), an MQTTMessage and a debug line per message, and matches per-topic callbacks
         we never register. Anything else (QoS 2, properties such as a topic alias, a topic
-        that is not UTF-8, a short packet) is paho's own code."""
-        take = self.on_plain_publish
+        that is not UTF-8, a short packet, or any per-topic callback registered) is paho's
+        own code."""
+        take = None if self._topic_callbacks else self.on_plain_publish
         header = self._in_packet["command"]
         qos = (header & 0x06) >> 1
         if take is None or qos == 2 or not self._manual_ack:
@@ -151,6 +153,10 @@ class SupervisedClient(mqtt.Client):
         with self._in_callback_mutex:
             take(topic, packet[pos:], mid, qos)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._topic_callbacks = True  # per-topic callbacks are matched on paho's path only
+        super().message_callback_add(sub, callback)
 
     def ack_many(self, mids: list[int]) -> None:
         """PUBACK many QoS 1 messages as one write: ``ack`` queues a packet and wakes the

@@ -153,7 +153,9 @@ class _Columns:
         return with_exact_ints(batch, exact)
 
 
-class _FlatRow(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False: rows hold only numbers and strings (no cycles), and a 1,000-reading message would
+# otherwise hand the garbage collector 1,000 new tracked objects (collections mid-parse).
+class _FlatRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One reading of a batched array, as the vectorised path reads it (see ``_fast_array``)."""
 
     ts: int | float
@@ -162,7 +164,7 @@ class _FlatRow(msgspec.Struct, forbid_unknown_fields=True):
     signal: str | msgspec.UnsetType = msgspec.UNSET
 
 
-class _OneReading(msgspec.Struct, forbid_unknown_fields=True):
+class _OneReading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     ts: int | float
     value: int | float
 
@@ -196,6 +198,60 @@ def _names_codes(names: list[Any], default: str | None, rename: dict[str, str] |
     return shown, np.fromiter(map(index.__getitem__, names), dtype=np.int32, count=len(names))
 
 
+class _NameCodes:
+    """The names one field of a parser's messages held so far, each with a fixed code: a
+    message whose names are all known gets its codes in one pass (no set, no index per
+    message), and its chunks share one list of names (``_merged_names`` maps it once)."""
+
+    LIMIT = 4096  # names kept at most; past it, start again (codes already given stay valid)
+
+    def __init__(self, rename: dict[str, str] | None) -> None:
+        self.rename = rename
+        self.codes: dict[str, int] = {}
+        self.shown: list[str] = []  # only appended to: earlier chunks' codes stay valid
+
+    def known(self, names: Any, n: int) -> Names | None:
+        """Codes of ``n`` names, or None if one is new (or UNSET: the caller's slow path)."""
+        try:
+            return self.shown, np.fromiter(map(self.codes.__getitem__, names), np.int32, n)
+        except KeyError:
+            return None
+
+    def learn(self, names: set[Any]) -> None:
+        """Remember names the slow path accepted (non-empty strings)."""
+        if len(self.codes) + len(names) > self.LIMIT:
+            self.codes, self.shown = {}, []
+        for name in names:
+            if isinstance(name, str) and name and name not in self.codes:
+                self.codes[name] = len(self.shown)
+                self.shown.append(self.rename.get(name, name) if self.rename else name)
+
+
+def _field_codes(
+    rows: list[_FlatRow],
+    field: operator.attrgetter[Any],
+    default: str | None,
+    cache: _NameCodes,
+    absent: bool,
+) -> Names | None:
+    """Codes of one name field of a decoded array (see ``_names_codes``); ``absent``: the
+    payload cannot hold the key, so every row takes the default (from the topic)."""
+    n = len(rows)
+    if absent:
+        if not default:
+            return None
+        shown = cache.rename.get(default, default) if cache.rename else default
+        return [shown], np.zeros(n, dtype=np.int32)
+    found = cache.known(map(field, rows), n)
+    if found is not None:
+        return found
+    names = list(map(field, rows))
+    result = _names_codes(names, default, cache.rename)
+    if result is not None:
+        cache.learn(set(names))
+    return result
+
+
 @dataclass
 class _Chunk:
     """Readings of one vectorised message, kept as numpy columns: the Arrow table is built once
@@ -210,8 +266,15 @@ class _Chunk:
 def _merged_names(parts: list[Names]) -> pa.Array:
     index: dict[str, int] = {}
     codes = []
+    # Chunks often share one list of names (``_NameCodes``): map each list once. The lists
+    # are alive (in ``parts``) for the whole call, so their ids are not reused meanwhile.
+    remaps: dict[int, np.ndarray] = {}
     for distinct, rows in parts:
-        remap = np.fromiter((index.setdefault(d, len(index)) for d in distinct), np.int32, len(distinct))
+        remap = remaps.get(id(distinct))
+        if remap is None:
+            remap = remaps[id(distinct)] = np.fromiter(
+                (index.setdefault(d, len(index)) for d in distinct), np.int32, len(distinct)
+            )
         codes.append(remap[rows])
     return pa.array(list(index), pa.string()).take(pa.array(np.concatenate(codes)))
 
@@ -242,6 +305,9 @@ class JsonPayloadParser:
         self.display_names: dict[str, str] = {}
         # (asset, signal) named by each topic, for the one-reading fast path in parse_into.
         self._topic_names: dict[tuple[tuple[str, str], ...], tuple[str, str] | None] = {}
+        # Names seen in batched arrays, for the vectorised path (``_fast_array``).
+        self._asset_codes = _NameCodes(None)
+        self._signal_codes = _NameCodes(rule.rename or None)
 
     def _names_from_topic(self, topic_values: dict[str, str]) -> tuple[str, str] | None:
         """(asset, signal) that the general path gives a one-reading payload on this topic.
@@ -511,18 +577,21 @@ class JsonPayloadParser:
         s0 = fill(rule.signal, topic_values)
         try:
             ts = np.fromiter(map(_ROW_TS, rows), dtype=np.float64, count=n)
-            raw_values = list(map(_ROW_VALUE, rows))
-            values = np.array(raw_values, dtype=np.float64)
+            values = np.fromiter(map(_ROW_VALUE, rows), dtype=np.float64, count=n)
         except OverflowError:  # an integer beyond float64's range
             return None
         beyond = np.flatnonzero(np.abs(values) >= FLOAT_EXACT_INT)  # 2^53 + 1 rounds to 2^53
-        if any(type(raw_values[i]) is int for i in beyond):
+        if any(type(rows[i].value) is int for i in beyond):
             return None  # an integer float64 would round: the general path keeps it exact
         us = ts * self.unit_us
         if not np.all(np.isfinite(us)) or np.any(np.abs(us) >= _MAX_ABS_US):
             return None
-        assets = _names_codes(list(map(_ROW_ASSET, rows)), a0, None)
-        signals = _names_codes(list(map(_ROW_SIGNAL, rows)), s0, rule.rename or None)
+        # A key not in the bytes is in no row (with no escape anywhere: "\u0061sset" is "asset").
+        plain = b"\\" not in payload
+        no_asset = plain and b'"asset"' not in payload
+        no_signal = plain and b'"signal"' not in payload
+        assets = _field_codes(rows, _ROW_ASSET, a0, self._asset_codes, no_asset)
+        signals = _field_codes(rows, _ROW_SIGNAL, s0, self._signal_codes, no_signal)
         if assets is None or signals is None:
             return None
         if rule.scale != 1.0 or rule.offset != 0.0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -90,3 +91,14 @@ def test_rss_verdict_flat_growing_and_too_short() -> None:
 def test_longest_life_is_picked() -> None:
     rss = [(5.0, 1, 5.0, 200.0), (10.0, 2, 1.0, 210.0), (15.0, 2, 6.0, 211.0), (20.0, 2, 11.0, 212.0)]
     assert longest_life(rss) == [(1.0, 210.0), (6.0, 211.0), (11.0, 212.0)]
+
+
+def test_the_ready_file_counts_only_once_complete(tmp_path: Path) -> None:
+    from axhub.bench.soak_opcua import _read_ns
+
+    ready = tmp_path / "ready.json"
+    assert _read_ns(ready) is None  # not there yet
+    ready.write_text("")  # created, not yet written (the server's writeFileSync is not atomic)
+    assert _read_ns(ready) is None
+    ready.write_text('{"ns": 1}')
+    assert _read_ns(ready) == 1

@@ -26,6 +26,15 @@ def node_opcua_available() -> bool:
     return shutil.which("node") is not None and (PEERS / "node_modules" / "node-opcua").is_dir()
 
 
+def _read_ns(ready: Path) -> int | None:
+    """The namespace from the ready file; None until it is there and complete (the server
+    creates the file before it has written it)."""
+    try:
+        return int(json.loads(ready.read_text())["ns"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 class OpcUaServer:
     """The bench server as a child process; ``stop`` SIGTERMs it (Node exits at once)."""
 
@@ -57,13 +66,13 @@ class OpcUaServer:
         with (self.workdir / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while not ready.exists() and time.monotonic() < deadline:
+        while (ns := _read_ns(ready)) is None and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the OPC UA server exited; see {self.workdir / 'server.log'}")
             time.sleep(0.1)
-        if not wait_port("127.0.0.1", self.port, 30):
+        if ns is None or not wait_port("127.0.0.1", self.port, 30):
             raise RuntimeError("the OPC UA server did not listen")
-        self.ns = int(json.loads(ready.read_text())["ns"])
+        self.ns = ns
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

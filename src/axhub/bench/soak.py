@@ -454,7 +454,7 @@ def register(bench_app: typer.Typer) -> None:
                     f"{verdict['slope_mb_per_10min']:+.2f} ± {verdict['ci95_mb_per_10min']:.2f}: "
                     f"{verdict['verdict']}"
                 ),
-                "target": f"|slope| ≤ {rss_bound:g} (flat)",
+                "target": f"within ±{rss_bound:g} (flat)",
             },
         ]
         if opc is not None:

@@ -1,14 +1,15 @@
 // An OPC UA server nobody on AX Hub wrote (node-opcua) whose tags all change at a steady rate,
 // for `axhub bench opcua --server node-opcua` (issue 11: 3,000 tags x 10 Hz).
 //
-// usage: node opcua_bench_server.js <port> <tags> <hz> <seconds> <ready file> <pki folder>
+// usage: node opcua_bench_server.js <port> <tags> <hz> <seconds> <ready file> <pki folder> [<ticks file>]
 // Tags are Double variables ns=1;s=line-XX.tagYYY (100 per line object), as the asyncua bench
 // server names them. Protocol (files, as the bench's own server): writes <ready file> {"ns": 1}
 // once listening, waits for <ready file>.go, changes every tag <hz> times a second for <seconds>
 // (value (tick + 1) * 1000 + k: never the initial 0, which would be no change; source timestamp
 // = now), writes <ready file>.done with {"writes", "seconds", "late_ticks", "ticks"}, and keeps
 // serving (the last notifications still go out to a client that is behind) until it is
-// terminated, or 60 s later.
+// terminated, or 60 s later. With <ticks file> (`axhub bench soak`), each tick's source timestamp
+// (ms) is appended to it as one line once all its tags have changed.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -18,6 +19,7 @@ async function main() {
   const [port, nTags, hz, seconds] = process.argv.slice(2, 6).map(Number);
   const ready = process.argv[6];
   const pki = process.argv[7];
+  const ticksFile = process.argv[8];
   const serverCertificateManager = new opcua.OPCUACertificateManager({
     rootFolder: path.join(pki, "server"),
     automaticallyAcceptUnknownCertificate: true,
@@ -74,6 +76,7 @@ async function main() {
     }
     writes += tags.length;
     tick += 1;
+    if (ticksFile) fs.appendFileSync(ticksFile, `${now.getTime()}\n`);
     const delay = started + (tick * 1000) / hz - performance.now();
     if (delay < 0) late += 1;
     await new Promise((r) => setTimeout(r, Math.max(0, delay)));

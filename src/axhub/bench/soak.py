@@ -1,4 +1,5 @@
-"""``axhub bench soak --minutes N``: a steady MQTT stream through broker restarts and worker kills.
+"""``axhub bench soak --minutes N``: MQTT and OPC UA streams through broker restarts, OPC UA
+server restarts and worker kills, with the worker's RSS judged over one long life.
 
 Method:
 
@@ -13,10 +14,20 @@ Method:
    its publish time (so the resolution is the poll interval). The worker's RSS is sampled.
 5. After the stream stops, the store must hold exactly the readings sent: same keys, no
    row twice.
+6. OPC UA leg (``--opcua-tags``, node-opcua server ``tests/peers/opcua_bench_server.js``): the
+   same worker process subscribes to the server's tags; the server is stopped and started
+   again on the same port every ``--server-every`` seconds. The server logs every tick, so
+   each change made is known; ``soak_checks.count_opcua`` splits them into made while the
+   worker was subscribed (must be stored) and made while it was not (the server queues them
+   for no one: "not delivered by the server", not loss).
+7. Worker kills stop after ``--kill-until`` seconds, so the last worker life is long; its RSS
+   slope (MB per 10 min, least squares from ``--rss-warm-s`` in) is judged against
+   ``--rss-bound``, fixed before the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import typer
+
+from axhub.bench.soak_checks import count_opcua, rss_verdict, subscribed_times
 
 ASSETS = [f"line-{i:02d}" for i in range(20)]
 WARM_S = 15.0
@@ -103,6 +116,7 @@ class _Worker:
         self.log = home / "worker.log"
         self.starts = 0
         self.started_at = 0.0
+        self.kills: list[float] = []  # epoch s of each SIGKILL
 
     def start(self) -> None:
         env = {**os.environ, "AXHUB_HOME": str(self.home), "OMP_NUM_THREADS": "1"}
@@ -121,6 +135,7 @@ class _Worker:
 
     def kill(self) -> None:
         if self.proc is not None:
+            self.kills.append(time.time())
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
@@ -200,17 +215,28 @@ def run(
     kill_every: float,
     down_s: float,
     poll_s: float,
+    *,
+    kill_until: float = 0.0,
+    opcua_tags: int = 0,
+    opcua_hz: float = 10.0,
+    server_every: float = 0.0,
+    server_down_s: float = 2.0,
 ) -> dict[str, Any]:
     import yaml
 
     from axhub.bench._broker import MosquittoBroker
+    from axhub.bench.soak_opcua import OpcUaServer, stored_per_tick
 
     workdir = Path(tempfile.mkdtemp(prefix="axhub-soak-"))
     home = workdir / "home"
     home.mkdir()
     events: list[str] = []
     rss: list[tuple[float, int, float, float]] = []  # (t, life, seconds into the life, MB)
-    with MosquittoBroker(workdir / "broker") as broker:
+    opc = OpcUaServer(workdir / "opcua", opcua_tags, opcua_hz) if opcua_tags else None
+    with contextlib.ExitStack() as stack, MosquittoBroker(workdir / "broker") as broker:
+        if opc is not None:
+            stack.callback(opc.stop)
+            opc.start()  # before the worker: its first subscription finds the server up
         config = workdir / "mapping.yaml"
         mqtt_cfg = {
             "port": broker.port,
@@ -220,7 +246,10 @@ def run(
             "reconnect_max_s": 2,
             "topics": [{"topic": "soak/{asset}/batch"}],
         }
-        config.write_text(yaml.safe_dump({"org": "soak", "mqtt": mqtt_cfg}))
+        mapping: dict[str, Any] = {"org": "soak", "mqtt": mqtt_cfg}
+        if opc is not None:
+            mapping["opcua"] = opc.mapping()
+        config.write_text(yaml.safe_dump(mapping))
         worker = _Worker(config, home)
         worker.start()
         org = _org_id(home, "soak")
@@ -231,7 +260,9 @@ def run(
         started = time.monotonic()
         end = started + minutes * 60
         next_broker = started + broker_every
-        next_kill = started + kill_every
+        next_kill = started + kill_every if kill_every > 0 else float("inf")
+        last_kill = started + kill_until if kill_until > 0 else float("inf")
+        next_server = started + server_every if opc is not None and server_every > 0 else float("inf")
         next_rss = started
         last_poll = started
         try:
@@ -241,12 +272,18 @@ def run(
                     broker.restart()
                     events.append(f"{now - started:.0f}s broker restarted")
                     next_broker += broker_every
-                if now >= next_kill:
+                if now >= next_kill and now <= last_kill:
                     worker.kill()
                     events.append(f"{now - started:.0f}s worker SIGKILLed")
                     time.sleep(down_s)
                     worker.start()
                     next_kill += kill_every
+                if opc is not None and now >= next_server:
+                    opc.stop()
+                    time.sleep(server_down_s)
+                    opc.start()
+                    events.append(f"{now - started:.0f}s OPC UA server restarted")
+                    next_server += server_every
                 if now >= next_rss:
                     mb = worker.rss_mb()
                     if mb is not None:
@@ -258,23 +295,44 @@ def run(
                     last_poll = now
                 time.sleep(0.05)
             gateway.stop.set()
+            if opc is not None:
+                opc.stop()  # its last changes are on their way while MQTT drains
             gateway.join(10)
             confirmed = gateway.finish()
             drain_deadline = time.monotonic() + 120
-            stored = monitor.store.count(org)
+
+            def mqtt_count() -> int:
+                return sum(monitor.store.count(org, asset) for asset in ASSETS)
+
+            stored = mqtt_count()
             while stored < gateway.sent and time.monotonic() < drain_deadline:
                 monitor.poll()
                 time.sleep(poll_s)
-                stored = monitor.store.count(org)
+                stored = mqtt_count()
             monitor.poll()
             drained_s = time.monotonic() - (end if end < time.monotonic() else time.monotonic())
+            time.sleep(2.0)  # OPC UA: the worker flushes every 100 ms; the server stopped above
         finally:
             worker.stop()
+            if opc is not None:
+                opc.stop()
         rows = duplicates = 0
         for asset in ASSETS:
             frame = monitor.store.query(org, asset)
             rows += len(frame)
             duplicates += len(frame) - len(frame.drop_duplicates(["signal", "ts"]))
+        opcua: dict[str, Any] | None = None
+        if opc is not None:
+            per_tick, opc_dups = stored_per_tick(monitor.store, org, opc.assets())
+            subs = subscribed_times(worker.log.read_text(errors="replace"))
+            opcua = count_opcua(opc.ticks_ms(), opcua_tags, per_tick, subs, opc.stops, worker.kills)
+            opcua.update(
+                tags=opcua_tags,
+                hz=opcua_hz,
+                duplicates=opc_dups,
+                server_lives=opc.lives,
+                subscriptions=len(subs),
+            )
         monitor.store.close()
     lat = np.asarray(monitor.latencies)
     # RSS once a life is past its start-up (imports, first connections): WARM_S seconds in.
@@ -298,9 +356,19 @@ def run(
         },
         "rss_samples": rss,
         "rss_warm_by_life": {str(k): v for k, v in lives.items()},
+        "opcua": opcua,
+        "kill_until": kill_until,
         "events": events,
         "workdir": str(workdir),
     }
+
+
+def longest_life(rss: list[tuple[float, int, float, float]]) -> list[tuple[float, float]]:
+    """(seconds into the life, MB) of the worker life with the most RSS samples."""
+    lives: dict[int, list[tuple[float, float]]] = {}
+    for _t, life, into, mb in rss:
+        lives.setdefault(life, []).append((into, mb))
+    return max(lives.values(), key=len) if lives else []
 
 
 def register(bench_app: typer.Typer) -> None:
@@ -310,7 +378,23 @@ def register(bench_app: typer.Typer) -> None:
         rate: int = typer.Option(2000, help="Readings/s the gateway publishes."),
         per_message: int = typer.Option(10, help="Readings per MQTT message."),
         broker_every: float = typer.Option(60.0, help="Restart the broker every N seconds."),
-        kill_every: float = typer.Option(45.0, help="SIGKILL the ingest worker every N seconds."),
+        kill_every: float = typer.Option(45.0, help="SIGKILL the ingest worker every N seconds (0 = never)."),
+        kill_until: float = typer.Option(
+            180.0,
+            help="No SIGKILL after N seconds: the last worker life is long, for the RSS verdict (0 = never).",
+        ),
+        opcua_tags: int = typer.Option(200, help="OPC UA tags on the node-opcua server (0 = no OPC UA leg)."),
+        opcua_hz: float = typer.Option(10.0, help="Changes per OPC UA tag per second."),
+        server_every: float = typer.Option(
+            75.0, help="Restart the OPC UA server every N seconds (0 = never)."
+        ),
+        server_down_s: float = typer.Option(2.0, help="Seconds the OPC UA server stays down."),
+        rss_warm_s: float = typer.Option(
+            120.0, help="RSS verdict: fit from this many seconds into the life."
+        ),
+        rss_bound: float = typer.Option(
+            3.0, help="RSS verdict: flat when the fitted slope is at most this many MB per 10 min."
+        ),
         down_s: float = typer.Option(2.0, help="Seconds the worker stays dead."),
         poll_s: float = typer.Option(0.25, help="Monitor poll interval (latency resolution)."),
         update_docs: bool = typer.Option(
@@ -318,19 +402,35 @@ def register(bench_app: typer.Typer) -> None:
         ),
         out: Path | None = typer.Option(None, help="JSON output (default $AXHUB_HOME/bench/soak.json)."),
     ) -> None:
-        """Readings sent vs stored, latency and worker RSS through broker restarts and SIGKILLs."""
+        """Sent vs stored, latency and worker RSS through broker and OPC UA server restarts and SIGKILLs."""
         import shutil
 
         from axhub.bench.report import BenchResult, save_run
 
         load_before = os.getloadavg()[0]
-        r = run(minutes, rate, per_message, broker_every, kill_every, down_s, poll_s)
+        r = run(
+            minutes,
+            rate,
+            per_message,
+            broker_every,
+            kill_every,
+            down_s,
+            poll_s,
+            kill_until=kill_until,
+            opcua_tags=opcua_tags,
+            opcua_hz=opcua_hz,
+            server_every=server_every,
+            server_down_s=server_down_s,
+        )
         load_after = os.getloadavg()[0]
         shutil.rmtree(r.pop("workdir"), ignore_errors=True)
         lat = r["latency_s"]
         lost = r["sent"] - r["stored"]
         warm = r["rss_warm_by_life"]
         longest = max(warm.values(), key=len) if warm else []
+        verdict = rss_verdict(longest_life(r["rss_samples"]), rss_warm_s, rss_bound)
+        r["rss_verdict"] = verdict
+        opc = r["opcua"]
         rows = [
             {"measure": "readings sent (confirmed by the broker)", "value": r["sent"], "target": ""},
             {"measure": "readings stored", "value": r["stored"], "target": "= sent"},
@@ -345,7 +445,51 @@ def register(bench_app: typer.Typer) -> None:
                 "value": f"{longest[0]:.0f} → {longest[-1]:.0f} ({max(longest):.0f})" if longest else "n/a",
                 "target": "flat",
             },
+            {
+                "measure": (
+                    f"worker RSS slope, longest life ({verdict['span_s'] / 60:.1f} min fitted from "
+                    f"{rss_warm_s:g} s in), MB per 10 min ± 95 % CI"
+                ),
+                "value": (
+                    f"{verdict['slope_mb_per_10min']:+.2f} ± {verdict['ci95_mb_per_10min']:.2f}: "
+                    f"{verdict['verdict']}"
+                ),
+                "target": f"within ±{rss_bound:g} (flat)",
+            },
         ]
+        if opc is not None:
+            rows += [
+                {"measure": "OPC UA: changes the server made", "value": opc["changes_made"], "target": ""},
+                {
+                    "measure": "OPC UA: made while the worker was subscribed",
+                    "value": opc["made_while_subscribed"],
+                    "target": "",
+                },
+                {"measure": "OPC UA: of those, stored", "value": opc["stored_of_those"], "target": "= made"},
+                {"measure": "OPC UA: of those, lost", "value": opc["lost_while_subscribed"], "target": "0"},
+                {
+                    "measure": "OPC UA: lost, made < 0.5 s before a server stop (not yet published)",
+                    "value": opc["lost_just_before_server_stop"],
+                    "target": "",
+                },
+                {
+                    "measure": "OPC UA: lost, made < 0.5 s before a worker SIGKILL (not yet durable)",
+                    "value": opc["lost_just_before_sigkill"],
+                    "target": "0",
+                },
+                {"measure": "OPC UA: lost at other times", "value": opc["lost_otherwise"], "target": "0"},
+                {
+                    "measure": "OPC UA: made while not subscribed (server down or restarting, worker dead)",
+                    "value": opc["made_while_not_subscribed"],
+                    "target": "",
+                },
+                {
+                    "measure": "OPC UA: of those, not delivered by the server (queued nowhere)",
+                    "value": opc["not_delivered_by_server"],
+                    "target": "(not loss)",
+                },
+                {"measure": "OPC UA: stored twice", "value": opc["duplicates"], "target": "0"},
+            ]
         notes = [
             f"{r['minutes']:g} min at {r['rate']:,} readings/s ({r['per_message']} per QoS 1 message, "
             "20 machines) into `axhub run ingest` (write-ahead log, compaction in the background); events: "
@@ -353,14 +497,18 @@ def register(bench_app: typer.Typer) -> None:
             f"Latency = first poll (every {poll_s:g} s, from another process reading log + Parquet) at "
             "which a reading was visible, minus its publish time; it includes the outages (a reading "
             "published while the worker is dead waits for the restart).",
-            f"RSS sampled every 5 s, from {WARM_S:g} s into each worker life (MB): {warm}.",
+            f"RSS sampled every 5 s, from {WARM_S:g} s into each worker life (MB): {warm}. Verdict: "
+            f"least-squares slope over the longest life from {rss_warm_s:g} s in (start-up and the first "
+            f"compactions left out), flat when |slope| ≤ {rss_bound:g} MB per 10 min (bound fixed before "
+            "the run: a leak at that rate would be ~430 MB a day); not judged when under 5 min remain "
+            "after the warm-up.",
             f"2 cores shared with other jobs: 1-min load average {load_before:.1f} before, "
             f"{load_after:.1f} after.",
         ]
         save_run(
             BenchResult(
                 name="soak",
-                title="Soak: MQTT stream through broker restarts and worker SIGKILLs",
+                title="Soak: MQTT and OPC UA through broker and server restarts and worker SIGKILLs",
                 dataset=f"synthetic gateway stream, {r['rate']:,} readings/s",
                 split="n/a",
                 rows=rows,
@@ -370,5 +518,23 @@ def register(bench_app: typer.Typer) -> None:
             update_docs=update_docs,
             out=out,
         )
-        if lost or r["duplicates"]:
+        if opc is not None:
+            notes.insert(
+                1,
+                f"OPC UA leg: node-opcua server (`tests/peers/opcua_bench_server.js`, its own process) with "
+                f"{opc['tags']} tags x {opc['hz']:g} Hz, stopped (SIGTERM) and started on the same port "
+                f"{opc['server_lives'] - 1} times ({server_down_s:g} s down), read by the same `axhub run "
+                f"ingest` process; {opc['subscriptions']} subscriptions in all. The server logs every "
+                "tick, so each change made is known; a change counts as made while subscribed when the "
+                "worker's last event before it was an 'OPC UA subscribed' log line, not a server stop or "
+                "a SIGKILL. An OPC UA subscription belongs to one client session: changes made while the "
+                "client reconnects are queued nowhere, so the server never sends them (on subscribing it "
+                f"sends each tag's current value: {opc['stored_of_those_as_current_value']:,} of them "
+                "stored). Losses while subscribed are split by when the change was made: in the last "
+                "0.5 s before a server stop (the server died before publishing it), in the last 0.5 s "
+                "before a SIGKILL (received but still in the worker's memory: OPC UA has no "
+                "acknowledgement that would make the server send it again, so this is a real loss), "
+                "or at other times.",
+            )
+        if lost or r["duplicates"] or (opc is not None and (opc["duplicates"] or opc["stored_not_made"])):
             raise typer.Exit(1)

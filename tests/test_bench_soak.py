@@ -94,11 +94,11 @@ def test_longest_life_is_picked() -> None:
 
 
 def test_the_ready_file_counts_only_once_complete(tmp_path: Path) -> None:
-    from axhub.bench.soak_opcua import _read_ns
+    from axhub.bench.opcua import read_ready_ns
 
     ready = tmp_path / "ready.json"
-    assert _read_ns(ready) is None  # not there yet
+    assert read_ready_ns(ready) is None  # not there yet
     ready.write_text("")  # created, not yet written (the server's writeFileSync is not atomic)
-    assert _read_ns(ready) is None
+    assert read_ready_ns(ready) is None
     ready.write_text('{"ns": 1}')
-    assert _read_ns(ready) == 1
+    assert read_ready_ns(ready) == 1

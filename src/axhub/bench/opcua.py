@@ -66,6 +66,15 @@ async def _serve(port: int, n_tags: int, hz: float, seconds: float, ready_file: 
 PEERS = Path(__file__).resolve().parents[3] / "tests" / "peers"
 
 
+def read_ready_ns(ready: Path) -> int | None:
+    """The namespace from a bench server's ready file; None until it is there and complete (the
+    server creates the file before it has written it)."""
+    try:
+        return int(json.loads(ready.read_text())["ns"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _server_command(kind: str, port: int, n_tags: int, hz: float, seconds: float, ready: str) -> list[str]:
     if kind == "asyncua":
         return [
@@ -99,10 +108,11 @@ def _server(
     server = subprocess.Popen(_server_command(kind, port, n_tags, hz, seconds, str(ready)), env=env)
     try:
         deadline = time.monotonic() + 120
-        while not ready.exists() and time.monotonic() < deadline:
+        while (ns := read_ready_ns(ready)) is None and time.monotonic() < deadline:
             time.sleep(0.1)
+        if ns is None:
+            raise RuntimeError("the OPC UA bench server did not start within 120 s")
         wait_port("127.0.0.1", port, 30)
-        ns = json.loads(ready.read_text())["ns"]
         node_ids = [f"ns={ns};s=line-{i // 100:02d}.tag{i % 100:03d}" for i in range(n_tags)]
         yield port, node_ids, ready
     finally:

@@ -7,7 +7,6 @@ own ticks file, so the changes made are known from the server's side, not the cl
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,22 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from axhub.bench._broker import free_port, wait_port
-from axhub.bench.opcua import PEERS
+from axhub.bench.opcua import PEERS, read_ready_ns
 
 ASSET_PREFIX = "opc"  # stored as opc-00, opc-01, ...: apart from the MQTT machines
 
 
 def node_opcua_available() -> bool:
     return shutil.which("node") is not None and (PEERS / "node_modules" / "node-opcua").is_dir()
-
-
-def _read_ns(ready: Path) -> int | None:
-    """The namespace from the ready file; None until it is there and complete (the server
-    creates the file before it has written it)."""
-    try:
-        return int(json.loads(ready.read_text())["ns"])
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 class OpcUaServer:
@@ -66,7 +56,7 @@ class OpcUaServer:
         with (self.workdir / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while (ns := _read_ns(ready)) is None and time.monotonic() < deadline:
+        while (ns := read_ready_ns(ready)) is None and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the OPC UA server exited; see {self.workdir / 'server.log'}")
             time.sleep(0.1)

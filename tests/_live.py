@@ -91,10 +91,12 @@ def live_server(home: Path, database_url: str, *, env: dict[str, str] | None = N
     try:
         yield live
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        # ``live.proc``, not ``proc``: a test that restarts the server replaces it, and the
+        # restarted one must not outlive the test (it did, holding its port and files).
+        if live.proc.poll() is None:
+            live.proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(10)
+                live.proc.wait(10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                live.proc.kill()
         db.dispose()

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from axhub.bench._broker import stop_process
 from axhub.bench.soak_checks import count_opcua, rss_verdict, subscribed_times
 
 ASSETS = [f"line-{i:02d}" for i in range(20)]
@@ -141,12 +142,7 @@ class _Worker:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            stop_process(self.proc, 60)
 
     def rss_mb(self) -> float | None:
         if self.proc is None or self.proc.poll() is not None:

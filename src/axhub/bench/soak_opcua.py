@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from axhub.bench._broker import free_port, wait_port
+from axhub.bench._broker import free_port, stop_process, wait_port
 from axhub.bench.opcua import PEERS, read_ready_ns
 
 ASSET_PREFIX = "opc"  # stored as opc-00, opc-01, ...: apart from the MQTT machines
@@ -67,12 +66,7 @@ class OpcUaServer:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.stops.append(time.time())
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            stop_process(self.proc, 10)
 
     def mapping(self) -> dict[str, Any]:
         nodes = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from axhub.bench.soak import longest_life
-from axhub.bench.soak_checks import count_opcua, rss_verdict, subscribed_times
+from axhub.bench.soak_checks import bridged_kills, count_opcua, resumed_times, rss_verdict, subscribed_times
 
 TAGS = 3
 
@@ -49,6 +49,22 @@ def test_losses_are_split_by_what_came_next() -> None:
     assert r["lost_while_subscribed"] == TAGS + (TAGS - 1) + 1
 
 
+def test_a_kill_bridged_by_a_taken_over_subscription_is_no_gap() -> None:
+    # SIGKILL at 10 s; the next worker resumed the subscription at 13 s: the server queued the
+    # changes of 10-13 s, so they count as made while subscribed and must be stored. A second
+    # kill at 20 s was followed by a fresh subscription (22 s): its gap is not loss.
+    ticks = _ticks(0, 30)
+    stored = {t: TAGS for t in ticks if not 20_000 <= t < 22_000}
+    stored[10_500] = TAGS - 2  # lost in the bridged gap: a real loss
+    r = count_opcua(
+        ticks, TAGS, stored, subscribed=[0.0, 22.0], server_stops=[], kills=[10.0, 20.0], resumed=[13.0]
+    )
+    assert bridged_kills([10.0, 20.0], [0.0, 22.0], [13.0]) == {10.0}
+    assert r["lost_while_subscribed"] == 2 and r["lost_otherwise"] == 2
+    assert r["made_while_not_subscribed"] == 20 * TAGS  # 20.0-22.0 s only
+    assert r["not_delivered_by_server"] == 20 * TAGS
+
+
 def test_readings_the_server_never_made_are_flagged() -> None:
     ticks = _ticks(0, 1)
     stored = {t: TAGS for t in ticks}
@@ -66,6 +82,11 @@ def test_subscribed_times_read_from_the_worker_log() -> None:
         "2026-12-05 22:35:25,500 INFO axhub.ingest.connectors.opcua: OPC UA subscribed to 200 variables\n"
     )
     got = subscribed_times(log)
+    resumed = resumed_times(
+        log
+        + "2026-12-05 22:35:30,250 INFO axhub.ingest.connectors.opcua: OPC UA resumed subscription 7 to 200"
+    )
+    assert len(resumed) == 1 and math.isclose(resumed[0] - got[1], 4.75, abs_tol=1e-6)
     first = datetime(2026, 12, 5, 22, 35, 19).timestamp() + 0.123
     assert len(got) == 2
     assert math.isclose(got[0], first, abs_tol=1e-6)

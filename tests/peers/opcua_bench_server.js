@@ -29,8 +29,10 @@ async function main() {
     port,
     resourcePath: "/axhub/",
     serverCertificateManager,
-    securityPolicies: [opcua.SecurityPolicy.None],
-    securityModes: [opcua.MessageSecurityMode.None],
+    // Also signed (Basic256Sha256, Sign), certificates of unknown clients accepted: a server
+    // hands an anonymous subscription over to a new session only on a signed channel.
+    securityPolicies: [opcua.SecurityPolicy.None, opcua.SecurityPolicy.Basic256Sha256],
+    securityModes: [opcua.MessageSecurityMode.None, opcua.MessageSecurityMode.Sign],
     allowAnonymous: true,
     // 3,000 monitored items in one subscription, many notifications per publish.
     // minSupportedSampleRate 0: every change is sent. node-opcua's default (50 ms) folds two

@@ -44,7 +44,13 @@ import numpy as np
 import typer
 
 from axhub.bench._broker import stop_process
-from axhub.bench.soak_checks import count_opcua, rss_verdict, subscribed_times
+from axhub.bench.soak_checks import (
+    bridged_kills,
+    count_opcua,
+    resumed_times,
+    rss_verdict,
+    subscribed_times,
+)
 
 ASSETS = [f"line-{i:02d}" for i in range(20)]
 WARM_S = 15.0
@@ -320,14 +326,20 @@ def run(
         opcua: dict[str, Any] | None = None
         if opc is not None:
             per_tick, opc_dups = stored_per_tick(monitor.store, org, opc.assets())
-            subs = subscribed_times(worker.log.read_text(errors="replace"))
-            opcua = count_opcua(opc.ticks_ms(), opcua_tags, per_tick, subs, opc.stops, worker.kills)
+            worker_log = worker.log.read_text(errors="replace")
+            subs, resumed = subscribed_times(worker_log), resumed_times(worker_log)
+            opcua = count_opcua(
+                opc.ticks_ms(), opcua_tags, per_tick, subs, opc.stops, worker.kills, resumed=resumed
+            )
             opcua.update(
                 tags=opcua_tags,
                 hz=opcua_hz,
                 duplicates=opc_dups,
                 server_lives=opc.lives,
                 subscriptions=len(subs),
+                resumed=len(resumed),
+                kills=len(worker.kills),
+                kills_bridged=len(bridged_kills(worker.kills, subs, resumed)),
             )
         monitor.store.close()
     lat = np.asarray(monitor.latencies)
@@ -475,7 +487,10 @@ def register(bench_app: typer.Typer) -> None:
                 },
                 {"measure": "OPC UA: lost at other times", "value": opc["lost_otherwise"], "target": "0"},
                 {
-                    "measure": "OPC UA: made while not subscribed (server down or restarting, worker dead)",
+                    "measure": (
+                        "OPC UA: made while no subscription was alive (server down or restarting; "
+                        "worker dead and its subscription not taken over)"
+                    ),
                     "value": opc["made_while_not_subscribed"],
                     "target": "",
                 },
@@ -483,6 +498,11 @@ def register(bench_app: typer.Typer) -> None:
                     "measure": "OPC UA: of those, not delivered by the server (queued nowhere)",
                     "value": opc["not_delivered_by_server"],
                     "target": "(not loss)",
+                },
+                {
+                    "measure": "OPC UA: worker SIGKILLs after which the subscription was taken over",
+                    "value": f"{opc['kills_bridged']} of {opc['kills']}",
+                    "target": "",
                 },
                 {"measure": "OPC UA: stored twice", "value": opc["duplicates"], "target": "0"},
             ]

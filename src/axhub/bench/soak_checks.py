@@ -1,10 +1,12 @@
 """The soak's judgements, kept apart from the processes that produce their inputs.
 
-* ``count_opcua``: each OPC UA change the server made, by whether the client was subscribed
-  when it was made. An OPC UA subscription lives in one client session: changes made while
-  the client is reconnecting (after a server restart, or while the worker is dead) are
-  queued nowhere, so the server never delivers them. Those are counted apart from loss; a
-  change made while the client was subscribed must be stored.
+* ``count_opcua``: each OPC UA change the server made, by whether a subscription was alive
+  when it was made. Changes made while the server restarts, and while a client that could not
+  take its subscription over reconnects, are queued nowhere, so the server never delivers
+  them: counted apart from loss. A worker that was SIGKILLed and took its subscription over
+  when it started again (``OPC UA resumed subscription``, see ``connectors/opcua_resume``)
+  left the subscription alive on the server, which queued the changes meanwhile: those, like
+  every change made while subscribed, must be stored.
 * ``rss_verdict``: the slope of the worker's RSS over one long life (least squares, after a
   warm-up), in MB per 10 minutes, against a bound stated before the run.
 """
@@ -21,17 +23,39 @@ import numpy as np
 
 # "2026-12-05 22:35:19,123 INFO axhub.ingest.connectors.opcua: OPC UA subscribed to ..."
 _SUBSCRIBED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO \S+: OPC UA subscribed to ")
+# "... INFO axhub.ingest.connectors.opcua: OPC UA resumed subscription 952795 to ..."
+_RESUMED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO \S+: OPC UA resumed subscription ")
 
 
-def subscribed_times(log_text: str) -> list[float]:
+def subscribed_times(log_text: str, pattern: re.Pattern[str] = _SUBSCRIBED) -> list[float]:
     """Wall-clock times (epoch s, the worker's local time zone) of its OPC UA subscriptions."""
     times = []
     for line in log_text.splitlines():
-        m = _SUBSCRIBED.match(line)
+        m = pattern.match(line)
         if m:
             when = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp()  # local time
             times.append(when + int(m.group(2)) / 1000)
     return sorted(times)
+
+
+def resumed_times(log_text: str) -> list[float]:
+    """Wall-clock times (epoch s) at which the worker took its subscription over."""
+    return subscribed_times(log_text, _RESUMED)
+
+
+def bridged_kills(
+    kills: Iterable[float], subscribed: Iterable[float], resumed: Iterable[float]
+) -> set[float]:
+    """SIGKILLs after which the next worker took the subscription over (the first subscription
+    event after the kill is a resumption): the subscription lived on through them."""
+    events = sorted([(t, False) for t in subscribed] + [(t, True) for t in resumed])
+    times = [t for t, _r in events]
+    out = set()
+    for kill in kills:
+        i = bisect.bisect_right(times, kill)
+        if i < len(events) and events[i][1]:
+            out.add(kill)
+    return out
 
 
 def count_opcua(
@@ -42,19 +66,25 @@ def count_opcua(
     server_stops: Iterable[float],
     kills: Iterable[float] = (),
     edge_s: float = 0.5,
+    resumed: Iterable[float] = (),
 ) -> dict[str, Any]:
     """Count a server's changes (``n_tags`` per tick, ticks by source timestamp in ms).
 
     A tick was made *while subscribed* when the latest event before it is a subscription
     (``subscribed``, epoch s) rather than a disruption (a server stop or a worker SIGKILL,
-    epoch s). Missing changes of such ticks are lost; those within ``edge_s`` before the next
-    disruption are also counted by its kind (before a server stop: the server had not
+    epoch s). A SIGKILL after which the subscription was taken over (``resumed``, epoch s) is
+    no disruption: the server kept the subscription and queued its changes. Missing changes of
+    ticks made while subscribed are lost; those within ``edge_s`` before the next server stop
+    or SIGKILL are also counted by its kind (before a server stop: the server had not
     published them yet; before a SIGKILL: the worker had them in memory only). Changes of
     the other ticks were not delivered by the server, except what it sent as the current
     value on subscribing.
     """
-    stop_list, kill_list = list(server_stops), list(kills)
-    events = sorted([(t, 1) for t in subscribed] + [(t, 0) for t in stop_list + kill_list])
+    stop_list, kill_list, resumed_list = list(server_stops), list(kills), list(resumed)
+    subscribed = list(subscribed)
+    bridged = bridged_kills(kill_list, subscribed, resumed_list)
+    disruptions = stop_list + [k for k in kill_list if k not in bridged]
+    events = sorted([(t, 1) for t in subscribed + resumed_list] + [(t, 0) for t in disruptions])
     times = [t for t, _kind in events]
     stops = sorted([(t, "server_stop") for t in stop_list] + [(t, "sigkill") for t in kill_list])
     stop_times = [t for t, _kind in stops]

@@ -3,21 +3,49 @@ stopped and started again on the same port, and the account of the changes it ma
 
 Each server life appends the source timestamp (ms) of every tick (all tags changed) to its
 own ticks file, so the changes made are known from the server's side, not the client's.
+
+The worker connects over a signed channel (Basic256Sha256, Sign) with a certificate made
+here: OPC UA servers hand an anonymous subscription over to a new session only on a signed
+channel (Part 4, 5.13.7), and that is how a worker SIGKILLed mid-stream loses nothing.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from asyncua.crypto import cert_gen
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from axhub.bench._broker import free_port, stop_process, wait_port
 from axhub.bench.opcua import PEERS, read_ready_ns
 
 ASSET_PREFIX = "opc"  # stored as opc-00, opc-01, ...: apart from the MQTT machines
+CLIENT_URI = "urn:axhub:soak:ingest"
+# Changes each tag's queue on the server holds while no worker is connected: 60 s at 10 Hz.
+QUEUE_SIZE = 600
+
+
+def client_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed OPC UA client certificate (with its application URI) and key, PEM."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = folder / "ingest.pem", folder / "ingest.key"
+    if not (cert_file.exists() and key_file.exists()):
+        key = cert_gen.generate_private_key()
+        names = [x509.UniformResourceIdentifier(CLIENT_URI), x509.DNSName(socket.gethostname())]
+        cert = cert_gen.generate_self_signed_app_certificate(
+            key, "axhub soak ingest", {}, names, [ExtendedKeyUsageOID.CLIENT_AUTH], days=30
+        )
+        key_file.write_bytes(cert_gen.dump_private_key_as_pem(key))
+        cert_file.write_bytes(cert.public_bytes(Encoding.PEM))
+    return cert_file, key_file
 
 
 def node_opcua_available() -> bool:
@@ -37,6 +65,7 @@ class OpcUaServer:
         self.lives = 0
         self.ns = 1
         self.stops: list[float] = []  # epoch s at which each life was ended
+        self.certificate, self.private_key = client_certificate(workdir / "client-pki")
 
     def _ticks(self, life: int) -> Path:
         return self.workdir / f"ticks-{life}.txt"
@@ -79,8 +108,13 @@ class OpcUaServer:
         ]
         return {
             "endpoint": f"opc.tcp://127.0.0.1:{self.port}/axhub/",
+            "security_policy": "Basic256Sha256",
+            "security_mode": "Sign",
+            "certificate": str(self.certificate),
+            "private_key": str(self.private_key),
             "publishing_interval_ms": 100,
-            "queue_size": 100,
+            "queue_size": QUEUE_SIZE,
+            "session_timeout_s": 60,
             "reconnect_min_s": 0.5,
             "reconnect_max_s": 2,
             "nodes": nodes,

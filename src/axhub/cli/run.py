@@ -127,7 +127,9 @@ def register(app: typer.Typer) -> None:
         workers: list[IngestWorker] = []
         threads: list[threading.Thread] = []
         for protocol in protocols:
-            source = build_source(mapping, protocol, client_id=client_id)
+            source = build_source(
+                mapping, protocol, client_id=client_id, state_dir=settings.home / "ingest-state" / str(org_id)
+            )
             # New signals (Korean names too) are registered so the dashboard lists them.
             names = getattr(source, "display_names", None)
             hooks: list[Callable[[Any], None]] = [SignalRegistrar(db, org_id, names)]

@@ -186,7 +186,11 @@ class Agent:
                 self._config_changed.wait(5.0)
                 continue
             client_id = f"axhub-edge-{self.identity.device_id}"
-            sources = [build_source(mapping, p, client_id=client_id) for p in configured_protocols(mapping)]
+            state_dir = self.home / "connector-state"
+            sources = [
+                build_source(mapping, p, client_id=client_id, state_dir=state_dir)
+                for p in configured_protocols(mapping)
+            ]
             for source in sources:
                 try:
                     source.connect()

@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from axhub.core.json_files import write_json_atomic
 
 IDENTITY_FILE = "identity.json"
 CONFIG_FILE = "config.json"
@@ -73,17 +73,6 @@ class AgentConfig(BaseModel):
             if problem is not None:
                 raise ValueError(f"watch_asset: {problem.en}")
         return self
-
-
-def write_json_atomic(path: Path, data: Any, *, private: bool = False) -> None:
-    """Temp file, fsync, rename: a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=1, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def load_identity(home: Path) -> Identity:

@@ -267,6 +267,9 @@ class OpcUaConfig(_Model):
     sampling_interval_ms: int = Field(default=0, ge=0)
     queue_size: int = Field(default=100, ge=1)
     timeout_s: float = 5.0
+    # How long the server keeps the session of a worker that died (its subscription can be
+    # taken over by the next one; see connectors/opcua_resume).
+    session_timeout_s: float = Field(default=120.0, gt=0)
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     nodes: list[OpcUaNode] = Field(default_factory=list)

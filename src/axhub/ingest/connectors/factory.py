@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Literal
 
 from axhub.ingest.connectors.base import Source
@@ -11,16 +12,29 @@ from axhub.ingest.tag_mapping import ConnectorConfig
 Protocol = Literal["mqtt", "opcua", "modbus"]
 
 
-def build_source(config: ConnectorConfig, protocol: Protocol, *, client_id: str | None = None) -> Source:
-    """The source for one protocol of the mapping (imports only that protocol's library)."""
+def build_source(
+    config: ConnectorConfig,
+    protocol: Protocol,
+    *,
+    client_id: str | None = None,
+    state_dir: Path | None = None,
+) -> Source:
+    """The source for one protocol of the mapping (imports only that protocol's library).
+
+    ``state_dir``: where a source keeps what lets the next run carry on where this one
+    stopped (OPC UA: the subscription to take over after a crash).
+    """
     if protocol == "mqtt" and config.mqtt is not None:
         from axhub.ingest.connectors.mqtt import MqttSource
 
         return MqttSource(config.mqtt, client_id=client_id)
     if protocol == "opcua" and config.opcua is not None:
         from axhub.ingest.connectors.opcua import OpcUaSource
+        from axhub.ingest.connectors.opcua_resume import state_path
 
-        return OpcUaSource(config.opcua)
+        endpoint = config.opcua.endpoint
+        state_file = None if state_dir is None else state_path(state_dir, endpoint, client_id or "")
+        return OpcUaSource(config.opcua, state_file=state_file)
     if protocol == "modbus" and config.modbus is not None:
         from axhub.ingest.connectors.modbus import ModbusSource
 

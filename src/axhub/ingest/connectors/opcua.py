@@ -20,9 +20,13 @@ gathered and handed to the worker once per publishing interval as one ``Delivery
   tags at 10 Hz on two shared cores; see the bench opcua section of docs/benchmarks.md).
   Everything else (events, status changes, a response the bulk decoder cannot read) takes
   asyncua's own path into the subscription's queue, read by ``_consume``.
-- OPC UA acknowledges notifications inside the protocol, so ``ack`` is a no-op here; values
-  that change while the connection is down are not replayed by a server after a restart
-  (the new subscription starts with each tag's current value).
+- Nothing lost at a crash (``opcua_resume``): a NotificationMessage is acknowledged to the
+  server only after its changes are stored (the delivery's ``ack``), and the subscription is
+  kept in a state file, so a worker that was killed, or a connection that dropped, takes the
+  same subscription over in a new session and the server republishes what was not
+  acknowledged, then the changes it queued meanwhile (``queue_size`` per tag). A server that
+  was itself restarted has no subscription to hand over: the new subscription starts with
+  each tag's current value, and what changed while it was down is not replayed.
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
+from asyncua.common.subscription import Subscription
 from asyncua.crypto import security_policies, uacrypto
 from cryptography import x509
 
@@ -46,6 +52,7 @@ from axhub.core.reading_rules import asset_id_from_name, signal_name_from
 from axhub.ingest.connectors import opcua_bulk
 from axhub.ingest.connectors.base import Backoff, Delivery, DeliveryBuffer, Rejected, Source, columns_to_batch
 from axhub.ingest.connectors.opcua_bulk import DataChanges
+from axhub.ingest.connectors.opcua_resume import AckLedger, SubscriptionState, transfer
 from axhub.ingest.tag_mapping import OpcUaBrowse, OpcUaConfig, Scaling, fill
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,16 @@ def _file_format(path: str) -> str:
 def _us(when: datetime | None) -> int | None:
     return None if when is None else int(when.timestamp() * 1_000_000)
 
+
+# Servers whose taking over of a subscription is known not to work, and how it fails.
+NO_TRANSFER_PRODUCTS = {
+    "urn:freeopcua.github.io:python:server": (
+        "asyncua's server, up to 2.1 at least, answers the subscription's publishing under the "
+        "id of the TransferSubscriptions request, which breaks the connection"
+    ),
+}
+# A session that took a subscription over and failed sooner than this subscribes afresh next.
+_RESUME_TRIAL_S = 10.0
 
 _Rows = tuple[list[str], list[str], list[int], list[float | int | None], list[int]]
 
@@ -168,8 +185,15 @@ class OpcUaSource(Source):
 
     kind = "opcua"
 
-    def __init__(self, config: OpcUaConfig) -> None:
+    def __init__(self, config: OpcUaConfig, *, state_file: Path | None = None) -> None:
         self.config = config
+        # Where the subscription is kept for a worker that starts again (None: in memory only,
+        # which still lets a dropped connection take its subscription over).
+        self.state_file = state_file
+        self._state: SubscriptionState | None = None
+        self._ledger = AckLedger()
+        self.resumes = 0  # subscriptions taken over after a crash or a dropped connection
+        self._refused_transfer_said = False
         self._buffer = DeliveryBuffer()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -353,10 +377,12 @@ class OpcUaSource(Source):
 
     def _hand_over(self) -> None:
         assets, signals, stamps, values, quals = self._rows
+        ack = self._ledger.hand_over()
         if not assets and not self._rejected:
+            ack()  # messages with nothing to store (e.g. only tags we do not map)
             return
         batch = columns_to_batch(assets, signals, stamps, values, quals)
-        self._buffer.put(Delivery(batch, self._rejected))
+        self._buffer.put(Delivery(batch, self._rejected, ack=ack))
         self._rows = ([], [], [], [], [])
         self._rejected = []
 
@@ -392,8 +418,131 @@ class OpcUaSource(Source):
                 self._hand_over()
                 next_hand_over = time.monotonic() + interval
 
+    @staticmethod
+    async def _product_uri(client: Client) -> str:
+        """The server's ProductUri (Server.ServerStatus.BuildInfo), "" where it does not say."""
+        try:
+            value = await client.get_node(ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductUri).read_value()
+        except Exception:
+            return ""
+        return str(value or "")
+
+    async def _resume(self, client: Client) -> Any | None:
+        """Take the saved subscription over (see ``opcua_resume``); None: subscribe afresh."""
+        state = self._state
+        if not self.bulk_decode or state is None:
+            return None
+        if state.endpoint != self.config.endpoint or set(state.handles.values()) != set(self.tags):
+            log.info(
+                "OPC UA: the mapping changed since subscription %d; subscribing afresh", state.subscription_id
+            )
+            return None
+        product = await self._product_uri(client)
+        if product in NO_TRANSFER_PRODUCTS:
+            log.info(
+                "OPC UA: %s does not take subscriptions over (%s); subscribing afresh",
+                product,
+                NO_TRANSFER_PRODUCTS[product],
+            )
+            return None
+        session = client.uaclient.session
+        available, reason = await transfer(session, state.subscription_id)
+        sid = state.subscription_id
+        if available is None:
+            self._ledger.forget(sid)
+            if "Access" in reason or "Identity" in reason:
+                if not self._refused_transfer_said:
+                    log.warning(
+                        "OPC UA %s refused to hand subscription %d over to a new session (%s): changes "
+                        "not yet stored when the worker stops or the connection drops can be lost. "
+                        "Servers hand a subscription over to the same user: connect with a user "
+                        "name, or with a signed channel (security_mode Sign)",
+                        self.config.endpoint,
+                        sid,
+                        reason,
+                    )
+                    self._refused_transfer_said = True
+            else:
+                log.info("OPC UA: subscription %d is gone (%s); subscribing afresh", sid, reason)
+            return None
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=float(self.config.publishing_interval_ms)
+        )
+        sub = Subscription(session, params, None, queue_maxsize=1_000_000)
+        sub.subscription_id = sid
+        session._subscription_callbacks[sid] = sub.publish_callback
+        self._sub, self._node_ids = sub, {}
+        self._handles = {h: (nid, self.tags[nid]) for h, nid in state.handles.items()}
+        if not opcua_bulk.install(session, sub, self._on_changes, self._ledger):
+            return None
+        # What the server kept unacknowledged, oldest first; then the publish loop brings the
+        # changes it queued while nobody was connected.
+        republished = 0
+        for sequence in available:
+            try:
+                message = await opcua_bulk.republish(session, sid, sequence)
+            except ua.UaStatusCodeError as exc:  # e.g. BadMessageNotAvailable: no longer held
+                log.info("OPC UA: message %d of subscription %d not republished (%s)", sequence, sid, exc)
+                continue
+            changes = [n for n in message.NotificationData or [] if isinstance(n, DataChanges)]
+            for n in changes:
+                self._on_changes(n)
+            if changes:
+                self._ledger.received(sid, sequence)
+            else:
+                self._ledger.durable([(sid, sequence)])
+            republished += 1
+        session.ensure_publish_loop()
+        self.resumes += 1
+        log.info(
+            "OPC UA resumed subscription %d to %d variables at %s (%d unacknowledged messages republished)",
+            sid,
+            len(state.handles),
+            self.config.endpoint,
+            republished,
+        )
+        return sub
+
+    async def _subscribe(self, client: Client) -> tuple[Any, dict[int, str]]:
+        """A new subscription to every tag; its state saved for ``_resume``."""
+        sub = await client.create_subscription(
+            self.config.publishing_interval_ms, None, queue_maxsize=1_000_000
+        )
+        nodes = [client.get_node(nid) for nid in self.tags]
+        node_ids = {id(node): nid for node, nid in zip(nodes, self.tags, strict=True)}
+        self._sub, self._node_ids, self._handles = sub, node_ids, {}
+        session = client.uaclient.session
+        if self.bulk_decode and not opcua_bulk.install(session, sub, self._on_changes, self._ledger):
+            log.warning("OPC UA: bulk decoding not available with this asyncua; decoding per change")
+        # Subscribe in chunks: one request for thousands of items can exceed message limits.
+        for i in range(0, len(nodes), 500):
+            await sub.subscribe_data_change(
+                nodes[i : i + 500],
+                queuesize=self.config.queue_size,
+                sampling_interval=ua.Double(self.config.sampling_interval_ms),
+            )
+        handles = {
+            h: item.node.nodeid.to_string()
+            for h, item in getattr(sub, "_monitored_items", {}).items()
+            if item.node is not None and item.node.nodeid.to_string() in self.tags
+        }
+        sid = sub.subscription_id
+        if sid is None:  # asyncua sets it from the server's answer; never None once created
+            raise ConnectionError("the OPC UA server gave the subscription no id")
+        self._state = SubscriptionState(self.config.endpoint, sid, handles)
+        if self.state_file is not None:
+            try:
+                self._state.save(self.state_file)
+            except OSError as exc:  # the data still flow; only a restart cannot take over
+                log.warning("OPC UA: could not keep the subscription state in %s (%s)", self.state_file, exc)
+        log.info("OPC UA subscribed to %d variables at %s", len(nodes), self.config.endpoint)
+        return sub, node_ids
+
     async def _session(self, stop: asyncio.Event) -> None:
         client = await self._make_client()
+        # A session whose worker died is closed by the server after this long; the subscription
+        # stays available to take over until its own lifetime runs out.
+        client.session_timeout = int(self.config.session_timeout_s * 1000)
         lost = asyncio.Event()
 
         async def on_lost(_exc: Exception) -> None:
@@ -403,31 +552,32 @@ class OpcUaSource(Source):
         # proved quicker and more predictable after a server restart than asyncua's.
         client.connection_lost_callback = on_lost
         await client.connect(auto_reconnect=False)
+        resumed = None
+        started = time.monotonic()
         try:
             self.tags = await self._resolve_tags(client)
             if not self.tags:
                 log.warning("OPC UA: no variables found for the mapping at %s", self.config.endpoint)
-            sub = await client.create_subscription(
-                self.config.publishing_interval_ms, None, queue_maxsize=1_000_000
-            )
-            nodes = [client.get_node(nid) for nid in self.tags]
-            node_ids = {id(node): nid for node, nid in zip(nodes, self.tags, strict=True)}
-            self._sub, self._node_ids, self._handles = sub, node_ids, {}
-            if self.bulk_decode and not opcua_bulk.install(client.uaclient.session, sub, self._on_changes):
-                log.warning("OPC UA: bulk decoding not available with this asyncua; decoding per change")
-            # Subscribe in chunks: one request for thousands of items can exceed message limits.
-            for i in range(0, len(nodes), 500):
-                await sub.subscribe_data_change(
-                    nodes[i : i + 500],
-                    queuesize=self.config.queue_size,
-                    sampling_interval=ua.Double(self.config.sampling_interval_ms),
-                )
+            sub = resumed = await self._resume(client)
+            node_ids: dict[int, str] = {}
+            if sub is None:
+                sub, node_ids = await self._subscribe(client)
             self.connects += 1
             self._connected.set()
-            log.info("OPC UA subscribed to %d variables at %s", len(nodes), self.config.endpoint)
             await self._consume(sub, stop, lost, node_ids)
         finally:
             self._connected.clear()
+            if resumed is not None and not stop.is_set() and time.monotonic() - started < _RESUME_TRIAL_S:
+                # Taken over, then the session failed at once (seen with a server that keeps
+                # subscriptions across its own restart but answers their publishing on the
+                # old connection's request ids): the next session subscribes afresh rather
+                # than loop on taking it over.
+                log.info(
+                    "OPC UA: the session failed %.1f s after taking subscription %s over; subscribing afresh",
+                    time.monotonic() - started,
+                    resumed.subscription_id,
+                )
+                self._state = None
             try:
                 await asyncio.wait_for(client.disconnect(), 1)
             except Exception:
@@ -454,6 +604,8 @@ class OpcUaSource(Source):
 
     # -- Source -----------------------------------------------------------------------------
     def connect(self) -> None:
+        if self.state_file is not None and self._state is None:
+            self._state = SubscriptionState.load(self.state_file)
         loop = asyncio.new_event_loop()
         self._loop = loop
         started = threading.Event()
@@ -486,6 +638,7 @@ class OpcUaSource(Source):
             "connected": self.connected,
             "tags": len(self.tags),
             "notifications": self.notifications,
+            "resumed": self.resumes,
             "problems": problems,
         }
 

@@ -36,6 +36,8 @@ from asyncua.ua.ua_binary import (
     variant_from_binary,
 )
 
+from axhub.ingest.connectors.opcua_resume import AckLedger
+
 log = logging.getLogger(__name__)
 
 # 100 ns ticks from 1601-01-01 to 1970-01-01, and the largest DateTime (9999-12-31 23:59:59).
@@ -143,13 +145,8 @@ def decode_data_changes(body: bytes) -> DataChanges:
     return out
 
 
-def decode_publish_response(data: Buffer) -> ua.PublishResponse:
-    """A PublishResponse whose DataChangeNotifications are ``DataChanges`` (the rest as asyncua)."""
-    typeid = nodeid_from_binary(data)
-    header = struct_from_binary(ua.ResponseHeader, data)
-    subscription_id = Primitives.UInt32.unpack(data)
-    available = unpack_uatype_array(ua.VariantType.UInt32, data) or []
-    more = Primitives.Boolean.unpack(data)
+def _decode_notification_message(data: Buffer) -> ua.NotificationMessage:
+    """A NotificationMessage whose DataChangeNotifications are ``DataChanges`` (the rest as asyncua)."""
     sequence = Primitives.UInt32.unpack(data)
     publish_time = Primitives.DateTime.unpack(data)
     notifications: list[Any] = []
@@ -161,11 +158,21 @@ def decode_publish_response(data: Buffer) -> ua.PublishResponse:
             data.skip(len(data) - len(peek))
         else:
             notifications.append(extensionobject_from_binary(data))
-    results = unpack_uatype_array(ua.VariantType.StatusCode, data) or []
-    diagnostics = unpack_uatype_array(ua.VariantType.DiagnosticInfo, data) or []
-    message = ua.NotificationMessage(
+    return ua.NotificationMessage(
         SequenceNumber=sequence, PublishTime=publish_time, NotificationData=notifications
     )
+
+
+def decode_publish_response(data: Buffer) -> ua.PublishResponse:
+    """A PublishResponse whose DataChangeNotifications are ``DataChanges`` (the rest as asyncua)."""
+    typeid = nodeid_from_binary(data)
+    header = struct_from_binary(ua.ResponseHeader, data)
+    subscription_id = Primitives.UInt32.unpack(data)
+    available = unpack_uatype_array(ua.VariantType.UInt32, data) or []
+    more = Primitives.Boolean.unpack(data)
+    message = _decode_notification_message(data)
+    results = unpack_uatype_array(ua.VariantType.StatusCode, data) or []
+    diagnostics = unpack_uatype_array(ua.VariantType.DiagnosticInfo, data) or []
     return ua.PublishResponse(
         TypeId=typeid,
         ResponseHeader=header,
@@ -180,9 +187,34 @@ def decode_publish_response(data: Buffer) -> ua.PublishResponse:
     )
 
 
-def install(session: Any, subscription: Any, on_changes: Callable[[DataChanges], None]) -> bool:
+async def republish(session: Any, subscription_id: int, sequence: int) -> ua.NotificationMessage:
+    """The server's copy of an unacknowledged NotificationMessage (Republish), decoded in bulk.
+
+    Raises ``UaStatusCodeError`` (e.g. BadMessageNotAvailable) when the server no longer has it.
+    """
+    request = ua.RepublishRequest()
+    request.Parameters.SubscriptionId = subscription_id
+    request.Parameters.RetransmitSequenceNumber = sequence
+    data = await session._send_request(request)
+    nodeid_from_binary(data)  # the response's type id
+    header = struct_from_binary(ua.ResponseHeader, data)
+    header.ServiceResult.check()
+    return _decode_notification_message(data)
+
+
+def install(
+    session: Any,
+    subscription: Any,
+    on_changes: Callable[[DataChanges], None],
+    ledger: AckLedger | None = None,
+) -> bool:
     """Decode the session's PublishResponses in bulk; the subscription's data changes go to
     ``on_changes``, everything else to asyncua's own subscription callback as before.
+
+    With ``ledger``, a message whose data changes went to ``on_changes`` is acknowledged to
+    the server only once the ledger says they are stored (``opcua_resume``); a message that
+    carried none (events, status changes, a response only asyncua could decode) is
+    acknowledged at once, as asyncua does.
 
     Call it right after creating the subscription (before its monitored items): a response
     already on its way is decoded by asyncua and reaches asyncua's callback through ours. A
@@ -198,9 +230,16 @@ def install(session: Any, subscription: Any, on_changes: Callable[[DataChanges],
     fallback: Callable[[ua.PublishResult], Awaitable[None]] = subscription.publish_callback
 
     async def publish(acks: list[ua.SubscriptionAcknowledgement]) -> ua.PublishResponse:
+        if ledger is not None:  # asyncua's acks (everything decoded) give way to the stored ones
+            acks = ledger.take()
         request = ua.PublishRequest()
         request.Parameters.SubscriptionAcknowledgements = acks if acks else []
-        data = await send(request, timeout=0)
+        try:
+            data = await send(request, timeout=0)
+        except BaseException:
+            if ledger is not None:
+                ledger.give_back(acks)
+            raise
         again = data.copy()
         try:
             return decode_publish_response(data)
@@ -213,9 +252,15 @@ def install(session: Any, subscription: Any, on_changes: Callable[[DataChanges],
         message = result.NotificationMessage
         data = message.NotificationData or []
         rest = [n for n in data if not isinstance(n, DataChanges)]
-        for n in data:
-            if isinstance(n, DataChanges):
-                on_changes(n)
+        changes = [n for n in data if isinstance(n, DataChanges)]
+        for n in changes:
+            on_changes(n)
+        if ledger is not None and data:
+            key = (int(result.SubscriptionId), int(message.SequenceNumber))
+            if changes:
+                ledger.received(*key)
+            else:
+                ledger.durable([key])
         if rest or not data:  # keep-alives, events, status changes: asyncua's callback as before
             message.NotificationData = rest
             await fallback(result)

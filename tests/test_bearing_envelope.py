@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from axhub.bench.cwru_envelope import EnvelopeFamilies
 from axhub.cli.main import app
-from axhub.ml.features.bearing import SKF_6205, defect_family_features, defect_family_names
+from axhub.ml.features.bearing import (
+    SKF_6205,
+    defect_family_features,
+    defect_family_names,
+    family_lines,
+    line_tolerance,
+)
 
 FS = 12_000.0
 BAND = (2000.0, 5000.0)
@@ -104,6 +110,26 @@ def test_the_model_names_the_fault_type_of_a_size_and_speed_it_never_saw() -> No
     pred, truth = model.predict_truth(test)
     for cls in ("Normal", "IR", "OR"):
         assert np.mean(pred[truth == cls] == cls) >= 0.9, cls
+
+
+def test_no_line_family_reaches_into_another() -> None:
+    # race defects also show +-1 shaft-order sidebands around each harmonic
+    lines = family_lines(SKF_6205)
+    o = SKF_6205.orders()
+    shown = {
+        "BPFO": [h * o["BPFO"] + s for h in (1, 2) for s in (-1.0, 0.0, 1.0)],
+        "BPFI": [h * o["BPFI"] + s for h in (1, 2) for s in (-1.0, 0.0, 1.0)],
+        "ball": lines["ball"],
+    }
+    for family, centres in lines.items():
+        for centre in centres:
+            for other, seen in shown.items():
+                if other != family:
+                    assert min(abs(centre - x) for x in seen) > line_tolerance(centre), (
+                        family,
+                        centre,
+                        other,
+                    )
 
 
 def _cwru_names(root: Path, names: list[str]) -> None:

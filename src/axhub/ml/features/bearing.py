@@ -73,3 +73,83 @@ def defect_snr_features(
     shape = time_features(np.atleast_2d(w))
     columns += [np.log(shape[:, 1]), np.log(shape[:, 3])]
     return np.column_stack(columns)
+
+
+# ------------------------------------------------------------------ defect families, size-free
+FAMILIES = ("BPFO", "BPFI", "ball")
+
+
+def envelope_order_spectrum(
+    w: np.ndarray, fs: float, shaft_hz: float, band_hz: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(orders, |FFT| of the Hilbert envelope) of each window row, band-passed to ``band_hz``
+    (an FFT brick-wall, so nothing outside the band leaks into the envelope). The frequency
+    axis is divided by the shaft frequency: defect lines of any load sit at the same orders."""
+    from scipy.signal import hilbert
+
+    w = np.atleast_2d(np.asarray(w, dtype=np.float64))
+    length = w.shape[1]
+    freqs = np.fft.rfftfreq(length, 1.0 / fs)
+    spectrum = np.fft.rfft(w - w.mean(axis=1, keepdims=True), axis=1)
+    spectrum[:, (freqs < band_hz[0]) | (freqs > band_hz[1])] = 0.0
+    envelope = np.abs(hilbert(np.fft.irfft(spectrum, length, axis=1), axis=1))
+    envelope -= envelope.mean(axis=1, keepdims=True)
+    return freqs / shaft_hz, np.abs(np.fft.rfft(envelope * np.hanning(length), axis=1))
+
+
+def family_lines(geometry: BearingGeometry = SKF_6205) -> dict[str, list[float]]:
+    """The orders each defect family repeats at. Only the first two harmonics of BPFO and BPFI:
+    3 x BPFO (10.75) and 2 x BPFI (10.83) fall in the same bin of a short window. An inner-race
+    defect passes in and out of the load zone once per turn (BPFI +- 1 sidebands); a ball spins
+    at BSF and strikes both races (2 x BSF). Its cage sidebands 2 x BSF +- FTF are left out: they
+    lie 0.10 orders from BPFI - 1 and 0.13 from BPFO + 1, closer than a 4096-sample window
+    resolves, so they would credit race faults to the ball."""
+    o = geometry.orders()
+    return {
+        "BPFO": [o["BPFO"], 2 * o["BPFO"]],
+        "BPFI": [o["BPFI"], 2 * o["BPFI"], o["BPFI"] - 1.0, o["BPFI"] + 1.0],
+        "ball": [o["BSF"], 2 * o["BSF"]],
+    }
+
+
+def line_tolerance(order: float) -> float:
+    """Half-width of a line's search window in orders: 0.5 % of the order (the speed in a file is
+    nominal) + 0.05, about half a bin of a 4096-sample window at 12 kHz and 30 Hz; narrow enough
+    that no family's window reaches another family's line or its +-1 shaft sideband (a test
+    holds this for the 6205)."""
+    return 0.005 * order + 0.05
+
+
+def _near(orders: np.ndarray, centre: float) -> np.ndarray:
+    """Bins within :func:`line_tolerance` of a line, and always the nearest one (short windows)."""
+    near = np.abs(orders - centre) <= line_tolerance(centre)
+    near[np.argmin(np.abs(orders - centre))] = True
+    return near
+
+
+def defect_family_names() -> list[str]:
+    ratios = [f"{a}/{b}" for i, a in enumerate(FAMILIES) for b in FAMILIES[i + 1 :]]
+    return [*(f"{f}_snr" for f in FAMILIES), *ratios]
+
+
+def defect_family_features(
+    w: np.ndarray,
+    fs: float,
+    shaft_hz: float,
+    band_hz: tuple[float, float],
+    geometry: BearingGeometry = SKF_6205,
+) -> np.ndarray:
+    """(n_windows, 6): per family (BPFO, BPFI, ball), log of the mean line height over the
+    median of the envelope spectrum (orders 0.3-12), then the three log ratios between
+    families. Line height = largest bin within :func:`line_tolerance` of the line. Both the
+    median and the lines scale with the vibration amplitude, so the features do not: a larger
+    defect or a heavier load makes every line louder, the *pattern* of which family repeats is
+    what says the fault type."""
+    orders, env = envelope_order_spectrum(w, fs, shaft_hz, band_hz)
+    reference = np.median(env[:, (orders > 0.3) & (orders < 12.0)], axis=1) + 1e-12
+    snr = []
+    for lines in family_lines(geometry).values():
+        heights = [env[:, _near(orders, c)].max(axis=1) for c in lines]
+        snr.append(np.log(np.mean(heights, axis=0) / reference + 1e-12))
+    ratios = [snr[i] - snr[j] for i in range(len(snr)) for j in range(i + 1, len(snr))]
+    return np.column_stack(snr + ratios)

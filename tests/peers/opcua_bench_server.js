@@ -8,7 +8,8 @@
 // (value (tick + 1) * 1000 + k: never the initial 0, which would be no change; source timestamp
 // = now), writes <ready file>.done with {"writes", "seconds", "late_ticks", "ticks"}, and keeps
 // serving (the last notifications still go out to a client that is behind) until it is
-// terminated, or 60 s later. With <ticks file> (`axhub bench soak`), each tick's source timestamp
+// terminated (SIGTERM: it stops changing values and publishes what it holds for 1 s first),
+// or 60 s later. With <ticks file> (`axhub bench soak`), each tick's source timestamp
 // (ms) is appended to it as one line once all its tags have changed.
 "use strict";
 const fs = require("fs");
@@ -60,6 +61,18 @@ async function main() {
       }),
     );
   }
+  // SIGTERM is a planned restart: stop changing values, let the subscriptions publish what
+  // they hold (a few publishing intervals), then shut down. Changes a server never published
+  // (SIGKILL, a crash) no client can store.
+  let terminated;
+  const terminating = new Promise((resolve) => {
+    terminated = resolve;
+  });
+  let stopping = false;
+  process.on("SIGTERM", () => {
+    stopping = true;
+    terminated();
+  });
   await server.start();
   fs.writeFileSync(ready, JSON.stringify({ ns: ns.index }));
   while (!fs.existsSync(`${ready}.go`)) await new Promise((r) => setTimeout(r, 50));
@@ -67,7 +80,7 @@ async function main() {
   let tick = 0;
   let writes = 0;
   let late = 0;
-  while (performance.now() - started < seconds * 1000) {
+  while (!stopping && performance.now() - started < seconds * 1000) {
     const now = new Date();
     for (let k = 0; k < tags.length; k++) {
       tags[k].setValueFromSource(
@@ -81,11 +94,12 @@ async function main() {
     if (ticksFile) fs.appendFileSync(ticksFile, `${now.getTime()}\n`);
     const delay = started + (tick * 1000) / hz - performance.now();
     if (delay < 0) late += 1;
-    await new Promise((r) => setTimeout(r, Math.max(0, delay)));
+    await Promise.race([new Promise((r) => setTimeout(r, Math.max(0, delay))), terminating]);
   }
   const elapsed = (performance.now() - started) / 1000;
   fs.writeFileSync(`${ready}.done`, JSON.stringify({ writes, seconds: elapsed, late_ticks: late, ticks: tick }));
-  await new Promise((r) => setTimeout(r, 60000));
+  await Promise.race([new Promise((r) => setTimeout(r, 60000)), terminating]);
+  await new Promise((r) => setTimeout(r, 1000));
   await server.shutdown(0);
   process.exit(0);
 }

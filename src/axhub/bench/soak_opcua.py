@@ -53,7 +53,8 @@ def node_opcua_available() -> bool:
 
 
 class OpcUaServer:
-    """The bench server as a child process; ``stop`` SIGTERMs it (Node exits at once)."""
+    """The bench server as a child process; ``stop`` SIGTERMs it: a planned restart (the server
+    stops changing values, publishes what it holds for 1 s, then exits)."""
 
     def __init__(self, workdir: Path, n_tags: int, hz: float) -> None:
         if not node_opcua_available():

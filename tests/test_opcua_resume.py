@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from asyncua import ua
+from asyncua.common.subscription import StatusChangeEvent
 
 from _peers import require_node_peers
 from axhub.bench.soak_opcua import OpcUaServer
-from axhub.ingest.connectors.opcua import OpcUaSource
+from axhub.ingest.connectors.opcua import OpcUaSource, _ends_subscription
 from axhub.ingest.connectors.opcua_resume import AckLedger, SubscriptionState, state_path
 from axhub.ingest.tag_mapping import OpcUaConfig
 from axhub.store.timeseries import TimeSeriesStore
@@ -71,13 +73,52 @@ def test_state_round_trips_and_a_damaged_file_means_subscribe_afresh(tmp_path: P
     assert SubscriptionState.load(path) is None
 
 
+def test_one_worker_per_state_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two workers on one state file would take the subscription from each other in turn."""
+    config = OpcUaConfig.model_validate(
+        {
+            "endpoint": "opc.tcp://127.0.0.1:9/none",
+            "nodes": [{"node": "ns=2;i=1", "asset": "a", "signal": "s"}],
+        }
+    )
+    state_file = tmp_path / "state" / "opcua.json"
+    first, second = OpcUaSource(config, state_file=state_file), OpcUaSource(config, state_file=state_file)
+    try:
+        first.connect()
+        with caplog.at_level(logging.WARNING, logger="axhub.ingest.connectors.opcua"):
+            second.connect()
+        assert first.state_file == state_file
+        assert second.state_file is None
+        assert any("its own --client-id" in r.getMessage() for r in caplog.records)
+    finally:
+        second.close()
+        first.close()
+    third = OpcUaSource(config, state_file=state_file)  # the first one's lock went with it
+    try:
+        third.connect()
+        assert third.state_file == state_file
+    finally:
+        third.close()
+
+
+def test_a_subscription_taken_by_another_session_ends_ours() -> None:
+    def event(code: int) -> StatusChangeEvent:
+        return StatusChangeEvent(
+            notification=ua.StatusChangeNotification(Status=ua.StatusCode(ua.UInt32(code)))
+        )
+
+    assert _ends_subscription(event(ua.StatusCodes.GoodSubscriptionTransferred))
+    assert _ends_subscription(event(ua.StatusCodes.BadTimeout))
+    assert not _ends_subscription(event(ua.StatusCodes.Good))
+
+
 # A worker: stores (into the time-series store) and acknowledges what arrives in its first
 # 2.5 s, stores without acknowledging until 3.5 s (the server republishes it: stored twice
 # unless the store drops it), keeps the rest in memory only, and is SIGKILLed at 4.5 s.
 _DOOMED_WORKER = """
 import os, signal, sys, time, json
 from pathlib import Path
-from axhub.ingest.connectors.opcua import OpcUaSource
+from axhub.ingest.connectors.opcua import OpcUaSource, _ends_subscription
 from axhub.ingest.tag_mapping import OpcUaConfig
 from axhub.store.timeseries import TimeSeriesStore
 cfg = OpcUaConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
@@ -166,13 +207,14 @@ def test_a_server_that_will_not_hand_over_is_said_once_and_data_still_flow(
         mapping.pop(key)
     mapping.update(security_policy="None", security_mode="None")
     config = OpcUaConfig.model_validate(mapping)
-    state_file = tmp_path / "state.json"
-    first, second = OpcUaSource(config, state_file=state_file), OpcUaSource(config, state_file=state_file)
+    first_state, second_state = tmp_path / "first.json", tmp_path / "second.json"
+    first, second = OpcUaSource(config, state_file=first_state), OpcUaSource(config, state_file=second_state)
     try:
         first.connect()
         assert first.wait_connected(60)
-        saved = SubscriptionState.load(state_file)
+        saved = SubscriptionState.load(first_state)
         assert saved is not None and len(saved.handles) == TAGS
+        saved.save(second_state)  # the second worker tries to take the first one's subscription
         with caplog.at_level(logging.INFO, logger="axhub.ingest.connectors.opcua"):
             second.connect()
             assert second.wait_connected(60)

@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
-from asyncua.common.subscription import Subscription
+from asyncua.common.subscription import StatusChangeEvent, Subscription
 from asyncua.crypto import security_policies, uacrypto
 from cryptography import x509
+from filelock import FileLock, Timeout
 
 from axhub.core.domain import Quality
 from axhub.core.reading_rules import asset_id_from_name, signal_name_from
@@ -92,6 +93,15 @@ NO_TRANSFER_PRODUCTS = {
 }
 # A session that took a subscription over and failed sooner than this subscribes afresh next.
 _RESUME_TRIAL_S = 10.0
+
+
+def _ends_subscription(event: StatusChangeEvent) -> bool:
+    """A status change after which the subscription sends nothing more on this session."""
+    status = event.notification.Status
+    return status is not None and (
+        status.value == ua.StatusCodes.GoodSubscriptionTransferred or not status.is_good()
+    )
+
 
 _Rows = tuple[list[str], list[str], list[int], list[float | int | None], list[int]]
 
@@ -194,6 +204,7 @@ class OpcUaSource(Source):
         self._ledger = AckLedger()
         self.resumes = 0  # subscriptions taken over after a crash or a dropped connection
         self._refused_transfer_said = False
+        self._state_lock: FileLock | None = None
         self._buffer = DeliveryBuffer()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -408,6 +419,11 @@ class OpcUaSource(Source):
                 raise ConnectionError("connection to the OPC UA server lost")
             event = await sub.next_event(timeout=max(0.001, next_hand_over - time.monotonic()))
             while event is not None:
+                if isinstance(event, StatusChangeEvent) and _ends_subscription(event):
+                    # e.g. GoodSubscriptionTransferred: another session took it over; ours
+                    # would receive nothing more without a word.
+                    code = event.notification.Status
+                    raise ConnectionError(f"the server ended our subscription ({code.name})")
                 if hasattr(event, "node"):
                     node_id = node_ids.get(id(event.node)) or event.node.nodeid.to_string()
                     self._on_change(node_id, event.value, event.data.monitored_item.Value)
@@ -604,6 +620,21 @@ class OpcUaSource(Source):
 
     # -- Source -----------------------------------------------------------------------------
     def connect(self) -> None:
+        if self.state_file is not None and self._state_lock is None:
+            # One worker per state file: two would take the one subscription from each other.
+            lock = FileLock(f"{self.state_file}.lock", thread_local=False)
+            try:
+                self.state_file.parent.mkdir(parents=True, exist_ok=True)
+                lock.acquire(timeout=0)
+                self._state_lock = lock
+            except (Timeout, OSError) as exc:
+                log.warning(
+                    "OPC UA: another worker keeps the subscription of %s (%s); this one runs without "
+                    "taking it over after a crash: give each worker its own --client-id",
+                    self.config.endpoint,
+                    type(exc).__name__,
+                )
+                self.state_file = None
         if self.state_file is not None and self._state is None:
             self._state = SubscriptionState.load(self.state_file)
         loop = asyncio.new_event_loop()
@@ -655,9 +686,11 @@ class OpcUaSource(Source):
 
     def close(self) -> None:
         loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._stop is not None:
-            loop.call_soon_threadsafe(self._stop.set)
-        thread.join(10)
-        self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            if self._stop is not None:
+                loop.call_soon_threadsafe(self._stop.set)
+            thread.join(10)
+            self._loop = self._thread = None
+        if self._state_lock is not None:
+            self._state_lock.release()
+            self._state_lock = None

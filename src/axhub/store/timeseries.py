@@ -223,6 +223,7 @@ class TimeSeriesStore:
         wal_max_age_s: float = 30.0,
         wal_segment_bytes: int = 64 << 20,
         merge_files: int = 16,
+        merge_max_rows: int = 1 << 18,
     ) -> None:
         self.root = Path(root)
         self.compression_level = compression_level
@@ -230,8 +231,12 @@ class TimeSeriesStore:
         self.lock_timeout_s = lock_timeout_s
         self.wal_max_age_s = wal_max_age_s
         self.wal_segment_bytes = wal_segment_bytes
-        # A partition that reaches this many files (e.g. from many log compactions) is merged.
+        # A partition that reaches this many small files (e.g. from many log compactions) is merged.
         self.merge_files = merge_files
+        # No log merge reads more rows than this, so its working set (and the peak the
+        # allocators keep afterwards) is bounded, not proportional to the day; files of at
+        # least half of it are final (see ``_merge_plan``).
+        self.merge_max_rows = merge_max_rows
         self._con_lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._wal_lock = threading.Lock()
@@ -496,19 +501,16 @@ class TimeSeriesStore:
         return rows
 
     def _merge_small_files(self, org: str, asset: str) -> None:
-        """Merge a partition's files once there are ``merge_files`` of them, size-tiered: while
-        the largest file outweighs all the others together it is left alone and only the
-        others are merged, so a day that grows all day is not rewritten at every merge."""
+        """Merge a partition's small files once there are ``merge_files`` of them (see
+        ``_merge_plan``: size-tiered, and never more than ``merge_max_rows`` rows at once)."""
         for partition in self._partitions(org, asset):
-            if len(read_manifest(partition).files) < self.merge_files:
+            if not self._merge_plan(read_manifest(partition).files):
                 continue
             with self._locked(partition) as manifest:
-                files = manifest.files
-                if len(files) < self.merge_files:
+                chosen = self._merge_plan(manifest.files)
+                if not chosen:
                     continue
-                biggest = max(files, key=lambda f: f.rows)
-                keep = [biggest] if biggest.rows > sum(f.rows for f in files) - biggest.rows else []
-                chosen = [f for f in files if f not in keep]
+                keep = [f for f in manifest.files if f not in chosen]
                 # Files of one partition never share a key (each write drops what is stored).
                 merged, _ = _sort_dedupe(_read_parts(partition, chosen))
                 new_file = self._write_rollup(partition, self._write_file(partition, merged))
@@ -518,6 +520,32 @@ class TimeSeriesStore:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(partition / name)
                 fsync_dir(partition)
+
+    def _merge_plan(self, files: Sequence[PartFile]) -> list[PartFile]:
+        """The files a log merge rewrites into one (none: nothing to do), so that a partition
+        that grows all day keeps a bounded number of files and a merge a bounded size:
+
+        * files of at least ``merge_max_rows // 2`` rows are final, never read by a merge
+          again (a day becomes a series of such files, which every read handles);
+        * the others are merged once there are ``merge_files`` of them, size-tiered: while
+          the largest outweighs the rest together it is left alone (so it is not rewritten
+          at every merge), then the smallest are taken while their rows fit in
+          ``merge_max_rows`` (any two non-final files do).
+        """
+        cap = self.merge_max_rows
+        small = sorted((f for f in files if f.rows < cap // 2), key=lambda f: f.rows)
+        if len(small) < self.merge_files:
+            return []
+        while len(small) > 2 and small[-1].rows > sum(f.rows for f in small[:-1]):
+            small.pop()
+        chosen: list[PartFile] = []
+        total = 0
+        for f in small:
+            if total + f.rows > cap:
+                break
+            chosen.append(f)
+            total += f.rows
+        return chosen if len(chosen) >= 2 else []
 
     def _view(self, org: str) -> WalView:
         with self._wal_lock:

@@ -224,6 +224,7 @@ def test_a_partition_that_grows_all_day_is_merged_in_bounded_files(tmp_path: Pat
     assert sum(f.rows >= 60 for f in files) >= 6  # the day is a series of final files ...
     assert sum(f.rows < 60 for f in files) < 4  # ... plus fewer than merge_files small ones
     assert all(f.rollup for f in files if f.rows > 10)  # merged files carry their rollups
+    assert store._con is None  # writing and merging never loaded DuckDB (only queries do)
     assert store.count("acme") == 1000 and _parquet_duplicates(store, "acme", "m1") == 0
     assert _values(store, "acme", "m1") == {
         ("temp", T0_US + s * 1_000_000): float((s // 10) % 7) for s in range(1000)

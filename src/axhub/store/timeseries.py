@@ -26,7 +26,8 @@ Choices, and why:
   files whose [min, max] time range overlaps the batch (ranges kept in the manifest), so
   appending newer data - the usual case - skips it entirely.
 * **Rollups**: compaction also writes 1-minute partial aggregates (count, sum, min, max,
-  last) of the merged file, committed with it in the same manifest swap. A resampled query
+  last) of the merged file, committed with it in the same manifest swap (computed from the
+  merged rows in memory, ``ts_rollups``, so writing never needs DuckDB). A resampled query
   whose interval is a whole number of minutes over a minute-aligned window reads those
   instead of raw rows (and raw rows of files written since), combining the partials exactly.
 * **Concurrency**: one file lock per partition serialises writers and compaction of that
@@ -83,6 +84,7 @@ from axhub.store.ts_files import (
     remove_uncommitted,
     temp_path,
 )
+from axhub.store.ts_rollups import ROLLUP_US, rollup
 from axhub.store.wal import (
     COMPACT_LOCK,
     WAL_DIR,
@@ -101,9 +103,6 @@ from axhub.store.wal import encode as wal_encode
 log = logging.getLogger(__name__)
 
 US_PER_DAY = 86_400_000_000
-# Compaction stores 1-minute partial aggregates beside each merged file, so a resampled
-# query (interval a multiple of 1 min, minute-aligned window) reads ~60x fewer rows.
-ROLLUP_US = 60_000_000
 Agg = Literal["mean", "min", "max", "last"]
 
 # In-file schema; `asset` and `org` live in the path only.
@@ -143,14 +142,6 @@ _PARTIAL_SQL: dict[str, tuple[str, str, str]] = {
         "arg_max(lv, lt)",
     ),
 }
-# Over the decoded float64 values, so rollups hold plain doubles whatever the file's value type.
-_ROLLUP_SQL = (
-    f"SELECT signal, (epoch_us(ts) // {ROLLUP_US}) * {ROLLUP_US} AS bucket_us, "
-    "count(value) AS n, sum(value) AS s, min(value) AS lo, max(value) AS hi, "
-    "arg_max(value, ts) FILTER (WHERE value IS NOT NULL) AS last_v, "
-    "max(ts) FILTER (WHERE value IS NOT NULL) AS last_ts "
-    "FROM (SELECT signal, ts, {value} FROM read_parquet(?)) GROUP BY ALL ORDER BY signal, bucket_us"
-)
 
 
 @dataclass(frozen=True)
@@ -496,13 +487,18 @@ class TimeSeriesStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             fsync_dir(directory)
-        for asset in sorted(touched):
-            self._merge_small_files(org, asset)
+        merged = sum(self._merge_small_files(org, asset) for asset in sorted(touched))
+        if merged:
+            # Hand the merges' freed buffers back to the OS: Arrow's allocator otherwise keeps
+            # them for later allocations, and the worker's RSS with them (~10 MB, issue 11).
+            pa.default_memory_pool().release_unused()
         return rows
 
-    def _merge_small_files(self, org: str, asset: str) -> None:
+    def _merge_small_files(self, org: str, asset: str) -> int:
         """Merge a partition's small files once there are ``merge_files`` of them (see
-        ``_merge_plan``: size-tiered, and never more than ``merge_max_rows`` rows at once)."""
+        ``_merge_plan``: size-tiered, and never more than ``merge_max_rows`` rows at once);
+        returns the number of merges."""
+        done = 0
         for partition in self._partitions(org, asset):
             if not self._merge_plan(read_manifest(partition).files):
                 continue
@@ -513,13 +509,15 @@ class TimeSeriesStore:
                 keep = [f for f in manifest.files if f not in chosen]
                 # Files of one partition never share a key (each write drops what is stored).
                 merged, _ = _sort_dedupe(_read_parts(partition, chosen))
-                new_file = self._write_rollup(partition, self._write_file(partition, merged))
+                new_file = self._write_rollup(partition, self._write_file(partition, merged), merged)
                 commit_manifest(partition, Manifest(files=[*keep, new_file]))
                 for old in chosen:
                     for name in [n for n in (old.name, old.rollup) if n]:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(partition / name)
                 fsync_dir(partition)
+                done += 1
+        return done
 
     def _merge_plan(self, files: Sequence[PartFile]) -> list[PartFile]:
         """The files a log merge rewrites into one (none: nothing to do), so that a partition
@@ -649,7 +647,7 @@ class TimeSeriesStore:
                 return None
             table = _read_parts(partition, files)
             merged, removed = _sort_dedupe(table)
-            new_file = self._write_rollup(partition, self._write_file(partition, merged))
+            new_file = self._write_rollup(partition, self._write_file(partition, merged), merged)
             commit_manifest(partition, Manifest(files=[new_file]))
             for old in files:
                 for name in [n for n in (old.name, old.rollup) if n]:
@@ -658,14 +656,10 @@ class TimeSeriesStore:
             fsync_dir(partition)
         return len(files), merged.num_rows, removed
 
-    def _write_rollup(self, partition: Path, part: PartFile) -> PartFile:
-        """1-minute partials of a (not yet committed) part file, written durably beside it."""
-        cur = self._connection()
-        try:
-            sql = _ROLLUP_SQL.format(value=ts_values.sql(part.value_type))
-            table = cur.sql(sql, params=[str(partition / part.name)]).to_arrow_table()
-        finally:
-            cur.close()
+    def _write_rollup(self, partition: Path, part: PartFile, rows: pa.Table) -> PartFile:
+        """1-minute partials of a (not yet committed) part file, written durably beside it;
+        ``rows`` are the file's rows, sorted by (signal, ts) (see ``ts_rollups``)."""
+        table = rollup(rows)
         tmp = temp_path(partition)
         pq.write_table(table, tmp, compression="zstd", compression_level=self.compression_level)
         fsync_file(tmp)
@@ -998,7 +992,7 @@ class TimeSeriesStore:
             new_files = []
             if kept.num_rows:
                 merged, _ = _sort_dedupe(kept)
-                new_files.append(self._write_rollup(partition, self._write_file(partition, merged)))
+                new_files.append(self._write_rollup(partition, self._write_file(partition, merged), merged))
             commit_manifest(
                 partition, Manifest(files=[*(f for f in manifest.files if f not in hit), *new_files])
             )

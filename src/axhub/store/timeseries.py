@@ -37,7 +37,10 @@ Choices, and why:
   per call whatever it touches, so an ingest worker can acknowledge many small messages
   quickly. A background thread seals the log every ``wal_max_age_s`` (or at
   ``wal_segment_bytes``) and compacts sealed segments into partitions with ``write`` (so the
-  first copy of a key wins and a replay stores nothing twice). Queries read the log too: its
+  first copy of a key wins and a replay stores nothing twice), then merges partitions that
+  collected ``merge_files`` small files (``_merge_plan``: size-tiered, at most
+  ``merge_max_rows`` rows per merge, files of half that final), so a writer's memory is
+  bounded by the cap, not by how much of the day is stored. Queries read the log too: its
   rows of the asset, first copy of each (signal, ts) kept, minus keys Parquet already holds
   (the log is always read before the manifests, so a compaction finishing in between can
   only show a row twice to the anti-join, never hide it).

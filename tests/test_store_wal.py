@@ -208,3 +208,27 @@ def test_small_files_merge_size_tiered_and_keep_every_reading(tmp_path: Path) ->
     got = _values(store, "acme", "m1")
     assert len(got) == 1070 and sum(got.values()) == 1000 * 1.0 + 70 * 2.0
     store.close()
+
+
+def test_a_partition_that_grows_all_day_is_merged_in_bounded_files(tmp_path: Path) -> None:
+    # The ingest worker's RSS grew with the day (issue 11): a size-tiered merge ended up
+    # rewriting the whole partition. Here no merge may produce (so read) more than 120 rows,
+    # while a partition of 100 log compactions keeps few files and every reading.
+    store = TimeSeriesStore(tmp_path, merge_files=4, merge_max_rows=120)
+    for k in range(100):
+        store.append("acme", _batch("m1", k * 10, 10, float(k % 7)))
+        store.flush_wal("acme")  # one small file per log compaction, merged as the worker does
+    partition = tmp_path / "org=acme" / "asset=m1" / "date=2025-01-01"
+    files = ts_files.read_manifest(partition).files
+    assert max(f.rows for f in files) <= 120  # no merge rewrote the day
+    assert sum(f.rows >= 60 for f in files) >= 6  # the day is a series of final files ...
+    assert sum(f.rows < 60 for f in files) < 4  # ... plus fewer than merge_files small ones
+    assert all(f.rollup for f in files if f.rows > 10)  # merged files carry their rollups
+    assert store._con is None  # writing and merging never loaded DuckDB (only queries do)
+    assert store.count("acme") == 1000 and _parquet_duplicates(store, "acme", "m1") == 0
+    assert _values(store, "acme", "m1") == {
+        ("temp", T0_US + s * 1_000_000): float((s // 10) % 7) for s in range(1000)
+    }
+    hourly = store.query("acme", "m1", interval="1h", agg="max")  # rollups across many files
+    assert hourly["value"].tolist() == [6.0]
+    store.close()

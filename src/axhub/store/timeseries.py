@@ -26,7 +26,8 @@ Choices, and why:
   files whose [min, max] time range overlaps the batch (ranges kept in the manifest), so
   appending newer data - the usual case - skips it entirely.
 * **Rollups**: compaction also writes 1-minute partial aggregates (count, sum, min, max,
-  last) of the merged file, committed with it in the same manifest swap. A resampled query
+  last) of the merged file, committed with it in the same manifest swap (computed from the
+  merged rows in memory, ``ts_rollups``, so writing never needs DuckDB). A resampled query
   whose interval is a whole number of minutes over a minute-aligned window reads those
   instead of raw rows (and raw rows of files written since), combining the partials exactly.
 * **Concurrency**: one file lock per partition serialises writers and compaction of that
@@ -36,7 +37,10 @@ Choices, and why:
   per call whatever it touches, so an ingest worker can acknowledge many small messages
   quickly. A background thread seals the log every ``wal_max_age_s`` (or at
   ``wal_segment_bytes``) and compacts sealed segments into partitions with ``write`` (so the
-  first copy of a key wins and a replay stores nothing twice). Queries read the log too: its
+  first copy of a key wins and a replay stores nothing twice), then merges partitions that
+  collected ``merge_files`` small files (``_merge_plan``: size-tiered, at most
+  ``merge_max_rows`` rows per merge, files of half that final), so a writer's memory is
+  bounded by the cap, not by how much of the day is stored. Queries read the log too: its
   rows of the asset, first copy of each (signal, ts) kept, minus keys Parquet already holds
   (the log is always read before the manifests, so a compaction finishing in between can
   only show a row twice to the anti-join, never hide it).
@@ -83,6 +87,7 @@ from axhub.store.ts_files import (
     remove_uncommitted,
     temp_path,
 )
+from axhub.store.ts_rollups import ROLLUP_US, rollup
 from axhub.store.wal import (
     COMPACT_LOCK,
     WAL_DIR,
@@ -101,9 +106,6 @@ from axhub.store.wal import encode as wal_encode
 log = logging.getLogger(__name__)
 
 US_PER_DAY = 86_400_000_000
-# Compaction stores 1-minute partial aggregates beside each merged file, so a resampled
-# query (interval a multiple of 1 min, minute-aligned window) reads ~60x fewer rows.
-ROLLUP_US = 60_000_000
 Agg = Literal["mean", "min", "max", "last"]
 
 # In-file schema; `asset` and `org` live in the path only.
@@ -143,14 +145,6 @@ _PARTIAL_SQL: dict[str, tuple[str, str, str]] = {
         "arg_max(lv, lt)",
     ),
 }
-# Over the decoded float64 values, so rollups hold plain doubles whatever the file's value type.
-_ROLLUP_SQL = (
-    f"SELECT signal, (epoch_us(ts) // {ROLLUP_US}) * {ROLLUP_US} AS bucket_us, "
-    "count(value) AS n, sum(value) AS s, min(value) AS lo, max(value) AS hi, "
-    "arg_max(value, ts) FILTER (WHERE value IS NOT NULL) AS last_v, "
-    "max(ts) FILTER (WHERE value IS NOT NULL) AS last_ts "
-    "FROM (SELECT signal, ts, {value} FROM read_parquet(?)) GROUP BY ALL ORDER BY signal, bucket_us"
-)
 
 
 @dataclass(frozen=True)
@@ -223,6 +217,7 @@ class TimeSeriesStore:
         wal_max_age_s: float = 30.0,
         wal_segment_bytes: int = 64 << 20,
         merge_files: int = 16,
+        merge_max_rows: int = 1 << 18,
     ) -> None:
         self.root = Path(root)
         self.compression_level = compression_level
@@ -230,8 +225,12 @@ class TimeSeriesStore:
         self.lock_timeout_s = lock_timeout_s
         self.wal_max_age_s = wal_max_age_s
         self.wal_segment_bytes = wal_segment_bytes
-        # A partition that reaches this many files (e.g. from many log compactions) is merged.
+        # A partition that reaches this many small files (e.g. from many log compactions) is merged.
         self.merge_files = merge_files
+        # No log merge reads more rows than this, so its working set (and the peak the
+        # allocators keep afterwards) is bounded, not proportional to the day; files of at
+        # least half of it are final (see ``_merge_plan``).
+        self.merge_max_rows = merge_max_rows
         self._con_lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._wal_lock = threading.Lock()
@@ -491,33 +490,63 @@ class TimeSeriesStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             fsync_dir(directory)
-        for asset in sorted(touched):
-            self._merge_small_files(org, asset)
+        merged = sum(self._merge_small_files(org, asset) for asset in sorted(touched))
+        if merged:
+            # Hand the merges' freed buffers back to the OS: Arrow's allocator otherwise keeps
+            # them for later allocations, and the worker's RSS with them (~10 MB, issue 11).
+            pa.default_memory_pool().release_unused()
         return rows
 
-    def _merge_small_files(self, org: str, asset: str) -> None:
-        """Merge a partition's files once there are ``merge_files`` of them, size-tiered: while
-        the largest file outweighs all the others together it is left alone and only the
-        others are merged, so a day that grows all day is not rewritten at every merge."""
+    def _merge_small_files(self, org: str, asset: str) -> int:
+        """Merge a partition's small files once there are ``merge_files`` of them (see
+        ``_merge_plan``: size-tiered, and never more than ``merge_max_rows`` rows at once);
+        returns the number of merges."""
+        done = 0
         for partition in self._partitions(org, asset):
-            if len(read_manifest(partition).files) < self.merge_files:
+            if not self._merge_plan(read_manifest(partition).files):
                 continue
             with self._locked(partition) as manifest:
-                files = manifest.files
-                if len(files) < self.merge_files:
+                chosen = self._merge_plan(manifest.files)
+                if not chosen:
                     continue
-                biggest = max(files, key=lambda f: f.rows)
-                keep = [biggest] if biggest.rows > sum(f.rows for f in files) - biggest.rows else []
-                chosen = [f for f in files if f not in keep]
+                keep = [f for f in manifest.files if f not in chosen]
                 # Files of one partition never share a key (each write drops what is stored).
                 merged, _ = _sort_dedupe(_read_parts(partition, chosen))
-                new_file = self._write_rollup(partition, self._write_file(partition, merged))
+                new_file = self._write_rollup(partition, self._write_file(partition, merged), merged)
                 commit_manifest(partition, Manifest(files=[*keep, new_file]))
                 for old in chosen:
                     for name in [n for n in (old.name, old.rollup) if n]:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(partition / name)
                 fsync_dir(partition)
+                done += 1
+        return done
+
+    def _merge_plan(self, files: Sequence[PartFile]) -> list[PartFile]:
+        """The files a log merge rewrites into one (none: nothing to do), so that a partition
+        that grows all day keeps a bounded number of files and a merge a bounded size:
+
+        * files of at least ``merge_max_rows // 2`` rows are final, never read by a merge
+          again (a day becomes a series of such files, which every read handles);
+        * the others are merged once there are ``merge_files`` of them, size-tiered: while
+          the largest outweighs the rest together it is left alone (so it is not rewritten
+          at every merge), then the smallest are taken while their rows fit in
+          ``merge_max_rows`` (any two non-final files do).
+        """
+        cap = self.merge_max_rows
+        small = sorted((f for f in files if f.rows < cap // 2), key=lambda f: f.rows)
+        if len(small) < self.merge_files:
+            return []
+        while len(small) > 2 and small[-1].rows > sum(f.rows for f in small[:-1]):
+            small.pop()
+        chosen: list[PartFile] = []
+        total = 0
+        for f in small:
+            if total + f.rows > cap:
+                break
+            chosen.append(f)
+            total += f.rows
+        return chosen if len(chosen) >= 2 else []
 
     def _view(self, org: str) -> WalView:
         with self._wal_lock:
@@ -621,7 +650,7 @@ class TimeSeriesStore:
                 return None
             table = _read_parts(partition, files)
             merged, removed = _sort_dedupe(table)
-            new_file = self._write_rollup(partition, self._write_file(partition, merged))
+            new_file = self._write_rollup(partition, self._write_file(partition, merged), merged)
             commit_manifest(partition, Manifest(files=[new_file]))
             for old in files:
                 for name in [n for n in (old.name, old.rollup) if n]:
@@ -630,14 +659,10 @@ class TimeSeriesStore:
             fsync_dir(partition)
         return len(files), merged.num_rows, removed
 
-    def _write_rollup(self, partition: Path, part: PartFile) -> PartFile:
-        """1-minute partials of a (not yet committed) part file, written durably beside it."""
-        cur = self._connection()
-        try:
-            sql = _ROLLUP_SQL.format(value=ts_values.sql(part.value_type))
-            table = cur.sql(sql, params=[str(partition / part.name)]).to_arrow_table()
-        finally:
-            cur.close()
+    def _write_rollup(self, partition: Path, part: PartFile, rows: pa.Table) -> PartFile:
+        """1-minute partials of a (not yet committed) part file, written durably beside it;
+        ``rows`` are the file's rows, sorted by (signal, ts) (see ``ts_rollups``)."""
+        table = rollup(rows)
         tmp = temp_path(partition)
         pq.write_table(table, tmp, compression="zstd", compression_level=self.compression_level)
         fsync_file(tmp)
@@ -970,7 +995,7 @@ class TimeSeriesStore:
             new_files = []
             if kept.num_rows:
                 merged, _ = _sort_dedupe(kept)
-                new_files.append(self._write_rollup(partition, self._write_file(partition, merged)))
+                new_files.append(self._write_rollup(partition, self._write_file(partition, merged), merged))
             commit_manifest(
                 partition, Manifest(files=[*(f for f in manifest.files if f not in hit), *new_files])
             )

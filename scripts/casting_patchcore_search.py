@@ -9,7 +9,7 @@ One backbone pass per (backbone, input size): the stage maps are fused several w
 local-average kernel), the bank is a greedy coreset of at most 200,000 patches, and the image
 score is computed several ways from the same k-NN search (max, mean of the k highest patches,
 PatchCore's eq. 7 re-weighting by the nearest bank vector's neighbourhood, horizontal-flip
-average). Usage (one configuration, a few minutes on 2 shared cores):
+average). Usage (one configuration, 10-13 minutes on 2 shared cores):
 
     PYTHONPATH=src python scripts/casting_patchcore_search.py DATA lite2 224 2,3,4 [bank sizes...]
 """
@@ -52,6 +52,7 @@ for st in ([2, 3], [2, 3, 4], [3, 4]):
         FUSIONS[f"{st}"] = (tuple(st), 3)
 if {2, 3} <= set(taps):
     FUSIONS["[2, 3] pool1"] = ((2, 3), 1)
+    FUSIONS["[2, 3] pool5"] = ((2, 3), 5)
 
 
 def fuse(maps: Sequence[torch.Tensor], stages: tuple[int, ...], k: int) -> torch.Tensor:

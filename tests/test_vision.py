@@ -232,3 +232,35 @@ def test_top_k_image_score_is_the_mean_of_the_highest_patches(parts: dict[str, l
     assert isinstance(loaded, PatchCore) and loaded.score_top_k == 5
     out = BundleRunner(tmp_path / "k").run(graph_input(images))
     np.testing.assert_allclose(out["score"], scores, rtol=1e-4, atol=1e-3)
+
+
+def test_patch_pool_sets_the_local_neighbourhood_of_a_patch(parts: dict[str, list], tmp_path: Path) -> None:
+    """patch_pool = 1 keeps each patch's own features, 3 (the default) averages its 3×3
+    neighbourhood; even sizes are refused; the setting survives save/load and ONNX."""
+    from axhub.ml.vision.backbone import to_tensor
+    from axhub.ml.vision.patchcore import PatchEmbedding, fuse_maps
+
+    torch.set_num_threads(1)
+    x = to_tensor([parts["train"][0].image], 64)
+    emb1 = PatchEmbedding(64, [2, 3], "lite0", 0, pool=1).eval()
+    emb3 = PatchEmbedding(64, [2, 3], "lite0", 0, pool=3).eval()
+    with torch.inference_mode():
+        raw = emb1.features(x)[0]  # stage 2, (1, 24, 16, 16)
+        f1, f3 = emb1(x), emb3(x)
+    torch.testing.assert_close(f1[:, :24], raw)
+    torch.testing.assert_close(f3[:, :24, 5, 5], raw[:, :, 4:7, 4:7].mean(dim=(2, 3)), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(f1, f3)
+    with pytest.raises(ValueError, match="odd"):
+        fuse_maps([raw], [4], 0, pool=2)
+    model = PatchCore(
+        input_size=64, bank_size=200, backbone="lite0", stages=[2, 3], patch_pool=1, calibration_fraction=0.25
+    ).fit([p.image for p in parts["train"]])
+    images = [p.image for p in parts["test"]]
+    scores = model.score(images)
+    assert "1x1 average" in model.preprocessing()["in_graph"]
+    model.save(tmp_path / "p1")
+    loaded = Estimator.load(tmp_path / "p1")
+    assert isinstance(loaded, PatchCore) and loaded.patch_pool == 1
+    np.testing.assert_allclose(loaded.score(images), scores, rtol=1e-5)
+    out = BundleRunner(tmp_path / "p1").run(graph_input(images))
+    np.testing.assert_allclose(out["score"], scores, rtol=1e-4, atol=1e-3)

@@ -10,8 +10,11 @@ How it works (Roth et al., "Towards Total Recall in Industrial Anomaly Detection
    (``backbone.py``) gives feature maps at the ends of two stages. The resized image is
    mirrored outwards by ``border`` pixels first and the margin is cropped off the maps again,
    so border patches are not made odd by the network's zero padding. Each map is locally
-   averaged (3×3), the deeper one upsampled to the shallower one's grid, and both concatenated:
-   one vector per patch.
+   averaged (``patch_pool`` × ``patch_pool``, 3 as in the paper; 1 = not at all), the deeper one
+   upsampled to the shallower one's grid, and both concatenated: one vector per patch. Averaging
+   makes a patch robust to small misalignments, but it also blurs defects only a few pixels
+   wide into the good texture around them: on the castings, without it the validation AUROC
+   rose from 98.0 to 99.0 % (288 px, Lite2).
 3. **Backbone and stages per product, from good images only** (``backbone="auto"``,
    ``stages=None``): candidate configurations are compared on a self-check built from the
    product's own good images — held-out good images against the same images with synthetic
@@ -87,12 +90,18 @@ def model_shape(images: Sequence[np.ndarray], input_size: int, keep_aspect: bool
     return (long, input_size) if ratio > 1 else (input_size, long)
 
 
-def fuse_maps(maps: Sequence[torch.Tensor], strides: Sequence[int], border: int) -> torch.Tensor:
-    """Stage maps → locally averaged, border-cropped, aligned, concatenated (N, D, h, w)."""
+def fuse_maps(
+    maps: Sequence[torch.Tensor], strides: Sequence[int], border: int, pool: int = 3
+) -> torch.Tensor:
+    """Stage maps → locally averaged (``pool`` × ``pool``, odd; 1 = none), border-cropped,
+    aligned, concatenated (N, D, h, w)."""
+    if pool < 1 or pool % 2 == 0:
+        raise ValueError(f"patch_pool must be an odd number >= 1, got {pool}")
     pooled: list[torch.Tensor] = []
     size: tuple[int, int] | None = None
     for m, stride in zip(maps, strides, strict=True):
-        m = F.avg_pool2d(m, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+        if pool > 1:
+            m = F.avg_pool2d(m, kernel_size=pool, stride=1, padding=pool // 2, count_include_pad=False)
         c = border // stride
         if c:
             m = m[:, :, c : m.shape[2] - c, c : m.shape[3] - c]
@@ -108,17 +117,23 @@ class PatchEmbedding(nn.Module):
     """Backbone maps → locally averaged, aligned, concatenated patch features (N, D, h, w)."""
 
     def __init__(
-        self, input_size: int | Sequence[int], stages: Sequence[int], backbone: str = "lite0", border: int = 0
+        self,
+        input_size: int | Sequence[int],
+        stages: Sequence[int],
+        backbone: str = "lite0",
+        border: int = 0,
+        pool: int = 3,
     ) -> None:
         super().__init__()
         self.features = LiteFeatures(input_size, stages, backbone, border)
+        self.pool = int(pool)
 
     @property
     def dim(self) -> int:
         return sum(self.features.channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fuse_maps(self.features(x), self.features.strides, self.features.border)
+        return fuse_maps(self.features(x), self.features.strides, self.features.border, self.pool)
 
 
 def nearest_distance(flat: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
@@ -268,6 +283,7 @@ class PatchCore(VisionEstimator):
         threshold_margin: float = 1.0,
         heatmap_sigma: float = 4.0,
         score_top_k: int = 1,
+        patch_pool: int = 3,
         batch_size: int = 8,
         seed: int = 0,
     ) -> None:
@@ -288,6 +304,7 @@ class PatchCore(VisionEstimator):
         self.threshold_margin = threshold_margin
         self.heatmap_sigma = heatmap_sigma
         self.score_top_k = score_top_k
+        self.patch_pool = patch_pool
         self.batch_size = batch_size
         self.seed = seed
         self.graph_: PatchCoreGraph | None = None
@@ -309,7 +326,7 @@ class PatchCore(VisionEstimator):
 
     # -- training -------------------------------------------------------------------------
     def _embedding(self) -> PatchEmbedding:
-        return PatchEmbedding(self.shape_, self.stages_, self.backbone_, self.border)
+        return PatchEmbedding(self.shape_, self.stages_, self.backbone_, self.border, self.patch_pool)
 
     def _build_graph(self, bank: torch.Tensor) -> PatchCoreGraph:
         return PatchCoreGraph(
@@ -410,7 +427,7 @@ class PatchCore(VisionEstimator):
             return
         self.selection_ = choose_features(
             bank_imgs, cal, candidates, shape=self.shape_, border=self.border, seed=self.seed,
-            progress=progress, margins=margins,
+            progress=progress, margins=margins, patch_pool=self.patch_pool,
         )  # fmt: skip
         chosen = self.selection_["chosen"]
         self.backbone_, self.stages_, self.margin_ = chosen["backbone"], chosen["stages"], chosen["margin"]
@@ -569,7 +586,8 @@ class PatchCore(VisionEstimator):
             "in_graph": (
                 f"raw pixels float32 (N, 1|3, H, W) in 0..255 -> grayscale to 3 channels -> bilinear "
                 f"resize to {h}x{w} (height x width) -> (x-127)/128 -> mirror {self.border} px border -> "
-                f"EfficientNet-{self.backbone_.title()} stages {list(self.stages_)} -> 3x3 average -> "
+                f"EfficientNet-{self.backbone_.title()} stages {list(self.stages_)} -> "
+                f"{self.patch_pool}x{self.patch_pool} average -> "
                 f"crop border -> nearest-neighbour distance to the memory bank ({self.bank_size} patches) "
                 f"-> outer {self.margin_} patch rings set to the inner mean -> image score = mean of the "
                 f"{self.score_top_k} highest patch scores; "

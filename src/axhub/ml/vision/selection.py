@@ -63,6 +63,7 @@ def choose_features(
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
     margins: Sequence[int] = (0,),
+    patch_pool: int = 3,
 ) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
@@ -98,7 +99,7 @@ def choose_features(
                 strides: list[int] = strides,
                 cached: dict[str, list[torch.Tensor]] = cached,
             ) -> torch.Tensor:
-                f = fuse_maps([cached[name][i] for i in idx], strides, border)
+                f = fuse_maps([cached[name][i] for i in idx], strides, border, patch_pool)
                 return f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
 
             pool = fused("bank").reshape(-1, sum(features.channels[i] for i in idx))
@@ -108,7 +109,7 @@ def choose_features(
             bank_t, bank_sq = memory.t().contiguous(), (memory**2).sum(dim=1)[None, None, :]
             maps = {}
             for name in ("clean", "synthetic"):
-                f = fuse_maps([cached[name][i] for i in idx], strides, border)
+                f = fuse_maps([cached[name][i] for i in idx], strides, border, patch_pool)
                 h, w = f.shape[-2:]
                 flat = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
                 maps[name] = torch.cat(

@@ -93,6 +93,7 @@ def register(app: typer.Typer) -> None:
         payloads go to the dead-letter store with the reason. Stop with Ctrl-C (or SIGTERM).
         / 설비 데이터를 계속 수집해 시계열 저장소에 기록합니다.
         """
+        from axhub.core.malloc_arenas import limit_malloc_arenas
         from axhub.core.settings import get_settings
         from axhub.ingest.connectors.factory import build_source, configured_protocols, quiet_protocol_loggers
         from axhub.ingest.deadletter import DeadLetterStore
@@ -104,6 +105,8 @@ def register(app: typer.Typer) -> None:
         from axhub.serve.scorer import LiveScoring
         from axhub.store.timeseries import TimeSeriesStore
 
+        # Before any thread starts: the worker's resident memory stays flat (see malloc_arenas).
+        limit_malloc_arenas()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         quiet_protocol_loggers()
         mapping = load_mapping(config)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import axhub
+from axhub.core.malloc_arenas import limit_malloc_arenas
 from axhub.edge.alerts import LocalAlerts
 from axhub.edge.buffer import ALERTS_KIND, Buffer
 from axhub.edge.bundles import BundleSlots
@@ -486,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_malloc_arenas()  # runs for months beside the machine: resident memory must stay flat
     agent = Agent(args.home)
 
     def _stop(signum: int, frame: Any) -> None:

@@ -1,4 +1,5 @@
-"""The long-running processes ask glibc for two malloc arenas (issue 11's soak: RSS in steps)."""
+"""The long-running processes ask glibc for two malloc arenas and the ingest worker puts Arrow
+on the system allocator (issue 11's soak: RSS in steps)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,42 @@ def test_ingest_worker_and_edge_agent_ask_before_their_threads_start() -> None:
     agent_source = (SRC / "axhub" / "edge" / "agent.py").read_text()
     main = agent_source[agent_source.index("def main(") :]
     assert main.index("limit_malloc_arenas()") < main.index("Agent(args.home)")
+
+
+def _arrow_backend(argv: list[str], **env: str) -> str:
+    """The allocator Arrow uses in a fresh process whose command line is ``argv``."""
+    code = (
+        "import sys; sys.argv = sys.argv[1:]; import axhub.cli.main; import pyarrow as pa; "
+        "print(pa.default_memory_pool().backend_name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        env={"PYTHONPATH": str(SRC), **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator is chosen on Linux only")
+def test_ingest_worker_gets_the_system_allocator_for_arrow_and_other_commands_do_not() -> None:
+    assert _arrow_backend(["axhub", "--lang", "ko", "run", "ingest", "-c", "plant.yaml"]) == "system"
+    assert _arrow_backend(["axhub", "run", "ingest"]) == "system"
+    assert _arrow_backend(["axhub", "bench", "casting"]) != "system"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator is chosen on Linux only")
+def test_an_allocator_the_user_chose_is_kept() -> None:
+    assert _arrow_backend(["axhub", "run", "ingest"], ARROW_DEFAULT_MEMORY_POOL="jemalloc") == "jemalloc"
+
+
+def test_arrow_pool_choice_is_linux_only_and_needs_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(malloc_arenas.ARROW_POOL_ENV, raising=False)
+    monkeypatch.setattr(malloc_arenas.sys, "platform", "win32")
+    assert malloc_arenas.arrow_pool_for_command(["axhub", "run", "ingest"]) is False
+    monkeypatch.setattr(malloc_arenas.sys, "platform", "linux")
+    assert malloc_arenas.arrow_pool_for_command(["axhub", "run", "pipeline"]) is False
+    assert malloc_arenas.ARROW_POOL_ENV not in malloc_arenas.os.environ
+    assert malloc_arenas.arrow_pool_for_command(["axhub", "--lang", "en", "run", "ingest"]) is True
+    assert malloc_arenas.os.environ[malloc_arenas.ARROW_POOL_ENV] == "system"

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
 
 import axhub.cli as cli_package
 from axhub.cli._help_ko import LocalisedGroup
+from axhub.core.malloc_arenas import arrow_pool_for_command
+
+# Before the command modules import pyarrow (see malloc_arenas): the ingest worker's Arrow
+# buffers come from glibc malloc, whose resident size stays flat.
+arrow_pool_for_command(sys.argv)
 
 app = typer.Typer(
     name="axhub",

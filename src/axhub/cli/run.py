@@ -109,6 +109,9 @@ def register(app: typer.Typer) -> None:
         limit_malloc_arenas()
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         quiet_protocol_loggers()
+        import pyarrow as pa
+
+        logging.getLogger(__name__).info("Arrow allocator: %s", pa.default_memory_pool().backend_name)
         mapping = load_mapping(config)
         settings = get_settings()
         settings.ensure_dirs()

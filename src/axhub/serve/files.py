@@ -183,9 +183,11 @@ def ingest_onto_asset(
         run.rejects_path = str(report.rejects_path) if report.rejects_path else None
         run.finished_at = utcnow()
         result.ingest_run_id = run.id
-    if compact:
+    if compact and report.first_ts is not None:
+        # Only the upload's days, in bounded merges: a day that also holds a stream is never
+        # read whole, and the asset's other days are left as they are.
         for slug in assets:
-            store.compact(org_id, slug)
+            store.tidy(org_id, slug, report.first_ts, report.last_ts)
     if score and report.points_written:  # a file already stored raises nothing new
         result.alerts = score_new_data(db, settings, org_id, set(assets), report.first_ts, report.last_ts)
     return result

@@ -497,45 +497,72 @@ class TimeSeriesStore:
             pa.default_memory_pool().release_unused()
         return rows
 
-    def _merge_small_files(self, org: str, asset: str) -> int:
-        """Merge a partition's small files once there are ``merge_files`` of them (see
-        ``_merge_plan``: size-tiered, and never more than ``merge_max_rows`` rows at once);
-        returns the number of merges."""
+    def tidy(
+        self,
+        org: str,
+        asset: str,
+        start: datetime | str | pd.Timestamp | int | None,
+        end: datetime | str | pd.Timestamp | int | None,
+    ) -> int:
+        """Merge the small files of ``asset``'s partitions between ``start`` and ``end`` (a
+        file upload's span); returns the number of merges.
+
+        Bounded like the log's merges (``_merge_plan``: never more than ``merge_max_rows`` rows
+        at once, final files left as they are), unlike ``compact``, which reads each partition
+        whole: a day that also holds a machine's stream is not loaded into memory, and the
+        asset's other days are not rewritten at every upload.
+        """
+        self.flush_wal(org)
+        lo, hi = _to_us(start), _to_us(end)
+        days = None
+        if lo is not None and hi is not None:
+            days = {_day_name(d) for d in range(lo // US_PER_DAY, hi // US_PER_DAY + 1)}
+        return self._merge_small_files(org, asset, min_files=2, days=days)
+
+    def _merge_small_files(
+        self, org: str, asset: str, *, min_files: int | None = None, days: set[str] | None = None
+    ) -> int:
+        """Merge each partition's small files (of the ``days`` given, else all) while there are
+        ``min_files`` of them (default ``merge_files``; see ``_merge_plan``: size-tiered, and
+        never more than ``merge_max_rows`` rows at once); returns the number of merges."""
+        least = self.merge_files if min_files is None else min_files
         done = 0
         for partition in self._partitions(org, asset):
-            if not self._merge_plan(read_manifest(partition).files):
+            if days is not None and partition.name.removeprefix("date=") not in days:
                 continue
-            with self._locked(partition) as manifest:
-                chosen = self._merge_plan(manifest.files)
-                if not chosen:
-                    continue
-                keep = [f for f in manifest.files if f not in chosen]
-                # Files of one partition never share a key (each write drops what is stored).
-                merged, _ = _sort_dedupe(_read_parts(partition, chosen))
-                new_file = self._write_rollup(partition, self._write_file(partition, merged), merged)
-                commit_manifest(partition, Manifest(files=[*keep, new_file]))
-                for old in chosen:
-                    for name in [n for n in (old.name, old.rollup) if n]:
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(partition / name)
-                fsync_dir(partition)
-                done += 1
+            while self._merge_plan(read_manifest(partition).files, least):
+                with self._locked(partition) as manifest:
+                    chosen = self._merge_plan(manifest.files, least)
+                    if not chosen:
+                        break
+                    keep = [f for f in manifest.files if f not in chosen]
+                    # Files of one partition never share a key (each write drops what is stored).
+                    merged, _ = _sort_dedupe(_read_parts(partition, chosen))
+                    new_file = self._write_rollup(partition, self._write_file(partition, merged), merged)
+                    commit_manifest(partition, Manifest(files=[*keep, new_file]))
+                    for old in chosen:
+                        for name in [n for n in (old.name, old.rollup) if n]:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(partition / name)
+                    fsync_dir(partition)
+                    done += 1
         return done
 
-    def _merge_plan(self, files: Sequence[PartFile]) -> list[PartFile]:
+    def _merge_plan(self, files: Sequence[PartFile], min_files: int | None = None) -> list[PartFile]:
         """The files a log merge rewrites into one (none: nothing to do), so that a partition
         that grows all day keeps a bounded number of files and a merge a bounded size:
 
         * files of at least ``merge_max_rows // 2`` rows are final, never read by a merge
           again (a day becomes a series of such files, which every read handles);
-        * the others are merged once there are ``merge_files`` of them, size-tiered: while
+        * the others are merged once there are ``min_files`` of them (default ``merge_files``;
+          ``tidy`` asks for 2), size-tiered: while
           the largest outweighs the rest together it is left alone (so it is not rewritten
           at every merge), then the smallest are taken while their rows fit in
           ``merge_max_rows`` (any two non-final files do).
         """
         cap = self.merge_max_rows
         small = sorted((f for f in files if f.rows < cap // 2), key=lambda f: f.rows)
-        if len(small) < self.merge_files:
+        if len(small) < (self.merge_files if min_files is None else min_files):
             return []
         while len(small) > 2 and small[-1].rows > sum(f.rows for f in small[:-1]):
             small.pop()

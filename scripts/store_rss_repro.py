@@ -8,19 +8,29 @@ and every ``--seal-s`` simulated seconds the log is sealed and compacted (the co
 ``wal_max_age_s``), including the size-tiered merge of small files.
 
     PYTHONPATH=src python scripts/store_rss_repro.py --minutes 60 --csv /tmp/rss.csv
+
+The worker's allocators (two glibc arenas; Arrow on the system allocator, see
+``core/malloc_arenas``) are used unless ``--default-allocators``; Arrow's choice is made here
+before pyarrow is imported, as ``axhub run ingest`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+if "--default-allocators" not in sys.argv:  # before pyarrow is imported, as the worker does
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
 import numpy as np
 import pyarrow as pa
 
+from axhub.core.malloc_arenas import limit_malloc_arenas
 from axhub.store.timeseries import TimeSeriesStore
 
 
@@ -47,7 +57,13 @@ def main() -> None:
     parser.add_argument("--warm-min", type=float, default=2.0, help="Minutes left out of the slope.")
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument(
+        "--default-allocators", action="store_true", help="Arrow's mimalloc and glibc's many arenas."
+    )
     args = parser.parse_args()
+    if not args.default_allocators:
+        limit_malloc_arenas()
+    print(f"Arrow allocator: {pa.default_memory_pool().backend_name}", flush=True)
 
     root = args.root or Path(tempfile.mkdtemp(prefix="rss-repro-"))
     # The compactor never seals on its own (age 1e9 s): this script seals in simulated time.

@@ -167,11 +167,14 @@ def pruned_top_k(
     the search pruned: every patch against the first ``coarse`` bank vectors only, then the
     ``candidates`` patches farthest from those against the whole bank.
 
-    Why it is (almost always) exact: a greedy k-centre coreset's first picks are a coarser cover
-    of the same patches, and a patch's distance to a subset of the bank is an upper bound of its
-    distance to the whole bank, so patches that are close to the coarse cover cannot be among the
-    farthest from the full bank. Only the image score is pruned; the heatmap needs every patch.
-    """
+    Why it works: a greedy k-centre coreset's first picks are a coarser cover of the same
+    patches, and a patch's distance to a subset of the bank is an upper bound of its distance to
+    the whole bank, so patches close to the coarse cover are rarely among the farthest from the
+    full bank. It is not exact: it can only miss patches (the score is at most the exact one),
+    most on good images, whose patch scores are flat. On the casting validation split: 1000-patch
+    bank, first 500 picks, 256 candidates: the exact score on 98.5 % of images, at most 0.2 %
+    lower; 2000-patch bank, first 250 picks: exact on 36 %, up to 6 % lower. Judge it on
+    validation AUROC. Only the image score is pruned; the heatmap needs every patch."""
     p = flat.shape[1]
     coarse_d = nearest_distance(flat, bank_t[:, :coarse], bank_sq[:, :, :coarse])
     idx = coarse_d.topk(min(candidates, p), dim=1).indices

@@ -18,7 +18,8 @@ Protocol (fixed before looking at any test figure; nothing is chosen on test lab
 * **Light model**: PatchCore at 160 px, Lite0 stages (2, 3), 1000-patch bank, for small devices.
 * **Supervised**: linear probe with temperature scaling (``DefectClassifier``) on a seeded,
   stratified ``--supervised-images`` subset of ``train/``; accuracy on the whole test split here.
-* Latency: onnxruntime, one thread, batch 1, a 300×300 test image, median of 30 runs.
+* Latency: onnxruntime, one thread, batch 1, a 300×300 test image, median of 30 runs (the main
+  model's graph holds the score only, see the variant's comment).
 """
 
 from __future__ import annotations
@@ -123,12 +124,22 @@ def run_casting(
         # averaging 91.7 %, stages (2, 3, 4) 96.9 %, (3, 4) 94.6 % at 224 px; PatchCore's eq. 7
         # re-weighting no better than the max; flip averaging +0.15 point for twice the latency.
         # The casting defects are a few pixels wide: averaging blurs them into the good texture.
+        # Issue 14 latency (scripts/casting_patchcore_latency_validation.py, same 200 + 200 split):
+        # the k-NN search against 2000 bank vectors (5184 patches x 72 dims) alone took ~25 ms on
+        # one core, so the bank is 1000 patches (AUROC 99.22 -> 99.18 %; 500: 98.49 %, not kept)
+        # and the score uses the pruned search (first 500 coreset picks, then the 256 farthest
+        # patches against all 1000: the exact score on 98.5 % of the images, at most 0.2 % off,
+        # AUROC 99.18 %). The bundle holds the score only; heatmaps come from explain().
         "PatchCore (288 px, top-10 mean, no patch averaging)": {
             "input_size": 288,
             "score_top_k": 10,
             "patch_pool": 1,
             "backbone": "lite2",
             "stages": [2, 3],
+            "bank_size": 1000,
+            "prune_coarse": 500,
+            "prune_candidates": 256,
+            "onnx_heatmap": False,
         },
         "PatchCore light (Lite0 (2, 3), 160 px)": {
             "input_size": 160,
@@ -280,7 +291,8 @@ def run_casting(
                 "Supervised models: see the casting-supervised section (not run here, --supervised-images 0)."
             ]
         ),
-        "Latency: onnxruntime, 1 thread, batch 1, 300×300 image incl. resize, heatmap and kNN; "
+        "Latency: onnxruntime, 1 thread, batch 1, 300×300 image incl. resize and kNN; the main model's "
+        "graph gives the score only (heatmaps from the Python model), the light model's score and heatmap; "
         f"peak memory of "
         f"the whole benchmark process {peak_mb:.0f} MB; the machine is shared (2 cores, ~8 users), so "
         "timings are under load.",

@@ -33,6 +33,12 @@ How it works (Roth et al., "Towards Total Recall in Industrial Anomaly Detection
    validation split of train/, the mean of the top 10 ranked defects better). The heatmap is
    the patch-score grid upsampled to the model shape and smoothed with a Gaussian
    (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image.
+   For one-core latency the image score can use a pruned search (``prune_coarse`` > 0, see
+   ``pruned_top_k``): every patch against the coreset's first picks only, then the
+   ``prune_candidates`` farthest patches against the whole bank; it can only miss patches, so it
+   is at most the exact score. ``onnx_heatmap=False`` exports the score alone (onnxruntime runs
+   every node of a graph whatever outputs are asked for, so the heatmap's full search would
+   otherwise be paid on every call); ``explain`` still gives heatmaps in Python.
 6. **Threshold** (``operating.py``): ``calibration_fraction`` of the good images never enter
    the bank; their scores set the threshold for a target false-alarm rate with a confidence
    bound (policy a). When labelled defect images come with the training data (at least 5; at
@@ -137,9 +143,44 @@ class PatchEmbedding(nn.Module):
 
 
 def nearest_distance(flat: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
-    """(N, P, D) patch vectors → (N, P) distance to the nearest bank vector."""
-    d2 = (flat**2).sum(dim=2, keepdim=True) - 2.0 * torch.matmul(flat, bank_t) + bank_sq
-    return d2.min(dim=2).values.clamp(min=0.0).sqrt()
+    """(N, P, D) patch vectors → (N, P) distance to the nearest bank vector.
+
+    ‖x‖² is the same for every bank vector, so it is added after the minimum, and ‖m‖² rides in
+    the matrix product as one more coordinate ([x, 1]·[−2m, ‖m‖²]): no elementwise pass over
+    the (N, P, bank) matrix at all (on one CPU core each such pass cost ~4-6 ms for the 288 px
+    casting model). The result differs from the textbook formula only by float rounding."""
+    ones = torch.ones_like(flat[:, :, :1])
+    weights = torch.cat([-2.0 * bank_t, bank_sq[0]], dim=0)  # (D + 1, bank), a constant in ONNX
+    part = torch.matmul(torch.cat([flat, ones], dim=2), weights)
+    return (part.min(dim=2).values + (flat**2).sum(dim=2)).clamp(min=0.0).sqrt()
+
+
+def pruned_top_k(
+    flat: torch.Tensor,
+    bank_t: torch.Tensor,
+    bank_sq: torch.Tensor,
+    coarse: int,
+    candidates: int,
+    top_k: int,
+) -> torch.Tensor:
+    """(N, P, D) patch vectors → (N,) mean of the ``top_k`` largest nearest-bank distances, with
+    the search pruned: every patch against the first ``coarse`` bank vectors only, then the
+    ``candidates`` patches farthest from those against the whole bank.
+
+    Why it works: a greedy k-centre coreset's first picks are a coarser cover of the same
+    patches, and a patch's distance to a subset of the bank is an upper bound of its distance to
+    the whole bank, so patches close to the coarse cover are rarely among the farthest from the
+    full bank. It is not exact: it can only miss patches (the score is at most the exact one),
+    most on good images, whose patch scores are flat. On the casting validation split: 1000-patch
+    bank, first 500 picks, 256 candidates: the exact score on 98.5 % of images, at most 0.2 %
+    lower; 2000-patch bank, first 250 picks: exact on 36 %, up to 6 % lower. Judge it on
+    validation AUROC. Only the image score is pruned; the heatmap needs every patch."""
+    p = flat.shape[1]
+    coarse_d = nearest_distance(flat, bank_t[:, :coarse], bank_sq[:, :, :coarse])
+    idx = coarse_d.topk(min(candidates, p), dim=1).indices
+    chosen = torch.gather(flat, 1, idx[:, :, None].expand(-1, -1, flat.shape[2]))
+    exact = nearest_distance(chosen, bank_t, bank_sq)
+    return exact.topk(min(top_k, exact.shape[1]), dim=1).values.mean(dim=1)
 
 
 def ignore_margin(patches: torch.Tensor, margin: int) -> torch.Tensor:
@@ -166,11 +207,17 @@ class PatchCoreGraph(nn.Module):
         sigma: float,
         margin: int = 0,
         top_k: int = 1,
+        prune_coarse: int = 0,
+        prune_candidates: int = 256,
     ) -> None:
         super().__init__()
         self.embedding = embedding
         self.margin = int(margin)
         self.top_k = max(1, int(top_k))
+        # The pruned search replaces the margin's inner-mean fill, so it is used without a margin
+        # only, and only when the coarse cover is a real subset of the bank.
+        self.prune_coarse = int(prune_coarse) if 0 < prune_coarse < bank.shape[0] and self.margin == 0 else 0
+        self.prune_candidates = max(self.top_k, int(prune_candidates))
         self.bank_t: torch.Tensor
         self.bank_sq: torch.Tensor
         self.kernel_h: torch.Tensor
@@ -184,12 +231,18 @@ class PatchCoreGraph(nn.Module):
         self.shape = as_shape(input_size)
         self.pad = int(g.shape[0] // 2)
 
-    def patch_scores_raw(self, x: torch.Tensor) -> torch.Tensor:
-        """Distance of every patch to the bank (N, 1, h, w), margin included."""
+    def patch_vectors(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """Raw pixels → patch vectors (N, h·w, D) and the patch grid (h, w)."""
         feats = self.embedding(x)  # (N, D, h, w)
         n, d, h, w = feats.shape
-        flat = feats.permute(0, 2, 3, 1).reshape(n, h * w, d)
-        return nearest_distance(flat, self.bank_t, self.bank_sq).reshape(n, 1, h, w)
+        return feats.permute(0, 2, 3, 1).reshape(n, h * w, d), h, w
+
+    def _distances(self, flat: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        return nearest_distance(flat, self.bank_t, self.bank_sq).reshape(flat.shape[0], 1, h, w)
+
+    def patch_scores_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Distance of every patch to the bank (N, 1, h, w), margin included."""
+        return self._distances(*self.patch_vectors(x))
 
     def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
         return ignore_margin(self.patch_scores_raw(x), self.margin)
@@ -203,9 +256,24 @@ class PatchCoreGraph(nn.Module):
             return flat.max(dim=1).values
         return flat.topk(min(self.top_k, flat.shape[1]), dim=1).values.mean(dim=1)
 
+    def _score(self, flat: torch.Tensor, patches: torch.Tensor | None, h: int, w: int) -> torch.Tensor:
+        if self.prune_coarse:
+            return pruned_top_k(
+                flat, self.bank_t, self.bank_sq, self.prune_coarse, self.prune_candidates, self.top_k
+            )
+        if patches is None:
+            patches = ignore_margin(self._distances(flat, h, w), self.margin)
+        return self.image_score(patches)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw pixels → image score (N,): the pruned search when it is on, else every patch."""
+        flat, h, w = self.patch_vectors(x)
+        return self._score(flat, None, h, w)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        patches = self.patch_scores(x)
-        return self.image_score(patches), self.heat(patches, x.shape[2], x.shape[3])
+        flat, h, w = self.patch_vectors(x)
+        patches = ignore_margin(self._distances(flat, h, w), self.margin)
+        return self._score(flat, patches, h, w), self.heat(patches, x.shape[2], x.shape[3])
 
     def heat(self, patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Patch scores (N, 1, h, w) → smoothed heatmap (N, H, W) at the image's size."""
@@ -214,6 +282,18 @@ class PatchCoreGraph(nn.Module):
         heat = F.conv2d(F.conv2d(heat, self.kernel_h), self.kernel_v)
         heat = F.interpolate(heat, size=(height, width), mode="bilinear", align_corners=False)
         return heat[:, 0]
+
+
+class ScoreOnly(nn.Module):
+    """The graph without the heatmap: onnxruntime computes every node of a graph whatever
+    outputs are asked for, so a bundle that should score fast must not contain the heatmap."""
+
+    def __init__(self, graph: PatchCoreGraph) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph.score(x)
 
 
 def greedy_coreset(
@@ -284,6 +364,9 @@ class PatchCore(VisionEstimator):
         heatmap_sigma: float = 4.0,
         score_top_k: int = 1,
         patch_pool: int = 3,
+        prune_coarse: int = 0,
+        prune_candidates: int = 256,
+        onnx_heatmap: bool = True,
         batch_size: int = 8,
         seed: int = 0,
     ) -> None:
@@ -305,6 +388,9 @@ class PatchCore(VisionEstimator):
         self.heatmap_sigma = heatmap_sigma
         self.score_top_k = score_top_k
         self.patch_pool = patch_pool
+        self.prune_coarse = prune_coarse
+        self.prune_candidates = prune_candidates
+        self.onnx_heatmap = onnx_heatmap
         self.batch_size = batch_size
         self.seed = seed
         self.graph_: PatchCoreGraph | None = None
@@ -330,8 +416,9 @@ class PatchCore(VisionEstimator):
 
     def _build_graph(self, bank: torch.Tensor) -> PatchCoreGraph:
         return PatchCoreGraph(
-            self._embedding(), bank, self.shape_, self.heatmap_sigma, self.margin_, self.score_top_k
-        ).eval()
+            self._embedding(), bank, self.shape_, self.heatmap_sigma, self.margin_, self.score_top_k,
+            self.prune_coarse, self.prune_candidates,
+        ).eval()  # fmt: skip
 
     def _embed(
         self, embedding: PatchEmbedding, images: list[np.ndarray], progress: Progress | None = None
@@ -401,6 +488,8 @@ class PatchCore(VisionEstimator):
             self.heatmap_sigma,
             self.margin_,
             self.score_top_k,
+            self.prune_coarse,
+            self.prune_candidates,
         )
         self.graph_.eval()
         del feats
@@ -497,7 +586,7 @@ class PatchCore(VisionEstimator):
 
     def score(self, data: Any, progress: Progress | None = None) -> np.ndarray:
         graph = self._graph()
-        maps = self._batched(lambda x: graph.image_score(graph.patch_scores(x)), images_of(data), progress)
+        maps = self._batched(graph.score, images_of(data), progress)
         return np.asarray(maps, dtype=np.float32)
 
     def predict(self, data: Any) -> np.ndarray:
@@ -581,7 +670,7 @@ class PatchCore(VisionEstimator):
             "format": "axhub-preprocessing/1",
             "columns": [],
             "graph_input": "image",
-            "outputs": {"score": "score", "heatmap": "heatmap"},
+            "outputs": {"score": "score", "heatmap": "heatmap"} if self.onnx_heatmap else {"score": "score"},
             "threshold": self.threshold_,
             "in_graph": (
                 f"raw pixels float32 (N, 1|3, H, W) in 0..255 -> grayscale to 3 channels -> bilinear "
@@ -590,8 +679,18 @@ class PatchCore(VisionEstimator):
                 f"{self.patch_pool}x{self.patch_pool} average -> "
                 f"crop border -> nearest-neighbour distance to the memory bank ({self.bank_size} patches) "
                 f"-> outer {self.margin_} patch rings set to the inner mean -> image score = mean of the "
-                f"{self.score_top_k} highest patch scores; "
-                f"heatmap Gaussian sigma {self.heatmap_sigma} resized to H x W"
+                f"{self.score_top_k} highest patch scores"
+                + (
+                    f" (pruned search: all patches against the first {self._graph().prune_coarse} bank "
+                    f"vectors, the {self._graph().prune_candidates} farthest against the whole bank)"
+                    if self._graph().prune_coarse
+                    else ""
+                )
+                + (
+                    f"; heatmap Gaussian sigma {self.heatmap_sigma} resized to H x W"
+                    if self.onnx_heatmap
+                    else "; no heatmap in the graph (explain() in Python gives it)"
+                )
             ),
             "image": {
                 "layout": "NCHW",
@@ -610,9 +709,12 @@ class PatchCore(VisionEstimator):
 
     def export_onnx(self, path: str | Path) -> Path:
         """The whole inference path as ONNX: input ``image`` float32 (N, 1|3, H, W) in 0..255,
-        outputs ``score`` (N,) and ``heatmap`` (N, H, W)."""
+        outputs ``score`` (N,) and, with ``onnx_heatmap``, ``heatmap`` (N, H, W). Without the
+        heatmap the graph skips the full patch-to-bank search when the pruned one is on."""
         from axhub.ml.vision.onnx_export import export_graph
 
         h, w = self.shape_
         dummy = torch.full((1, 3, h, w), 127.0)
-        return export_graph(self._graph(), dummy, Path(path), ["score", "heatmap"])
+        if self.onnx_heatmap:
+            return export_graph(self._graph(), dummy, Path(path), ["score", "heatmap"])
+        return export_graph(ScoreOnly(self._graph()), dummy, Path(path), ["score"])

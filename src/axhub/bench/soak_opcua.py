@@ -13,19 +13,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from asyncua.crypto import cert_gen
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
 from axhub.bench._broker import free_port, stop_process, wait_port
 from axhub.bench.opcua import PEERS, read_ready_ns
+from axhub.ingest.connectors.opcua_certificate import make_client_certificate
 
 ASSET_PREFIX = "opc"  # stored as opc-00, opc-01, ...: apart from the MQTT machines
 CLIENT_URI = "urn:axhub:soak:ingest"
@@ -35,17 +30,9 @@ QUEUE_SIZE = 600
 
 def client_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed OPC UA client certificate (with its application URI) and key, PEM."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cert_file, key_file = folder / "ingest.pem", folder / "ingest.key"
-    if not (cert_file.exists() and key_file.exists()):
-        key = cert_gen.generate_private_key()
-        names = [x509.UniformResourceIdentifier(CLIENT_URI), x509.DNSName(socket.gethostname())]
-        cert = cert_gen.generate_self_signed_app_certificate(
-            key, "axhub soak ingest", {}, names, [ExtendedKeyUsageOID.CLIENT_AUTH], days=30
-        )
-        key_file.write_bytes(cert_gen.dump_private_key_as_pem(key))
-        cert_file.write_bytes(cert.public_bytes(Encoding.PEM))
-    return cert_file, key_file
+    return make_client_certificate(
+        folder, application_uri=CLIENT_URI, common_name="axhub soak ingest", days=30
+    )
 
 
 def node_opcua_available() -> bool:

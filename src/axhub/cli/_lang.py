@@ -36,7 +36,32 @@ TEXTS: dict[str, tuple[str, str]] = {
         "nothing was stored: every row was rejected",
         "아무것도 저장하지 않았습니다: 모든 행이 거부되었습니다",
     ),
-    "alerts.title": ("Alerts", "알람"),
+    "opcua_cert.made": (
+        "OPC UA client certificate written (ApplicationUri {uri}):",
+        "OPC UA 클라이언트 인증서를 만들었습니다(ApplicationUri {uri}):",
+    ),
+    "opcua_cert.kept": (
+        "An OPC UA client certificate is already there and was kept (ApplicationUri {uri}; "
+        "--replace makes a new one, which the server must then trust again):",
+        "OPC UA 클라이언트 인증서가 이미 있어 그대로 두었습니다(ApplicationUri {uri}; "
+        "--replace로 새로 만들면 서버에서 다시 신뢰해야 합니다):",
+    ),
+    "opcua_cert.certificate": ("certificate (give it to the server)", "인증서(서버에 줄 파일)"),
+    "opcua_cert.key": ("private key (stays on this machine)", "개인 키(이 컴퓨터에만 둠)"),
+    "opcua_cert.mapping": (
+        "Put these lines under 'opcua:' in the mapping file:",
+        "매핑 파일의 'opcua:' 아래에 다음 줄을 넣으세요:",
+    ),
+    "opcua_cert.trust": (
+        "Then trust the certificate on the server: copy it into the server's trusted client "
+        "certificates (node-opcua: pki/trusted/certs; Kepware: OPC UA Configuration > Trusted Clients "
+        "> Import; many servers put a refused certificate in a 'rejected' folder, to be moved to "
+        "'trusted'). 'axhub connect opcua -c <mapping>' then shows the values.",
+        "그다음 서버에서 이 인증서를 신뢰하세요: 서버의 신뢰하는 클라이언트 인증서에 복사합니다"
+        "(node-opcua: pki/trusted/certs; Kepware: OPC UA Configuration > Trusted Clients > Import; "
+        "많은 서버가 거부한 인증서를 'rejected' 폴더에 두므로 'trusted'로 옮기면 됩니다). "
+        "그 뒤 'axhub connect opcua -c <매핑 파일>'로 값을 확인하세요.",
+    ),
     "col.id": ("id", "ID"),
     "col.time": ("time ({zone})", "시각({zone})"),
     "col.asset": ("machine", "설비"),

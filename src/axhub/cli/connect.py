@@ -1,4 +1,5 @@
-"""``axhub connect mqtt|opcua|modbus --config ...``: try a connection and show what arrives."""
+"""``axhub connect mqtt|opcua|modbus --config ...``: try a connection and show what arrives;
+``axhub connect opcua-certificate``: the client certificate for OPC UA certificate security."""
 
 from __future__ import annotations
 
@@ -71,6 +72,28 @@ def _preview(protocol: str, config: Path, seconds: float, store: bool) -> None:
         console.print(f"[yellow]rejected[/] {r.origin}: {r.reason}")
 
 
+def _opcua_certificate(out: Path, uri: str | None, days: int, replace: bool) -> None:
+    from axhub.cli._lang import t
+    from axhub.ingest.connectors.opcua_certificate import CERT_NAME, KEY_NAME, certificate_uri
+    from axhub.ingest.connectors.opcua_certificate import make_client_certificate as make
+
+    existed = (out / CERT_NAME).exists() and (out / KEY_NAME).exists() and not replace
+    cert_file, key_file = make(out, application_uri=uri, days=days, replace=replace)
+    cert_file, key_file = cert_file.resolve(), key_file.resolve()
+    made_uri = certificate_uri(cert_file) or "?"
+    console.print(t("opcua_cert.kept" if existed else "opcua_cert.made", uri=made_uri), markup=False)
+    console.print(f"  {t('opcua_cert.certificate')}: {cert_file}", markup=False, soft_wrap=True)
+    console.print(f"  {t('opcua_cert.key')}: {key_file}", markup=False, soft_wrap=True)
+    console.print(t("opcua_cert.mapping"), markup=False)
+    console.print(
+        "  security_policy: Basic256Sha256\n  security_mode: Sign\n"
+        f"  certificate: {cert_file}\n  private_key: {key_file}",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(t("opcua_cert.trust"), markup=False)
+
+
 def register(app: typer.Typer) -> None:
     connect_app = typer.Typer(
         help="Try a machine connection from a mapping file and show the readings. / 설비 연결 확인.",
@@ -91,4 +114,20 @@ def register(app: typer.Typer) -> None:
 
     for protocol in ("mqtt", "opcua", "modbus"):
         _command(protocol)
+
+    @connect_app.command(
+        "opcua-certificate",
+        help="Make the OPC UA client certificate a server is asked to trust (signed or encrypted channels).",
+    )
+    @friendly_errors
+    def opcua_certificate(
+        out: Path = typer.Option(Path("opcua-pki"), "--out", help="Folder for the certificate and its key."),
+        uri: str | None = typer.Option(
+            None, "--uri", help="ApplicationUri (default: urn:<this computer>:axhub:ingest)."
+        ),
+        days: int = typer.Option(3650, min=1, help="Days the certificate is valid."),
+        replace: bool = typer.Option(False, "--replace", help="Make a new one even if one is there."),
+    ) -> None:
+        _opcua_certificate(out, uri, days, replace)
+
     app.add_typer(connect_app, name="connect")

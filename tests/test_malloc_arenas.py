@@ -66,7 +66,9 @@ def test_an_allocator_the_user_chose_is_kept() -> None:
 
 
 def test_arrow_pool_choice_is_linux_only_and_needs_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(malloc_arenas.ARROW_POOL_ENV, raising=False)
+    # setenv first, so that the variable this test sets is removed again afterwards.
+    monkeypatch.setenv(malloc_arenas.ARROW_POOL_ENV, "")
+    monkeypatch.delenv(malloc_arenas.ARROW_POOL_ENV)
     monkeypatch.setattr(malloc_arenas.sys, "platform", "win32")
     assert malloc_arenas.arrow_pool_for_command(["axhub", "run", "ingest"]) is False
     monkeypatch.setattr(malloc_arenas.sys, "platform", "linux")

@@ -73,6 +73,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "severity.info": ("info", "정보"),
     "severity.warning": ("warning", "경고"),
     "severity.critical": ("critical", "심각"),
+    "alerts.title": ("Alerts", "알람"),
     "alerts.acked": ("acknowledged {id} by {by}", "{id} 알람을 {by} 님이 확인했습니다"),
     "alerts.resolved": ("resolved {id} by {by}", "{id} 알람을 {by} 님이 해결했습니다"),
     "alerts.note": ("note added", "메모를 남겼습니다"),

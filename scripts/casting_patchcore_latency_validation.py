@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _casting_patches import embed_patches
 from sklearn.metrics import roc_auc_score
 
-from axhub.ml.vision.images import decode_image, list_images
+from axhub.ml.vision.images import list_images
 from axhub.ml.vision.patchcore import PatchEmbedding, greedy_coreset, nearest_distance, pruned_top_k
 
 torch.set_num_threads(2)
@@ -43,25 +44,11 @@ y = np.r_[np.zeros(200), np.ones(200)]
 emb = PatchEmbedding(288, [2, 3], "lite2", 16, 1).eval()
 
 
-def embed(paths: list[Path], keep: int | None = None) -> torch.Tensor:
-    from axhub.ml.vision.backbone import to_tensor
-
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(paths), 8):
-            f = emb(to_tensor([decode_image(p) for p in paths[s : s + 8]], (288, 288)))
-            f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
-            if keep:
-                idx = torch.stack([torch.randperm(f.shape[1], generator=gen)[:keep] for _ in f])
-                f = torch.gather(f, 1, idx[:, :, None].expand(-1, -1, f.shape[2]))
-            out.append(f.clone())
-    return torch.cat(out)
-
-
 t0 = time.perf_counter()
-V = embed(val_paths)
-B = embed(bank_paths, keep=200_000 // len(bank_paths))
+V = embed_patches(emb, val_paths, 288)
+B = embed_patches(
+    emb, bank_paths, 288, keep=200_000 // len(bank_paths), generator=torch.Generator().manual_seed(0)
+)
 feats_b = B.reshape(-1, B.shape[2])
 print(f"# embedding {time.perf_counter() - t0:.0f} s", flush=True)
 with torch.inference_mode():

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _casting_patches import embed_patches
 from sklearn.metrics import roc_auc_score
 
-from axhub.ml.vision.backbone import to_tensor
-from axhub.ml.vision.images import decode_image, list_images
+from axhub.ml.vision.images import list_images
 from axhub.ml.vision.patchcore import PatchEmbedding, greedy_coreset
 
 torch.set_num_threads(2)
@@ -37,21 +37,8 @@ emb = PatchEmbedding(224, [2, 3], backbone, 16).eval()
 gen = torch.Generator().manual_seed(0)
 
 
-def embed(paths: list[Path], keep: int | None = None) -> torch.Tensor:
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(paths), 8):
-            f = emb(to_tensor([decode_image(p) for p in paths[s : s + 8]], (224, 224)))
-            f = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
-            if keep:
-                idx = torch.stack([torch.randperm(f.shape[1], generator=gen)[:keep] for _ in f])
-                f = torch.gather(f, 1, idx[:, :, None].expand(-1, -1, f.shape[2]))
-            out.append(f.clone())
-    return torch.cat(out)
-
-
-V = embed(val)
-B = embed(bank_paths, keep=400)
+V = embed_patches(emb, val, 224)
+B = embed_patches(emb, bank_paths, 224, keep=400, generator=gen)
 for n_img, bank_size in plans:
     per = max(1, min(B.shape[1], 200_000 // n_img))
     feats = B[:n_img, :per].reshape(-1, B.shape[2])

@@ -32,7 +32,10 @@ def test_an_existing_certificate_is_kept_unless_replaced(tmp_path: Path) -> None
     cert_file, _ = make_client_certificate(tmp_path)
     first = cert_file.read_bytes()
     assert make_client_certificate(tmp_path)[0].read_bytes() == first  # a trusted one is not lost
+    (tmp_path / "axhub-opcua-client.key").chmod(0o644)
     assert make_client_certificate(tmp_path, replace=True)[0].read_bytes() != first
+    # The new key is private again, whatever the mode of the file it replaced.
+    assert stat.S_IMODE((tmp_path / "axhub-opcua-client.key").stat().st_mode) == 0o600
 
 
 def test_cli_says_what_to_put_in_the_mapping_and_what_to_trust_in_both_languages(tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ that never come down (issue 11's soak). Two arenas is the usual remedy (the same
 ``MALLOC_ARENA_MAX=2`` in the environment); elsewhere (musl, macOS, Windows) nothing changes.
 
 Arrow's buffers from that malloc too (``arrow_pool_for_command``): pyarrow's bundled mimalloc
-kept what the store's merges had used. Replaying the soak's writes, the worker's resident size
-rose by ~80 MB over the first 22 minutes (a step at each larger merge tier, the largest at
-1,350 s), against ~10 MB with the system allocator and two arenas, flat after that.
+kept what the store's merges had used. Replaying the soak's writes (``scripts/store_rss_repro.py``),
+the resident size rose 174 -> 224 MB over 30 simulated minutes (a step at each larger merge
+tier, the largest at 22.5 min), against 164 -> 175 MB with the system allocator and two arenas,
+flat after that.
 Arrow picks its allocator once, when pyarrow is imported, from ``ARROW_DEFAULT_MEMORY_POOL``,
 so the command line decides before anything imports it.
 """

@@ -51,7 +51,9 @@ def make_client_certificate(
     cert = cert_gen.generate_self_signed_app_certificate(
         key, common_name, {}, names, [ExtendedKeyUsageOID.CLIENT_AUTH], days=days
     )
-    # The key is written readable by its owner only, before any byte of it is in the file.
+    # The key is written readable by its owner only, before any byte of it is in the file (a
+    # replaced key file is removed first: the mode of os.open applies only to a new file).
+    key_file.unlink(missing_ok=True)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(cert_gen.dump_private_key_as_pem(key))

@@ -1,11 +1,13 @@
 """How the casting fine-tuning epochs were chosen: on a hold-out of train/ only.
 
-Needs the trunk maps cached by ``axhub bench casting-supervised`` (under
-``AXHUB_HOME/bench/casting-supervised``, all train/ images). A stratified 20 % of train/
-(seed 7) is held out; ``FineTunedClassifier`` is fitted on the rest for each number of epochs
-given (0 = the linear probe) and its hold-out errors and log-loss are printed. Usage:
+Uses the trunk maps of all train/ images at the given input size from CACHE_DIR (the cache of
+``axhub bench casting-supervised``, ``AXHUB_HOME/bench/casting-supervised``) and computes and
+caches them there when missing, under the bench's own key (a later bench run reuses them; no
+test/ image is touched). A stratified 20 % of train/ (seed 7) is held out;
+``FineTunedClassifier`` is fitted on the rest for each number of epochs given (0 = the linear
+probe) and its hold-out errors and log-loss are printed. Usage:
 
-    PYTHONPATH=src python scripts/casting_supervised_validation.py CASTING_DIR CACHE_DIR 0 1 3 6
+    PYTHONPATH=src python scripts/casting_supervised_validation.py CASTING_DIR CACHE_DIR SIZE 0 1 3 6
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from axhub.bench.casting_supervised import _maps
 from axhub.ml.vision.finetune import FineTunedClassifier
 from axhub.ml.vision.images import list_images
 
 torch.set_num_threads(2)
-root, cache = Path(sys.argv[1]), Path(sys.argv[2])
-n_ok = len(list_images(root / "train" / "ok_front"))
-n_def = len(list_images(root / "train" / "def_front"))
-maps = torch.load(next(cache.glob("trunk-train-*.pt")), weights_only=True)
-assert len(maps) == n_ok + n_def, "the cache must hold all train/ images (--train-images 0)"
+root, cache, size = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+train_ok = list_images(root / "train" / "ok_front")
+train_def = list_images(root / "train" / "def_front")
+n_ok, n_def = len(train_ok), len(train_def)
+cache.mkdir(parents=True, exist_ok=True)
+# The bench's order and key (all train/ images, ok then defective), so its cache is shared.
+maps = _maps(FineTunedClassifier(input_size=size), train_ok + train_def, "train/", cache)
 y = np.array([False] * n_ok + [True] * n_def)
 rng = np.random.default_rng(7)
 hold = np.zeros(len(y), bool)
@@ -36,9 +41,9 @@ for c in (False, True):
     hold[idx[: len(idx) // 5]] = True
 tr, ho = np.flatnonzero(~hold), np.flatnonzero(hold)
 frame = pd.DataFrame({"label": ["defect" if v else "good" for v in y[tr]]})
-for epochs in [int(e) for e in sys.argv[3:]]:
+for epochs in [int(e) for e in sys.argv[4:]]:
     start = time.perf_counter()
-    model = FineTunedClassifier(input_size=160, epochs=epochs, seed=0)
+    model = FineTunedClassifier(input_size=size, epochs=epochs, seed=0)
     model.fit(frame, features=maps[torch.as_tensor(tr)])
     graph = model._graph()
     with torch.no_grad():
@@ -54,6 +59,6 @@ for epochs in [int(e) for e in sys.argv[3:]]:
     errors = int((p.argmax(1) != yt).sum())
     nll = float(F.nll_loss(p.clamp(min=1e-12).log(), yt))
     print(
-        f"epochs {epochs}: hold-out {len(ho)} images, errors {errors} "
+        f"{size} px, epochs {epochs}: hold-out {len(ho)} images, errors {errors} "
         f"({100 * (1 - errors / len(ho)):.2f} %), NLL {nll:.4f}, {time.perf_counter() - start:.0f} s"
     )

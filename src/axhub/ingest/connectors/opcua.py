@@ -45,7 +45,6 @@ from typing import Any
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import StatusChangeEvent, Subscription
 from asyncua.crypto import security_policies, uacrypto
-from cryptography import x509
 from filelock import FileLock, Timeout
 
 from axhub.core.domain import Quality
@@ -53,6 +52,7 @@ from axhub.core.reading_rules import asset_id_from_name, signal_name_from
 from axhub.ingest.connectors import opcua_bulk
 from axhub.ingest.connectors.base import Backoff, Delivery, DeliveryBuffer, Rejected, Source, columns_to_batch
 from axhub.ingest.connectors.opcua_bulk import DataChanges
+from axhub.ingest.connectors.opcua_certificate import application_uri
 from axhub.ingest.connectors.opcua_resume import AckLedger, SubscriptionState, transfer
 from axhub.ingest.tag_mapping import OpcUaBrowse, OpcUaConfig, Scaling, fill
 
@@ -260,11 +260,9 @@ class OpcUaSource(Source):
         cert_path = cfg.certificate or ""
         key_path, _, key_password = (cfg.private_key or "").partition("::")
         cert = await uacrypto.load_certificate(cert_path, _file_format(cert_path))
-        with contextlib.suppress(x509.ExtensionNotFound):
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-            if uris:
-                client.application_uri = uris[0]
+        uri = application_uri(cert)
+        if uri:
+            client.application_uri = uri
         server_cert = (
             uacrypto.CertProperties(cfg.server_certificate, _file_format(cfg.server_certificate))
             if cfg.server_certificate

@@ -62,8 +62,15 @@ def make_client_certificate(
 
 
 def certificate_uri(cert_file: Path) -> str | None:
-    """The ApplicationUri a certificate carries (None without one)."""
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    """The ApplicationUri a PEM certificate file carries (None without one)."""
+    return application_uri(x509.load_pem_x509_certificate(cert_file.read_bytes()))
+
+
+def application_uri(cert: x509.Certificate) -> str | None:
+    """The ApplicationUri in a certificate's subject alternative names (None without one).
+
+    A client must open its session under this URI, or a server that checks it refuses the
+    session."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

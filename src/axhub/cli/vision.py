@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
             help="patchcore (good parts only), classifier (labelled: finetuned or probe by count)",
         ),
         input_size: int | None = typer.Option(
-            None, help="model input size in pixels (short side; default 224, fine-tuned 160)"
+            None, help="model input size in pixels (short side; default 224)"
         ),
         backbone: str = typer.Option(
             "auto", help="PatchCore backbone: auto (chosen on good images), lite0, lite2"

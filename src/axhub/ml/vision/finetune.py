@@ -5,10 +5,11 @@ frozen features (``classifier.py``) leaves accuracy on the table: the deepest bl
 trained to tell dogs from cats, not a porosity from a casting's normal texture. Fine-tuning the
 whole network on a CPU shared by several people is too slow, so only the blocks after
 ``frozen_stage`` (by default stages 6 and 7 of Lite0, about 2 M weights) and a new head are
-trained, at a small input size (160 px):
+trained, at 224 px (chosen over 160 and 300 px on a hold-out of the casting training images:
+``scripts/casting_supervised_validation.py``):
 
 1. **Frozen trunk, computed once.** The stem and stages 1..``frozen_stage`` run once per
-   training image; their output maps (e.g. 112 × 10 × 10 at 160 px) are kept in float16. Every
+   training image; their output maps (e.g. 112 × 14 × 14 at 224 px) are kept in float16. Every
    epoch then costs only the trainable blocks, which is what makes a few epochs affordable.
 2. **Trainable top.** The remaining pretrained blocks, their batch-norm statistics kept frozen
    (batches are small; the ImageNet statistics are a better estimate than a 32-image batch),
@@ -156,7 +157,7 @@ class FineTunedClassifier(DefectClassifier):
 
     def __init__(
         self,
-        input_size: int = 160,
+        input_size: int = 224,
         backbone: str = "lite0",
         frozen_stage: int = 6,
         epochs: int = 4,

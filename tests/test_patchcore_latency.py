@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from axhub.ml.base import Estimator  # noqa: E402
 from axhub.ml.vision.base import graph_input  # noqa: E402
+from axhub.ml.vision.onnx_export import image_input, ort_session  # noqa: E402
 from axhub.ml.vision.patchcore import PatchCore, nearest_distance, pruned_top_k  # noqa: E402
 from axhub.registry.bundle import BundleRunner  # noqa: E402
 from axhub.sim.images import make_part_images  # noqa: E402
@@ -77,12 +78,27 @@ def test_pruned_score_only_model_against_the_exact_one(parts: dict[str, list], t
     np.testing.assert_allclose(full["score"], s_exact, rtol=1e-4, atol=1e-4)
 
 
-def test_pruning_is_off_with_a_margin_or_a_small_bank(parts: dict[str, list]) -> None:
-    """The pruned search cannot reproduce the margin's inner-mean fill, and a coarse cover as
-    large as the bank saves nothing: in both cases the exact search is used."""
+def test_pruned_search_with_a_margin_scores_the_inner_patches(parts: dict[str, list], tmp_path: Path) -> None:
+    """With a margin the pruned search runs over the inner patches only: with every inner patch
+    a candidate it gives the exact score (the margin's inner-mean fill never sets the maximum),
+    with fewer it never exceeds it, and the score-only ONNX graph gives the same numbers. A
+    coarse cover as large as the bank saves nothing, so the exact search is used then."""
     torch.set_num_threads(1)
     train = [p.image for p in parts["train"]]
-    margin = PatchCore(**{**PARAMS, "score_margin": 1}, prune_coarse=50).fit(train)
-    assert margin._graph().prune_coarse == 0
+    images = [p.image for p in parts["test"]]
+    model = PatchCore(**{**PARAMS, "score_margin": 2}).fit(train)
+    exact = model.score(images)
+    model.use_pruned_search(50, candidates=10_000)
+    assert model._graph().prune_coarse == 50 and model._graph().margin == 2
+    np.testing.assert_allclose(model.score(images), exact, rtol=1e-5)
+    model.use_pruned_search(50, candidates=3)
+    narrow = model.score(images)
+    assert (narrow <= exact * (1 + 1e-5)).all()
+    model.onnx_heatmap = False
+    session = ort_session(model.export_onnx(tmp_path / "fast.onnx"), threads=1)
+    onnx_scores = np.concatenate([session.run(["score"], {"image": image_input(i)})[0] for i in images])
+    np.testing.assert_allclose(onnx_scores, narrow, rtol=1e-4, atol=1e-4)
+    model.use_pruned_search(0)
+    np.testing.assert_allclose(model.score(images), exact, rtol=1e-5)
     big = PatchCore(**PARAMS, prune_coarse=500).fit(train)
     assert big._graph().prune_coarse == 0

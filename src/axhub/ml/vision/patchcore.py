@@ -35,10 +35,11 @@ How it works (Roth et al., "Towards Total Recall in Industrial Anomaly Detection
    (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image.
    For one-core latency the image score can use a pruned search (``prune_coarse`` > 0, see
    ``pruned_top_k``): every patch against the coreset's first picks only, then the
-   ``prune_candidates`` farthest patches against the whole bank; it can only miss patches, so it
-   is at most the exact score. ``onnx_heatmap=False`` exports the score alone (onnxruntime runs
-   every node of a graph whatever outputs are asked for, so the heatmap's full search would
-   otherwise be paid on every call); ``explain`` still gives heatmaps in Python.
+   ``prune_candidates`` farthest patches against the whole bank (with a ``score_margin``, over
+   the inner patches only); it can only miss patches, so it is at most the exact score;
+   ``use_pruned_search`` switches a fitted model to it. ``onnx_heatmap=False`` exports the score
+   alone (onnxruntime runs every node of a graph whatever outputs are asked for, so the heatmap's
+   full search would otherwise be paid on every call); ``explain`` still gives heatmaps in Python.
 6. **Threshold** (``operating.py``): ``calibration_fraction`` of the good images never enter
    the bank; their scores set the threshold for a target false-alarm rate with a confidence
    bound (policy a). When labelled defect images come with the training data (at least 5; at
@@ -214,9 +215,9 @@ class PatchCoreGraph(nn.Module):
         self.embedding = embedding
         self.margin = int(margin)
         self.top_k = max(1, int(top_k))
-        # The pruned search replaces the margin's inner-mean fill, so it is used without a margin
-        # only, and only when the coarse cover is a real subset of the bank.
-        self.prune_coarse = int(prune_coarse) if 0 < prune_coarse < bank.shape[0] and self.margin == 0 else 0
+        # Only when the coarse cover is a real subset of the bank. With a margin the pruned search
+        # runs over the inner patches only (see inner_patches).
+        self.prune_coarse = int(prune_coarse) if 0 < prune_coarse < bank.shape[0] else 0
         self.prune_candidates = max(self.top_k, int(prune_candidates))
         self.bank_t: torch.Tensor
         self.bank_sq: torch.Tensor
@@ -256,11 +257,22 @@ class PatchCoreGraph(nn.Module):
             return flat.max(dim=1).values
         return flat.topk(min(self.top_k, flat.shape[1]), dim=1).values.mean(dim=1)
 
+    def inner_patches(self, flat: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Patch vectors (N, h·w, D) → those inside the margin (N, h'·w', D). The margin's rings
+        carry the inner mean in the exact score, which never exceeds the inner top-k (k small),
+        so the top-k over the inner patches is the same image score."""
+        m = self.margin
+        if m <= 0 or h <= 2 * m or w <= 2 * m:
+            return flat
+        n, _, d = flat.shape
+        return flat.reshape(n, h, w, d)[:, m : h - m, m : w - m, :].reshape(n, -1, d)
+
     def _score(self, flat: torch.Tensor, patches: torch.Tensor | None, h: int, w: int) -> torch.Tensor:
         if self.prune_coarse:
             return pruned_top_k(
-                flat, self.bank_t, self.bank_sq, self.prune_coarse, self.prune_candidates, self.top_k
-            )
+                self.inner_patches(flat, h, w),
+                self.bank_t, self.bank_sq, self.prune_coarse, self.prune_candidates, self.top_k,
+            )  # fmt: skip
         if patches is None:
             patches = ignore_margin(self._distances(flat, h, w), self.margin)
         return self.image_score(patches)
@@ -706,6 +718,13 @@ class PatchCore(VisionEstimator):
             "operating_point": op,
             "feature_selection": {k: v for k, v in self.selection_.items() if k != "candidates"},
         }
+
+    def use_pruned_search(self, coarse: int, candidates: int = 256) -> None:
+        """Score fitted images with the pruned search (see ``pruned_top_k``) from now on: the same
+        bank, the graph rebuilt; ``coarse`` = 0 goes back to the exact search."""
+        bank = self._graph().bank_t.t().contiguous()
+        self.prune_coarse, self.prune_candidates = int(coarse), int(candidates)
+        self.graph_ = self._build_graph(bank)
 
     def export_onnx(self, path: str | Path) -> Path:
         """The whole inference path as ONNX: input ``image`` float32 (N, 1|3, H, W) in 0..255,

@@ -426,10 +426,10 @@ class PatchCore(VisionEstimator):
     def _embedding(self) -> PatchEmbedding:
         return PatchEmbedding(self.shape_, self.stages_, self.backbone_, self.border, self.patch_pool)
 
-    def _build_graph(self, bank: torch.Tensor) -> PatchCoreGraph:
+    def _build_graph(self, bank: torch.Tensor, embedding: PatchEmbedding | None = None) -> PatchCoreGraph:
         return PatchCoreGraph(
-            self._embedding(), bank, self.shape_, self.heatmap_sigma, self.margin_, self.score_top_k,
-            self.prune_coarse, self.prune_candidates,
+            embedding if embedding is not None else self._embedding(), bank, self.shape_,
+            self.heatmap_sigma, self.margin_, self.score_top_k, self.prune_coarse, self.prune_candidates,
         ).eval()  # fmt: skip
 
     def _embed(
@@ -493,17 +493,7 @@ class PatchCore(VisionEstimator):
             seed=self.seed,
             progress=coreset_progress,
         )
-        self.graph_ = PatchCoreGraph(
-            embedding,
-            feats[keep].contiguous(),
-            self.shape_,
-            self.heatmap_sigma,
-            self.margin_,
-            self.score_top_k,
-            self.prune_coarse,
-            self.prune_candidates,
-        )
-        self.graph_.eval()
+        self.graph_ = self._build_graph(feats[keep].contiguous(), embedding)
         del feats
         self.n_train_images_ = len(bank_imgs)
         self.fitted_ = True
@@ -722,9 +712,9 @@ class PatchCore(VisionEstimator):
     def use_pruned_search(self, coarse: int, candidates: int = 256) -> None:
         """Score fitted images with the pruned search (see ``pruned_top_k``) from now on: the same
         bank, the graph rebuilt; ``coarse`` = 0 goes back to the exact search."""
-        bank = self._graph().bank_t.t().contiguous()
+        graph = self._graph()
         self.prune_coarse, self.prune_candidates = int(coarse), int(candidates)
-        self.graph_ = self._build_graph(bank)
+        self.graph_ = self._build_graph(graph.bank_t.t().contiguous(), graph.embedding)
 
     def export_onnx(self, path: str | Path) -> Path:
         """The whole inference path as ONNX: input ``image`` float32 (N, 1|3, H, W) in 0..255,

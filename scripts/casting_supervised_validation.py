@@ -7,11 +7,14 @@ test/ image is touched). A stratified 20 % of train/ (seed 7) is held out;
 ``FineTunedClassifier`` is fitted on the rest for each number of epochs given (0 = the linear
 probe) and its hold-out errors and log-loss are printed. Usage:
 
-    PYTHONPATH=src python scripts/casting_supervised_validation.py CASTING_DIR CACHE_DIR SIZE 0 1 3 6
+    PYTHONPATH=src python scripts/casting_supervised_validation.py CASTING_DIR CACHE_DIR SIZE [lite2] 0 1 3 6
+
+(``lite2``: the Lite2 trunk instead of Lite0.)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,14 +28,16 @@ from axhub.bench.casting_supervised import _maps
 from axhub.ml.vision.finetune import FineTunedClassifier
 from axhub.ml.vision.images import list_images
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("THREADS", "2")))
 root, cache, size = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+rest = sys.argv[4:]
+backbone = rest.pop(0) if rest and rest[0].startswith("lite") else "lite0"
 train_ok = list_images(root / "train" / "ok_front")
 train_def = list_images(root / "train" / "def_front")
 n_ok, n_def = len(train_ok), len(train_def)
 cache.mkdir(parents=True, exist_ok=True)
 # The bench's order and key (all train/ images, ok then defective), so its cache is shared.
-maps = _maps(FineTunedClassifier(input_size=size), train_ok + train_def, "train/", cache)
+maps = _maps(FineTunedClassifier(input_size=size, backbone=backbone), train_ok + train_def, "train/", cache)
 y = np.array([False] * n_ok + [True] * n_def)
 rng = np.random.default_rng(7)
 hold = np.zeros(len(y), bool)
@@ -41,9 +46,9 @@ for c in (False, True):
     hold[idx[: len(idx) // 5]] = True
 tr, ho = np.flatnonzero(~hold), np.flatnonzero(hold)
 frame = pd.DataFrame({"label": ["defect" if v else "good" for v in y[tr]]})
-for epochs in [int(e) for e in sys.argv[4:]]:
+for epochs in [int(e) for e in rest]:
     start = time.perf_counter()
-    model = FineTunedClassifier(input_size=size, epochs=epochs, seed=0)
+    model = FineTunedClassifier(input_size=size, backbone=backbone, epochs=epochs, seed=0)
     model.fit(frame, features=maps[torch.as_tensor(tr)])
     graph = model._graph()
     with torch.no_grad():
@@ -59,6 +64,6 @@ for epochs in [int(e) for e in sys.argv[4:]]:
     errors = int((p.argmax(1) != yt).sum())
     nll = float(F.nll_loss(p.clamp(min=1e-12).log(), yt))
     print(
-        f"{size} px, epochs {epochs}: hold-out {len(ho)} images, errors {errors} "
+        f"{backbone} {size} px, epochs {epochs}: hold-out {len(ho)} images, errors {errors} "
         f"({100 * (1 - errors / len(ho)):.2f} %), NLL {nll:.4f}, {time.perf_counter() - start:.0f} s"
     )

@@ -52,7 +52,7 @@ from axhub.core.reading_rules import asset_id_from_name, signal_name_from
 from axhub.ingest.connectors import opcua_bulk
 from axhub.ingest.connectors.base import Backoff, Delivery, DeliveryBuffer, Rejected, Source, columns_to_batch
 from axhub.ingest.connectors.opcua_bulk import DataChanges
-from axhub.ingest.connectors.opcua_certificate import application_uri
+from axhub.ingest.connectors.opcua_certificate import uri_in_certificate
 from axhub.ingest.connectors.opcua_resume import AckLedger, SubscriptionState, transfer
 from axhub.ingest.tag_mapping import OpcUaBrowse, OpcUaConfig, Scaling, fill
 
@@ -260,7 +260,7 @@ class OpcUaSource(Source):
         cert_path = cfg.certificate or ""
         key_path, _, key_password = (cfg.private_key or "").partition("::")
         cert = await uacrypto.load_certificate(cert_path, _file_format(cert_path))
-        uri = application_uri(cert)
+        uri = uri_in_certificate(cert)
         if uri:
             client.application_uri = uri
         server_cert = (

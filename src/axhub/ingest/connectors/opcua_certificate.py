@@ -63,10 +63,10 @@ def make_client_certificate(
 
 def certificate_uri(cert_file: Path) -> str | None:
     """The ApplicationUri a PEM certificate file carries (None without one)."""
-    return application_uri(x509.load_pem_x509_certificate(cert_file.read_bytes()))
+    return uri_in_certificate(x509.load_pem_x509_certificate(cert_file.read_bytes()))
 
 
-def application_uri(cert: x509.Certificate) -> str | None:
+def uri_in_certificate(cert: x509.Certificate) -> str | None:
     """The ApplicationUri in a certificate's subject alternative names (None without one).
 
     A client must open its session under this URI, or a server that checks it refuses the

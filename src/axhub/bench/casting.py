@@ -69,6 +69,7 @@ def run_casting(
     from axhub.ml.vision.patchcore import PatchCore
     from axhub.ml.vision.plots import anchored_heatmap_grid, roc_plot, score_histogram
     from axhub.ml.vision.progress import RichProgress
+    from axhub.ml.vision.selection import describe_candidate
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -270,12 +271,7 @@ def run_casting(
             if sel.get("method") == "given"
             else "Backbone/stages chosen on good training images only (" + sel.get("method", "") + "): "
         )
-        + "; ".join(
-            f"{c['backbone']} {c['stages']} margin {c.get('margin', 0)}: "
-            f"synthetic AUROC {100 * c['synthetic_auroc']:.1f} %, "
-            f"recall at max good {100 * c['synthetic_recall_at_max_good']:.0f} %"
-            for c in sel.get("candidates", [])
-        ),
+        + "; ".join(describe_candidate(c) for c in sel.get("candidates", [])),
         f"Policy (b) threshold {op.get('threshold', 0):.3f}: miss rate "
         f"{op.get('miss_rate_calibration', 0):.0%} on the {op.get('n_defects')} calibration defects, "
         f"false alarms {op.get('false_alarm_rate_calibration', 0):.1%} "

@@ -47,6 +47,7 @@ def run_kolektorsdd(
     from axhub.ml.vision.patchcore import PatchCore, ignore_margin
     from axhub.ml.vision.plots import anchored_heatmap_grid, roc_plot
     from axhub.ml.vision.progress import RichProgress
+    from axhub.ml.vision.selection import describe_candidate
 
     torch.set_num_threads(threads)
     root = dataset_root(data, "kolektorsdd", "train/good")
@@ -148,12 +149,7 @@ def run_kolektorsdd(
         "Backbone/stages chosen on good training images only ("
         + sel.get("method", "")
         + "): "
-        + "; ".join(
-            f"{c['backbone']} {c['stages']} margin {c.get('margin', 0)}: "
-            f"synthetic AUROC {100 * c['synthetic_auroc']:.1f} %, "
-            f"recall at max good {100 * c['synthetic_recall_at_max_good']:.0f} %"
-            for c in sel.get("candidates", [])
-        ),
+        + "; ".join(describe_candidate(c) for c in sel.get("candidates", [])),
         f"Threshold policy (a) (good only): {model.operating_.get('threshold'):.3f}; false-alarm bound "
         f"{100 * model.operating_.get('false_alarm_rate_upper_bound', 1):.1f} % at 95 % confidence from "
         f"{model.operating_.get('n_good')} good images "

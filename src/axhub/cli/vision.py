@@ -101,6 +101,7 @@ def register(app: typer.Typer) -> None:
         from axhub.ml.vision.finetune import FineTunedClassifier, supervised_model_for
         from axhub.ml.vision.patchcore import PatchCore
         from axhub.ml.vision.progress import RichProgress
+        from axhub.ml.vision.selection import describe_candidate
 
         if threads:
             torch.set_num_threads(threads)
@@ -156,6 +157,8 @@ def register(app: typer.Typer) -> None:
                 f"backbone {estimator.backbone_} stages {estimator.stages_}, input {estimator.shape_[0]}x"
                 f"{estimator.shape_[1]} ({estimator.selection_.get('method', '')})"
             )
+            for candidate in estimator.selection_.get("candidates", []):
+                typer.echo(f"  {describe_candidate(candidate)}")
             if op.get("policy") == "miss-rate":
                 typer.echo(
                     f"threshold {estimator.threshold_:.4f}: policy (b), {op['n_defects']} labelled defects, "

@@ -13,7 +13,8 @@ synthetic images stream through each backbone once, scored against every stage p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,13 +108,22 @@ def choose_features(
     rng = np.random.default_rng(seed)
     bank, clean = self_check_images(bank_imgs, held_out, rng)
     kinds = sorted(KINDS)
-    # One defect of every kind per clean image: the kinds weigh the same in every draw, and the
-    # synthetic side of the AUROC has three times the samples.
-    synthetic = [add_defect(img, rng, kind) for img in clean for kind in kinds]
+    per_batch = 2  # clean images per backbone batch, each with its synthetic copies
+
+    def batches() -> Iterator[tuple[int, list[np.ndarray]]]:
+        """(first clean index, [clean..., their synthetic copies...]) for a few clean images at a
+        time. One defect of every kind per clean image: the kinds weigh the same in every draw,
+        and the synthetic side of the AUROC has three times the samples. The copies are made when
+        needed (bounded memory whatever the image size) from the same random state for every
+        backbone, so each backbone sees the same defects."""
+        draw = copy.deepcopy(rng)
+        for start in range(0, len(clean), per_batch):
+            chunk = clean[start : start + per_batch]
+            yield start, chunk + [add_defect(img, draw, kind) for img in chunk for kind in kinds]
+
     gen = torch.Generator().manual_seed(seed)
     results: list[dict[str, Any]] = []
     backbones = list(dict.fromkeys(b for b, _ in candidates))
-    total = len(clean) + len(synthetic)
     for done, backbone in enumerate(backbones):
         union = sorted({s for b, st in candidates if b == backbone for s in st})
         features = LiteFeatures(shape, union, backbone, border)
@@ -131,29 +141,30 @@ def choose_features(
             memories.append((idx, strides, memory.t().contiguous(), (memory**2).sum(dim=1)[None, None, :]))
         del bank_maps
         # Clean and synthetic images stream through the backbone once for all stage pairs; only
-        # each image's score per margin is kept (memory stays that of a few images).
-        scores = np.zeros((len(mine), len(margins), total), dtype=np.float64)
-        everything = clean + synthetic
-        for start in range(0, total, 8):
-            maps = _maps(features, everything[start : start + 8], shape)
+        # each image's score per margin is kept (memory stays that of a few images). Scores:
+        # [candidate, margin, clean image, 0 = clean / 1.. = its synthetic copy of each kind].
+        scores = np.zeros((len(mine), len(margins), len(clean), 1 + len(kinds)), dtype=np.float64)
+        for start, images in batches():
+            n = len(images) // (1 + len(kinds))
+            maps = _maps(features, images, shape)
             for c, (idx, strides, bank_t, bank_sq) in enumerate(memories):
                 f = fuse_maps([maps[i] for i in idx], strides, border, patch_pool)
                 h, w = f.shape[-2:]
                 flat = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1])
                 dist = nearest_distance(flat, bank_t, bank_sq).reshape(-1, 1, h, w)
                 for m, margin in enumerate(margins):
-                    top = ignore_margin(dist, margin).flatten(1).max(dim=1).values
-                    scores[c, m, start : start + len(top)] = top.numpy()
+                    top = ignore_margin(dist, margin).flatten(1).max(dim=1).values.numpy()
+                    scores[c, m, start : start + n, 0] = top[:n]
+                    scores[c, m, start : start + n, 1:] = top[n:].reshape(n, len(kinds))
             if progress is not None:
-                progress("choosing layers", done * total + start + len(maps[0]), len(backbones) * total)
-        y = np.r_[np.zeros(len(clean)), np.ones(len(synthetic))]
+                progress("choosing layers", done * len(clean) + start + n, len(backbones) * len(clean))
+        y = np.r_[np.zeros(len(clean)), np.ones(len(clean) * len(kinds))]
         y_kind = np.r_[np.zeros(len(clean)), np.ones(len(clean))]
         for c, stages in enumerate(mine):
             for m, margin in enumerate(margins):
-                s_clean, s_syn = scores[c, m, : len(clean)], scores[c, m, len(clean) :]
-                auroc = float(roc_auc_score(y, scores[c, m]))
-                strict_recall = float((s_syn > s_clean.max()).mean())
-                per_image = s_syn.reshape(len(clean), len(kinds))
+                s_clean, per_image = scores[c, m, :, 0], scores[c, m, :, 1:]
+                auroc = float(roc_auc_score(y, np.r_[s_clean, per_image.ravel()]))
+                strict_recall = float((per_image > s_clean.max()).mean())
                 results.append(
                     {
                         "backbone": backbone,

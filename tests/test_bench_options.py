@@ -81,7 +81,7 @@ def test_skab_runs_on_any_runs_and_writes_only_to_out(tmp_path: Path) -> None:
             "--runs",
             "pumpA,pumpB",
             "--models",
-            "MSPC T²+Q",
+            "MSPC",  # the short name, any case
             "--out",
             str(out),
         ],
@@ -98,3 +98,13 @@ def test_skab_runs_on_any_runs_and_writes_only_to_out(tmp_path: Path) -> None:
     assert saved["extra"]["jump_factors"]["MSPC T²+Q"] >= 1.5
     assert (out / "bench-skab-scores.png").is_file()
     assert (docs.read_bytes() if docs.exists() else b"") == before  # docs untouched without --update-docs
+
+
+def test_skab_unknown_model_names_the_short_names_to_type(tmp_path: Path) -> None:
+    _skab_like(tmp_path, "pumpA", runs=1, seed=1)
+    result = CliRunner().invoke(
+        app, ["bench", "skab", "--data", str(tmp_path), "--models", "mspc,pca", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "unknown model(s) pca" in result.output and "mspc-robust" in result.output
+    assert not (tmp_path / "o" / "skab.json").exists()

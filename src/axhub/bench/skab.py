@@ -146,6 +146,21 @@ def _model_factories(seed: int) -> dict[str, Callable[[float], Any]]:
     }
 
 
+# What a user types for --models (names with spaces and superscripts are for the tables).
+SHORT_NAMES = {
+    "mspc": "MSPC T²+Q",
+    "mspc-robust": "MSPC T²+Q robust (MCD)",
+    "iforest": "Isolation forest",
+    "conv-ae": "Conv-AE",
+}
+
+
+def model_name(typed: str) -> str | None:
+    """The table name of a model typed as its short name or its table name (any case)."""
+    known = {**SHORT_NAMES, **{name: name for name in SHORT_NAMES.values()}}
+    return next((full for key, full in known.items() if key.casefold() == typed.strip().casefold()), None)
+
+
 DETERMINISTIC = {"MSPC T²+Q", "MSPC T²+Q robust (MCD)"}
 # mean of the members' score ratios, re-calibrated on the anomaly-free file like a single model
 ENSEMBLE = ("MSPC T²+Q robust (MCD)", "Conv-AE")
@@ -467,7 +482,9 @@ def register(bench_app: typer.Typer) -> None:
     def skab(
         runs: str = typer.Option("", help="run folders, e.g. valve1,valve2 (default: all) / 실행 폴더"),
         seeds: int = typer.Option(3, help="seeds for randomised/deep models / 시드 수"),
-        models: str = typer.Option("", help="comma-separated model names (default: all) / 모델"),
+        models: str = typer.Option(
+            "", help="comma-separated models: mspc, mspc-robust, iforest, conv-ae (default: all) / 모델"
+        ),
         data: Path | None = typer.Option(None, help=DATA_HELP),
         out: Path | None = typer.Option(None, help=OUT_HELP),
         update_docs: bool = typer.Option(False, "--update-docs", help=DOCS_HELP),
@@ -485,10 +502,9 @@ def register(bench_app: typer.Typer) -> None:
                 f"(found folders: {', '.join(found) or 'none'}; need <folder>/*.csv and "
                 "anomaly-free/anomaly-free.csv); set --data or AXHUB_DATASETS"
             )
-        names = split_list(models) or None
-        unknown = [n for n in names or [] if n not in _model_factories(0)]
+        typed = split_list(models)
+        unknown = [n for n in typed if model_name(n) is None]
+        names = [name for n in typed if (name := model_name(n)) is not None] or None
         if unknown:
-            raise fail_nothing(
-                f"unknown model(s) {', '.join(unknown)}; known: {', '.join(_model_factories(0))}"
-            )
+            raise fail_nothing(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(SHORT_NAMES)}")
         run_benchmark(io, folders, seeds, names)

@@ -70,8 +70,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Setting
         yield server.url, settings, version_id
 
 
-def _bundle_threshold(settings: Settings, version_id: str) -> float:
-    from axhub.registry.bundle import BundleRunner
+def _bundle_path(settings: Settings, version_id: str) -> Path:
+    """Where the registry keeps the version's current bundle (re-issued when a point is saved)."""
     from axhub.registry.store import ModelRegistry
     from axhub.store.blobs import BlobStore
     from axhub.store.models import ModelVersionRow
@@ -84,9 +84,22 @@ def _bundle_threshold(settings: Settings, version_id: str) -> float:
             _, path = ModelRegistry(OrgScope(s, row.org_id), BlobStore(settings.blob_root)).bundle_path(
                 row.id
             )
-            return float(BundleRunner(path).threshold)  # type: ignore[arg-type]
+            return Path(path)
     finally:
         db.dispose()
+
+
+def _bundle_threshold(settings: Settings, version_id: str) -> float:
+    from axhub.registry.bundle import BundleRunner
+
+    return float(BundleRunner(_bundle_path(settings, version_id)).threshold)  # type: ignore[arg-type]
+
+
+def _self_check_auroc(settings: Settings, version_id: str) -> float:
+    from axhub.registry.bundle import read_bundle
+
+    selection = read_bundle(_bundle_path(settings, version_id)).preprocessing["feature_selection"]
+    return float(selection["self_check"]["synthetic_auroc"])
 
 
 def test_inspector_picks_the_operating_point_in_korean(browser: Any, hub: tuple[str, Settings, str]) -> None:
@@ -97,6 +110,12 @@ def test_inspector_picks_the_operating_point_in_korean(browser: Any, hub: tuple[
     page.wait_for_selector("#op-chart .main-svg")
     assert "판정 기준점" in page.locator("#operating h2").inner_text()
     assert "학습할 때 정해짐" in page.locator("#op-current").inner_text()
+    # The label-free self-check is shown, with a caution exactly when it is weak.
+    check = page.locator("#op-check")
+    assert check.is_visible() and "자체 점검" in check.inner_text() and "%" in check.inner_text()
+    weak = _self_check_auroc(settings, version_id) < 0.8
+    assert ("약한 편입니다" in check.inner_text()) == weak
+    assert ("warning" in (check.get_attribute("class") or "")) == weak
     # The calibration defects give a miss rate at every point; the slider walks the curve.
     slider = page.get_by_label("임계값")
     top = int(slider.get_attribute("max") or 0)
@@ -138,9 +157,32 @@ def test_english_page_and_a_viewer_cannot_change_it(browser: Any, hub: tuple[str
     page.wait_for_selector("#op-chart .main-svg")
     text = page.locator("#operating").inner_text()
     assert "Operating point" in text and "False alarms on new good parts" in text
+    assert "Self-check of this model" in page.locator("#op-check").inner_text()
     assert not re.search("[가-힣]", text.replace(MODEL_NAME, ""))
     assert page.get_by_role("button", name="Use this operating point").count() == 0
     page.get_by_label("Threshold").fill("1")
     assert page.locator("#op-miss").inner_text().endswith("%")
     assert np.isfinite(float(page.locator("#op-threshold").inner_text().replace(",", "")))
+    page.context.close()
+
+
+def test_a_weak_self_check_is_called_weak(browser: Any, hub: tuple[str, Settings, str]) -> None:
+    """The page's reading of a weak model (as on a product whose texture hides pasted defects):
+    the hub's answer is altered on its way to the browser, so the page's own rule is what is tested."""
+    import json
+
+    base, _, _ = hub
+    page = new_page(browser, base)
+
+    def weaken(route: Any) -> None:
+        body = route.fetch().json()
+        body["self_check"] = {**body["self_check"], "synthetic_auroc": 0.706, "synthetic_auroc_std": 0.015}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/operating-points", weaken)
+    login(page, "viewer@hanbit.example", next_path="/inspection")
+    page.wait_for_selector("#op-chart .main-svg")
+    check = page.locator("#op-check")
+    assert "70.6%" in check.inner_text() and "That is weak" in check.inner_text()
+    assert "warning" in (check.get_attribute("class") or "")
     page.context.close()

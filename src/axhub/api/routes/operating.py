@@ -47,11 +47,17 @@ class OperatingPointsOut(Out):
     curve: list[dict[str, Any]]
     n_good: int
     n_defects: int
+    self_check: dict[str, float] | None = Field(
+        None,
+        description="the chosen features' self-check on synthetic defects pasted into held-out good "
+        "images (synthetic_auroc, its bootstrap std, synthetic_recall_at_max_good); none when the "
+        "features were given",
+    )
 
 
 def _calibration(
     scope: OrgScope, state: State, version_id: str
-) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any]]:
+) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any], dict[str, float] | None]:
     registry = ModelRegistry(scope, state.blobs)
     row, path = registry.bundle_path(version_id)
     bundle = read_bundle(path)
@@ -70,7 +76,8 @@ def _calibration(
         else np.array([])
     )
     stored = dict(bundle.preprocessing.get("operating_point") or {})
-    return row, good, defects, stored
+    check = (bundle.preprocessing.get("feature_selection") or {}).get("self_check")
+    return row, good, defects, stored, check
 
 
 @router.get(
@@ -78,7 +85,7 @@ def _calibration(
 )
 def get_operating_points(version_id: str, scope: ReadScope, state: State) -> OperatingPointsOut:
     """False alarms vs misses on the calibration images, and the chosen operating point."""
-    row, good, defects, stored = _calibration(scope, state, version_id)
+    row, good, defects, stored, check = _calibration(scope, state, version_id)
     chosen = dict(row.params.get("operating_point") or stored)
     return OperatingPointsOut(
         model_version_id=row.id,
@@ -86,6 +93,7 @@ def get_operating_points(version_id: str, scope: ReadScope, state: State) -> Ope
         curve=operating.tradeoff(good, defects if len(defects) else None),
         n_good=len(good),
         n_defects=len(defects),
+        self_check=check,
     )
 
 
@@ -108,7 +116,7 @@ def choose_operating_point(
             )
         )
     ModelRegistry(scope, state.blobs).get(version_id)  # only the owner chooses (a shared model is read-only)
-    row, good, defects, _ = _calibration(scope, state, version_id)
+    row, good, defects, _, check = _calibration(scope, state, version_id)
     try:
         if body.target_false_alarm is not None:
             point = operating.good_only_threshold(good, body.target_false_alarm, body.confidence)
@@ -134,4 +142,5 @@ def choose_operating_point(
         curve=operating.tradeoff(good, defects if len(defects) else None),
         n_good=len(good),
         n_defects=len(defects),
+        self_check=check,
     )

@@ -194,6 +194,11 @@ def choose_features(
         ),
         "candidates": results,
         "chosen": {"backbone": best["backbone"], "stages": best["stages"], "margin": best["margin"]},
+        # How well the chosen model finds defects pasted into its own good images: the one
+        # label-free sign of a weak model the inspection page can show (see operating.js).
+        "self_check": {
+            k: best[k] for k in ("synthetic_auroc", "synthetic_auroc_std", "synthetic_recall_at_max_good")
+        },
     }
 
 

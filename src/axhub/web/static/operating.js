@@ -50,6 +50,21 @@
       : AX.t("op_current_trained", values);
   }
 
+  // The one label-free sign of a weak model: how it ranks defects pasted into its own held-out
+  // good images (the self-check that chose its features). Below this it is called weak.
+  const WEAK_CHECK = 0.8;
+  function check(selfCheck) {
+    const el = document.getElementById("op-check");
+    const known = selfCheck && selfCheck.synthetic_auroc !== undefined && selfCheck.synthetic_auroc_std !== undefined;
+    el.hidden = !known;
+    el.classList.remove("warning");
+    if (!known) { el.textContent = ""; return; }
+    const weak = selfCheck.synthetic_auroc < WEAK_CHECK;
+    const text = AX.t("op_check", { auroc: AX.fmtPct(selfCheck.synthetic_auroc), std: AX.fmtPct(selfCheck.synthetic_auroc_std) });
+    el.textContent = weak ? text + " " + AX.t("op_check_weak") : text;
+    if (weak) el.classList.add("warning");
+  }
+
   async function load() {
     modelId = document.getElementById("op-model").value;
     const chart = document.getElementById("op-chart");
@@ -75,12 +90,14 @@
         chart.dataset.bound = "1";
       }
       current(body.chosen);
+      check(body.self_check);
       show(nearest(body.chosen && body.chosen.threshold !== undefined ? body.chosen.threshold : curve[0].threshold));
       const save = document.getElementById("op-save");
       if (save) save.disabled = false;
     } catch (e) {
       curve = [];
       chart.replaceChildren();
+      check(null);
       document.getElementById("op-current").textContent = AX.t("op_failed", { msg: AX.problem(e) });
     }
   }

@@ -4,6 +4,7 @@ one path from the CLI to the registry (issue 14). Tiny synthetic parts; real fil
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -259,6 +260,48 @@ def test_long_parts_keep_their_aspect_and_layers_are_chosen_on_good_images(tmp_p
         rtol=1e-3,
         atol=1e-2,
     )
+
+
+def test_train_says_when_the_self_check_is_weak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A product whose normal look hides even pasted defects (KolektorSDD: 70.6 %) gets a plain
+    warning from ``train``, in the user's language; a strong one (the toy parts here) gets none."""
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app
+    from axhub.ml.vision import selection
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("AXHUB_HOME", str(tmp_path / "home"))
+    good = tmp_path / "parts"
+    for i, p in enumerate(make_part_images(10, 0, seed=5, size=64)):
+        _save(good / f"{i:03d}.png", p.image)
+    real = selection.choose_features
+    weak_too: list[bool] = []
+
+    def maybe_weak(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        result = real(*args, **kwargs)
+        if weak_too:
+            result["self_check"] = {
+                **result["self_check"],
+                "synthetic_auroc": 0.706,
+                "synthetic_auroc_std": 0.015,
+            }
+        return result
+
+    monkeypatch.setattr(selection, "choose_features", maybe_weak)
+    args = ["vision", "train", "--folder", str(good), "--input-size", "64", "--backbone", "lite0",
+            "--bank-size", "100", "--threads", "1", "--no-register"]  # fmt: skip
+    runner = CliRunner()
+    strong = runner.invoke(app, [*args, "--out", str(tmp_path / "a")], env={"AXHUB_LANG": "en"})
+    assert strong.exit_code == 0, strong.output
+    assert "synthetic AUROC" in strong.output and "self-check is weak" not in strong.output
+    weak_too.append(True)
+    weak = runner.invoke(app, [*args, "--out", str(tmp_path / "b")], env={"AXHUB_LANG": "en"})
+    assert weak.exit_code == 0, weak.output
+    assert "The self-check is weak (70.6% ± 1.5%" in weak.output and "axhub vision evaluate" in weak.output
+    korean = runner.invoke(app, [*args, "--out", str(tmp_path / "c")], env={"AXHUB_LANG": "ko"})
+    assert korean.exit_code == 0, korean.output
+    assert "자체 점검이 약합니다(" in korean.output
 
 
 def test_self_check_tests_on_every_good_image_its_small_bank_did_not_draw() -> None:

@@ -100,8 +100,9 @@ def test_choice_over_the_api_reaches_the_downloaded_bundle(
     curve = points["curve"]
     # The self-check that chose the margin travels with the model for the inspection page.
     check = points["self_check"]
-    assert set(check) == {"synthetic_auroc", "synthetic_auroc_std", "synthetic_recall_at_max_good"}
+    assert set(check) == {"synthetic_auroc", "synthetic_auroc_std", "synthetic_recall_at_max_good", "weak"}
     assert 0.0 <= check["synthetic_auroc"] <= 1.0 and check["synthetic_auroc_std"] >= 0.0
+    assert check["weak"] == (check["synthetic_auroc"] < 0.8)
     pick = curve[len(curve) // 2]["threshold"]
     chosen = engineer.post(f"/api/v1/models/{version_id}/operating-point", json={"threshold": pick})
     assert chosen.status_code == 200, chosen.text

@@ -167,8 +167,8 @@ def test_english_page_and_a_viewer_cannot_change_it(browser: Any, hub: tuple[str
 
 
 def test_a_weak_self_check_is_called_weak(browser: Any, hub: tuple[str, Settings, str]) -> None:
-    """The page's reading of a weak model (as on a product whose texture hides pasted defects):
-    the hub's answer is altered on its way to the browser, so the page's own rule is what is tested."""
+    """The page's reading of a weak model (as on a product whose texture hides pasted defects): the
+    hub's answer is replaced on its way to the browser by that of a weak model (KolektorSDD's)."""
     import json
 
     base, _, _ = hub
@@ -176,7 +176,7 @@ def test_a_weak_self_check_is_called_weak(browser: Any, hub: tuple[str, Settings
 
     def weaken(route: Any) -> None:
         body = route.fetch().json()
-        body["self_check"] = {**body["self_check"], "synthetic_auroc": 0.706, "synthetic_auroc_std": 0.015}
+        body["self_check"] = {"synthetic_auroc": 0.706, "synthetic_auroc_std": 0.015, "weak": True}
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
     page.route("**/operating-points", weaken)

@@ -36,6 +36,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "nothing was stored: every row was rejected",
         "아무것도 저장하지 않았습니다: 모든 행이 거부되었습니다",
     ),
+    "vision.self_check_weak": (
+        "The self-check is weak ({auroc:.1%} ± {std:.1%} on defects pasted into held-out good images; "
+        "below 80 %): expect missed defects. Label a few real defects and train again for policy (b), "
+        "or run 'axhub vision evaluate' on labelled images before relying on the model.",
+        "자체 점검이 약합니다(따로 둔 양품 이미지에 붙인 불량에서 {auroc:.1%} ± {std:.1%}, 80 % 미만): "
+        "놓치는 불량이 있을 수 있습니다. 실제 불량 몇 장에 레이블을 달아 정책 (b)로 다시 학습하거나, "
+        "믿고 쓰기 전에 레이블이 있는 이미지로 'axhub vision evaluate'를 실행하세요.",
+    ),
     "opcua_cert.made": (
         "OPC UA client certificate written (ApplicationUri {uri}):",
         "OPC UA 클라이언트 인증서를 만들었습니다(ApplicationUri {uri}):",

@@ -96,12 +96,13 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import torch
 
+        from axhub.cli._lang import t
         from axhub.core.settings import Settings
         from axhub.ml.vision.classifier import DefectClassifier
         from axhub.ml.vision.finetune import FineTunedClassifier, supervised_model_for
         from axhub.ml.vision.patchcore import PatchCore
         from axhub.ml.vision.progress import RichProgress
-        from axhub.ml.vision.selection import describe_candidate
+        from axhub.ml.vision.selection import WEAK_SELF_CHECK, describe_candidate
 
         if threads:
             torch.set_num_threads(threads)
@@ -159,6 +160,15 @@ def register(app: typer.Typer) -> None:
             )
             for candidate in estimator.selection_.get("candidates", []):
                 typer.echo(f"  {describe_candidate(candidate)}")
+            check = estimator.selection_.get("self_check") or {}
+            if check.get("synthetic_auroc", 1.0) < WEAK_SELF_CHECK:
+                typer.echo(
+                    t(
+                        "vision.self_check_weak",
+                        auroc=check["synthetic_auroc"],
+                        std=check["synthetic_auroc_std"],
+                    )
+                )
             if op.get("policy") == "miss-rate":
                 typer.echo(
                     f"threshold {estimator.threshold_:.4f}: policy (b), {op['n_defects']} labelled defects, "

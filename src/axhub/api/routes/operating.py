@@ -24,6 +24,7 @@ from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.schemas.common import In, Out
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.vision import operating
+from axhub.ml.vision.selection import WEAK_SELF_CHECK
 from axhub.registry.bundle import read_bundle
 from axhub.registry.operating_point import store_operating_point
 from axhub.registry.store import ModelRegistry
@@ -47,17 +48,17 @@ class OperatingPointsOut(Out):
     curve: list[dict[str, Any]]
     n_good: int
     n_defects: int
-    self_check: dict[str, float] | None = Field(
+    self_check: dict[str, float | bool] | None = Field(
         None,
         description="the chosen features' self-check on synthetic defects pasted into held-out good "
-        "images (synthetic_auroc, its bootstrap std, synthetic_recall_at_max_good); none when the "
-        "features were given",
+        "images (synthetic_auroc, its bootstrap std, synthetic_recall_at_max_good, and weak: "
+        "synthetic_auroc below 0.8); none when the features were given",
     )
 
 
 def _calibration(
     scope: OrgScope, state: State, version_id: str
-) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any], dict[str, float] | None]:
+) -> tuple[Any, np.ndarray, np.ndarray, dict[str, Any], dict[str, float | bool] | None]:
     registry = ModelRegistry(scope, state.blobs)
     row, path = registry.bundle_path(version_id)
     bundle = read_bundle(path)
@@ -77,6 +78,8 @@ def _calibration(
     )
     stored = dict(bundle.preprocessing.get("operating_point") or {})
     check = (bundle.preprocessing.get("feature_selection") or {}).get("self_check")
+    if check:
+        check = {**check, "weak": float(check["synthetic_auroc"]) < WEAK_SELF_CHECK}
     return row, good, defects, stored, check
 
 

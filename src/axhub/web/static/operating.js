@@ -51,15 +51,14 @@
   }
 
   // The one label-free sign of a weak model: how it ranks defects pasted into its own held-out
-  // good images (the self-check that chose its features). Below this it is called weak.
-  const WEAK_CHECK = 0.8;
+  // good images (the self-check that chose its features); the hub says whether that is weak.
   function check(selfCheck) {
     const el = document.getElementById("op-check");
     const known = selfCheck && selfCheck.synthetic_auroc !== undefined && selfCheck.synthetic_auroc_std !== undefined;
     el.hidden = !known;
     el.classList.remove("warning");
     if (!known) { el.textContent = ""; return; }
-    const weak = selfCheck.synthetic_auroc < WEAK_CHECK;
+    const weak = selfCheck.weak === true;
     const text = AX.t("op_check", { auroc: AX.fmtPct(selfCheck.synthetic_auroc), std: AX.fmtPct(selfCheck.synthetic_auroc_std) });
     el.textContent = weak ? text + " " + AX.t("op_check_weak") : text;
     if (weak) el.classList.add("warning");

@@ -100,9 +100,10 @@ def register(app: typer.Typer) -> None:
         from axhub.core.settings import Settings
         from axhub.ml.vision.classifier import DefectClassifier
         from axhub.ml.vision.finetune import FineTunedClassifier, supervised_model_for
+        from axhub.ml.vision.operating import WEAK_SELF_CHECK
         from axhub.ml.vision.patchcore import PatchCore
         from axhub.ml.vision.progress import RichProgress
-        from axhub.ml.vision.selection import WEAK_SELF_CHECK, describe_candidate
+        from axhub.ml.vision.selection import describe_candidate
 
         if threads:
             torch.set_num_threads(threads)

@@ -24,7 +24,6 @@ from axhub.api.errors import ERROR_RESPONSES
 from axhub.api.schemas.common import In, Out
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.vision import operating
-from axhub.ml.vision.selection import WEAK_SELF_CHECK
 from axhub.registry.bundle import read_bundle
 from axhub.registry.operating_point import store_operating_point
 from axhub.registry.store import ModelRegistry
@@ -79,7 +78,7 @@ def _calibration(
     stored = dict(bundle.preprocessing.get("operating_point") or {})
     check = (bundle.preprocessing.get("feature_selection") or {}).get("self_check")
     if check:
-        check = {**check, "weak": float(check["synthetic_auroc"]) < WEAK_SELF_CHECK}
+        check = {**check, "weak": float(check["synthetic_auroc"]) < operating.WEAK_SELF_CHECK}
     return row, good, defects, stored, check
 
 

@@ -28,9 +28,6 @@ CANDIDATE_BACKBONES: tuple[str, ...] = ("lite0", "lite2")
 TIE = 0.005
 MAX_BANK_IMAGES = 60
 MAX_HELD_OUT = 80
-# Below this synthetic AUROC the chosen model is called weak (CLI and inspection page): it cannot
-# tell even pasted defects from the product's normal look (KolektorSDD 70.6 %, castings 93 %).
-WEAK_SELF_CHECK = 0.8
 
 
 # Outer patch rings left out of the image score (patches of the stride-4 grid): none, or 4

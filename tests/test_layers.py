@@ -92,3 +92,19 @@ def test_the_checker_catches_an_upward_import() -> None:
     assert _problem("sim/x.py", "sim", "axhub.ml.base") is not None
     assert _problem("serve/x.py", "serve", "axhub.edge.buffer") is not None
     assert _problem("ml/x.py", "ml", "axhub.registry.export") is None  # siblings
+
+
+def test_the_hub_and_the_cli_start_without_torch() -> None:
+    """torch is an optional extra (no CPU wheel for some Pythons): the API, the dashboard and the
+    CLI must import without it, importing torch only inside the model code that needs it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now fails
+        "import axhub.cli.main, axhub.web.pages\n"
+        "from axhub.api.main import _routers\n"
+        "_routers()\n"  # every route module, as create_app imports them
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

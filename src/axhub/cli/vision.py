@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         from axhub.core.settings import Settings
         from axhub.ml.vision.classifier import DefectClassifier
         from axhub.ml.vision.finetune import FineTunedClassifier, supervised_model_for
-        from axhub.ml.vision.operating import WEAK_SELF_CHECK
+        from axhub.ml.vision.operating import weak_self_check
         from axhub.ml.vision.patchcore import PatchCore
         from axhub.ml.vision.progress import RichProgress
         from axhub.ml.vision.selection import describe_candidate
@@ -161,8 +161,8 @@ def register(app: typer.Typer) -> None:
             )
             for candidate in estimator.selection_.get("candidates", []):
                 typer.echo(f"  {describe_candidate(candidate)}")
-            check = estimator.selection_.get("self_check") or {}
-            if check.get("synthetic_auroc", 1.0) < WEAK_SELF_CHECK:
+            check = estimator.selection_.get("self_check")
+            if check is not None and weak_self_check(check):
                 typer.echo(
                     t(
                         "vision.self_check_weak",

@@ -78,7 +78,7 @@ def _calibration(
     stored = dict(bundle.preprocessing.get("operating_point") or {})
     check = (bundle.preprocessing.get("feature_selection") or {}).get("self_check")
     if check:
-        check = {**check, "weak": float(check["synthetic_auroc"]) < operating.WEAK_SELF_CHECK}
+        check = {**check, "weak": operating.weak_self_check(check)}
     return row, good, defects, stored, check
 
 

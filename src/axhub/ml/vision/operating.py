@@ -38,6 +38,12 @@ MIN_DEFECTS = 5
 WEAK_SELF_CHECK = 0.8
 
 
+def weak_self_check(check: dict[str, Any] | None) -> bool:
+    """Whether a model's stored self-check (``selection_["self_check"]``) calls it weak; a model
+    whose features were given has none and is not called anything."""
+    return check is not None and float(check["synthetic_auroc"]) < WEAK_SELF_CHECK
+
+
 def far_upper_bound(n: int, k: int, confidence: float) -> float:
     """Upper ``confidence`` bound of the false-alarm rate of the ``k``-th smallest of ``n`` scores."""
     from scipy.stats import beta

@@ -100,5 +100,10 @@ def test_pruned_search_with_a_margin_scores_the_inner_patches(parts: dict[str, l
     np.testing.assert_allclose(onnx_scores, narrow, rtol=1e-4, atol=1e-4)
     model.use_pruned_search(0)
     np.testing.assert_allclose(model.score(images), exact, rtol=1e-5)
+    # The heatmap's margin is extended from the inner patches, in the bundle as in Python.
+    model.onnx_heatmap = True
+    model.save(tmp_path / "margin")
+    out = BundleRunner(tmp_path / "margin").run(graph_input(images))
+    np.testing.assert_allclose(out["heatmap"], model.explain(images), rtol=1e-3, atol=1e-2)
     big = PatchCore(**PARAMS, prune_coarse=500).fit(train)
     assert big._graph().prune_coarse == 0

@@ -327,3 +327,17 @@ def test_margin_leaves_the_outer_rings_out_of_the_score() -> None:
     assert float(out.max()) == 3.0 and torch.equal(out[..., 2:10, 2:8], grid[..., 2:10, 2:8])
     assert torch.allclose(out[0, 0, 0, 0], grid[..., 2:10, 2:8].mean())
     assert torch.equal(ignore_margin(grid, 0), grid)
+
+
+def test_the_heatmap_carries_a_defect_that_runs_to_the_edge_through_the_margin() -> None:
+    from axhub.ml.vision.patchcore import extend_inner
+
+    grid = torch.ones(1, 1, 12, 10)
+    grid[0, 0, 0, 0] = 50.0  # a hot border patch: left out of the map as of the score
+    grid[0, 0, 6, 2:] = 9.0  # a crack from inside to the right edge
+    out = extend_inner(grid, 2)
+    assert torch.equal(out[..., 2:10, 2:8], grid[..., 2:10, 2:8])
+    assert float(out.max()) == 9.0
+    assert torch.all(out[0, 0, 6, 8:] == 9.0)  # still lit to the edge
+    assert torch.all(out[0, 0, :2, :] < 9.0)  # the margin's own hot patch is gone
+    assert torch.equal(extend_inner(grid, 0), grid)

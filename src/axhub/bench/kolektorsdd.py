@@ -78,7 +78,7 @@ def run_kolektorsdd(
             raw = graph.patch_scores_raw(x)
             patches = ignore_margin(raw, graph.margin)
             scores.append(float(patches.max()))
-            heats.append(graph.heat(patches, x.shape[2], x.shape[3])[0].numpy())
+            heats.append(graph.heat(raw, x.shape[2], x.shape[3])[0].numpy())
             # where the top patch lies, before the margin is left out (the margin's reason)
             grid = raw[0, 0].numpy()
             r, c = np.unravel_index(int(np.argmax(grid)), grid.shape)

@@ -32,7 +32,10 @@ How it works (Roth et al., "Towards Total Recall in Industrial Anomaly Detection
    score, or with ``score_top_k`` > 1 the mean of the k largest (on casting, chosen on a
    validation split of train/, the mean of the top 10 ranked defects better). The heatmap is
    the patch-score grid upsampled to the model shape and smoothed with a Gaussian
-   (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image.
+   (σ = ``heatmap_sigma`` pixels at model resolution), then resized to the image. With a
+   ``score_margin`` the image score gives the outer rings the inner mean (``ignore_margin``),
+   while the heatmap carries the nearest inner patch outwards (``extend_inner``): a crack that
+   runs to the edge stays lit to the edge.
    For one-core latency the image score can use a pruned search (``prune_coarse`` > 0, see
    ``pruned_top_k``): every patch against the coreset's first picks only, then the
    ``prune_candidates`` farthest patches against the whole bank (with a ``score_margin``, over
@@ -197,6 +200,18 @@ def ignore_margin(patches: torch.Tensor, margin: int) -> torch.Tensor:
     return patches * mask + fill * (1 - mask)
 
 
+def extend_inner(patches: torch.Tensor, margin: int) -> torch.Tensor:
+    """The heatmap's outer ``margin`` rings: each carries the score of the nearest inner patch.
+    The margin's own scores are left out as unreliable, but a defect that runs to the part's
+    edge (KolektorSDD's cracks all reach it) must not fade there: the inner mean that
+    ``ignore_margin`` gives the image score would erase a fifth of such a crack from the map."""
+    h, w = patches.shape[-2:]
+    if margin <= 0 or h <= 2 * margin or w <= 2 * margin:
+        return patches
+    inner = patches[:, :, margin : h - margin, margin : w - margin]
+    return F.pad(inner, [margin] * 4, mode="replicate")
+
+
 class PatchCoreGraph(nn.Module):
     """Raw pixels (N, 1|3, H, W) in 0..255 → (image score (N,), heatmap (N, H, W))."""
 
@@ -284,12 +299,15 @@ class PatchCoreGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat, h, w = self.patch_vectors(x)
-        patches = ignore_margin(self._distances(flat, h, w), self.margin)
-        return self._score(flat, patches, h, w), self.heat(patches, x.shape[2], x.shape[3])
+        raw = self._distances(flat, h, w)
+        score = self._score(flat, ignore_margin(raw, self.margin), h, w)
+        return score, self.heat(raw, x.shape[2], x.shape[3])
 
-    def heat(self, patches: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """Patch scores (N, 1, h, w) → smoothed heatmap (N, H, W) at the image's size."""
-        heat = F.interpolate(patches, size=self.shape, mode="bilinear", align_corners=False)
+    def heat(self, raw: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Raw patch scores (N, 1, h, w), margin included → smoothed heatmap (N, H, W) at the
+        image's size, the margin extended from the inner patches."""
+        heat = extend_inner(raw, self.margin)
+        heat = F.interpolate(heat, size=self.shape, mode="bilinear", align_corners=False)
         heat = F.pad(heat, [self.pad] * 4, mode="replicate")
         heat = F.conv2d(F.conv2d(heat, self.kernel_h), self.kernel_v)
         heat = F.interpolate(heat, size=(height, width), mode="bilinear", align_corners=False)

@@ -81,6 +81,18 @@ def test_masks_are_read_as_masks_in_the_usual_layouts(tmp_path: Path) -> None:
     ]
     assert find_mask(mv / "test" / "crack" / "000.png", mv) == mv / "ground_truth" / "crack" / "000_mask.png"
     assert {r["label"] for r in labelled_folder(mv)} == {"good", "crack"}
+    # KolektorSDD as published: one folder per part, good and cracked surfaces together, each
+    # image with its mask beside it: the folder is a sample, the masks say good or defect.
+    ks = tmp_path / "published"
+    for folder, (good, bad) in {"kos01": (parts[0], parts[2]), "kos02": (parts[1], parts[3])}.items():
+        for stem, part in (("Part0", good), ("Part1", bad)):
+            _save(ks / folder / f"{stem}.jpg", part.image)
+            _save(
+                ks / folder / f"{stem}_label.bmp",
+                ((part.mask if part.mask is not None else empty) > 0).astype(np.uint8) * 255,
+            )
+    labels = {r["path"].relative_to(ks).as_posix(): r["label"] for r in labelled_folder(ks)}
+    assert labels == {f"kos0{i}/Part{j}.jpg": ["good", "defect"][j] for i in (1, 2) for j in (0, 1)}
 
 
 def test_import_attaches_masks_and_never_imports_them(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +106,9 @@ def test_import_attaches_masks_and_never_imports_them(tmp_path: Path, settings) 
     report = import_images(src, settings=settings, dataset="kos")
     frame = read_manifest(settings, "kos")
     assert report.imported == 2 and frame["mask_sha256"].notna().all()
-    assert frame["label"].isna().all()  # Imgs/ names no class
+    # Imgs/ names no class, so the masks do, as in `vision train --folder` (was: unlabelled, and a
+    # good-only model trained on the import took the defects for good parts)
+    assert frame.sort_values("source")["label"].tolist() == ["good", "defect"]
 
 
 # -- heatmaps ---------------------------------------------------------------------------------
@@ -302,6 +316,15 @@ def test_train_says_when_the_self_check_is_weak(tmp_path: Path, monkeypatch: pyt
     korean = runner.invoke(app, [*args, "--out", str(tmp_path / "c")], env={"AXHUB_LANG": "ko"})
     assert korean.exit_code == 0, korean.output
     assert "자체 점검이 약합니다(" in korean.output
+    # With labelled defects the threshold already rests on them: the advice is to evaluate, not to label.
+    labelled = tmp_path / "labelled"
+    for i, p in enumerate(make_part_images(10, 5, seed=6, size=64)):
+        _save(labelled / ("good" if p.label == "good" else "defect") / f"{i:03d}.png", p.image)
+    args[3] = str(labelled)
+    calibrated = runner.invoke(app, [*args, "--out", str(tmp_path / "d")], env={"AXHUB_LANG": "en"})
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "policy (b), 5 labelled defects" in calibrated.output
+    assert "The self-check is weak (70.6%" in calibrated.output and "train again" not in calibrated.output
 
 
 def test_self_check_tests_on_every_good_image_its_small_bank_did_not_draw() -> None:

@@ -44,6 +44,15 @@ TEXTS: dict[str, tuple[str, str]] = {
         "놓치는 불량이 있을 수 있습니다. 실제 불량 몇 장에 레이블을 달아 정책 (b)로 다시 학습하거나, "
         "믿고 쓰기 전에 레이블이 있는 이미지로 'axhub vision evaluate'를 실행하세요.",
     ),
+    "vision.self_check_weak_calibrated": (
+        "The self-check is weak ({auroc:.1%} ± {std:.1%} on defects pasted into held-out good images; "
+        "below 80 %): the labelled defects set the threshold, but defects unlike them may be missed. "
+        "Run 'axhub vision evaluate' on labelled images the training did not see "
+        "before relying on the model.",
+        "자체 점검이 약합니다(따로 둔 양품 이미지에 붙인 불량에서 {auroc:.1%} ± {std:.1%}, 80 % 미만): "
+        "레이블이 있는 불량으로 임계값을 정했지만 그와 다른 불량은 놓칠 수 있습니다. "
+        "믿고 쓰기 전에 학습에 쓰지 않은 레이블 이미지로 'axhub vision evaluate'를 실행하세요.",
+    ),
     "opcua_cert.made": (
         "OPC UA client certificate written (ApplicationUri {uri}):",
         "OPC UA 클라이언트 인증서를 만들었습니다(ApplicationUri {uri}):",

@@ -90,7 +90,7 @@ def read_manifest(settings: Settings, dataset: str, version: str | None = None) 
 
 
 def _rows_from_folder(source: Path, masks_dir: Path | None) -> list[dict[str, Any]]:
-    from axhub.ml.vision.images import find_mask, folder_label, is_mask_path
+    from axhub.ml.vision.images import find_mask, folder_label, is_mask_path, labels_from_masks
 
     rows = []
     for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")):
@@ -112,6 +112,7 @@ def _rows_from_folder(source: Path, masks_dir: Path | None) -> list[dict[str, An
                 "mask": mask,
             }
         )
+    labels_from_masks(rows)
     return rows
 
 

@@ -8,8 +8,8 @@ Image data (``data`` in ``fit``/``score``/...) may be
   optionally ``label`` (and ``mask``); other columns (asset, part id, time...) are ignored.
 
 Labels: numbers (0 = good, anything else = defect) or strings; a string label is *good* when
-it is one of :data:`GOOD_LABELS` or starts with ``ok``/``good`` (so ``ok_front`` is good and
-``def_front`` a defect); anything else is a defect class.
+it is one of ``images.GOOD_LABELS`` or starts with ``ok``/``good`` (so ``ok_front`` is good and
+``def_front`` a defect); anything else is a defect class (``images.is_good_label``).
 
 The ONNX graphs of this family take raw pixels: float32 ``(N, 1|3, H, W)`` in 0..255 named
 ``image`` (see :func:`graph_input`); resize and normalisation happen inside the graph. Their
@@ -29,17 +29,6 @@ from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.base import Estimator, ExampleData
 from axhub.ml.vision.images import as_image_list, decode_image
 from axhub.ml.vision.onnx_export import image_input
-
-GOOD_LABELS = {"good", "ok", "normal", "pass", "0", "false", "negative"}
-
-
-def is_good_label(label: Any) -> bool:
-    if isinstance(label, bool | np.bool_):
-        return not bool(label)
-    if isinstance(label, int | float | np.integer | np.floating):
-        return float(label) == 0.0
-    text = str(label).strip().lower()
-    return text in GOOD_LABELS or text.startswith(("ok", "good"))
 
 
 def images_of(data: Any, where: str = "input") -> list[np.ndarray]:

@@ -33,7 +33,8 @@ from torch.nn import functional as F
 
 from axhub.ml.base import ExampleData
 from axhub.ml.vision.backbone import LiteFeatures, to_tensor
-from axhub.ml.vision.base import VisionEstimator, check_same_length, images_of, is_good_label, labels_of
+from axhub.ml.vision.base import VisionEstimator, check_same_length, images_of, labels_of
+from axhub.ml.vision.images import is_good_label
 
 
 class PooledFeatures(nn.Module):

@@ -38,8 +38,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from axhub.ml.vision.backbone import LiteFeatures, load_efficientnet_lite, spec_of, to_tensor
-from axhub.ml.vision.base import check_same_length, images_of, is_good_label
+from axhub.ml.vision.base import check_same_length, images_of
 from axhub.ml.vision.classifier import DefectClassifier, calibrated_outputs
+from axhub.ml.vision.images import is_good_label
 
 # Below this many labelled images in the smallest class the linear probe is the safer choice:
 # ~2 M trainable weights overfit a few dozen defects.

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from axhub.core.errors import InputProblem, InputValidationError
+
+GOOD_LABELS = {"good", "ok", "normal", "pass", "0", "false", "negative"}
+
+
+def is_good_label(label: Any) -> bool:
+    if isinstance(label, bool | np.bool_):
+        return not bool(label)
+    if isinstance(label, int | float | np.integer | np.floating):
+        return float(label) == 0.0
+    text = str(label).strip().lower()
+    return text in GOOD_LABELS or text.startswith(("ok", "good"))
+
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
 
@@ -120,16 +133,32 @@ def folder_label(image: Path, root: Path) -> str | None:
     return None
 
 
-def labelled_folder(root: Path) -> list[dict[str, object]]:
-    """Rows ``path, label, mask`` for every image under ``root``. Labels come from folders;
-    where no folder names a class, a mask decides (any defect pixel: ``defect``, else ``good``)
-    and images without either stay unlabelled (``None``)."""
-    rows: list[dict[str, object]] = []
+def labels_from_masks(rows: list[dict[str, Any]]) -> None:
+    """Let masks label rows (``path``, ``label`` from the folder, ``mask``) in place, where the
+    folder does not name a class: images without a class folder take ``defect`` (any defect
+    pixel) or ``good`` from their mask; and a folder whose masks mark some image clean names a
+    sample, not a defect class (KolektorSDD as published: ``kos01/Part0.jpg`` beside
+    ``Part0_label.bmp``, good and cracked parts in one folder), so its masked images are
+    labelled by their masks too. A defect-type folder (MVTec's ``test/crack``) keeps its name."""
+    has_defect: dict[int, bool] = {}
+    for i, row in enumerate(rows):
+        label = row.get("label")
+        if row.get("mask") is not None and (label is None or not is_good_label(label)):
+            has_defect[i] = bool((decode_image(Path(row["mask"])) > 0).any())
+    samples = {rows[i].get("label") for i, defect in has_defect.items() if not defect}
+    for i, defect in has_defect.items():
+        if rows[i].get("label") is None or rows[i].get("label") in samples:
+            rows[i]["label"] = "defect" if defect else "good"
+
+
+def labelled_folder(root: Path) -> list[dict[str, Any]]:
+    """Rows ``path, label, mask`` for every image under ``root``. Labels come from folders, or
+    from masks where no folder names a class (``labels_from_masks``); images without either
+    stay unlabelled (``None``)."""
     root = Path(root)
-    for path in list_images(root):
-        label = folder_label(path, root)
-        mask = find_mask(path, root)
-        if label is None and mask is not None:
-            label = "defect" if bool((decode_image(mask) > 0).any()) else "good"
-        rows.append({"path": path, "label": label, "mask": mask})
+    rows: list[dict[str, Any]] = [
+        {"path": path, "label": folder_label(path, root), "mask": find_mask(path, root)}
+        for path in list_images(root)
+    ]
+    labels_from_masks(rows)
     return rows

@@ -69,7 +69,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from axhub.ml.vision.backbone import LiteFeatures, as_shape, to_tensor
-from axhub.ml.vision.base import VisionEstimator, binary_metrics, images_of, is_good_label, labels_of
+from axhub.ml.vision.base import VisionEstimator, binary_metrics, images_of, labels_of
+from axhub.ml.vision.images import is_good_label
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_STAGES = (2, 3)

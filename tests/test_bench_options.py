@@ -108,3 +108,20 @@ def test_skab_unknown_model_names_the_short_names_to_type(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "unknown model(s) pca" in result.output and "mspc-robust" in result.output
     assert not (tmp_path / "o" / "skab.json").exists()
+
+
+def test_the_printed_table_keeps_brackets_in_names_and_notes() -> None:
+    """Rich would read "[2, 3]" or "E[life - t | life > t]" as markup and drop it from the screen."""
+    from rich.console import Console
+
+    from axhub.bench.report import BenchResult, print_table
+
+    result = BenchResult(
+        name="t", title="T", dataset="d", split="s",
+        rows=[{"model": "PatchCore lite2 stages [2, 3]", "AUROC %": 92.5}],
+        notes=["the survival prior E[life - t | life > t] of the training lives [bold]"],
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_table(result, console)
+    text = console.export_text()
+    assert "stages [2, 3]" in text and "E[life - t | life > t]" in text and "[bold]" in text

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -101,10 +102,10 @@ def print_table(result: BenchResult, console: Console | None = None) -> None:
     for col in cols:
         table.add_column(col)
     for row in all_rows:
-        table.add_row(*[_fmt(row.get(c, "")) for c in cols])
+        table.add_row(*[escape(_fmt(row.get(c, ""))) for c in cols])  # model names hold "[2, 3]"
     console.print(table)
     for note in result.notes:
-        console.print(f"  • {note}")
+        console.print(f"  • {note}", markup=False)  # notes hold brackets such as E[life - t | life > t]
 
 
 def markdown_section(result: BenchResult) -> str:

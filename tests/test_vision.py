@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from axhub.core.errors import InputValidationError  # noqa: E402
 from axhub.ml.base import Estimator  # noqa: E402
 from axhub.ml.vision.base import graph_input  # noqa: E402
 from axhub.ml.vision.classifier import DefectClassifier  # noqa: E402
@@ -100,10 +101,19 @@ def test_labelled_defects_set_a_miss_rate_threshold_and_are_left_out(parts: dict
     defect_scores = model.calibration_defect_scores_
     assert defect_scores is not None and (defect_scores > model.threshold_).all()
     assert [pt["threshold"] for pt in op["curve"]] == sorted(pt["threshold"] for pt in op["curve"])
-    # evaluating on the same images leaves the calibration images out (2 good + the defects)
-    metrics = model.evaluate(frame)
+    # evaluating on the training images leaves out those that calibrated the threshold (2 good +
+    # the defects) and the 6 in the memory bank; only the unseen ones are scored
+    unseen = [p for p in parts["test"] if p.defect is None]
+    both = pd.concat(
+        [frame, pd.DataFrame({"image": [p.image for p in unseen], "label": ["good"] * len(unseen)})],
+        ignore_index=True,
+    )
+    metrics = model.evaluate(both)
     assert metrics["calibration_images_left_out"] == 2 + len(bad)
-    assert metrics["n"] == 6
+    assert metrics["training_images_left_out"] == 6
+    assert metrics["n"] == len(unseen) > 0
+    with pytest.raises(InputValidationError, match="trained or calibrated"):
+        model.evaluate(frame)  # nothing unseen: said so, not a flattering figure
 
 
 def test_save_load_round_trip_and_onnx_parity(

@@ -187,6 +187,24 @@ def test_cli_trains_on_a_plain_folder_registers_and_evaluates(
     )
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "hm").iterdir())) == 7  # no overwrite: 0.png in good/ and good/sub/
+    seen = tmp_path / "seen"
+    for path in sorted(good.iterdir()):  # the training images themselves, labelled good
+        _save(labelled / "good" / "copies" / path.name, np.array(Image.open(path)))
+        _save(seen / "good" / path.name, np.array(Image.open(path)))
+    res = runner.invoke(
+        app, ["vision", "evaluate", str(tmp_path / "b"), str(labelled), "--out", str(tmp_path / "ev2")]
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "ev2" / "metrics.json").read_text())
+    # 2 of the 12 calibrated the threshold, 10 are in the memory bank: none of them is scored
+    assert metrics["n"] == 7
+    assert metrics["calibration_images_left_out"] == 2 and metrics["training_images_left_out"] == 10
+    assert "10 images left out: they trained the model" in res.output
+    res = runner.invoke(
+        app, ["vision", "evaluate", str(tmp_path / "b"), str(seen), "--out", str(tmp_path / "ev3")]
+    )
+    said = " ".join(res.output.replace("│", " ").split())  # the error panel wraps lines
+    assert res.exit_code == 2 and "trained or calibrated this model" in said
 
 
 def test_operating_points_over_the_api_and_the_choice_is_stored(tmp_path: Path) -> None:

@@ -53,6 +53,20 @@ TEXTS: dict[str, tuple[str, str]] = {
         "레이블이 있는 불량으로 임계값을 정했지만 그와 다른 불량은 놓칠 수 있습니다. "
         "믿고 쓰기 전에 학습에 쓰지 않은 레이블 이미지로 'axhub vision evaluate'를 실행하세요.",
     ),
+    "vision.evaluate_left_out_calibration": (
+        "{n} images left out: they calibrated the threshold",
+        "이미지 {n}장은 임계값을 정하는 데 쓰였으므로 평가에서 뺐습니다",
+    ),
+    "vision.evaluate_left_out_training": (
+        "{n} images left out: they trained the model (its memory bank)",
+        "이미지 {n}장은 모델 학습(메모리 뱅크)에 쓰였으므로 평가에서 뺐습니다",
+    ),
+    "vision.evaluate_all_seen": (
+        "every labelled image under {folder} trained or calibrated this model: "
+        "evaluate on labelled images it has not seen",
+        "{folder} 아래의 레이블 이미지는 모두 이 모델의 학습이나 임계값 보정에 쓰였습니다: "
+        "모델이 보지 않은 레이블 이미지로 평가하세요",
+    ),
     "opcua_cert.made": (
         "OPC UA client certificate written (ApplicationUri {uri}):",
         "OPC UA 클라이언트 인증서를 만들었습니다(ApplicationUri {uri}):",

@@ -215,6 +215,7 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         from rich.progress import track
 
+        from axhub.cli._lang import t
         from axhub.ml.base import Estimator
         from axhub.ml.vision.images import decode_image, is_good_label
         from axhub.ml.vision.onnx_export import image_input
@@ -226,6 +227,7 @@ def register(app: typer.Typer) -> None:
         frame = _frame_from_folder(folder)
         estimator = Estimator.load(bundle)
         spent = set(getattr(estimator, "calibration_hashes_", []) or [])
+        trained_on = set(getattr(estimator, "training_hashes_", []) or [])
         runner = BundleRunner(bundle)
         threshold = runner.threshold
         paths: list[Path] = []
@@ -234,13 +236,17 @@ def register(app: typer.Typer) -> None:
         heats: list[Any] = []
         pixel_y: list[Any] = []
         pixel_s: list[Any] = []
-        left_out = 0
+        left_out = trained_left_out = 0
         for row in track(frame.to_dict("records"), description="scoring", transient=True):
             if row["label"] is None:
                 continue
             img = decode_image(Path(row["path"]))
-            if image_hash(img) in spent:
+            digest = image_hash(img)
+            if digest in spent:
                 left_out += 1  # spent on calibrating the threshold: never evaluated
+                continue
+            if digest in trained_on:
+                trained_left_out += 1  # in the memory bank: it would score near zero on itself
                 continue
             result = runner.run(image_input(img))
             paths.append(Path(row["path"]))
@@ -258,6 +264,8 @@ def register(app: typer.Typer) -> None:
                     if mask.shape == heat.shape:
                         pixel_y.append(mask[::2, ::2].ravel())
                         pixel_s.append(heat[::2, ::2].ravel())
+        if not scores and (left_out or trained_left_out):
+            raise typer.BadParameter(t("vision.evaluate_all_seen", folder=folder))
         if not scores:
             raise typer.BadParameter(f"no labelled images under {folder} / 라벨된 이미지가 없습니다")
         y_arr, s_arr = np.array(y), np.array(scores)
@@ -269,6 +277,7 @@ def register(app: typer.Typer) -> None:
                 "n_good": int((~y_arr).sum()),
                 "n_defect": int(y_arr.sum()),
                 "calibration_images_left_out": left_out,
+                "training_images_left_out": trained_left_out,
             }
         )
         if pixel_y and any(p.any() for p in pixel_y):
@@ -296,7 +305,9 @@ def register(app: typer.Typer) -> None:
             if key in metrics:
                 typer.echo(f"{key}\t{metrics[key]:.4f}")
         if left_out:
-            typer.echo(f"{left_out} images left out: they calibrated the threshold")
+            typer.echo(t("vision.evaluate_left_out_calibration", n=left_out))
+        if trained_left_out:
+            typer.echo(t("vision.evaluate_left_out_training", n=trained_left_out))
         typer.echo(f"written: {out}/metrics.json, roc.png, scores.png, heatmaps/")
         if register_metrics:
             typer.echo(f"registered: {_register(bundle, name or bundle.name, org, _metrics_only(metrics))}")

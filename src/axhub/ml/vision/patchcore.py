@@ -68,6 +68,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.vision.backbone import LiteFeatures, as_shape, to_tensor
 from axhub.ml.vision.base import VisionEstimator, binary_metrics, images_of, labels_of
 from axhub.ml.vision.images import is_good_label
@@ -429,6 +430,7 @@ class PatchCore(VisionEstimator):
         self.calibration_scores_: np.ndarray | None = None
         self.calibration_defect_scores_: np.ndarray | None = None
         self.calibration_hashes_: list[str] = []
+        self.training_hashes_: list[str] = []
         self.operating_: dict[str, Any] = {}
         self.selection_: dict[str, Any] = {}
         self.backbone_ = "lite0" if backbone == "auto" else backbone
@@ -520,6 +522,7 @@ class PatchCore(VisionEstimator):
         self.calibration_scores_ = self.score(cal if cal else bank_imgs, progress=progress)
         self.calibration_defect_scores_ = self.score(defects, progress=progress) if defects else None
         self.calibration_hashes_ = [image_hash(i) for i in cal + defects]
+        self.training_hashes_ = [image_hash(i) for i in bank_imgs]
         self.set_operating_point()
         return self
 
@@ -627,16 +630,25 @@ class PatchCore(VisionEstimator):
         return heatmaps
 
     def evaluate(self, data: Any) -> dict[str, float]:
-        """Metrics on labelled data, leaving out the images that calibrated the threshold."""
+        """Metrics on labelled data, leaving out the images that calibrated the threshold and
+        those in the memory bank (a bank image scores near zero on itself: evaluating on the
+        training folder would flatter the model)."""
         labels = labels_of(data)
         if labels is None:
             raise ValueError("evaluate needs labelled data (a 'label' column)")
         imgs = images_of(data)
-        spent = set(self.calibration_hashes_)
-        keep = [i for i, img in enumerate(imgs) if image_hash(img) not in spent]
+        hashes = [image_hash(img) for img in imgs]
+        calibration, training = set(self.calibration_hashes_), set(self.training_hashes_)
+        keep = [i for i, h in enumerate(hashes) if h not in calibration and h not in training]
+        if not keep:
+            raise InputValidationError(
+                InputProblem("images", None, None, "every image here trained or calibrated this model"),
+                hint="evaluate on labelled images the model has not seen",
+            )
         y = np.array([not _is_good_or_unlabelled(labels[i]) for i in keep])
         metrics = binary_metrics(y, self.score([imgs[i] for i in keep]), self.threshold_)
-        metrics["calibration_images_left_out"] = float(len(imgs) - len(keep))
+        metrics["calibration_images_left_out"] = float(sum(h in calibration for h in hashes))
+        metrics["training_images_left_out"] = float(sum(h in training for h in hashes))
         return metrics
 
     def evaluate_scores(self, y_defect: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -655,6 +667,7 @@ class PatchCore(VisionEstimator):
             "n_train_images": self.n_train_images_,
             "calibration_scores": np.asarray(self.calibration_scores_, dtype=np.float32),
             "calibration_hashes": list(self.calibration_hashes_),
+            "training_hashes": list(self.training_hashes_),
             "operating": self.operating_,
             "selection": self.selection_,
             "backbone": self.backbone_,
@@ -678,6 +691,7 @@ class PatchCore(VisionEstimator):
         self.calibration_scores_ = state.get("calibration_scores")
         self.calibration_defect_scores_ = state.get("calibration_defect_scores")
         self.calibration_hashes_ = list(state.get("calibration_hashes", []))
+        self.training_hashes_ = list(state.get("training_hashes", []))  # none in older bundles
         self.operating_ = dict(state.get("operating", {}))
         self.selection_ = dict(state.get("selection", {}))
         self.fitted_ = True

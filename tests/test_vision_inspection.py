@@ -80,6 +80,8 @@ def test_masks_are_read_as_masks_in_the_usual_layouts(tmp_path: Path) -> None:
         "train/good/000.png",
     ]
     assert find_mask(mv / "test" / "crack" / "000.png", mv) == mv / "ground_truth" / "crack" / "000_mask.png"
+    # `evaluate product/test`: the masks sit beside the folder given, in ground_truth/
+    assert labelled_folder(mv / "test")[0]["mask"] == mv / "ground_truth" / "crack" / "000_mask.png"
     assert {r["label"] for r in labelled_folder(mv)} == {"good", "crack"}
     # KolektorSDD as published: one folder per part, good and cracked surfaces together, each
     # image with its mask beside it: the folder is a sample, the masks say good or defect.

@@ -100,8 +100,11 @@ def list_images(folder: Path, *, masks: bool = False) -> list[Path]:
 def find_mask(image: Path, root: Path) -> Path | None:
     """The mask of ``image``, from the usual layouts: beside it (``<stem>_mask.png``,
     ``<stem>_label.png``, ``_gt``), or ``<ancestor>/ground_truth/<type>/<stem>[_mask|_label].png``
-    where ``<type>`` is the image's folder (MVTec AD, KolektorSDD as shipped here)."""
+    where ``<type>`` is the image's folder (MVTec AD, KolektorSDD as shipped here). The search
+    goes one level above ``root``: given MVTec's ``test/``, the masks are in its sibling
+    ``ground_truth/``."""
     image = Path(image)
+    top = Path(root).parent
     stem = image.stem
     for ending in MASK_STEM_ENDINGS:
         for suffix in MASK_SUFFIXES:
@@ -118,7 +121,7 @@ def find_mask(image: Path, root: Path) -> Path | None:
                         candidate = gt / (stem + ending + suffix)
                         if candidate.is_file():
                             return candidate
-        if ancestor == root or ancestor == ancestor.parent or not ancestor.is_relative_to(root):
+        if ancestor == top or ancestor == ancestor.parent or not ancestor.is_relative_to(top):
             return None
         ancestor = ancestor.parent
 

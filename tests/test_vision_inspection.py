@@ -56,7 +56,9 @@ def _save(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-def test_masks_are_read_as_masks_in_the_usual_layouts(tmp_path: Path) -> None:
+def test_masks_are_read_as_masks_in_the_usual_layouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parts = make_part_images(2, 2, seed=3, size=48)
     empty = np.zeros((48, 48), np.uint8)
     # KolektorSDD-like: images in Imgs/ with PNG masks beside them
@@ -82,6 +84,10 @@ def test_masks_are_read_as_masks_in_the_usual_layouts(tmp_path: Path) -> None:
     assert find_mask(mv / "test" / "crack" / "000.png", mv) == mv / "ground_truth" / "crack" / "000_mask.png"
     # `evaluate product/test`: the masks sit beside the folder given, in ground_truth/
     assert labelled_folder(mv / "test")[0]["mask"] == mv / "ground_truth" / "crack" / "000_mask.png"
+    monkeypatch.chdir(mv)  # the folder named relative to the working directory, as users type it
+    for root in (Path("test"), Path(".")):
+        masks = [r["mask"] for r in labelled_folder(root) if r["label"] == "crack"]
+        assert masks == [mv / "ground_truth" / "crack" / "000_mask.png"], root
     assert {r["label"] for r in labelled_folder(mv)} == {"good", "crack"}
     # KolektorSDD as published: one folder per part, good and cracked surfaces together, each
     # image with its mask beside it: the folder is a sample, the masks say good or defect.

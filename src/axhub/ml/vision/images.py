@@ -103,8 +103,10 @@ def find_mask(image: Path, root: Path) -> Path | None:
     where ``<type>`` is the image's folder (MVTec AD, KolektorSDD as shipped here). The search
     goes one level above ``root``: given MVTec's ``test/``, the masks are in its sibling
     ``ground_truth/``."""
-    image = Path(image)
-    top = Path(root).parent
+    # Absolute (not resolved: symlinked data stays where it was named) so that a relative root
+    # such as `test` still has a parent to search.
+    image = Path(image).absolute()
+    top = Path(root).absolute().parent
     stem = image.stem
     for ending in MASK_STEM_ENDINGS:
         for suffix in MASK_SUFFIXES:

@@ -89,6 +89,17 @@ def test_masks_are_read_as_masks_in_the_usual_layouts(
         masks = [r["mask"] for r in labelled_folder(root) if r["label"] == "crack"]
         assert masks == [mv / "ground_truth" / "crack" / "000_mask.png"], root
     assert {r["label"] for r in labelled_folder(mv)} == {"good", "crack"}
+    # VisA as published: Data/Images/{Normal,Anomaly}/*.JPG, masks in Data/Masks/Anomaly/*.png
+    visa = tmp_path / "visa" / "Data"
+    _save(visa / "Images" / "Normal" / "0000.JPG", parts[0].image)
+    _save(visa / "Images" / "Anomaly" / "000.JPG", parts[2].image)
+    _save(visa / "Masks" / "Anomaly" / "000.png", empty + 255)
+    for root in (visa, visa / "Images"):
+        rows = {r["path"].name: (r["label"], r["mask"]) for r in labelled_folder(root)}
+        assert rows == {
+            "0000.JPG": ("Normal", None),
+            "000.JPG": ("Anomaly", visa / "Masks" / "Anomaly" / "000.png"),
+        }
     # KolektorSDD as published: one folder per part, good and cracked surfaces together, each
     # image with its mask beside it: the folder is a sample, the masks say good or defect.
     ks = tmp_path / "published"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,22 @@ def list_images(folder: Path, *, masks: bool = False) -> list[Path]:
     return sorted(p for p in found if masks or not is_mask_path(p, root))
 
 
+def mask_folders(folder: Path) -> tuple[Path, ...]:
+    """The sub-folders of ``folder`` that hold masks, whatever their case (VisA ships
+    ``Data/Masks/``, MVTec AD ``ground_truth/``)."""
+    try:
+        modified = folder.stat().st_mtime_ns
+    except OSError:
+        return ()
+    return _mask_folders(folder, modified)
+
+
+@functools.lru_cache(maxsize=1024)
+def _mask_folders(folder: Path, modified: int) -> tuple[Path, ...]:
+    # Keyed on the folder's modification time: a mask folder added later is seen.
+    return tuple(sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in MASK_FOLDERS))
+
+
 def find_mask(image: Path, root: Path) -> Path | None:
     """The mask of ``image``, from the usual layouts: beside it (``<stem>_mask.png``,
     ``<stem>_label.png``, ``_gt``), or ``<ancestor>/ground_truth/<type>/<stem>[_mask|_label].png``
@@ -115,8 +132,8 @@ def find_mask(image: Path, root: Path) -> Path | None:
                 return candidate
     ancestor = image.parent
     while True:
-        for folder in MASK_FOLDERS:
-            gt = ancestor / folder / image.parent.name
+        for masks in mask_folders(ancestor):
+            gt = masks / image.parent.name
             if gt.is_dir():
                 for ending in ("", *MASK_STEM_ENDINGS):
                     for suffix in MASK_SUFFIXES:

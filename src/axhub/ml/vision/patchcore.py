@@ -206,7 +206,7 @@ def extend_inner(patches: torch.Tensor, margin: int) -> torch.Tensor:
     """The heatmap's outer ``margin`` rings: each carries the score of the nearest inner patch.
     The margin's own scores are left out as unreliable, but a defect that runs to the part's
     edge (KolektorSDD's cracks all reach it) must not fade there: the inner mean that
-    ``ignore_margin`` gives the image score would erase a fifth of such a crack from the map."""
+    ``ignore_margin`` gives the image score erased on average a fifth of a crack from the map."""
     h, w = patches.shape[-2:]
     if margin <= 0 or h <= 2 * margin or w <= 2 * margin:
         return patches

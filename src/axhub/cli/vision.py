@@ -220,14 +220,13 @@ def register(app: typer.Typer) -> None:
         from axhub.ml.vision.images import decode_image, is_good_label
         from axhub.ml.vision.onnx_export import image_input
         from axhub.ml.vision.overlay import save_overlay, unique_names
-        from axhub.ml.vision.patchcore import image_hash
+        from axhub.ml.vision.patchcore import image_hash, seen_images
         from axhub.ml.vision.plots import roc_plot, score_histogram
         from axhub.registry.bundle import BundleRunner
 
         frame = _frame_from_folder(folder)
         estimator = Estimator.load(bundle)
-        spent = set(getattr(estimator, "calibration_hashes_", []) or [])
-        trained_on = set(getattr(estimator, "training_hashes_", []) or [])
+        seen = seen_images(estimator)
         runner = BundleRunner(bundle)
         threshold = runner.threshold
         paths: list[Path] = []
@@ -241,12 +240,10 @@ def register(app: typer.Typer) -> None:
             if row["label"] is None:
                 continue
             img = decode_image(Path(row["path"]))
-            digest = image_hash(img)
-            if digest in spent:
-                left_out += 1  # spent on calibrating the threshold: never evaluated
-                continue
-            if digest in trained_on:
-                trained_left_out += 1  # in the memory bank: it would score near zero on itself
+            why = seen.get(image_hash(img))
+            if why is not None:  # it calibrated the threshold or sits in the memory bank
+                left_out += why == "calibration"
+                trained_left_out += why == "training"
                 continue
             result = runner.run(image_input(img))
             paths.append(Path(row["path"]))

@@ -189,12 +189,17 @@ def pruned_top_k(
     return exact.topk(min(top_k, exact.shape[1]), dim=1).values.mean(dim=1)
 
 
+def has_margin(h: int, w: int, margin: int) -> bool:
+    """Whether a patch grid of h × w has a ``margin`` to leave out and something inside it."""
+    return margin > 0 and h > 2 * margin and w > 2 * margin
+
+
 def ignore_margin(patches: torch.Tensor, margin: int) -> torch.Tensor:
     """Replace the outer ``margin`` rings of a patch-score map (N, 1, h, w) by the mean of the
     inner patches of each image: a part's outer border often looks unlike anything inside (edges
     of the surface, fixture, lighting fall-off) and would otherwise set every image's score."""
     h, w = patches.shape[-2:]
-    if margin <= 0 or h <= 2 * margin or w <= 2 * margin:
+    if not has_margin(h, w, margin):
         return patches
     inner = patches[:, :, margin : h - margin, margin : w - margin]
     mask = F.pad(torch.ones_like(inner), [margin] * 4)
@@ -208,7 +213,7 @@ def extend_inner(patches: torch.Tensor, margin: int) -> torch.Tensor:
     edge (KolektorSDD's cracks all reach it) must not fade there: the inner mean that
     ``ignore_margin`` gives the image score erased on average a fifth of a crack from the map."""
     h, w = patches.shape[-2:]
-    if margin <= 0 or h <= 2 * margin or w <= 2 * margin:
+    if not has_margin(h, w, margin):
         return patches
     inner = patches[:, :, margin : h - margin, margin : w - margin]
     return F.pad(inner, [margin] * 4, mode="replicate")
@@ -279,7 +284,7 @@ class PatchCoreGraph(nn.Module):
         carry the inner mean in the exact score, which never exceeds the inner top-k (k small),
         so the top-k over the inner patches is the same image score."""
         m = self.margin
-        if m <= 0 or h <= 2 * m or w <= 2 * m:
+        if not has_margin(h, w, m):
             return flat
         n, _, d = flat.shape
         return flat.reshape(n, h, w, d)[:, m : h - m, m : w - m, :].reshape(n, -1, d)
@@ -354,6 +359,15 @@ def greedy_coreset(
     if progress is not None:
         progress(n_select, n_select)
     return chosen
+
+
+def seen_images(model: Any) -> dict[str, str]:
+    """Image hash → ``"calibration"`` or ``"training"`` for the images a vision model has already
+    seen (PatchCore keeps both; other models none): an evaluation leaves them out, since a bank
+    image scores near zero on itself and a calibration image set the threshold."""
+    seen = dict.fromkeys(getattr(model, "training_hashes_", None) or [], "training")
+    seen.update(dict.fromkeys(getattr(model, "calibration_hashes_", None) or [], "calibration"))
+    return seen
 
 
 def _is_good_or_unlabelled(label: Any) -> bool:
@@ -637,9 +651,9 @@ class PatchCore(VisionEstimator):
         if labels is None:
             raise ValueError("evaluate needs labelled data (a 'label' column)")
         imgs = images_of(data)
-        hashes = [image_hash(img) for img in imgs]
-        calibration, training = set(self.calibration_hashes_), set(self.training_hashes_)
-        keep = [i for i, h in enumerate(hashes) if h not in calibration and h not in training]
+        seen = seen_images(self)
+        why = [seen.get(image_hash(img)) for img in imgs]
+        keep = [i for i, w in enumerate(why) if w is None]
         if not keep:
             raise InputValidationError(
                 InputProblem("images", None, None, "every image here trained or calibrated this model"),
@@ -647,8 +661,8 @@ class PatchCore(VisionEstimator):
             )
         y = np.array([not _is_good_or_unlabelled(labels[i]) for i in keep])
         metrics = binary_metrics(y, self.score([imgs[i] for i in keep]), self.threshold_)
-        metrics["calibration_images_left_out"] = float(sum(h in calibration for h in hashes))
-        metrics["training_images_left_out"] = float(sum(h in training for h in hashes))
+        metrics["calibration_images_left_out"] = float(why.count("calibration"))
+        metrics["training_images_left_out"] = float(why.count("training"))
         return metrics
 
     def evaluate_scores(self, y_defect: np.ndarray, scores: np.ndarray) -> dict[str, float]:

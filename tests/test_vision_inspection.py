@@ -112,6 +112,20 @@ def test_masks_are_read_as_masks_in_the_usual_layouts(
             )
     labels = {r["path"].relative_to(ks).as_posix(): r["label"] for r in labelled_folder(ks)}
     assert labels == {f"kos0{i}/Part{j}.jpg": ["good", "defect"][j] for i in (1, 2) for j in (0, 1)}
+    # DAGM 2007 as published: Class1/Train/*.PNG, masks of the defective images only, in Label/
+    dagm = tmp_path / "dagm" / "Class1"
+    for split in ("Train", "Test"):
+        _save(dagm / split / "0001.PNG", parts[0].image)
+        _save(dagm / split / "0002.PNG", parts[2].image)
+        _save(dagm / split / "Label" / "0002_label.PNG", empty + 255)
+    for root in (dagm, dagm / "Test"):
+        rows = {
+            r["path"].relative_to(root).as_posix(): (r["label"], r["mask"]) for r in labelled_folder(root)
+        }
+        prefix = "" if root.name == "Test" else "Test/"
+        assert rows[prefix + "0001.PNG"] == ("good", None), root
+        assert rows[prefix + "0002.PNG"] == ("defect", dagm / "Test" / "Label" / "0002_label.PNG"), root
+        assert all("Label" not in path for path in rows), root
 
 
 def test_import_attaches_masks_and_never_imports_them(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]

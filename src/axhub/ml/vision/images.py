@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def as_image_list(images: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]
 # -- dataset layouts: labels from folders, masks beside images or under ground_truth/ -------------
 # Folders that hold images without naming a class (an image's label is the nearest other folder).
 CONTAINER_FOLDERS = {"imgs", "img", "images", "image", "data", "train", "test", "val", "valid", "validation"}
-MASK_FOLDERS = {"ground_truth", "groundtruth", "masks", "mask", "gt", "labels"}
+MASK_FOLDERS = {"ground_truth", "groundtruth", "masks", "mask", "gt", "labels", "label"}
 MASK_STEM_ENDINGS = ("_mask", "_label", "_gt", "_labels", "_masks")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 
@@ -98,25 +99,48 @@ def list_images(folder: Path, *, masks: bool = False) -> list[Path]:
     return sorted(p for p in found if masks or not is_mask_path(p, root))
 
 
+@functools.lru_cache(maxsize=1024)
+def _entries(folder: Path, modified: int) -> tuple[dict[str, Path], tuple[Path, ...]]:
+    # One listing per folder, keyed on its modification time (a mask added later is seen): files
+    # by lower-case name (DAGM writes `.PNG`, KolektorSDD `.bmp`), and the mask sub-folders.
+    files: dict[str, Path] = {}
+    masks: list[Path] = []
+    with os.scandir(folder) as found:
+        for entry in found:
+            if entry.is_file():
+                files.setdefault(entry.name.lower(), Path(entry.path))
+            elif entry.is_dir() and entry.name.lower() in MASK_FOLDERS:
+                masks.append(Path(entry.path))
+    return files, tuple(sorted(masks))
+
+
+def _listing(folder: Path) -> tuple[dict[str, Path], tuple[Path, ...]]:
+    try:
+        return _entries(folder, folder.stat().st_mtime_ns)
+    except OSError:
+        return {}, ()
+
+
 def mask_folders(folder: Path) -> tuple[Path, ...]:
     """The sub-folders of ``folder`` that hold masks, whatever their case (VisA ships
-    ``Data/Masks/``, MVTec AD ``ground_truth/``)."""
-    try:
-        modified = folder.stat().st_mtime_ns
-    except OSError:
-        return ()
-    return _mask_folders(folder, modified)
+    ``Data/Masks/``, MVTec AD ``ground_truth/``, DAGM 2007 ``Label/``)."""
+    return _listing(folder)[1]
 
 
-@functools.lru_cache(maxsize=1024)
-def _mask_folders(folder: Path, modified: int) -> tuple[Path, ...]:
-    # Keyed on the folder's modification time: a mask folder added later is seen.
-    return tuple(sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in MASK_FOLDERS))
+def _mask_in(folder: Path, stem: str, endings: Sequence[str]) -> Path | None:
+    files = _listing(folder)[0]
+    for ending in endings:
+        for suffix in MASK_SUFFIXES:
+            found = files.get((stem + ending + suffix).lower())
+            if found is not None:
+                return found
+    return None
 
 
 def find_mask(image: Path, root: Path) -> Path | None:
-    """The mask of ``image``, from the usual layouts: beside it (``<stem>_mask.png``,
-    ``<stem>_label.png``, ``_gt``), or ``<ancestor>/ground_truth/<type>/<stem>[_mask|_label].png``
+    """The mask of ``image``, from the usual layouts, names matched whatever their case: beside it
+    (``<stem>_mask.png``, ``<stem>_label.bmp``, ``_gt``), in a mask folder beside it (DAGM 2007's
+    ``Label/<stem>_label.PNG``), or ``<ancestor>/ground_truth/<type>/<stem>[_mask|_label].png``
     where ``<type>`` is the image's folder (MVTec AD, KolektorSDD as shipped here). The search
     goes one level above ``root``: given MVTec's ``test/``, the masks are in its sibling
     ``ground_truth/``."""
@@ -125,24 +149,17 @@ def find_mask(image: Path, root: Path) -> Path | None:
     image = Path(image).absolute()
     top = Path(root).absolute().parent
     stem = image.stem
-    for ending in MASK_STEM_ENDINGS:
-        for suffix in MASK_SUFFIXES:
-            candidate = image.with_name(stem + ending + suffix)
-            if candidate.is_file():
-                return candidate
+    found = _mask_in(image.parent, stem, MASK_STEM_ENDINGS)
+    for masks in mask_folders(image.parent):
+        found = found or _mask_in(masks, stem, ("", *MASK_STEM_ENDINGS))
     ancestor = image.parent
-    while True:
+    while found is None:
         for masks in mask_folders(ancestor):
-            gt = masks / image.parent.name
-            if gt.is_dir():
-                for ending in ("", *MASK_STEM_ENDINGS):
-                    for suffix in MASK_SUFFIXES:
-                        candidate = gt / (stem + ending + suffix)
-                        if candidate.is_file():
-                            return candidate
+            found = found or _mask_in(masks / image.parent.name, stem, ("", *MASK_STEM_ENDINGS))
         if ancestor == top or ancestor == ancestor.parent or not ancestor.is_relative_to(top):
-            return None
+            break
         ancestor = ancestor.parent
+    return found
 
 
 def folder_label(image: Path, root: Path) -> str | None:
@@ -161,16 +178,26 @@ def labels_from_masks(rows: list[dict[str, Any]]) -> None:
     pixel) or ``good`` from their mask; and a folder whose masks mark some image clean names a
     sample, not a defect class (KolektorSDD as published: ``kos01/Part0.jpg`` beside
     ``Part0_label.bmp``, good and cracked parts in one folder), so its masked images are
-    labelled by their masks too. A defect-type folder (MVTec's ``test/crack``) keeps its name."""
+    labelled by their masks too. In such a folder, an image without a mask beside masked ones is
+    a clean part (DAGM 2007 ships masks for its defective images only). A defect-type folder
+    (MVTec's ``test/crack``) keeps its name."""
     has_defect: dict[int, bool] = {}
     for i, row in enumerate(rows):
         label = row.get("label")
         if row.get("mask") is not None and (label is None or not is_good_label(label)):
             has_defect[i] = bool((decode_image(Path(row["mask"])) > 0).any())
     samples = {rows[i].get("label") for i, defect in has_defect.items() if not defect}
-    for i, defect in has_defect.items():
-        if rows[i].get("label") is None or rows[i].get("label") in samples:
-            rows[i]["label"] = "defect" if defect else "good"
+
+    def named_by_masks(row: dict[str, Any]) -> bool:
+        return row.get("label") is None or row.get("label") in samples
+
+    by_mask = [i for i in has_defect if named_by_masks(rows[i])]
+    masked_folders = {Path(rows[i]["path"]).parent for i in by_mask}
+    for i in by_mask:
+        rows[i]["label"] = "defect" if has_defect[i] else "good"
+    for row in rows:
+        if named_by_masks(row) and row.get("mask") is None and Path(row["path"]).parent in masked_folders:
+            row["label"] = "good"
 
 
 def labelled_folder(root: Path) -> list[dict[str, Any]]:

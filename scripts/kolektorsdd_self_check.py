@@ -34,7 +34,8 @@ for seed in [int(s) for s in sys.argv[2:]]:
     cal, bank = [imgs[i] for i in order[:n_cal]], [imgs[i] for i in order[n_cal:]]
     selection = choose_features(
         bank, cal, candidates_for("auto", None),
-        shape=model_shape(imgs, model.input_size, model.keep_aspect), border=model.border, seed=seed,
+        shape=model_shape([i.shape for i in imgs], model.input_size, model.keep_aspect),
+        border=model.border, seed=seed,
         margins=candidate_margins(None), patch_pool=model.patch_pool,
     )  # fmt: skip
     took = time.perf_counter() - start

@@ -116,6 +116,44 @@ def test_labelled_defects_set_a_miss_rate_threshold_and_are_left_out(parts: dict
         model.evaluate(frame)  # nothing unseen: said so, not a flattering figure
 
 
+def test_image_files_are_read_when_needed_and_train_the_same_model(
+    parts: dict[str, list], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from axhub.ml.vision.base import images_of
+    from axhub.ml.vision.images import LazyImages
+
+    good = parts["train"][:8]
+    bad = [p for p in parts["test"] if p.defect is not None]
+    paths = []
+    for i, part in enumerate(good + bad):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(part.image).save(paths[-1])
+    labels = ["good"] * len(good) + ["scratch"] * len(bad)
+    files = pd.DataFrame({"path": paths, "label": labels})
+    lazy = images_of(files, lazy=True)
+    assert isinstance(lazy, LazyImages) and all(f.sha256 is None for f in lazy.files)  # nothing read yet
+    settings = {"input_size": 64, "bank_size": 100, "calibration_fraction": 0.25, "backbone": "lite0"}
+    from_files = PatchCore(**settings, stages=[2, 3]).fit(files)
+    from_arrays = PatchCore(**settings, stages=[2, 3]).fit(
+        pd.DataFrame({"image": [p.image for p in good + bad], "label": labels})
+    )
+    np.testing.assert_array_equal(from_files.bank, from_arrays.bank)
+    assert from_files.threshold_ == from_arrays.threshold_
+    assert from_files.training_hashes_ == from_arrays.training_hashes_
+    assert from_files.calibration_hashes_ == from_arrays.calibration_hashes_
+    with pytest.raises(InputValidationError, match="trained or calibrated"):
+        from_files.evaluate(files)  # the files are recognised as the model's own images
+    # a broken file is named before any training starts, not minutes into it
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    broken = pd.concat([files, pd.DataFrame({"path": [tmp_path / "broken.png"], "label": ["good"]})])
+    calls: list[str] = []
+    with pytest.raises(InputValidationError, match="broken.png"):
+        PatchCore(**settings, stages=[2, 3]).fit(broken, progress=lambda step, i, n: calls.append(step))
+    assert set(calls) <= {"reading images"}
+
+
 def test_save_load_round_trip_and_onnx_parity(
     patchcore: PatchCore, parts: dict[str, list], tmp_path: Path
 ) -> None:

@@ -288,8 +288,8 @@ def test_long_parts_keep_their_aspect_and_layers_are_chosen_on_good_images(tmp_p
     from axhub.ml.vision.patchcore import PatchCore, model_shape
     from axhub.registry.bundle import BundleRunner
 
-    assert model_shape([np.zeros((1250, 500))], 224, keep_aspect=True) == (576, 224)
-    assert model_shape([np.zeros((300, 310))], 224, keep_aspect=True) == (224, 224)
+    assert model_shape([(1250, 500)], 224, keep_aspect=True) == (576, 224)
+    assert model_shape([(300, 310)], 224, keep_aspect=True) == (224, 224)
     torch.set_num_threads(1)
     long_parts = [np.tile(p.image, (4, 1))[:150] for p in make_part_images(10, 0, seed=9, size=48)]  # 150x48
     model = PatchCore(

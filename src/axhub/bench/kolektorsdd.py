@@ -239,7 +239,7 @@ def _fast_variant(
     from sklearn.metrics import roc_auc_score
 
     from axhub.bench._vision import latency_ms
-    from axhub.ml.vision.patchcore import image_hash
+    from axhub.ml.vision.images import image_hash
 
     exact = np.asarray(model.calibration_scores_, dtype=np.float64)
     by_hash = {image_hash(img): img for img in train}

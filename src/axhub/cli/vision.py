@@ -117,17 +117,8 @@ def register(app: typer.Typer) -> None:
             data = load_dataset_images(Settings(), str(dataset), version)
         if max_images and len(data) > max_images:
             data = data.iloc[np.sort(np.random.default_rng(seed).permutation(len(data))[:max_images])]
-        if "image" not in data.columns and "path" in data.columns:
-            from rich.progress import track
-
-            from axhub.ml.vision.images import decode_image
-
-            data = data.assign(
-                image=[
-                    decode_image(Path(p))
-                    for p in track(list(data["path"]), description="reading images", transient=True)
-                ]
-            )
+        # Images stay files: the models read them a batch at a time ("reading images" first
+        # checks every file and notes its size), so large photographs do not all sit in memory.
         estimator: PatchCore | DefectClassifier
         with RichProgress() as progress:
             if model == "patchcore":
@@ -217,10 +208,10 @@ def register(app: typer.Typer) -> None:
 
         from axhub.cli._lang import t
         from axhub.ml.base import Estimator
-        from axhub.ml.vision.images import decode_image, is_good_label
+        from axhub.ml.vision.images import decode_image, image_hash, is_good_label
         from axhub.ml.vision.onnx_export import image_input
         from axhub.ml.vision.overlay import save_overlay, unique_names
-        from axhub.ml.vision.patchcore import image_hash, seen_images
+        from axhub.ml.vision.patchcore import seen_images
         from axhub.ml.vision.plots import roc_plot, score_histogram
         from axhub.registry.bundle import BundleRunner
 

@@ -4,7 +4,8 @@ Image data (``data`` in ``fit``/``score``/...) may be
 
 * a list of images (numpy uint8 ``(H, W)`` grayscale or ``(H, W, 3)`` colour, any size),
 * one stacked array ``(N, H, W)`` or ``(N, H, W, C)``, or
-* a pandas DataFrame with an ``image`` column (arrays) or a ``path`` column (image files),
+* a pandas DataFrame with an ``image`` column (arrays) or a ``path`` column (image files, read
+  when needed by PatchCore),
   optionally ``label`` (and ``mask``); other columns (asset, part id, time...) are ignored.
 
 Labels: numbers (0 = good, anything else = defect) or strings; a string label is *good* when
@@ -27,17 +28,24 @@ import pandas as pd
 
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.base import Estimator, ExampleData
-from axhub.ml.vision.images import as_image_list, decode_image
+from axhub.ml.vision.images import LazyImages, as_image_list, decode_image
 from axhub.ml.vision.onnx_export import image_input
 
 
-def images_of(data: Any, where: str = "input") -> list[np.ndarray]:
-    """The images in ``data`` (see module docstring), checked for shape and NaNs."""
+def images_of(data: Any, where: str = "input", *, lazy: bool = False) -> Sequence[np.ndarray]:
+    """The images in ``data`` (see module docstring), checked for shape and NaNs. With ``lazy``,
+    a ``path`` column gives images read from their files when used (``LazyImages``), so a model
+    that reads them batch by batch never holds them all; errors name the file by its ``source``
+    column where there is one (an imported file's own name, not where the store keeps it)."""
     if isinstance(data, pd.DataFrame):
         if "image" in data.columns:
             return as_image_list(list(data["image"]))
         if "path" in data.columns:
-            return [decode_image(Path(p)) for p in data["path"]]
+            paths = [Path(p) for p in data["path"]]
+            names = list(data["source"].astype(str)) if "source" in data.columns else [None] * len(paths)
+            if lazy:
+                return as_image_list(LazyImages.from_paths(paths, names))
+            return [decode_image(p, name=n) for p, n in zip(paths, names, strict=True)]
         raise InputValidationError(
             InputProblem(where, None, "image", "column missing"),
             hint="give an 'image' column of arrays or a 'path' column of image files",

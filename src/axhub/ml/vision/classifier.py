@@ -183,7 +183,7 @@ class DefectClassifier(VisionEstimator):
 
     # -- training -------------------------------------------------------------------------
     def features(
-        self, pooled: PooledFeatures, images: list[np.ndarray], progress: Any = None
+        self, pooled: PooledFeatures, images: Sequence[np.ndarray], progress: Any = None
     ) -> torch.Tensor:
         from axhub.ml import device as devices
 
@@ -205,7 +205,7 @@ class DefectClassifier(VisionEstimator):
         torch.manual_seed(self.seed)
         pooled = PooledFeatures(self.input_size, self.stages)
         if features is None:
-            imgs = images_of(data, "training data")
+            imgs = images_of(data, "training data", lazy=True)  # read a batch at a time
             check_same_length(imgs, labels)
             features = self.features(pooled, imgs, progress)
         x_all = features.float()

@@ -187,7 +187,9 @@ class FineTunedClassifier(DefectClassifier):
     def _trunk(self) -> LiteFeatures:
         return LiteFeatures(self.input_size, [self.frozen_stage], self.backbone)
 
-    def trunk_maps(self, trunk: LiteFeatures, images: list[np.ndarray], progress: Any = None) -> torch.Tensor:
+    def trunk_maps(
+        self, trunk: LiteFeatures, images: Sequence[np.ndarray], progress: Any = None
+    ) -> torch.Tensor:
         """The frozen part's output for every image, float16 (computed once per training)."""
         chunks = []
         with torch.inference_mode():
@@ -205,7 +207,7 @@ class FineTunedClassifier(DefectClassifier):
         gen = torch.Generator().manual_seed(self.seed)
         trunk = self._trunk()
         if features is None:
-            imgs = images_of(data, "training data")
+            imgs = images_of(data, "training data", lazy=True)  # read a batch at a time
             check_same_length(imgs, labels)
             features = self.trunk_maps(trunk, imgs, progress)
         train_idx, val_idx = self._split(y_all.numpy())

@@ -57,7 +57,6 @@ torch module, ``PatchCoreGraph``; ``export_onnx`` writes it with the bank inside
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,7 +70,7 @@ from torch.nn import functional as F
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.ml.vision.backbone import LiteFeatures, as_shape, to_tensor
 from axhub.ml.vision.base import VisionEstimator, binary_metrics, images_of, labels_of
-from axhub.ml.vision.images import is_good_label
+from axhub.ml.vision.images import image_facts, is_good_label, join, pick
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_STAGES = (2, 3)
@@ -84,18 +83,13 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
-def image_hash(img: np.ndarray) -> str:
-    """Content hash of decoded pixels (shape included), to recognise calibration images later."""
-    arr = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
-    return hashlib.sha256(str(arr.shape).encode() + arr.tobytes()).hexdigest()
-
-
-def model_shape(images: Sequence[np.ndarray], input_size: int, keep_aspect: bool) -> tuple[int, int]:
-    """(height, width) the graph resizes to: square, or the median aspect ratio with the short
-    side at ``input_size`` and the long side a multiple of 32 (at most 4× the short side)."""
-    if not keep_aspect or not images:
+def model_shape(shapes: Sequence[Sequence[int]], input_size: int, keep_aspect: bool) -> tuple[int, int]:
+    """(height, width) the graph resizes to, from the images' shapes: square, or the median
+    aspect ratio with the short side at ``input_size`` and the long side a multiple of 32 (at
+    most 4× the short side)."""
+    if not keep_aspect or not shapes:
         return (input_size, input_size)
-    ratio = float(np.median([np.asarray(i).shape[0] / np.asarray(i).shape[1] for i in images]))
+    ratio = float(np.median([shape[0] / shape[1] for shape in shapes]))
     if 0.8 <= ratio <= 1.25:
         return (input_size, input_size)
     long = min(4 * input_size, max(input_size, 32 * round(input_size * max(ratio, 1 / ratio) / 32)))
@@ -468,7 +462,7 @@ class PatchCore(VisionEstimator):
         ).eval()  # fmt: skip
 
     def _embed(
-        self, embedding: PatchEmbedding, images: list[np.ndarray], progress: Progress | None = None
+        self, embedding: PatchEmbedding, images: Sequence[np.ndarray], progress: Progress | None = None
     ) -> torch.Tensor:
         """Patch vectors of the images, at most ``max_patches`` in all (an even random share of
         each image's patches), so memory stays bounded however many images there are."""
@@ -495,13 +489,15 @@ class PatchCore(VisionEstimator):
         return torch.cat(chunks)
 
     def fit(self, data: Any, progress: Progress | None = None) -> Self:
-        imgs = images_of(data, "training data")
+        # Image files are read when needed, a batch at a time: a few hundred large photographs
+        # would otherwise hold gigabytes (the shapes and hashes of all are read once, first).
+        imgs = images_of(data, "training data", lazy=True)
         labels = labels_of(data)
-        defects: list[np.ndarray] = []
+        defects: Sequence[np.ndarray] = []
         if labels is not None:  # train on the good parts only; labelled defects may calibrate
             good_mask = [_is_good_or_unlabelled(lab) for lab in labels]
-            defects = [img for img, g in zip(imgs, good_mask, strict=True) if not g]
-            imgs = [img for img, g in zip(imgs, good_mask, strict=True) if g]
+            defects = pick(imgs, [i for i, g in enumerate(good_mask) if not g])
+            imgs = pick(imgs, [i for i, g in enumerate(good_mask) if g])
             if not imgs:
                 raise ValueError(
                     "no good images in the training data (every image is labelled as a defect); "
@@ -512,11 +508,13 @@ class PatchCore(VisionEstimator):
         n_cal = 0
         if len(imgs) >= 2 and self.calibration_fraction > 0:
             n_cal = min(max(1, round(self.calibration_fraction * len(imgs))), len(imgs) - 1)
-        cal = [imgs[i] for i in order[:n_cal]]
-        bank_imgs = [imgs[i] for i in order[n_cal:]]
+        cal = pick(imgs, order[:n_cal])
+        bank_imgs = pick(imgs, order[n_cal:])
         if defects:
-            defects = [defects[i] for i in np.sort(rng.permutation(len(defects))[: self.calibration_defects])]
-        self.shape_ = model_shape(imgs, self.input_size, self.keep_aspect)
+            defects = pick(defects, np.sort(rng.permutation(len(defects))[: self.calibration_defects]))
+        reading = None if progress is None else (lambda i, n: progress("reading images", i, n))
+        facts = image_facts(imgs, reading)
+        self.shape_ = model_shape([shape for shape, _ in facts], self.input_size, self.keep_aspect)
         self._choose_features(bank_imgs, cal, progress)
         embedding = self._embedding()
         feats = self._embed(embedding, bank_imgs, progress)
@@ -535,13 +533,13 @@ class PatchCore(VisionEstimator):
         # With a single image there is no hold-out and the (optimistic) training score is used.
         self.calibration_scores_ = self.score(cal if cal else bank_imgs, progress=progress)
         self.calibration_defect_scores_ = self.score(defects, progress=progress) if defects else None
-        self.calibration_hashes_ = [image_hash(i) for i in cal + defects]
-        self.training_hashes_ = [image_hash(i) for i in bank_imgs]
+        self.calibration_hashes_ = [sha for _, sha in image_facts(join(cal, defects))]
+        self.training_hashes_ = [sha for _, sha in image_facts(bank_imgs)]
         self.set_operating_point()
         return self
 
     def _choose_features(
-        self, bank_imgs: list[np.ndarray], cal: list[np.ndarray], progress: Progress | None
+        self, bank_imgs: Sequence[np.ndarray], cal: Sequence[np.ndarray], progress: Progress | None
     ) -> None:
         from axhub.ml.vision.selection import candidate_margins, candidates_for, choose_features
 
@@ -600,12 +598,12 @@ class PatchCore(VisionEstimator):
 
     def patch_score_maps(self, data: Any) -> list[np.ndarray]:
         graph = self._graph()
-        return [m[0] for m in self._batched(graph.patch_scores, images_of(data))]
+        return [m[0] for m in self._batched(graph.patch_scores, images_of(data, lazy=True))]
 
     def _batched(
         self,
         fn: Callable[[torch.Tensor], torch.Tensor],
-        imgs: list[np.ndarray],
+        imgs: Sequence[np.ndarray],
         progress: Progress | None = None,
     ) -> list[np.ndarray]:
         # Keep the patch-to-bank distance matrix of one batch near 64 MB.
@@ -624,7 +622,7 @@ class PatchCore(VisionEstimator):
 
     def score(self, data: Any, progress: Progress | None = None) -> np.ndarray:
         graph = self._graph()
-        maps = self._batched(graph.score, images_of(data), progress)
+        maps = self._batched(graph.score, images_of(data, lazy=True), progress)
         return np.asarray(maps, dtype=np.float32)
 
     def predict(self, data: Any) -> np.ndarray:
@@ -650,9 +648,9 @@ class PatchCore(VisionEstimator):
         labels = labels_of(data)
         if labels is None:
             raise ValueError("evaluate needs labelled data (a 'label' column)")
-        imgs = images_of(data)
+        imgs = images_of(data, lazy=True)
         seen = seen_images(self)
-        why = [seen.get(image_hash(img)) for img in imgs]
+        why = [seen.get(sha) for _, sha in image_facts(imgs)]
         keep = [i for i, w in enumerate(why) if w is None]
         if not keep:
             raise InputValidationError(
@@ -660,7 +658,7 @@ class PatchCore(VisionEstimator):
                 hint="evaluate on labelled images the model has not seen",
             )
         y = np.array([not _is_good_or_unlabelled(labels[i]) for i in keep])
-        metrics = binary_metrics(y, self.score([imgs[i] for i in keep]), self.threshold_)
+        metrics = binary_metrics(y, self.score(pick(imgs, keep)), self.threshold_)
         metrics["calibration_images_left_out"] = float(why.count("calibration"))
         metrics["training_images_left_out"] = float(why.count("training"))
         return metrics

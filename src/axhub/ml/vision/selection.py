@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from axhub.ml.vision.backbone import LiteFeatures, to_tensor
+from axhub.ml.vision.images import join, pick
 
 # Cheapest first. Stage pairs: texture (2, 3) and mid-level parts (3, 4) of each network.
 CANDIDATE_STAGES: tuple[tuple[int, ...], ...] = ((2, 3), (3, 4))
@@ -46,30 +47,30 @@ def candidates_for(backbone: str, stages: Sequence[int] | None) -> list[tuple[st
 
 
 def _maps(
-    features: LiteFeatures, images: list[np.ndarray], shape: tuple[int, int], batch: int = 8
+    features: LiteFeatures, imgs: Sequence[np.ndarray], shape: tuple[int, int], batch: int = 8
 ) -> list[torch.Tensor]:
     out: list[list[torch.Tensor]] = []
     with torch.inference_mode():
-        for start in range(0, len(images), batch):
-            out.append(features(to_tensor(images[start : start + batch], shape)))
+        for start in range(0, len(imgs), batch):
+            out.append(features(to_tensor(imgs[start : start + batch], shape)))
     return [torch.cat([o[i] for o in out]) for i in range(len(features.stages))]
 
 
 def self_check_images(
-    bank_imgs: list[np.ndarray], held_out: list[np.ndarray], rng: np.random.Generator
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    bank_imgs: Sequence[np.ndarray], held_out: Sequence[np.ndarray], rng: np.random.Generator
+) -> tuple[Sequence[np.ndarray], Sequence[np.ndarray]]:
     """The self-check's bank and its clean images.
 
     The clean images are the held-out ones plus the good images the check's small bank did not
     draw (they are just as unseen by it): with 28 clean images, as on a product of 139 good
     images, the AUROC of one candidate moved by several points between draws, which was more than
     the candidates differed."""
-    pick = rng.permutation(len(bank_imgs))
-    bank = [bank_imgs[i] for i in np.sort(pick[:MAX_BANK_IMAGES])]
-    pool = held_out + [bank_imgs[i] for i in np.sort(pick[MAX_BANK_IMAGES:])]
-    clean = [pool[i] for i in np.sort(rng.permutation(len(pool))[:MAX_HELD_OUT])]
+    order = rng.permutation(len(bank_imgs))
+    bank = pick(bank_imgs, np.sort(order[:MAX_BANK_IMAGES]))
+    pool = join(held_out, pick(bank_imgs, np.sort(order[MAX_BANK_IMAGES:])))
+    clean = pick(pool, np.sort(rng.permutation(len(pool))[:MAX_HELD_OUT]))
     if len(clean) < 10:  # a few images: each twice, so the check is not a coin toss
-        clean = clean * 2
+        clean = join(clean, clean)
     return bank, clean
 
 
@@ -89,8 +90,8 @@ def _bootstrap_std(clean: np.ndarray, synthetic: np.ndarray, seed: int, rounds: 
 
 
 def choose_features(
-    bank_imgs: list[np.ndarray],
-    held_out: list[np.ndarray],
+    bank_imgs: Sequence[np.ndarray],
+    held_out: Sequence[np.ndarray],
     candidates: Sequence[tuple[str, Sequence[int]]],
     *,
     shape: tuple[int, int],
@@ -118,7 +119,7 @@ def choose_features(
         backbone, so each backbone sees the same defects."""
         draw = copy.deepcopy(rng)
         for start in range(0, len(clean), per_batch):
-            chunk = clean[start : start + per_batch]
+            chunk = list(clean[start : start + per_batch])
             yield start, chunk + [add_defect(img, draw, kind) for img in chunk for kind in kinds]
 
     gen = torch.Generator().manual_seed(seed)

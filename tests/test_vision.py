@@ -149,7 +149,7 @@ def test_image_files_are_read_when_needed_and_train_the_same_model(
     (tmp_path / "broken.png").write_bytes(b"not an image")
     broken = pd.concat([files, pd.DataFrame({"path": [tmp_path / "broken.png"], "label": ["good"]})])
     calls: list[str] = []
-    with pytest.raises(InputValidationError, match="broken.png"):
+    with pytest.raises(InputValidationError, match=r"broken\.png"):
         PatchCore(**settings, stages=[2, 3]).fit(broken, progress=lambda step, i, n: calls.append(step))
     assert set(calls) <= {"reading images"}
 

@@ -223,7 +223,8 @@ def register(app: typer.Typer) -> None:
         paths: list[Path] = []
         scores: list[float] = []
         y: list[bool] = []
-        heats: list[Any] = []
+        heats: dict[int, Any] = {}  # image index → heatmap, for the examples only
+        shown = {True: 0, False: 0}  # examples kept so far, defect / good
         pixel_y: list[Any] = []
         pixel_s: list[Any] = []
         left_out = trained_left_out = 0
@@ -242,7 +243,11 @@ def register(app: typer.Typer) -> None:
             y.append(not is_good_label(row["label"]))
             if "heatmap" in result:
                 heat = np.asarray(result["heatmap"][0])
-                heats.append(heat if len(heats) < 10_000 else None)
+                # Only the examples' heatmaps are kept whole: a few hundred full-size heatmaps of
+                # 1024 x 1024 images held 1.4 GB.
+                shown[y[-1]] += 1
+                if shown[y[-1]] <= examples:
+                    heats[len(y) - 1] = heat
                 if row.get("mask") is not None or not y[-1]:
                     mask = (
                         decode_image(Path(row["mask"])) > 0
@@ -279,7 +284,7 @@ def register(app: typer.Typer) -> None:
         if 0 < y_arr.sum() < len(y_arr):
             roc_plot(y_arr, {bundle.name: s_arr}, out / "roc.png")
         score_histogram(y_arr, s_arr, threshold, out / "scores.png")
-        if threshold is not None and heats and heats[0] is not None:
+        if threshold is not None and heats:
             picks = list(np.flatnonzero(y_arr)[:examples]) + list(np.flatnonzero(~y_arr)[:examples])
             names = unique_names([paths[i] for i in picks])
             for i, fname in zip(picks, names, strict=True):

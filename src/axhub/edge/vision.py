@@ -11,7 +11,8 @@ later pass (it must be unchanged for ``settle_s``); a settled file that does not
 recorded as an unreadable result, not retried forever.
 
 Decoding is a few lines of Pillow here rather than ``axhub.ml.vision.images``: the agent imports
-no ``axhub.ml`` (its light-install rule), and the graph takes raw pixels, so nothing else is needed.
+no ``axhub.ml`` (its light-install rule), and the graph takes raw pixels. The pixel-depth rule
+(16-bit camera images scaled to 8 bits, not clipped) is the hub's own, from ``core.pixels``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from axhub.core.pixels import to_uint8
 from axhub.edge.buffer import Buffer
 from axhub.edge.scoring import model_info
 from axhub.registry.bundle import BundleRunner
@@ -47,8 +49,7 @@ def image_tensor(path: Path) -> np.ndarray:
 
     with Image.open(path) as img:
         img.load()  # full decode now: a truncated file fails here, not inside the model
-        grey = img.mode in ("L", "I;16", "I", "F", "1", "LA")
-        arr = np.asarray(img.convert("L" if grey else "RGB"), dtype=np.float32)
+        arr = to_uint8(img).astype(np.float32)  # the hub's own rule: 16-bit images scaled, not clipped
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])

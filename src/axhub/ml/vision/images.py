@@ -12,6 +12,7 @@ from typing import Any, overload
 import numpy as np
 
 from axhub.core.errors import InputProblem, InputValidationError
+from axhub.core.pixels import to_uint8
 
 GOOD_LABELS = {"good", "ok", "normal", "pass", "0", "false", "negative"}
 
@@ -45,10 +46,7 @@ def decode_image(data: bytes | Path, *, name: str | None = None) -> np.ndarray:
             img.load()
             if img.width == 0 or img.height == 0:
                 raise ValueError("image has zero size")
-            if img.mode in ("L", "I;16", "I", "F", "1", "LA"):
-                arr = np.asarray(img.convert("L"))
-            else:
-                arr = np.asarray(img.convert("RGB"))
+            arr = to_uint8(img)  # 16-bit camera images scaled, not clipped (core.pixels)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputValidationError(
             InputProblem(label, None, None, f"not a readable image ({exc})"),

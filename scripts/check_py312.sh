@@ -31,4 +31,4 @@ PYTHON=$PY312 AXHUB_VENV=.venv312 AXHUB_TORCH=optional bash scripts/setup.sh
   tests/test_bundle.py tests/test_ml_anomaly.py tests/test_ml_contract.py \
   tests/test_api_core.py tests/test_owndata_cli.py \
   tests/test_edge_units.py tests/test_edge_inspections.py tests/test_edge_vision_update.py \
-  tests/test_image_depth.py
+  tests/test_image_files.py

@@ -9,7 +9,7 @@ Image data (``data`` in ``fit``/``score``/...) may be
   optionally ``label`` (and ``mask``); other columns (asset, part id, time...) are ignored.
 
 Labels: numbers (0 = good, anything else = defect) or strings; a string label is *good* when
-it is one of ``images.GOOD_LABELS`` or starts with ``ok``/``good`` (so ``ok_front`` is good and
+it is one of ``images.GOOD_LABELS`` or starts with ``ok``/``good``/``양품`` (so ``ok_front`` is good and
 ``def_front`` a defect); anything else is a defect class (``images.is_good_label``).
 
 The ONNX graphs of this family take raw pixels: float32 ``(N, 1|3, H, W)`` in 0..255 named

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -14,7 +15,12 @@ import numpy as np
 from axhub.core.errors import InputProblem, InputValidationError
 from axhub.core.pixels import to_uint8
 
-GOOD_LABELS = {"good", "ok", "normal", "pass", "0", "false", "negative"}
+# Korean factories name their folders 양품 (good part), 정상 (normal), 합격 (pass), 양호 (sound);
+# the Chinese-character forms turn up in exports from Japanese and Chinese equipment.
+GOOD_WORDS_KO = ("양품", "정상", "합격", "양호")
+GOOD_WORDS_CJK = ("良品", "正常", "合格")
+GOOD_LABELS = {"good", "ok", "normal", "pass", "0", "false", "negative", *GOOD_WORDS_KO, *GOOD_WORDS_CJK}
+GOOD_PREFIXES = ("ok", "good", *GOOD_WORDS_KO, *GOOD_WORDS_CJK)  # ok_front, 양품_앞면
 
 
 def is_good_label(label: Any) -> bool:
@@ -22,8 +28,9 @@ def is_good_label(label: Any) -> bool:
         return not bool(label)
     if isinstance(label, int | float | np.integer | np.floating):
         return float(label) == 0.0
-    text = str(label).strip().lower()
-    return text in GOOD_LABELS or text.startswith(("ok", "good"))
+    # NFC: macOS writes Hangul folder names decomposed (NFD), so 양품 would not match as typed.
+    text = unicodedata.normalize("NFC", str(label)).strip().lower()
+    return text in GOOD_LABELS or text.startswith(GOOD_PREFIXES)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}

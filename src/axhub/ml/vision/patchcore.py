@@ -501,7 +501,7 @@ class PatchCore(VisionEstimator):
             if not imgs:
                 raise ValueError(
                     "no good images in the training data (every image is labelled as a defect); "
-                    "put good parts in a folder named 'good' or 'ok', or at the folder's root"
+                    "put good parts in a folder named 'good', 'ok' or '양품', or at the folder's root"
                 )
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(imgs))

@@ -1,8 +1,10 @@
-"""Images deeper than 8 bits (industrial, X-ray and thermal cameras write 16-bit grey PNG/TIFF)
-read as their content, on the hub and at the edge alike (core.pixels)."""
+"""Reading image files as factories write them: images deeper than 8 bits (industrial, X-ray and
+thermal cameras write 16-bit grey PNG/TIFF) read as their content on the hub and at the edge alike
+(core.pixels), and class folders named in Korean."""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from PIL import Image
 
 from axhub.core.pixels import deep_grey_to_uint8
 from axhub.edge.vision import image_tensor
-from axhub.ml.vision.images import decode_image
+from axhub.ml.vision.images import decode_image, is_good_label, labelled_folder
 
 
 def _gradient(top: int, dtype: str = "<u2") -> np.ndarray:
@@ -60,3 +62,18 @@ def test_eight_bit_images_are_unchanged(tmp_path: Path) -> None:
 def test_broken_values_read_as_black() -> None:
     values = np.array([[np.nan, -5.0], [np.inf, 0.5]], dtype=np.float32)
     assert deep_grey_to_uint8(values).tolist() == [[0, 0], [0, 128]]
+
+
+def test_korean_class_folders_name_good_parts(tmp_path: Path) -> None:
+    for word in ("양품", "정상", "합격", "양품_앞면", "良品", "OK", "ok_front", "good"):
+        assert is_good_label(word), word
+    for word in ("불량", "NG", "스크래치", "def_front", "crack"):
+        assert not is_good_label(word), word
+    part = np.full((8, 8), 120, np.uint8)
+    # a folder copied from a Mac keeps its Hangul decomposed (NFD): still the same word
+    for folder in ("양품", unicodedata.normalize("NFD", "정상"), "불량"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(part).save(tmp_path / folder / "0001.png")
+    good = {r["path"].parent.name: is_good_label(r["label"]) for r in labelled_folder(tmp_path)}
+    assert sorted(good.values()) == [False, True, True]
+    assert good["불량"] is False

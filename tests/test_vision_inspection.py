@@ -240,6 +240,45 @@ def test_cli_trains_on_a_plain_folder_registers_and_evaluates(
     assert res.exit_code == 2 and "trained or calibrated this model" in said
 
 
+def test_vision_cli_speaks_korean_to_a_korean_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from axhub.cli.main import app
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("AXHUB_HOME", str(tmp_path / "home"))
+    parts = make_part_images(12, 6, seed=8, size=64)
+    for i, p in enumerate(parts):  # folders named as a Korean engineer names them
+        _save(tmp_path / "부품" / ("양품" if p.defect is None else "불량") / f"부품_{i:02d}.png", p.image)
+    runner = CliRunner()
+    model = str(tmp_path / "모델")
+    runs = [
+        ["--lang", "ko", "vision", "train", "--folder", str(tmp_path / "부품"), "--out", model,
+         "--input-size", "64", "--backbone", "lite0", "--bank-size", "200", "--threads", "1"],
+        ["--lang", "ko", "vision", "evaluate", model, str(tmp_path / "부품"),
+         "--out", str(tmp_path / "결과")],
+        ["--lang", "ko", "vision", "score", model, str(tmp_path / "부품" / "불량")],
+        ["--lang", "ko", "vision", "operating-point", model, "--out", str(tmp_path / "모델2"),
+         "--target-miss", "0.2"],
+    ]  # fmt: skip
+    said = []
+    for args in runs:
+        res = runner.invoke(app, args)
+        # evaluating on the training folder: every image was seen, which is said (exit 2)
+        assert res.exit_code in (0, 2), res.output
+        said.append(res.output)
+    text = "\n".join(said)
+    assert "정책 (b), 레이블 불량 6장" in text  # 양품/ is good, 불량/ a defect class
+    assert "모델 번들 저장" in text and "이미지 읽기" in text and "불량" in said[2]
+    assert "학습이나 임계값 보정에 쓰였습니다" in " ".join(said[1].replace("│", " ").split())
+    english = ["policy", "threshold", "bundle", "registered", "written", "synthetic", "margin",
+               "recall", "reading", "features", "scoring", "coreset", "DEFECT", "false alarm"]  # fmt: skip
+    ours = "\n".join(line for line in text.splitlines() if not line.startswith(("Usage:", "Try ")))  # Click's
+    assert [w for w in english if w in ours] == [], ours
+
+
 def test_operating_points_over_the_api_and_the_choice_is_stored(tmp_path: Path) -> None:
     import pandas as pd
 

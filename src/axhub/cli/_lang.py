@@ -67,6 +67,113 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{folder} 아래의 레이블 이미지는 모두 이 모델의 학습이나 임계값 보정에 쓰였습니다: "
         "모델이 보지 않은 레이블 이미지로 평가하세요",
     ),
+    # vision train / evaluate / score / operating-point / export / import
+    "vision.step.reading images": ("reading images", "이미지 읽기"),
+    "vision.step.choosing layers": ("choosing layers", "특징 단계 고르기"),
+    "vision.step.features": ("features", "특징 계산"),
+    "vision.step.coreset": ("coreset", "코어셋"),
+    "vision.step.scoring": ("scoring", "점수 계산"),
+    "vision.step.fine-tuning": ("fine-tuning", "미세 조정"),
+    "vision.not_a_folder": ("{folder} is not a folder", "{folder}은(는) 폴더가 아닙니다"),
+    "vision.no_images": ("no image files under {folder}", "{folder} 아래에 이미지 파일이 없습니다"),
+    "vision.folder_or_dataset": (
+        "give exactly one of --folder or --dataset",
+        "--folder와 --dataset 가운데 하나만 지정하세요",
+    ),
+    "vision.needs_labels": (
+        "a supervised model needs labelled images (class sub-folders)",
+        "지도 학습 모델에는 레이블 이미지(부류별 하위 폴더)가 필요합니다",
+    ),
+    "vision.unknown_model": (
+        "unknown model {model!r}; choose from {models}",
+        "알 수 없는 모델 {model!r}입니다. 다음 가운데 고르세요: {models}",
+    ),
+    "vision.supervised_model": ("supervised model: {name}", "지도 학습 모델: {name}"),
+    "vision.features": (
+        "backbone {backbone} stages {stages}, input {h}x{w} ({method})",
+        "백본 {backbone}, 특징 단계 {stages}, 입력 {h}x{w} ({method})",
+    ),
+    "vision.features.self_check": (
+        "self-check on good images only: {bank} bank images, {clean} held-out good images vs the same "
+        "with one synthetic defect of each kind ({kinds})",
+        "양품 이미지만으로 한 자체 점검: 뱅크 {bank}장, 따로 둔 양품 {clean}장과 그 이미지에 종류마다 "
+        "합성 불량을 하나씩 넣은 것 ({kinds})",
+    ),
+    "vision.features.given": ("as given", "지정한 대로"),
+    "vision.features.default": (
+        "default: no held-out images to check on",
+        "기본값: 점검에 쓸 따로 둔 이미지가 없음",
+    ),
+    "vision.candidate": (
+        "{backbone} {stages} margin {margin}: synthetic AUROC {auroc:.1f}{spread} % ({kinds}), "
+        "recall at max good {recall:.0f} %",
+        "{backbone} {stages} 가장자리 제외 {margin}: 합성 불량 AUROC {auroc:.1f}{spread} % ({kinds}), "
+        "양품 최고 점수 위 재현율 {recall:.0f} %",
+    ),
+    "vision.kind.patch": ("patch", "붙인 조각"),
+    "vision.kind.scratch": ("scratch", "긁힘"),
+    "vision.kind.spot": ("spot", "반점"),
+    "vision.threshold_b": (
+        "threshold {threshold:.4f}: policy (b), {n} labelled defects, miss rate {miss:.0%} on them "
+        "(target {target:.0%}); leave these images out of any evaluation (evaluate does so by itself)",
+        "임계값 {threshold:.4f}: 정책 (b), 레이블 불량 {n}장, 그 가운데 놓친 비율 "
+        "{miss:.0%}(목표 {target:.0%}). 이 이미지들은 어떤 평가에서도 빼세요(evaluate는 스스로 뺍니다)",
+    ),
+    "vision.threshold_a": (
+        "threshold {threshold:.4f}: policy (a), {n} held-out good images; false alarms at most "
+        "{bound:.1%} with {confidence:.0%} confidence (target {target:.1%}{needs})",
+        "임계값 {threshold:.4f}: 정책 (a), 따로 둔 양품 {n}장. 오경보는 신뢰도 {confidence:.0%}로 "
+        "최대 {bound:.1%}(목표 {target:.1%}{needs})",
+    ),
+    "vision.threshold_needs": (
+        "; needs {n} held-out good images",
+        ". 목표를 보장하려면 따로 둔 양품 {n}장이 필요함",
+    ),
+    "vision.classes": ("classes {classes}; calibration {calibration}", "부류 {classes}, 보정 {calibration}"),
+    "vision.bundle_written": ("bundle written: {out}", "모델 번들 저장: {out}"),
+    "vision.registered": ("registered: {model}", "등록: {model}"),
+    "vision.no_labelled": ("no labelled images under {folder}", "{folder} 아래에 레이블 이미지가 없습니다"),
+    "vision.metric.auroc": ("auroc", "AUROC"),
+    "vision.metric.f1": ("f1", "F1"),
+    "vision.metric.precision": ("precision", "정밀도"),
+    "vision.metric.recall": ("recall", "재현율"),
+    "vision.metric.accuracy": ("accuracy", "정확도"),
+    "vision.metric.pixel_auroc": ("pixel_auroc", "화소 AUROC"),
+    "vision.evaluate_written": (
+        "written: {out}/metrics.json, roc.png, scores.png, heatmaps/",
+        "저장: {out}/metrics.json, roc.png, scores.png, heatmaps/",
+    ),
+    "vision.score_skipped": ("{path}: skipped - {error}", "{path}: 건너뜀 - {error}"),
+    "vision.verdict_defect": ("DEFECT", "불량"),
+    "vision.verdict_good": ("OK", "양품"),
+    "vision.one_policy": (
+        "give exactly one of --threshold, --target-false-alarm, --target-miss",
+        "--threshold, --target-false-alarm, --target-miss 가운데 하나만 지정하세요",
+    ),
+    "vision.no_calibration": (
+        "{name} keeps no calibration scores (not an anomaly model)",
+        "{name}에는 보정 점수가 없습니다(이상 탐지 모델이 아님)",
+    ),
+    "vision.operating_point": (
+        "threshold {threshold:.4f}: false alarms {far:.1%} of calibration good images{miss}",
+        "임계값 {threshold:.4f}: 보정용 양품의 오경보 {far:.1%}{miss}",
+    ),
+    "vision.operating_point_miss": (
+        ", misses {miss:.1%} of calibration defects",
+        ", 보정용 불량을 놓친 비율 {miss:.1%}",
+    ),
+    "vision.int8_decision": ("INT8 decision: {decision}", "INT8 판단: {decision}"),
+    "vision.int8_refused": (
+        "INT8 not shipped: accuracy did not hold; keep the float32 bundle.",
+        "INT8 번들은 만들지 않았습니다: 정확도가 유지되지 않았으니 float32 번들을 쓰세요.",
+    ),
+    "vision.int8_written": ("INT8 bundle written: {out}", "INT8 번들 저장: {out}"),
+    "vision.imported": (
+        "{n} images imported into {dataset} {version}",
+        "이미지 {n}장을 {dataset} {version}(으)로 가져왔습니다",
+    ),
+    "vision.import_skipped": ("skipped: {problem}", "건너뜀: {problem}"),
+    "vision.mask_left_out": ("mask left out: {problem}", "마스크 뺌: {problem}"),
     "opcua_cert.made": (
         "OPC UA client certificate written (ApplicationUri {uri}):",
         "OPC UA 클라이언트 인증서를 만들었습니다(ApplicationUri {uri}):",

@@ -10,6 +10,9 @@ from typing import Any
 
 import typer
 
+from axhub.cli._lang import t
+from axhub.cli._vision_text import describe_candidate, describe_method, describe_threshold, step_label
+
 MODELS = {
     "patchcore": "anomaly detection from good parts only",
     "classifier": "supervised good/defect: fine-tuned when every class has 100+ images, else a linear probe",
@@ -27,10 +30,10 @@ def _frame_from_folder(folder: Path) -> Any:
     from axhub.ml.vision.images import labelled_folder
 
     if not folder.is_dir():
-        raise typer.BadParameter(f"{folder} is not a folder / 폴더가 아닙니다")
+        raise typer.BadParameter(t("vision.not_a_folder", folder=folder))
     rows = labelled_folder(folder)
     if not rows:
-        raise typer.BadParameter(f"no image files under {folder} / 이미지 파일이 없습니다")
+        raise typer.BadParameter(t("vision.no_images", folder=folder))
     return pd.DataFrame(rows)
 
 
@@ -96,19 +99,17 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import torch
 
-        from axhub.cli._lang import t
         from axhub.core.settings import Settings
         from axhub.ml.vision.classifier import DefectClassifier
         from axhub.ml.vision.finetune import FineTunedClassifier, supervised_model_for
         from axhub.ml.vision.operating import weak_self_check
         from axhub.ml.vision.patchcore import PatchCore
         from axhub.ml.vision.progress import RichProgress
-        from axhub.ml.vision.selection import describe_candidate
 
         if threads:
             torch.set_num_threads(threads)
         if (folder is None) == (dataset is None):
-            raise typer.BadParameter("give exactly one of --folder or --dataset")
+            raise typer.BadParameter(t("vision.folder_or_dataset"))
         if folder is not None:
             data = _frame_from_folder(folder)
         else:
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
         # Images stay files: the models read them a batch at a time ("reading images" first
         # checks every file and notes its size), so large photographs do not all sit in memory.
         estimator: PatchCore | DefectClassifier
-        with RichProgress() as progress:
+        with RichProgress(step_label) as progress:
             if model == "patchcore":
                 estimator = PatchCore(
                     input_size=input_size or 224, backbone=backbone, bank_size=bank_size, seed=seed,
@@ -128,7 +129,7 @@ def register(app: typer.Typer) -> None:
                 ).fit(data, progress=progress)  # fmt: skip
             elif model in ("classifier", "finetuned", "probe"):
                 if "label" not in data.columns:
-                    raise typer.BadParameter("a supervised model needs labelled images (class sub-folders)")
+                    raise typer.BadParameter(t("vision.needs_labels"))
                 sized: dict[str, Any] = {"seed": seed, **({"input_size": input_size} if input_size else {})}
                 if model == "classifier":
                     estimator = supervised_model_for(list(data["label"].dropna()), **sized)
@@ -136,19 +137,25 @@ def register(app: typer.Typer) -> None:
                     estimator = (
                         FineTunedClassifier(**sized) if model == "finetuned" else DefectClassifier(**sized)
                     )
-                typer.echo(f"supervised model: {estimator.name}")
+                typer.echo(t("vision.supervised_model", name=estimator.name))
                 labelled = data.dropna(subset=["label"])
                 if isinstance(estimator, FineTunedClassifier):
                     estimator.fit(labelled, progress=progress)
                 else:
                     estimator.fit(labelled, progress=lambda done, n: progress("features", done, n))
             else:
-                raise typer.BadParameter(f"unknown model {model!r}; choose from {sorted(MODELS)}")
+                raise typer.BadParameter(t("vision.unknown_model", model=model, models=sorted(MODELS)))
         if isinstance(estimator, PatchCore):
             op = estimator.operating_
             typer.echo(
-                f"backbone {estimator.backbone_} stages {estimator.stages_}, input {estimator.shape_[0]}x"
-                f"{estimator.shape_[1]} ({estimator.selection_.get('method', '')})"
+                t(
+                    "vision.features",
+                    backbone=estimator.backbone_,
+                    stages=estimator.stages_,
+                    h=estimator.shape_[0],
+                    w=estimator.shape_[1],
+                    method=describe_method(estimator.selection_),
+                )
             )
             for candidate in estimator.selection_.get("candidates", []):
                 typer.echo(f"  {describe_candidate(candidate)}")
@@ -163,28 +170,13 @@ def register(app: typer.Typer) -> None:
                         std=check["synthetic_auroc_std"],
                     )
                 )
-            if op.get("policy") == "miss-rate":
-                typer.echo(
-                    f"threshold {estimator.threshold_:.4f}: policy (b), {op['n_defects']} labelled defects, "
-                    f"miss rate {op['miss_rate_calibration']:.0%} on them "
-                    f"(target {op['target_miss_rate']:.0%}); "
-                    "leave these images out of any evaluation (evaluate does so by itself)"
-                )
-            else:
-                typer.echo(
-                    f"threshold {estimator.threshold_:.4f}: policy (a), {op['n_good']} held-out good images; "
-                    f"false alarms at most {op['false_alarm_rate_upper_bound']:.1%} "
-                    f"with {op['confidence']:.0%} "
-                    f"confidence (target {op['target_false_alarm_rate']:.1%}"
-                    + ("" if op["target_met"] else f"; needs {op['good_images_needed']} held-out good images")
-                    + ")"
-                )
+            typer.echo(describe_threshold(op, float(estimator.threshold_ or 0.0)))
         else:
-            typer.echo(f"classes {estimator.classes_}; calibration {estimator.calibration_}")
+            typer.echo(t("vision.classes", classes=estimator.classes_, calibration=estimator.calibration_))
         estimator.save(out)
-        typer.echo(f"bundle written: {out}")
+        typer.echo(t("vision.bundle_written", out=out))
         if register_model:
-            typer.echo(f"registered: {_register(out, name or out.name, org)}")
+            typer.echo(t("vision.registered", model=_register(out, name or out.name, org)))
 
     @vision.command("evaluate")
     def evaluate(
@@ -206,7 +198,6 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         from rich.progress import track
 
-        from axhub.cli._lang import t
         from axhub.ml.base import Estimator
         from axhub.ml.vision.images import decode_image, image_hash, is_good_label
         from axhub.ml.vision.onnx_export import image_input
@@ -228,7 +219,7 @@ def register(app: typer.Typer) -> None:
         pixel_y: list[Any] = []
         pixel_s: list[Any] = []
         left_out = trained_left_out = 0
-        for row in track(frame.to_dict("records"), description="scoring", transient=True):
+        for row in track(frame.to_dict("records"), description=step_label("scoring"), transient=True):
             if row["label"] is None:
                 continue
             img = decode_image(Path(row["path"]))
@@ -260,7 +251,7 @@ def register(app: typer.Typer) -> None:
         if not scores and (left_out or trained_left_out):
             raise typer.BadParameter(t("vision.evaluate_all_seen", folder=folder))
         if not scores:
-            raise typer.BadParameter(f"no labelled images under {folder} / 라벨된 이미지가 없습니다")
+            raise typer.BadParameter(t("vision.no_labelled", folder=folder))
         y_arr, s_arr = np.array(y), np.array(scores)
         from axhub.ml.vision.base import binary_metrics
 
@@ -296,14 +287,19 @@ def register(app: typer.Typer) -> None:
         )
         for key in ("auroc", "f1", "precision", "recall", "accuracy", "pixel_auroc"):
             if key in metrics:
-                typer.echo(f"{key}\t{metrics[key]:.4f}")
+                typer.echo(f"{t('vision.metric.' + key)}\t{metrics[key]:.4f}")
         if left_out:
             typer.echo(t("vision.evaluate_left_out_calibration", n=left_out))
         if trained_left_out:
             typer.echo(t("vision.evaluate_left_out_training", n=trained_left_out))
-        typer.echo(f"written: {out}/metrics.json, roc.png, scores.png, heatmaps/")
+        typer.echo(t("vision.evaluate_written", out=out))
         if register_metrics:
-            typer.echo(f"registered: {_register(bundle, name or bundle.name, org, _metrics_only(metrics))}")
+            typer.echo(
+                t(
+                    "vision.registered",
+                    model=_register(bundle, name or bundle.name, org, _metrics_only(metrics)),
+                )
+            )
 
     @vision.command("score")
     def score(
@@ -334,13 +330,13 @@ def register(app: typer.Typer) -> None:
             try:
                 img = decode_image(path)
             except InputValidationError as exc:
-                typer.echo(f"{path}: skipped - {exc}", err=True)
+                typer.echo(t("vision.score_skipped", path=path, error=exc), err=True)
                 continue
             result = runner.run(image_input(img))
             s = float(np.asarray(result["score"]).reshape(-1)[0])
             verdict = ""
             if "is_anomaly" in result and threshold is not None:
-                verdict = "DEFECT/불량" if s > threshold else "OK/양품"
+                verdict = t("vision.verdict_defect") if s > threshold else t("vision.verdict_good")
             elif "label" in result:
                 verdict = str(result["label"][0])
             typer.echo(f"{path}\t{s:.4f}\t{verdict}")
@@ -364,12 +360,10 @@ def register(app: typer.Typer) -> None:
 
         given = [v for v in (threshold, target_false_alarm, target_miss) if v is not None]
         if len(given) != 1:
-            raise typer.BadParameter(
-                "give exactly one of --threshold, --target-false-alarm, --target-miss / 하나만 지정하세요"
-            )
+            raise typer.BadParameter(t("vision.one_policy"))
         source = read_bundle(bundle)
         if "calibration_scores.npy" not in source.state_files():
-            raise typer.BadParameter(f"{bundle.name} keeps no calibration scores (not an anomaly model)")
+            raise typer.BadParameter(t("vision.no_calibration", name=bundle.name))
         good = source.load_array("calibration_scores")
         defects = (
             source.load_array("calibration_defect_scores")
@@ -387,14 +381,16 @@ def register(app: typer.Typer) -> None:
                 point = {"policy": "chosen", "threshold": float(threshold or 0.0)}
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        t = float(point["threshold"])
-        far = float((good > t).mean())
+        chosen = float(point["threshold"])
+        far = float((good > chosen).mean())
         with_operating_point(bundle, out, point)
         miss = (
-            "" if defects is None else f", misses {float((defects <= t).mean()):.1%} of calibration defects"
+            ""
+            if defects is None
+            else t("vision.operating_point_miss", miss=float((defects <= chosen).mean()))
         )
-        typer.echo(f"threshold {t:.4f}: false alarms {far:.1%} of calibration good images{miss}")
-        typer.echo(f"bundle written: {out}")
+        typer.echo(t("vision.operating_point", threshold=chosen, far=far, miss=miss))
+        typer.echo(t("vision.bundle_written", out=out))
 
     @vision.command("export")
     def export(
@@ -433,9 +429,9 @@ def register(app: typer.Typer) -> None:
                 for s in runs
             ]
             decision = int8_decision(scores[0], scores[1], y, tolerance)
-            typer.echo(f"INT8 decision: {decision}")
+            typer.echo(t("vision.int8_decision", decision=decision))
             if not decision["keep"]:
-                typer.echo("INT8 not shipped: accuracy did not hold; keep the float32 bundle.")
+                typer.echo(t("vision.int8_refused"))
                 raise typer.Exit(code=1)
             manifest = estimator.manifest()
             manifest["quantization"] = {"type": "int8-static-qdq", **decision}
@@ -447,7 +443,7 @@ def register(app: typer.Typer) -> None:
                 manifest=manifest,
                 files={f"state/{k}": v for k, v in files.items()},
             )
-        typer.echo(f"INT8 bundle written: {out}")
+        typer.echo(t("vision.int8_written", out=out))
 
     @vision.command("import")
     def import_(
@@ -468,10 +464,10 @@ def register(app: typer.Typer) -> None:
             folder, settings=settings, dataset=dataset, labels_csv=csv, masks_dir=masks, asset=asset,
             append=append, progress=True,
         )  # fmt: skip
-        typer.echo(f"{report.imported} images imported into {report.dataset} {report.version}")
+        typer.echo(t("vision.imported", n=report.imported, dataset=report.dataset, version=report.version))
         for problem in report.skipped:
-            typer.echo(f"skipped: {problem}", err=True)
+            typer.echo(t("vision.import_skipped", problem=problem), err=True)
         for problem in report.mask_problems:
-            typer.echo(f"mask left out: {problem}", err=True)
+            typer.echo(t("vision.mask_left_out", problem=problem), err=True)
 
     app.add_typer(vision, name="vision")

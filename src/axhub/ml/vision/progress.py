@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
 class RichProgress:
     """``progress(step, done, total)`` for the estimators, drawn as rich progress bars."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: Callable[[str], str] | None = None) -> None:
         from rich.progress import Progress
 
+        self.label = label or (lambda step: step)  # the step's name in the user's language
         self.live = sys.stderr.isatty()
         self.bars = Progress(transient=True)
         self.tasks: dict[str, Any] = {}
@@ -38,11 +40,11 @@ class RichProgress:
             if self.printed.get(step) != quarter:
                 self.printed[step] = quarter
                 print(
-                    f"[{time.perf_counter() - self.start:7.1f} s] {step}: {done}/{total}",
+                    f"[{time.perf_counter() - self.start:7.1f} s] {self.label(step)}: {done}/{total}",
                     file=sys.stderr,
                     flush=True,
                 )
             return
         if step not in self.tasks:
-            self.tasks[step] = self.bars.add_task(step, total=total)
+            self.tasks[step] = self.bars.add_task(self.label(step), total=total)
         self.bars.update(self.tasks[step], completed=done, total=total)

@@ -193,6 +193,9 @@ def choose_features(
             f"self-check on good images only: {len(bank)} bank images, {len(clean)} held-out good images "
             f"vs the same with one synthetic defect of each kind ({', '.join(kinds)})"
         ),
+        "bank_images": len(bank),
+        "clean_images": len(clean),
+        "kinds": kinds,
         "candidates": results,
         "chosen": {"backbone": best["backbone"], "stages": best["stages"], "margin": best["margin"]},
         # How well the chosen model finds defects pasted into its own good images: the one

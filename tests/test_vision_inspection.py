@@ -112,6 +112,26 @@ def test_masks_are_read_as_masks_in_the_usual_layouts(
             )
     labels = {r["path"].relative_to(ks).as_posix(): r["label"] for r in labelled_folder(ks)}
     assert labels == {f"kos0{i}/Part{j}.jpg": ["good", "defect"][j] for i in (1, 2) for j in (0, 1)}
+    # Magnetic-tile as published: MT_<type>/Imgs/<stem>.jpg with its mask <stem>.png beside it;
+    # MT_Free holds the defect-free tiles (empty masks)
+    mt = tmp_path / "Magnetic-tile-defect-datasets"
+    for folder, part in {"MT_Blowhole": parts[2], "MT_Free": parts[0]}.items():
+        _save(mt / folder / "Imgs" / "exp1_num_1.jpg", part.image)
+        mask = part.mask if part.mask is not None else empty
+        _save(mt / folder / "Imgs" / "exp1_num_1.png", (mask > 0).astype(np.uint8) * 255)
+    rows = {r["path"].relative_to(mt).as_posix(): (r["label"], r["mask"]) for r in labelled_folder(mt)}
+    assert rows == {
+        "MT_Blowhole/Imgs/exp1_num_1.jpg": ("MT_Blowhole", mt / "MT_Blowhole" / "Imgs" / "exp1_num_1.png"),
+        "MT_Free/Imgs/exp1_num_1.jpg": ("good", mt / "MT_Free" / "Imgs" / "exp1_num_1.png"),
+    }
+    # KolektorSDD2 as published: train/10000.png beside 10000_GT.png (upper case)
+    ks2 = tmp_path / "KolektorSDD2"
+    for stem, part in (("10000", parts[0]), ("10001", parts[2])):
+        _save(ks2 / "train" / f"{stem}.png", part.image)
+        mask = part.mask if part.mask is not None else empty
+        _save(ks2 / "train" / f"{stem}_GT.png", (mask > 0).astype(np.uint8) * 255)
+    labels = {r["path"].name: r["label"] for r in labelled_folder(ks2)}
+    assert labels == {"10000.png": "good", "10001.png": "defect"}
     # DAGM 2007 as published: Class1/Train/*.PNG, masks of the defective images only, in Label/
     dagm = tmp_path / "dagm" / "Class1"
     for split in ("Train", "Test"):

@@ -189,12 +189,24 @@ MASK_STEM_ENDINGS = ("_mask", "_label", "_gt", "_labels", "_masks")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
+# Magnetic-tile style: `Imgs/exp1_num_4894.jpg` beside its mask `Imgs/exp1_num_4894.png`. A mask
+# is never stored as JPEG (lossy), so a lossless file sharing a JPEG's stem is that JPEG's mask.
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+SAME_STEM_MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
+
+
 def is_mask_path(path: Path, root: Path | None = None) -> bool:
-    """A mask, never an image to learn from: a name ending ``_mask``/``_label``/``_gt`` or a
-    file under a ``ground_truth``/``masks`` folder (below ``root`` when given)."""
+    """A mask, never an image to learn from: a name ending ``_mask``/``_label``/``_gt``, a file
+    under a ``ground_truth``/``masks`` folder (below ``root`` when given), or a PNG/BMP/TIFF
+    sharing its stem with a JPEG beside it."""
     p = Path(path)
     parts = p.relative_to(root).parts[:-1] if root is not None and p.is_relative_to(root) else p.parts[:-1]
-    return p.stem.lower().endswith(MASK_STEM_ENDINGS) or any(x.lower() in MASK_FOLDERS for x in parts)
+    if p.stem.lower().endswith(MASK_STEM_ENDINGS) or any(x.lower() in MASK_FOLDERS for x in parts):
+        return True
+    return (
+        p.suffix.lower() in SAME_STEM_MASK_SUFFIXES
+        and _mask_in(p.parent, p.stem, ("",), JPEG_SUFFIXES) is not None
+    )
 
 
 def list_images(folder: Path, *, masks: bool = False) -> list[Path]:
@@ -232,10 +244,13 @@ def mask_folders(folder: Path) -> tuple[Path, ...]:
     return _listing(folder)[1]
 
 
-def _mask_in(folder: Path, stem: str, endings: Sequence[str]) -> Path | None:
+def _mask_in(
+    folder: Path, stem: str, endings: Sequence[str], suffixes: Sequence[str] = MASK_SUFFIXES
+) -> Path | None:
+    """The first ``<stem><ending><suffix>`` file in ``folder``, names compared in lower case."""
     files = _listing(folder)[0]
     for ending in endings:
-        for suffix in MASK_SUFFIXES:
+        for suffix in suffixes:
             found = files.get((stem + ending + suffix).lower())
             if found is not None:
                 return found
@@ -244,7 +259,8 @@ def _mask_in(folder: Path, stem: str, endings: Sequence[str]) -> Path | None:
 
 def find_mask(image: Path, root: Path) -> Path | None:
     """The mask of ``image``, from the usual layouts, names matched whatever their case: beside it
-    (``<stem>_mask.png``, ``<stem>_label.bmp``, ``_gt``), in a mask folder beside it (DAGM 2007's
+    (``<stem>_mask.png``, ``<stem>_label.bmp``, ``_gt``; for a JPEG also ``<stem>.png``, as
+    Magnetic-tile ships), in a mask folder beside it (DAGM 2007's
     ``Label/<stem>_label.PNG``), or ``<ancestor>/ground_truth/<type>/<stem>[_mask|_label].png``
     where ``<type>`` is the image's folder (MVTec AD, KolektorSDD as shipped here). The search
     goes one level above ``root``: given MVTec's ``test/``, the masks are in its sibling
@@ -255,6 +271,8 @@ def find_mask(image: Path, root: Path) -> Path | None:
     top = Path(root).absolute().parent
     stem = image.stem
     found = _mask_in(image.parent, stem, MASK_STEM_ENDINGS)
+    if found is None and image.suffix.lower() in JPEG_SUFFIXES:
+        found = _mask_in(image.parent, stem, ("",), SAME_STEM_MASK_SUFFIXES)
     for masks in mask_folders(image.parent):
         found = found or _mask_in(masks, stem, ("", *MASK_STEM_ENDINGS))
     ancestor = image.parent

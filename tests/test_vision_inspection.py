@@ -297,6 +297,16 @@ def test_vision_cli_speaks_korean_to_a_korean_factory(
                "recall", "reading", "features", "scoring", "coreset", "DEFECT", "false alarm"]  # fmt: skip
     ours = "\n".join(line for line in text.splitlines() if not line.startswith(("Usage:", "Try ")))  # Click's
     assert [w for w in english if w in ours] == [], ours
+    # bad input: one line in Korean naming the file, never a traceback
+    (tmp_path / "부품" / "양품" / "깨진파일.png").write_bytes(b"not an image")
+    res = runner.invoke(app, runs[0])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "깨진파일.png:읽을수있는이미지가아닙니다" in "".join(res.output.split())  # the console wraps
+    for i, p in enumerate(x for x in parts if x.defect is not None):  # defects only: nothing to learn
+        _save(tmp_path / "불량만" / "불량" / f"{i}.png", p.image)
+    only_defects = ["--lang", "ko", "vision", "train", "--folder", str(tmp_path / "불량만"), "--out", model]
+    res = runner.invoke(app, only_defects)
+    assert res.exit_code == 1 and "양품이미지가없습니다" in "".join(res.output.split()), res.output
 
 
 def test_operating_points_over_the_api_and_the_choice_is_stored(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import typer
 
-from axhub.cli._lang import t
+from axhub.cli._context import friendly_errors
+from axhub.cli._lang import current_lang, t
 from axhub.cli._vision_text import describe_candidate, describe_method, describe_threshold, step_label
 
 MODELS = {
@@ -66,6 +67,7 @@ def register(app: typer.Typer) -> None:
     )
 
     @vision.command("train")
+    @friendly_errors
     def train(
         out: Path = typer.Option(..., help="bundle folder to write / 모델 번들 폴더"),
         folder: Path | None = typer.Option(None, help="image folder; sub-folder names are labels"),
@@ -120,6 +122,14 @@ def register(app: typer.Typer) -> None:
             data = data.iloc[np.sort(np.random.default_rng(seed).permutation(len(data))[:max_images])]
         # Images stay files: the models read them a batch at a time ("reading images" first
         # checks every file and notes its size), so large photographs do not all sit in memory.
+        if model == "patchcore" and "label" in data.columns:
+            from axhub.core.errors import InputValidationError, problem
+            from axhub.ml.vision.images import is_good_label
+
+            if not any(label is None or is_good_label(label) for label in data["label"]):
+                raise InputValidationError(
+                    problem(str(folder or dataset), None, None, "vision_no_good_images")
+                )
         estimator: PatchCore | DefectClassifier
         with RichProgress(step_label) as progress:
             if model == "patchcore":
@@ -179,6 +189,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(t("vision.registered", model=_register(out, name or out.name, org)))
 
     @vision.command("evaluate")
+    @friendly_errors
     def evaluate(
         bundle: Path = typer.Argument(..., help="trained bundle folder"),
         folder: Path = typer.Argument(
@@ -302,6 +313,7 @@ def register(app: typer.Typer) -> None:
             )
 
     @vision.command("score")
+    @friendly_errors
     def score(
         bundle: Path = typer.Argument(..., help="bundle folder or .zip"),
         images: list[Path] = typer.Argument(..., help="image files or folders"),
@@ -330,7 +342,8 @@ def register(app: typer.Typer) -> None:
             try:
                 img = decode_image(path)
             except InputValidationError as exc:
-                typer.echo(t("vision.score_skipped", path=path, error=exc), err=True)
+                said = "; ".join(problem.text(current_lang()) for problem in exc.problems)  # path said once
+                typer.echo(t("vision.score_skipped", path=path, error=said), err=True)
                 continue
             result = runner.run(image_input(img))
             s = float(np.asarray(result["score"]).reshape(-1)[0])
@@ -344,6 +357,7 @@ def register(app: typer.Typer) -> None:
                 save_overlay(img, np.asarray(result["heatmap"][0]), float(threshold), heatmaps / out_name)
 
     @vision.command("operating-point")
+    @friendly_errors
     def operating_point(
         bundle: Path = typer.Argument(..., help="trained bundle folder or .zip"),
         out: Path = typer.Option(..., help="folder for the bundle that judges at the new point"),
@@ -393,6 +407,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(t("vision.bundle_written", out=out))
 
     @vision.command("export")
+    @friendly_errors
     def export(
         bundle: Path = typer.Argument(..., help="trained bundle folder"),
         out: Path = typer.Option(..., help="folder for the INT8 bundle"),
@@ -446,6 +461,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(t("vision.int8_written", out=out))
 
     @vision.command("import")
+    @friendly_errors
     def import_(
         folder: Path = typer.Argument(..., help="image folder (sub-folder names are labels)"),
         dataset: str = typer.Option(..., help="dataset name / 데이터셋 이름"),

@@ -258,6 +258,27 @@ CATALOG: dict[str, dict[Lang, tuple[str, str]]] = {
         "en": ("setting {setting!r}: {reason}", "fix the setting and preview again"),
         "ko": ("설정 {setting!r}: {reason}", "설정을 고친 뒤 다시 미리 보세요"),
     },
+    # Images (``ml.vision``): the file is the user's own name for it.
+    "image_unreadable": {
+        "en": (
+            "not a readable image ({reason})",
+            "re-export the file as PNG or JPEG, or remove it from the folder",
+        ),
+        "ko": (
+            "읽을 수 있는 이미지가 아닙니다({reason})",
+            "PNG나 JPEG로 다시 저장하거나 폴더에서 빼세요",
+        ),
+    },
+    "vision_no_good_images": {
+        "en": (
+            "no good images (every image is labelled as a defect)",
+            "put good parts in a folder named 'good', 'ok' or '양품', or at the folder's root",
+        ),
+        "ko": (
+            "양품 이미지가 없습니다(모든 이미지가 불량으로 레이블되어 있음)",
+            "양품을 'good', 'ok', '양품' 폴더나 최상위 폴더에 넣으세요",
+        ),
+    },
 }
 
 # How a problem's place is written; and the prefix of a whole-file refusal.

@@ -12,7 +12,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from axhub.core.errors import InputProblem, InputValidationError
+from axhub.core.errors import InputProblem, InputValidationError, problem
 from axhub.core.pixels import to_uint8
 
 # Korean factories name their folders 양품 (good part), 정상 (normal), 합격 (pass), 양호 (sound);
@@ -55,10 +55,9 @@ def decode_image(data: bytes | Path, *, name: str | None = None) -> np.ndarray:
                 raise ValueError("image has zero size")
             arr = to_uint8(img)  # 16-bit camera images scaled, not clipped (core.pixels)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise InputValidationError(
-            InputProblem(label, None, None, f"not a readable image ({exc})"),
-            hint="re-export the file as PNG or JPEG, or remove it from the folder",
-        ) from exc
+        # The reason without the path Pillow puts in it: the file is named once, as the user named it.
+        reason = str(exc).replace(str(data), Path(str(data)).name) if isinstance(data, Path) else str(exc)
+        raise InputValidationError(problem(label, None, None, "image_unreadable", reason=reason)) from exc
     return np.array(arr, dtype=np.uint8, copy=True)
 
 

@@ -67,7 +67,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from axhub.core.errors import InputProblem, InputValidationError
+from axhub.core.errors import InputProblem, InputValidationError, problem
 from axhub.ml.vision.backbone import LiteFeatures, as_shape, to_tensor
 from axhub.ml.vision.base import VisionEstimator, binary_metrics, images_of, labels_of
 from axhub.ml.vision.images import image_facts, is_good_label, join, pick
@@ -499,10 +499,7 @@ class PatchCore(VisionEstimator):
             defects = pick(imgs, [i for i, g in enumerate(good_mask) if not g])
             imgs = pick(imgs, [i for i, g in enumerate(good_mask) if g])
             if not imgs:
-                raise ValueError(
-                    "no good images in the training data (every image is labelled as a defect); "
-                    "put good parts in a folder named 'good', 'ok' or '양품', or at the folder's root"
-                )
+                raise InputValidationError(problem("training data", None, "label", "vision_no_good_images"))
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(imgs))
         n_cal = 0

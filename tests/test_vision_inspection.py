@@ -307,6 +307,10 @@ def test_vision_cli_speaks_korean_to_a_korean_factory(
     only_defects = ["--lang", "ko", "vision", "train", "--folder", str(tmp_path / "불량만"), "--out", model]
     res = runner.invoke(app, only_defects)
     assert res.exit_code == 1 and "양품이미지가없습니다" in "".join(res.output.split()), res.output
+    res = runner.invoke(app, [*only_defects, "--model", "classifier"])  # one class cannot be told apart
+    assert res.exit_code == 1 and "부류가둘이상필요한데불량뿐입니다" in "".join(res.output.split()), (
+        res.output
+    )
 
 
 def test_operating_points_over_the_api_and_the_choice_is_stored(tmp_path: Path) -> None:

@@ -80,9 +80,9 @@ TEXTS: dict[str, tuple[str, str]] = {
         "give exactly one of --folder or --dataset",
         "--folder와 --dataset 가운데 하나만 지정하세요",
     ),
-    "vision.needs_labels": (
-        "a supervised model needs labelled images (class sub-folders)",
-        "지도 학습 모델에는 레이블 이미지(부류별 하위 폴더)가 필요합니다",
+    "vision.unknown_backbone": (
+        "unknown backbone {backbone!r}; choose from {choices}",
+        "알 수 없는 백본 {backbone!r}입니다. 다음 가운데 고르세요: {choices}",
     ),
     "vision.unknown_model": (
         "unknown model {model!r}; choose from {models}",

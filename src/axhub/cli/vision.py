@@ -38,6 +38,26 @@ def _frame_from_folder(folder: Path) -> Any:
     return pd.DataFrame(rows)
 
 
+def _check_trainable(data: Any, model: str, where: str) -> None:
+    """Refuse, naming the folder, data the model cannot learn from, before any image is read:
+    PatchCore needs good parts; a supervised model needs at least two labelled classes."""
+    from axhub.core.errors import InputValidationError, problem
+    from axhub.ml.vision.images import is_good_label
+
+    labels = list(data["label"]) if "label" in data.columns else None
+    if model == "patchcore":
+        if labels is not None and not any(label is None or is_good_label(label) for label in labels):
+            raise InputValidationError(problem(where, None, None, "vision_no_good_images"))
+        return
+    if model not in ("classifier", "finetuned", "probe"):
+        return
+    classes = sorted({str(label) for label in labels or [] if label is not None})
+    if not classes:
+        raise InputValidationError(problem(where, None, None, "vision_needs_labels"))
+    if len(classes) < 2:
+        raise InputValidationError(problem(where, None, None, "vision_one_class", classes=", ".join(classes)))
+
+
 def _register(bundle: Path, name: str | None, org: str | None, metrics: dict[str, Any] | None = None) -> str:
     """Register a bundle as the next version of ``name`` in the organisation's model registry."""
     from axhub.cli._context import open_database, org_id_for
@@ -102,6 +122,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from axhub.core.settings import Settings
+        from axhub.ml.vision.backbone import BACKBONES
         from axhub.ml.vision.classifier import DefectClassifier
         from axhub.ml.vision.finetune import FineTunedClassifier, supervised_model_for
         from axhub.ml.vision.operating import weak_self_check
@@ -122,14 +143,10 @@ def register(app: typer.Typer) -> None:
             data = data.iloc[np.sort(np.random.default_rng(seed).permutation(len(data))[:max_images])]
         # Images stay files: the models read them a batch at a time ("reading images" first
         # checks every file and notes its size), so large photographs do not all sit in memory.
-        if model == "patchcore" and "label" in data.columns:
-            from axhub.core.errors import InputValidationError, problem
-            from axhub.ml.vision.images import is_good_label
-
-            if not any(label is None or is_good_label(label) for label in data["label"]):
-                raise InputValidationError(
-                    problem(str(folder or dataset), None, None, "vision_no_good_images")
-                )
+        backbones = ["auto", *sorted(BACKBONES)]
+        if model == "patchcore" and backbone not in backbones:
+            raise typer.BadParameter(t("vision.unknown_backbone", backbone=backbone, choices=backbones))
+        _check_trainable(data, model, str(folder or dataset))
         estimator: PatchCore | DefectClassifier
         with RichProgress(step_label) as progress:
             if model == "patchcore":
@@ -138,8 +155,6 @@ def register(app: typer.Typer) -> None:
                     target_false_alarm=target_false_alarm, target_miss=target_miss,
                 ).fit(data, progress=progress)  # fmt: skip
             elif model in ("classifier", "finetuned", "probe"):
-                if "label" not in data.columns:
-                    raise typer.BadParameter(t("vision.needs_labels"))
                 sized: dict[str, Any] = {"seed": seed, **({"input_size": input_size} if input_size else {})}
                 if model == "classifier":
                     estimator = supervised_model_for(list(data["label"].dropna()), **sized)

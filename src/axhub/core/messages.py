@@ -269,6 +269,27 @@ CATALOG: dict[str, dict[Lang, tuple[str, str]]] = {
             "PNG나 JPEG로 다시 저장하거나 폴더에서 빼세요",
         ),
     },
+    "vision_needs_labels": {
+        "en": (
+            "a supervised model needs labelled images",
+            "put each class in its own sub-folder (good parts and each defect), or train PatchCore "
+            "on good parts only",
+        ),
+        "ko": (
+            "지도 학습 모델에는 레이블 이미지가 필요합니다",
+            "부류마다(양품과 불량 종류마다) 하위 폴더에 넣거나, 양품만으로 PatchCore를 학습하세요",
+        ),
+    },
+    "vision_one_class": {
+        "en": (
+            "a supervised model needs at least two classes, found only {classes}",
+            "add a sub-folder of defect images, or train PatchCore on good parts only",
+        ),
+        "ko": (
+            "지도 학습 모델에는 부류가 둘 이상 필요한데 {classes}뿐입니다",
+            "불량 이미지 하위 폴더를 더하거나, 양품만으로 PatchCore를 학습하세요",
+        ),
+    },
     "vision_no_good_images": {
         "en": (
             "no good images (every image is labelled as a defect)",

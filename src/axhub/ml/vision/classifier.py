@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from axhub.core.errors import InputValidationError, problem
 from axhub.ml.base import ExampleData
 from axhub.ml.vision.backbone import LiteFeatures, to_tensor
 from axhub.ml.vision.base import VisionEstimator, check_same_length, images_of, labels_of
@@ -248,13 +249,14 @@ class DefectClassifier(VisionEstimator):
         without labels or with fewer than two classes."""
         labels = labels_of(data)
         if labels is None:
-            raise ValueError(
-                f"{type(self).__name__} needs labels (a 'label' column); for good-only data use PatchCore"
-            )
+            raise InputValidationError(problem("training data", None, "label", "vision_needs_labels"))
         label_text = [str(v) for v in labels]
         self.classes_ = sorted(set(label_text))
         if len(self.classes_) < 2:
-            raise ValueError(f"need at least two classes to learn, found only {self.classes_}")
+            shown = ", ".join(self.classes_)
+            raise InputValidationError(
+                problem("training data", None, "label", "vision_one_class", classes=shown)
+            )
         return labels, torch.tensor([self.classes_.index(v) for v in label_text])
 
     def _calibrate(self, val_logits: torch.Tensor, y_val: torch.Tensor) -> float:

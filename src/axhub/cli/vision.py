@@ -444,7 +444,10 @@ def register(app: typer.Typer) -> None:
 
         source = read_bundle(bundle)
         estimator = Estimator.load(bundle)
-        calib = load_images(list_images(calibration)[:64])
+        calibration_files = list_images(calibration) if calibration.is_dir() else []
+        if not calibration_files:
+            raise typer.BadParameter(t("vision.no_images", folder=calibration))
+        calib = load_images(calibration_files[:64])
         if validation is not None:
             frame = _frame_from_folder(validation)
             val_imgs = images_of(frame)
@@ -488,7 +491,10 @@ def register(app: typer.Typer) -> None:
         """Import inspection images into the blob store as a new dataset version. / 이미지 가져오기."""
         from axhub.core.settings import Settings
         from axhub.ingest.images import import_images
+        from axhub.ml.vision.images import list_images
 
+        if csv is None and not (folder.is_dir() and list_images(folder)):
+            raise typer.BadParameter(t("vision.no_images", folder=folder))  # before a version is made
         settings = Settings()
         settings.ensure_dirs()
         report = import_images(

@@ -70,7 +70,7 @@ from torch.nn import functional as F
 from axhub.core.errors import InputProblem, InputValidationError, problem
 from axhub.ml.vision.backbone import LiteFeatures, as_shape, to_tensor
 from axhub.ml.vision.base import VisionEstimator, binary_metrics, images_of, labels_of
-from axhub.ml.vision.images import image_facts, is_good_label, join, pick
+from axhub.ml.vision.images import image_facts, is_good_label, pick
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_STAGES = (2, 3)
@@ -530,8 +530,12 @@ class PatchCore(VisionEstimator):
         # With a single image there is no hold-out and the (optimistic) training score is used.
         self.calibration_scores_ = self.score(cal if cal else bank_imgs, progress=progress)
         self.calibration_defect_scores_ = self.score(defects, progress=progress) if defects else None
-        self.calibration_hashes_ = [sha for _, sha in image_facts(join(cal, defects))]
-        self.training_hashes_ = [sha for _, sha in image_facts(bank_imgs)]
+        # The good images' hashes come from the first pass (cal and bank are picks of imgs by
+        # `order`); only the calibration defects are hashed here.
+        hashes = [sha for _, sha in facts]
+        defect_hashes = [sha for _, sha in image_facts(defects)] if defects else []
+        self.calibration_hashes_ = [hashes[i] for i in order[:n_cal]] + defect_hashes
+        self.training_hashes_ = [hashes[i] for i in order[n_cal:]]
         self.set_operating_point()
         return self
 
